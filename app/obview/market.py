@@ -1,0 +1,261 @@
+"""Market: the state of one (venue, symbol), kept outside the UI.
+
+Holds the order book, a bounded ring of recent trades, feed statistics, the feed state and
+the heatmap sampler. The feed session writes to it; widgets read from it at frame rate.
+Nothing here knows about sockets or terminals, so all of it is unit-testable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+
+from obview.book import OrderBook
+from obview.model import FeedState, FeedStatus, Instrument, Side, Trade
+
+
+class RateCounter:
+    """Events per second over a sliding window of whole seconds (bounded: ``window`` slots)."""
+
+    __slots__ = ("window", "_counts", "_sec")
+
+    def __init__(self, window: int = 5) -> None:
+        self.window = window
+        self._counts = [0] * window
+        self._sec = 0
+
+    def add(self, now: float, n: int = 1) -> None:
+        sec = int(now)
+        if sec != self._sec:
+            self._advance(sec)
+        self._counts[sec % self.window] += n
+
+    def _advance(self, sec: int) -> None:
+        if sec - self._sec >= self.window:
+            self._counts = [0] * self.window
+        else:
+            for s in range(self._sec + 1, sec + 1):
+                self._counts[s % self.window] = 0
+        self._sec = sec
+
+    def rate(self, now: float) -> float:
+        """Mean rate over the last full seconds (the current partial second excluded)."""
+        sec = int(now)
+        if sec != self._sec:
+            self._advance(sec)
+        full = self.window - 1
+        total = sum(self._counts[(sec - i) % self.window] for i in range(1, full + 1))
+        return total / full
+
+
+class LatencyWindow:
+    """Recent (time, latency) samples: bounded ring, percentiles over the last ``horizon`` s."""
+
+    __slots__ = ("horizon", "_samples", "_cache", "_cache_at")
+
+    def __init__(self, horizon: float = 60.0, maxlen: int = 6000) -> None:
+        self.horizon = horizon
+        self._samples: deque[tuple[float, float]] = deque(maxlen=maxlen)
+        self._cache: tuple[float | None, float | None] = (None, None)
+        self._cache_at = -1.0
+
+    def add(self, now: float, latency: float) -> None:
+        self._samples.append((now, latency))
+
+    def percentiles(self, now: float) -> tuple[float | None, float | None]:
+        """(p50, p99) in seconds, recomputed at most every 0.5 s."""
+        if now - self._cache_at < 0.5:
+            return self._cache
+        cutoff = now - self.horizon
+        vals = sorted(lat for t, lat in self._samples if t >= cutoff)
+        if not vals:
+            res: tuple[float | None, float | None] = (None, None)
+        else:
+            res = (vals[len(vals) // 2], vals[min(len(vals) - 1, int(math.ceil(len(vals) * 0.99)) - 1)])
+        self._cache, self._cache_at = res, now
+        return res
+
+
+@dataclass(slots=True)
+class FeedStats:
+    messages: RateCounter = field(default_factory=RateCounter)
+    trades: RateCounter = field(default_factory=RateCounter)
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    frames: int = 0
+    bad_frames: int = 0
+    gaps: int = 0
+    checksum_errors: int = 0
+    last_frame_at: float = 0.0  # local time of the last frame
+    last_book_at: float = 0.0  # local time of the last applied book change
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class HeatmapColumn:
+    """One sampler tick: resting size per price bucket, plus what traded during the tick.
+
+    Bucket ``i`` covers prices [(start + i) * step, (start + i + 1) * step). ``live`` is False
+    when the feed was not LIVE at the sample time; such a column has no sizes (a visible gap).
+    """
+
+    t: float
+    live: bool
+    start: int = 0
+    sizes: array = field(default_factory=lambda: array("f"))
+    best_bid: float | None = None
+    best_ask: float | None = None
+    buys: dict[int, float] = field(default_factory=dict)  # bucket -> base size bought
+    sells: dict[int, float] = field(default_factory=dict)
+
+
+class HeatmapSampler:
+    """Snapshots the book into fixed-cadence time columns of price buckets (bounded ring).
+
+    The bucket width is fixed per market from the first mid seen: the instrument tick scaled
+    up so that ``span_pct`` either side of the mid fits in ``buckets`` buckets. Columns keep
+    absolute bucket indices, so they line up even as the window follows the mid.
+    """
+
+    def __init__(
+        self,
+        cadence: float = 0.25,
+        history: int = 2400,
+        buckets: int = 600,
+        span_pct: float = 1.5,
+    ) -> None:
+        self.cadence = cadence
+        self.buckets = buckets
+        self.span_pct = span_pct
+        self.columns: deque[HeatmapColumn] = deque(maxlen=history)
+        self.step: float | None = None
+        self.next_at = 0.0
+        self._buys: dict[int, float] = {}
+        self._sells: dict[int, float] = {}
+
+    def choose_step(self, mid: float, tick: float) -> float:
+        want = mid * self.span_pct / 100.0 * 2 / self.buckets
+        if tick <= 0:
+            tick = want
+        # smallest 1-2-5 multiple of the tick at least ``want`` wide
+        scale = 1.0
+        while True:
+            for m in (1, 2, 5):
+                if tick * m * scale >= want:
+                    return tick * m * scale
+            scale *= 10
+
+    def add_trade(self, price: float, base_size: float, side: Side) -> None:
+        if self.step is None:
+            return
+        b = int(math.floor(price / self.step))
+        target = self._buys if side is Side.BUY else self._sells
+        if len(target) < 4096 or b in target:
+            target[b] = target.get(b, 0.0) + base_size
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def sample(self, now: float, book: OrderBook, live: bool, inst: Instrument) -> HeatmapColumn | None:
+        if now < self.next_at:
+            return None
+        # keep a fixed cadence, but never try to catch up on missed ticks
+        self.next_at = max(self.next_at + self.cadence, now) if self.next_at else now + self.cadence
+        mid = book.mid()
+        if self.step is None and mid:
+            self.step = self.choose_step(mid, inst.tick)
+        if not live or mid is None or self.step is None:
+            col = HeatmapColumn(t=now, live=False)
+        else:
+            step = self.step
+            start = int(math.floor(mid / step)) - self.buckets // 2
+            sizes = book.bucket_sizes(start * step, step, self.buckets)
+            if inst.size_unit != "base":
+                sizes = [inst.to_base((start + i + 0.5) * step, s) for i, s in enumerate(sizes)]
+            bb, ba = book.best_bid(), book.best_ask()
+            col = HeatmapColumn(
+                t=now,
+                live=True,
+                start=start,
+                sizes=array("f", sizes),
+                best_bid=bb[0] if bb else None,
+                best_ask=ba[0] if ba else None,
+            )
+        col.buys, col.sells = self._buys, self._sells
+        self._buys, self._sells = {}, {}
+        self.columns.append(col)
+        return col
+
+
+class Market:
+    """One (venue, symbol): book, trades, stats, state and heatmap history."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        *,
+        trade_history: int = 2000,
+        sampler: HeatmapSampler | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.venue = instrument.venue
+        self.symbol = instrument.symbol
+        self.book = OrderBook()
+        self.trades: deque[Trade] = deque(maxlen=trade_history)
+        self.stats = FeedStats()
+        self.heatmap = sampler or HeatmapSampler()
+        self.state = FeedState(FeedStatus.CONNECTING, "starting")
+        self.resyncs = 0
+        self.version = 0  # bumped on every visible change: the UI's dirty check
+        self.last_price: float | None = None
+        self.state_log: deque[FeedState] = deque(maxlen=200)
+
+    # -- writers (feed side) ------------------------------------------------------------------
+    def set_state(self, status: FeedStatus, reason: str = "") -> bool:
+        """Change the feed state; returns True when it changed."""
+        if self.state.status is status and self.state.reason == reason:
+            return False
+        self.state = FeedState(status, reason)
+        self.state_log.append(self.state)
+        self.version += 1
+        return True
+
+    def on_frame(self, ts_local: float) -> None:
+        self.stats.frames += 1
+        self.stats.last_frame_at = ts_local
+        self.stats.messages.add(ts_local)
+
+    def on_exchange_time(self, ts_exchange: float | None, ts_local: float) -> None:
+        if ts_exchange:
+            self.stats.latency.add(ts_local, ts_local - ts_exchange)
+
+    def on_book_changed(self, ts_local: float) -> None:
+        self.stats.last_book_at = ts_local
+        self.version += 1
+
+    def add_trade(self, trade: Trade) -> None:
+        self.trades.append(trade)
+        self.last_price = trade.price
+        self.stats.trades.add(trade.ts_local)
+        self.heatmap.add_trade(trade.price, self.instrument.to_base(trade.price, trade.size), trade.side)
+        self.version += 1
+
+    def tick(self, now: float | None = None) -> HeatmapColumn | None:
+        """Take a heatmap sample if one is due. Non-LIVE time becomes a gap column."""
+        now = time.time() if now is None else now
+        col = self.heatmap.sample(now, self.book, self.state.status is FeedStatus.LIVE, self.instrument)
+        if col is not None:
+            self.version += 1
+        return col
+
+    # -- readers (UI side) --------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        return self.state.status is FeedStatus.LIVE
+
+    def book_age(self, now: float | None = None) -> float | None:
+        if not self.stats.last_book_at:
+            return None
+        return (time.time() if now is None else now) - self.stats.last_book_at

@@ -1,0 +1,30 @@
+"""What the simulator emits, before any venue dialect encodes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from obview.model import Level, Side
+
+
+@dataclass(slots=True)
+class SimTrade:
+    price: float
+    size: float
+    side: Side  # taker side
+    trade_id: int
+    ts: float  # exchange time, seconds
+
+
+@dataclass(slots=True)
+class SimUpdate:
+    """One simulator step for one symbol: the levels that changed (absolute sizes, 0 = gone)
+    and the trades that happened, stamped with the simulator's sequence number after it."""
+
+    symbol: str
+    seq: int
+    prev_seq: int
+    ts: float
+    bids: list[Level] = field(default_factory=list)
+    asks: list[Level] = field(default_factory=list)
+    trades: list[SimTrade] = field(default_factory=list)

@@ -1,0 +1,324 @@
+"""The venue adapter protocol: sans-IO, bytes in, events out.
+
+An adapter is created per (venue, symbol). It never touches a socket: ``FeedSession``
+opens the streams it declares, sends its subscribe / heartbeat frames, hands every received
+frame to ``parse`` and routes the resulting events. Book events go through the adapter's
+``BookSync``, which owns the sequencing rules (snapshot + contiguous deltas, checksums) and
+says whether the book is whole.
+
+Adding a venue: subclass ``VenueAdapter``, fill ``name``, ``symbols`` and the methods, and
+register it in ``obview.venues.registry``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import orjson
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Trade
+
+
+class FrameError(ValueError):
+    """A frame that cannot be understood. Counted and logged by the session, never fatal."""
+
+
+class UnknownSymbol(ValueError):
+    """The canonical symbol is not mapped by this venue."""
+
+
+@dataclass(slots=True)
+class Reply:
+    """A frame the session must send back on the same stream (e.g. answer a server ping)."""
+
+    stream: str
+    frame: str
+
+
+@dataclass(slots=True)
+class VenueError:
+    """The venue reported an error in-band (subscription refused, ...)."""
+
+    stream: str
+    reason: str
+    fatal: bool = False
+
+
+@dataclass(slots=True)
+class Resync:
+    """The venue itself asked for a resync (e.g. a reset marker or a new snapshot cycle)."""
+
+    reason: str
+
+
+Event = BookSnapshot | BookDelta | Trade | Reply | VenueError | Resync
+
+
+@dataclass(slots=True)
+class StreamSpec:
+    """One WebSocket connection the adapter needs.
+
+    ``book`` / ``trades`` say what the stream carries, so the session knows which stream to
+    resync and the market knows what a silent stream means. ``stale_after`` is the no-data
+    time (s) after which the stream is STALE and then reconnected.
+    """
+
+    name: str
+    url: str
+    subscribe: list[str] = field(default_factory=list)
+    book: bool = True
+    trades: bool = True
+    ping_interval: float | None = None  # s between application-level pings (None: none)
+    ping_frame: str | None = None
+    stale_after: float = 10.0
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """A REST request the session runs for the adapter (GET unless ``body`` is set)."""
+
+    url: str
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+
+
+class ResyncMode(enum.Enum):
+    REST = "rest"  # fetch ``snapshot_request()`` and feed it to ``BookSync.on_snapshot``
+    RESUBSCRIBE = "resubscribe"  # send ``resubscribe_frames()`` on the book stream
+    RECONNECT = "reconnect"  # drop the book stream and reconnect
+    NONE = "none"  # every book message is a full snapshot: wait for the next one
+
+
+class SyncStatus(enum.Enum):
+    APPLIED = "applied"  # book changed and is whole
+    BUFFERED = "buffered"  # held until a snapshot arrives
+    IGNORED = "ignored"  # stale / duplicate / not for us; book unchanged
+    GAP = "gap"  # book is no longer trustworthy: resync needed
+
+
+@dataclass(slots=True)
+class SyncResult:
+    status: SyncStatus
+    reason: str = ""
+
+
+APPLIED = SyncResult(SyncStatus.APPLIED)
+BUFFERED = SyncResult(SyncStatus.BUFFERED)
+IGNORED = SyncResult(SyncStatus.IGNORED)
+
+
+def fmt_seq_gap(expected: int | None, got: int | None) -> str:
+    return f"seq gap {expected}\u2192{got}"
+
+
+class BookSync:
+    """Sequencing rules for one book: snapshot, then deltas whose ``prev_seq`` equals the last
+    ``seq`` (the common case: OKX seqId/prevSeqId, Deribit change_id/prev_change_id, demo).
+
+    Subclasses override ``check_delta`` (e.g. Binance U/u/pu, Bybit u+1) and ``verify`` (e.g. an
+    OKX CRC32). Every accepted event is applied to ``book``; a crossed book after an update is
+    a GAP. Deltas arriving before the first snapshot are buffered (bounded) and replayed when
+    the snapshot comes, for venues whose snapshot comes out of band (REST).
+    """
+
+    max_buffer: ClassVar[int] = 10_000
+
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        self.book = book
+        self.depth = depth  # venue-defined book depth: truncate after each update
+        self.synced = False
+        self.last_seq: int | None = None
+        self.buffer: list[BookDelta] = []
+        self.buffer_dropped = 0
+
+    def reset(self) -> None:
+        """Forget the book (reconnect or resync started)."""
+        self.synced = False
+        self.last_seq = None
+        self.buffer.clear()
+        self.book.clear()
+
+    # -- events -----------------------------------------------------------------------------
+    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        self.book.apply_snapshot(snap.bids, snap.asks)
+        self.last_seq = snap.seq
+        self.synced = True
+        res = self.after_snapshot(snap)
+        if res.status is SyncStatus.GAP:
+            return self._fail(res)
+        res = self._post_apply(snap.checksum)
+        if res.status is SyncStatus.GAP:
+            return res
+        return APPLIED
+
+    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        """Replay buffered deltas that follow ``snap`` (override for venue rules)."""
+        buffered, self.buffer = self.buffer, []
+        for d in buffered:
+            if d.seq is not None and snap.seq is not None and d.seq <= snap.seq:
+                continue
+            res = self.on_delta(d)
+            if res.status is SyncStatus.GAP:
+                return res
+        return APPLIED
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        if not self.synced:
+            if len(self.buffer) >= self.max_buffer:
+                self.buffer.pop(0)
+                self.buffer_dropped += 1
+            self.buffer.append(delta)
+            return BUFFERED
+        res = self.check_delta(delta)
+        if res.status is not SyncStatus.APPLIED:
+            if res.status is SyncStatus.GAP:
+                return self._fail(res)
+            return res
+        self.book.apply_delta(delta.bids, delta.asks)
+        if delta.seq is not None:
+            self.last_seq = delta.seq
+        return self._post_apply(delta.checksum)
+
+    # -- rules ------------------------------------------------------------------------------
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        """Return APPLIED to apply, IGNORED to drop, or a GAP with a reason."""
+        if self.last_seq is None or delta.prev_seq is None:
+            return APPLIED
+        if delta.prev_seq == self.last_seq:
+            return APPLIED
+        if delta.seq is not None and delta.seq <= self.last_seq:
+            return IGNORED  # duplicate / replayed
+        return SyncResult(SyncStatus.GAP, fmt_seq_gap(self.last_seq, delta.prev_seq))
+
+    def verify(self, checksum: int) -> bool:
+        """Check the venue checksum against ``book``; default: venue sends none."""
+        return True
+
+    def _post_apply(self, checksum: int | None) -> SyncResult:
+        if self.depth is not None:
+            self.book.truncate(self.depth)
+        if checksum is not None and checksum != 0 and not self.verify(checksum):
+            return self._fail(SyncResult(SyncStatus.GAP, "checksum mismatch"))
+        if self.book.is_crossed():
+            return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {self.book.crossed_bps():.0f} bp"))
+        return APPLIED
+
+    def _fail(self, res: SyncResult) -> SyncResult:
+        self.synced = False
+        self.last_seq = None
+        self.buffer.clear()
+        return res
+
+
+class SnapshotOnlySync(BookSync):
+    """Every book message is a full snapshot (Hyperliquid l2Book): drop ones older than the
+    last applied exchange time, so a reordered frame never overwrites a newer book."""
+
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        super().__init__(book, depth)
+        self.last_ts: float | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.last_ts = None
+
+    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        if self.last_ts is not None and snap.ts_exchange is not None and snap.ts_exchange < self.last_ts:
+            return IGNORED
+        if snap.ts_exchange is not None:
+            self.last_ts = snap.ts_exchange
+        return super().on_snapshot(snap)
+
+
+class VenueAdapter:
+    """Base class of venue adapters. One instance per (venue, symbol).
+
+    Class attributes:
+      ``name``: registry key ("binance"); ``title``: display name ("Binance USD-M");
+      ``symbols``: canonical symbol -> native instrument; ``resync_mode``;
+      ``default_endpoint`` / ``default_rest_endpoint``: the real venue's base URLs.
+
+    ``endpoint`` / ``rest_endpoint`` override the base URLs (tests, mirrors, the simulator).
+    ``instrument`` lets a caller follow a venue-native instrument not in ``symbols``
+    (replay of recordings); the canonical ``symbol`` is then used only as a label.
+    """
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    symbols: ClassVar[dict[str, str]] = {}
+    resync_mode: ClassVar[ResyncMode] = ResyncMode.RECONNECT
+    default_endpoint: ClassVar[str] = ""
+    default_rest_endpoint: ClassVar[str] = ""
+    #: one-line description for the venues table / `obview venues`
+    channel: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        endpoint: str | None = None,
+        rest_endpoint: str | None = None,
+        instrument: str | None = None,
+    ) -> None:
+        if instrument is None:
+            if symbol not in self.symbols:
+                valid = ", ".join(sorted(self.symbols))
+                raise UnknownSymbol(f"unknown symbol {symbol!r} for venue {self.name}; valid: {valid}")
+            instrument = self.symbols[symbol]
+        self.symbol = symbol
+        self.native = instrument
+        self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
+        self.rest_endpoint = (rest_endpoint or self.default_rest_endpoint or self.endpoint).rstrip("/")
+
+    # -- connection -------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        raise NotImplementedError
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        """Frames that make the venue send a fresh snapshot on ``stream`` (RESUBSCRIBE mode)."""
+        return []
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        """Turn one received frame into events. Raise ``FrameError`` for a frame that cannot be
+        understood; return [] for frames that carry nothing for this market (acks, pongs,
+        other instruments, channels we do not use)."""
+        raise NotImplementedError
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        return BookSync(book)
+
+    def snapshot_request(self) -> HttpRequest | None:
+        """REST snapshot for ResyncMode.REST venues."""
+        return None
+
+    def parse_snapshot(self, body: bytes, ts_local: float) -> BookSnapshot:
+        raise NotImplementedError
+
+    # -- instrument facts ---------------------------------------------------------------------
+    def default_instrument(self) -> Instrument:
+        """Built-in facts used until (or when) the instrument endpoint cannot be reached."""
+        raise NotImplementedError
+
+    def instrument_request(self) -> HttpRequest | None:
+        return None
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        raise NotImplementedError
+
+
+def loads(frame: str | bytes) -> object:
+    """orjson.loads that raises FrameError with a short reason."""
+    try:
+        return orjson.loads(frame)
+    except orjson.JSONDecodeError as e:
+        raise FrameError(f"malformed JSON: {e.msg}") from None
+
+
+def dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()

@@ -1,0 +1,57 @@
+"""Venue registry: built-in adapters by name, third-party ones by entry point ``obview.venues``.
+
+Modules are imported lazily so that one broken or slow venue module never stops the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib.metadata import entry_points
+
+from obview.venues.base import VenueAdapter
+
+BUILTIN: dict[str, str] = {
+    "demo": "obview.venues.demo:DemoAdapter",
+    "binance": "obview.venues.binance:BinanceAdapter",
+    "bybit": "obview.venues.bybit:BybitAdapter",
+    "okx": "obview.venues.okx:OkxAdapter",
+    "deribit": "obview.venues.deribit:DeribitAdapter",
+    "hyperliquid": "obview.venues.hyperliquid:HyperliquidAdapter",
+}
+
+
+class UnknownVenue(ValueError):
+    pass
+
+
+def _targets() -> dict[str, str]:
+    targets = {}
+    for name, target in BUILTIN.items():
+        mod = target.split(":")[0]
+        if importlib.util.find_spec(mod) is not None:
+            targets[name] = target
+    try:
+        for ep in entry_points(group="obview.venues"):
+            targets.setdefault(ep.name, ep.value)
+    except Exception:  # a broken third-party distribution must not break the built-ins
+        pass
+    return targets
+
+
+def venue_names() -> list[str]:
+    """Available venues, built-ins first in their fixed order."""
+    return list(_targets())
+
+
+def get_adapter(name: str) -> type[VenueAdapter]:
+    targets = _targets()
+    if name not in targets:
+        raise UnknownVenue(f"unknown venue {name!r}; valid: {', '.join(targets)}")
+    mod_name, _, attr = targets[name].partition(":")
+    return getattr(importlib.import_module(mod_name), attr)
+
+
+def native_map(name: str) -> dict[str, str]:
+    """Venue-native instrument -> canonical symbol."""
+    return {v: k for k, v in get_adapter(name).symbols.items()}
