@@ -1,0 +1,169 @@
+"""FeedPipeline: the sans-IO path from received frames to the Market.
+
+adapter.parse -> BookSync (sequence / checksum / crossed checks) -> Market, with the feed
+state kept honest: the market is LIVE only while the sync says the book is whole. Both the
+live ``FeedSession`` and the offline replay drive this same object, so a recording exercises
+exactly the logic the app runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from obview.bus import BOOK, STATE, TRADE, Bus
+from obview.market import Market
+from obview.model import BookDelta, BookSnapshot, FeedStatus, Trade
+from obview.venues.base import (
+    FrameError,
+    Reply,
+    Resync,
+    SyncStatus,
+    VenueAdapter,
+    VenueError,
+)
+
+log = logging.getLogger("obview.feed")
+
+
+@dataclass(slots=True)
+class Send:
+    """Send ``frame`` on ``stream`` (answer to a venue ping, ...)."""
+
+    stream: str
+    frame: str
+
+
+@dataclass(slots=True)
+class NeedResync:
+    """The book is broken; the session must resync it (per the adapter's ResyncMode)."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Fatal:
+    """The venue refused us in a way retrying will not fix (e.g. unknown instrument)."""
+
+    reason: str
+
+
+Action = Send | NeedResync | Fatal
+
+
+class FeedPipeline:
+    """Routes frames of every stream of one market. Counts what it could not parse."""
+
+    def __init__(self, adapter: VenueAdapter, market: Market, bus: Bus | None = None) -> None:
+        self.adapter = adapter
+        self.market = market
+        self.bus = bus
+        self.sync = adapter.make_sync(market.book)
+        self.parse_errors = 0
+        self.trades = 0
+        self.resync_pending = False
+
+    # -- state ------------------------------------------------------------------------------
+    def set_state(self, status: FeedStatus, reason: str = "") -> None:
+        if self.market.set_state(status, reason) and self.bus is not None:
+            self.bus.publish(STATE, self.market.venue, self.market.symbol, self.market.state)
+
+    def reset_book(self, status: FeedStatus = FeedStatus.SYNCING, reason: str = "awaiting snapshot") -> None:
+        """Forget the book (stream reconnected or resync started)."""
+        self.sync.reset()
+        self.set_state(status, reason)
+        self._book_changed(0.0)
+
+    # -- frames -----------------------------------------------------------------------------
+    def on_frame(self, stream: str, data: str | bytes, ts_local: float) -> list[Action]:
+        market = self.market
+        market.on_frame(ts_local)
+        try:
+            events = self.adapter.parse(stream, data, ts_local)
+        except FrameError as e:
+            return self._bad_frame(stream, str(e))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            # a frame with the right shape on the outside but not inside: count it, never crash
+            return self._bad_frame(stream, f"unexpected frame ({type(e).__name__}: {e})")
+        actions: list[Action] = []
+        for ev in events:
+            if isinstance(ev, BookDelta):
+                self._on_sync_result(self.sync.on_delta(ev), ev.ts_exchange, ts_local, actions)
+            elif isinstance(ev, Trade):
+                market.add_trade(ev)
+                market.on_exchange_time(ev.ts_exchange, ts_local)
+                self.trades += 1
+                if self.bus is not None:
+                    self.bus.publish(TRADE, market.venue, market.symbol, ev)
+            elif isinstance(ev, BookSnapshot):
+                self._on_sync_result(self.sync.on_snapshot(ev), ev.ts_exchange, ts_local, actions)
+            elif isinstance(ev, Reply):
+                actions.append(Send(ev.stream, ev.frame))
+            elif isinstance(ev, Resync):
+                self._gap(ev.reason, actions)
+            elif isinstance(ev, VenueError):
+                market.stats.last_error = ev.reason
+                log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, ev.reason)
+                if ev.fatal:
+                    self.set_state(FeedStatus.FAILED, ev.reason)
+                    actions.append(Fatal(ev.reason))
+        return actions
+
+    def on_snapshot_body(self, body: bytes, ts_local: float) -> list[Action]:
+        """A REST snapshot arrived (ResyncMode.REST venues)."""
+        actions: list[Action] = []
+        try:
+            snap = self.adapter.parse_snapshot(body, ts_local)
+        except (FrameError, KeyError, IndexError, TypeError, ValueError) as e:
+            self.parse_errors += 1
+            self.market.stats.bad_frames += 1
+            reason = f"bad snapshot: {e}"
+            self.market.stats.last_error = reason
+            self.resync_pending = False
+            actions.append(NeedResync(reason))
+            return actions
+        self.resync_pending = False
+        self._on_sync_result(self.sync.on_snapshot(snap), snap.ts_exchange, ts_local, actions)
+        return actions
+
+    # -- internals --------------------------------------------------------------------------
+    def _bad_frame(self, stream: str, reason: str) -> list[Action]:
+        self.parse_errors += 1
+        self.market.stats.bad_frames += 1
+        self.market.stats.last_error = reason
+        log.warning("%s %s: bad frame on %s: %s", self.market.venue, self.market.symbol, stream, reason)
+        return []
+
+    def _on_sync_result(self, res, ts_exchange: float | None, ts_local: float, actions: list[Action]) -> None:
+        st = res.status
+        if st is SyncStatus.APPLIED:
+            self.market.on_exchange_time(ts_exchange, ts_local)
+            self._book_changed(ts_local)
+            if self.sync.synced:
+                self.resync_pending = False
+                if self.market.state.status is not FeedStatus.LIVE:
+                    self.set_state(FeedStatus.LIVE)
+        elif st is SyncStatus.GAP:
+            self._gap(res.reason, actions)
+
+    def _gap(self, reason: str, actions: list[Action]) -> None:
+        stats = self.market.stats
+        if "checksum" in reason:
+            stats.checksum_errors += 1
+        else:
+            stats.gaps += 1
+        self.market.resyncs += 1
+        self.sync.reset()
+        self.set_state(FeedStatus.SYNCING, reason)
+        self._book_changed(0.0)
+        if not self.resync_pending:
+            self.resync_pending = True
+            actions.append(NeedResync(reason))
+
+    def _book_changed(self, ts_local: float) -> None:
+        if ts_local:
+            self.market.on_book_changed(ts_local)
+        else:
+            self.market.version += 1
+        if self.bus is not None:
+            self.bus.publish(BOOK, self.market.venue, self.market.symbol)
