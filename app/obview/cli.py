@@ -1,0 +1,245 @@
+"""Command line: ``obview SYMBOL [--venue V]`` and the helper commands.
+
+    obview BTC-PERP [--venue V] [--endpoint URL] [--rest-endpoint URL] [--seed S]
+                    [--print --duration N] [--record FILE] [--config FILE]
+    obview venues
+    obview demo-server [--host H] [--port P] [--seed S]
+    obview replay FILE --venue NAME [--symbol S | --instrument NATIVE] --summary
+
+Bad input is one line on stderr naming what is valid, exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+
+from obview import __version__
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _fail(msg: str) -> int:
+    sys.stderr.write(f"obview: error: {msg}\n")
+    return EXIT_USAGE
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="obview",
+        description="Terminal order-book visualizer: depth ladder, trade tape and liquidity heatmap.",
+        epilog="Other commands: 'obview venues', 'obview demo-server', 'obview replay FILE'. "
+        "Use --venue demo for the built-in simulator (works offline).",
+    )
+    p.add_argument("symbol", nargs="?", help="canonical symbol, e.g. BTC-PERP (default from config)")
+    p.add_argument("--venue", "-v", help="venue name (see 'obview venues')")
+    p.add_argument("--endpoint", help="WebSocket base URL override (testing, mirrors)")
+    p.add_argument("--rest-endpoint", help="REST base URL override for venues with REST snapshots")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed for --venue demo (default 1)")
+    p.add_argument("--config", help="config file (default: $XDG_CONFIG_HOME/obview/config.toml)")
+    p.add_argument("--record", metavar="FILE", help="record raw frames to FILE (JSON lines)")
+    p.add_argument("--print", dest="print_mode", action="store_true", help="headless: print one JSON line per second")
+    p.add_argument("--duration", type=float, default=None, help="with --print: seconds to run (default: until Ctrl-C)")
+    p.add_argument("--log", metavar="FILE", help="write a debug log to FILE")
+    p.add_argument("--version", action="version", version=f"obview {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "venues":
+            return cmd_venues(argv[1:])
+        if argv and argv[0] == "demo-server":
+            return cmd_demo_server(argv[1:])
+        if argv and argv[0] == "replay":
+            return cmd_replay(argv[1:])
+        return cmd_view(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_venues(argv: list[str]) -> int:
+    p = _Parser(prog="obview venues", description="List venues and the symbols each maps.")
+    p.parse_args(argv)
+    from obview.venues.registry import get_adapter, venue_names
+
+    for name in venue_names():
+        try:
+            cls = get_adapter(name)
+        except Exception as e:  # a broken plug-in must not hide the others
+            print(f"{name:12s} (unavailable: {e})")
+            continue
+        syms = ", ".join(f"{k}={v}" for k, v in sorted(cls.symbols.items()))
+        print(f"{name:12s} {cls.title or name}: {syms}")
+    return 0
+
+
+def cmd_demo_server(argv: list[str]) -> int:
+    p = _Parser(prog="obview demo-server", description="Run the market simulator as a local WebSocket server.")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; anything else is on you)")
+    p.add_argument("--port", type=int, default=0, help="port (default: an ephemeral port)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rate", type=float, default=20.0, help="simulator steps per second per symbol")
+    a = p.parse_args(argv)
+    if not 0 <= a.port <= 65535:
+        return _fail(f"--port {a.port} is out of range 0-65535")
+    from obview.sim.server import run_demo_server
+
+    try:
+        run_demo_server(a.host, a.port, a.seed, rate=a.rate)
+    except OSError as e:
+        return _fail(f"cannot listen on {a.host}:{a.port}: {e.strerror or e}")
+    return 0
+
+
+def cmd_replay(argv: list[str]) -> int:
+    p = _Parser(prog="obview replay", description="Replay a recording through a venue adapter.")
+    p.add_argument("file")
+    p.add_argument("--venue", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--symbol")
+    g.add_argument("--instrument", help="venue-native instrument name, e.g. BTC-USDT")
+    p.add_argument("--summary", action="store_true", help="print one JSON summary (the only mode for now)")
+    a = p.parse_args(argv)
+    from obview.venues.base import UnknownSymbol
+    from obview.venues.registry import UnknownVenue, get_adapter
+
+    try:
+        get_adapter(a.venue)
+    except UnknownVenue as e:
+        return _fail(str(e))
+    try:
+        from obview.record import ReplayError, replay_summary
+    except ImportError:
+        return _fail("replay is not available in this build")
+    try:
+        summary = replay_summary(a.file, a.venue, symbol=a.symbol, instrument=a.instrument)
+    except (ReplayError, UnknownSymbol) as e:
+        return _fail(str(e))
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_view(argv: list[str]) -> int:
+    a = _main_parser().parse_args(argv)
+    from obview.config import ConfigError, load_config
+    from obview.symbols import normalize
+    from obview.venues.base import UnknownSymbol
+    from obview.venues.registry import UnknownVenue, get_adapter
+
+    try:
+        cfg = load_config(a.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    venue = a.venue or cfg.default_venue
+    try:
+        cls = get_adapter(venue)
+    except UnknownVenue as e:
+        return _fail(str(e))
+    symbol = normalize(a.symbol or cfg.default_symbol)
+    if symbol not in cls.symbols:
+        return _fail(f"unknown symbol {a.symbol or symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
+    for flag, url in (("--endpoint", a.endpoint), ("--rest-endpoint", a.rest_endpoint)):
+        if url and not url.startswith(("ws://", "wss://", "http://", "https://")):
+            return _fail(f"{flag} {url!r}: must be a ws://, wss://, http:// or https:// URL")
+    if a.duration is not None and a.duration <= 0:
+        return _fail("--duration must be positive")
+    _setup_logging(a.log)
+    endpoints = dict(cfg.endpoints)
+    rest = {}
+    if a.endpoint:
+        endpoints[venue] = a.endpoint
+    if a.rest_endpoint:
+        rest[venue] = a.rest_endpoint
+    recorder = None
+    if a.record:
+        try:
+            from obview.record import Recorder
+
+            recorder = Recorder(a.record)
+        except (OSError, ImportError) as e:
+            return _fail(f"cannot record to {a.record}: {getattr(e, 'strerror', None) or e}")
+    venues = list(cfg.venues)
+    if venue not in venues:
+        venues.insert(0, venue)
+    try:
+        if a.print_mode:
+            return asyncio.run(_print_mode(venue, symbol, a, endpoints, rest, recorder, venues))
+        from obview.feed.manager import FeedManager
+        from obview.ui.app import run_app
+
+        manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=cfg.warm_venues, recorder=recorder)
+        return run_app(manager, venue, symbol, cfg)
+    except UnknownSymbol as e:
+        return _fail(str(e))
+    finally:
+        if recorder is not None:
+            with contextlib.suppress(Exception):
+                recorder.close()
+
+
+def _setup_logging(path: str | None) -> None:
+    root = logging.getLogger("obview")
+    root.propagate = False
+    if path:
+        h = logging.FileHandler(path)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(h)
+        root.setLevel(logging.DEBUG)
+    else:
+        root.addHandler(logging.NullHandler())
+
+
+def snapshot_line(market, now: float) -> dict:
+    """The --print line: everything a script needs to know about the book right now."""
+    book = market.book
+    live = market.live
+    bb, ba = (book.best_bid(), book.best_ask()) if live else (None, None)
+    p50, p99 = market.stats.latency.percentiles(now)
+    return {
+        "t": round(now, 3),
+        "venue": market.venue,
+        "symbol": market.symbol,
+        "state": market.state.status.value,
+        "reason": market.state.reason,
+        "best_bid": bb[0] if bb else None,
+        "best_ask": ba[0] if ba else None,
+        "spread": book.spread() if live else None,
+        "mid": book.mid() if live else None,
+        "msgs_per_s": round(market.stats.messages.rate(now), 1),
+        "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
+        "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
+        "trades": len(market.trades),
+        "resyncs": market.resyncs,
+    }
+
+
+async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int:
+    from obview.feed.manager import FeedManager
+
+    manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=1, recorder=recorder)
+    try:
+        market = await manager.open(venue, symbol)
+        start = time.time()
+        while a.duration is None or time.time() - start < a.duration:
+            await asyncio.sleep(1.0)
+            print(json.dumps(snapshot_line(market, time.time())), flush=True)
+    finally:
+        await manager.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

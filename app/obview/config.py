@@ -1,0 +1,145 @@
+"""User configuration: a TOML file in the user's config dir, read once at start.
+
+``$XDG_CONFIG_HOME/obview/config.toml`` (default ``~/.config/obview/config.toml``). Every key
+is optional. A bad file is one clear line naming the file, the key and what is valid.
+
+    default_venue = "binance"
+    default_symbol = "BTC-PERP"
+    venues = ["binance", "bybit", "okx", "deribit", "hyperliquid", "demo"]
+    theme = "obview-dark"
+    colormap = "inferno"
+    warm_venues = 3
+
+    [endpoints]          # optional overrides (mirrors, local simulators)
+    binance = "wss://fstream.binance.com"
+
+    [ui]                 # free-form UI settings, e.g. large-trade thresholds in quote currency
+    large_trade = [50000, 250000, 1000000]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obview.symbols import normalize
+from obview.venues.registry import get_adapter, venue_names
+
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+class ConfigError(ValueError):
+    """A bad config file; the message is one line for the user."""
+
+
+def default_venue() -> str:
+    names = venue_names()
+    return "binance" if "binance" in names else "demo"
+
+
+@dataclass(slots=True)
+class Config:
+    default_venue: str = field(default_factory=default_venue)
+    default_symbol: str = "BTC-PERP"
+    venues: list[str] = field(default_factory=venue_names)
+    theme: str = "obview-dark"
+    colormap: str = "inferno"
+    warm_venues: int = 3
+    endpoints: dict[str, str] = field(default_factory=dict)
+    ui: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "obview" / "config.toml"
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file; a missing default file gives the defaults."""
+    explicit = path is not None
+    p = Path(path) if explicit else config_path()
+    if not p.exists():
+        if explicit:
+            raise ConfigError(f"{p}: no such config file")
+        return Config()
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: file is larger than {MAX_CONFIG_BYTES // 1024} KiB; is it the right file?")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    return parse_config(data, p)
+
+
+def parse_config(data: dict[str, Any], p: Path) -> Config:
+    cfg = Config(path=p)
+    known = set(venue_names())
+    valid_venues = ", ".join(sorted(known))
+
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{p}: key '{key}': {msg}")
+
+    for key in data:
+        if key not in {"default_venue", "default_symbol", "venues", "theme", "colormap", "warm_venues", "endpoints", "ui"}:
+            raise bad(key, "unknown key; valid: default_venue, default_symbol, venues, theme, colormap, warm_venues, endpoints, ui")
+    if "venues" in data:
+        v = data["venues"]
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+            raise bad("venues", f"must be a non-empty list of venue names from: {valid_venues}")
+        for x in v:
+            if x not in known:
+                raise bad("venues", f"{x!r} is not a venue; valid: {valid_venues}")
+        if len(v) > 9:
+            raise bad("venues", "at most 9 venues (number keys 1-9)")
+        cfg.venues = list(dict.fromkeys(v))
+    if "default_venue" in data:
+        v = data["default_venue"]
+        if not isinstance(v, str) or v not in known:
+            raise bad("default_venue", f"{v!r} is not a venue; valid: {valid_venues}")
+        cfg.default_venue = v
+    if "default_symbol" in data:
+        v = data["default_symbol"]
+        if not isinstance(v, str):
+            raise bad("default_symbol", "must be a string such as \"BTC-PERP\"")
+        sym = normalize(v)
+        symbols = get_adapter(cfg.default_venue).symbols
+        if sym not in symbols:
+            raise bad("default_symbol", f"{v!r} is not listed on {cfg.default_venue}; valid: {', '.join(sorted(symbols))}")
+        cfg.default_symbol = sym
+    for key in ("theme", "colormap"):
+        if key in data:
+            if not isinstance(data[key], str) or not data[key]:
+                raise bad(key, "must be a non-empty string")
+            setattr(cfg, key, data[key])
+    if "warm_venues" in data:
+        v = data["warm_venues"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 9:
+            raise bad("warm_venues", "must be an integer from 1 to 9")
+        cfg.warm_venues = v
+    if "endpoints" in data:
+        v = data["endpoints"]
+        if not isinstance(v, dict):
+            raise bad("endpoints", "must be a table of venue = \"wss://...\"")
+        for name, url in v.items():
+            if name not in known:
+                raise bad(f"endpoints.{name}", f"not a venue; valid: {valid_venues}")
+            if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+                raise bad(f"endpoints.{name}", "must be a ws:// or wss:// URL")
+        cfg.endpoints = dict(v)
+    if "ui" in data:
+        if not isinstance(data["ui"], dict):
+            raise bad("ui", "must be a table")
+        cfg.ui = dict(data["ui"])
+    if "venues" in data and cfg.default_venue not in cfg.venues:
+        raise bad("default_venue", f"{cfg.default_venue!r} must also be listed in 'venues'")
+    return cfg

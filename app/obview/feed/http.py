@@ -1,0 +1,78 @@
+"""Tiny HTTP client for the rare REST calls (instrument facts, book snapshots).
+
+Standard library in a worker thread with a timeout and a bounded body: these calls happen
+at start and on resync only, so a dependency is not worth its weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.error
+import urllib.request
+
+from obview.venues.base import HttpRequest
+
+MAX_BODY = 32 * 1024 * 1024
+
+
+class HttpError(OSError):
+    pass
+
+
+def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
+    headers = {"User-Agent": "obview", "Accept": "application/json", **req.headers}
+    if req.body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    r = urllib.request.Request(req.url, data=req.body, headers=headers, method="POST" if req.body is not None else "GET")
+    ctx = ssl.create_default_context() if req.url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(r, timeout=req.timeout, context=ctx) as resp:
+            body = resp.read(max_body + 1)
+    except urllib.error.HTTPError as e:
+        raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}") from None
+    except urllib.error.URLError as e:
+        raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None
+    except TimeoutError:
+        raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
+    if len(body) > max_body:
+        raise HttpError(f"response over {max_body} bytes from {req.url.split('?')[0]}")
+    return body
+
+
+async def fetch(req: HttpRequest, max_body: int = MAX_BODY) -> bytes:
+    """GET (or POST when ``req.body`` is set) ``req.url``; raises HttpError with a short reason."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_fetch_sync, req, max_body), req.timeout + 2)
+    except TimeoutError:
+        raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
+    except OSError as e:
+        if isinstance(e, HttpError):
+            raise
+        raise HttpError(describe_os_error(e)) from None
+
+
+def describe_os_error(e: object) -> str:
+    """A short reason a user can read for a network error."""
+    import socket
+
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return "no network: cannot resolve host"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {e.verify_message}"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS error: {e.reason or e}"
+    if isinstance(e, (TimeoutError, asyncio.TimeoutError)):
+        return "timed out"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    if isinstance(e, OSError):
+        msg = e.strerror or str(e)
+        if "Connect call failed" in str(e) or e.errno == 111:
+            return "connection refused"
+        if e.errno in (101, 113):  # ENETUNREACH, EHOSTUNREACH
+            return f"no network: {msg.lower()}"
+        return msg
+    return str(e)

@@ -1,0 +1,118 @@
+"""FeedManager: the feeds the app has open, bounded to a few warm ones.
+
+Switching back to a recently viewed venue is instant because its session is still running;
+the least recently viewed session beyond ``warm_limit`` is stopped. The demo venue's
+simulator server is started in-process on 127.0.0.1 the first time it is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+
+from obview.bus import Bus
+from obview.feed.session import FeedSession, SessionOptions
+from obview.market import Market
+from obview.model import FeedState
+from obview.symbols import normalize
+from obview.venues.registry import get_adapter, venue_names
+
+
+class _Open:
+    __slots__ = ("session", "market", "task")
+
+    def __init__(self, session: FeedSession, market: Market, task: asyncio.Task) -> None:
+        self.session, self.market, self.task = session, market, task
+
+
+class FeedManager:
+    def __init__(
+        self,
+        *,
+        bus: Bus | None = None,
+        venues: list[str] | None = None,
+        endpoints: dict[str, str] | None = None,
+        rest_endpoints: dict[str, str] | None = None,
+        seed: int = 1,
+        warm_limit: int = 3,
+        options: SessionOptions | None = None,
+        recorder=None,
+        demo_rate: float = 20.0,
+    ) -> None:
+        self.bus = bus or Bus()
+        self.venues = list(venues) if venues else venue_names()
+        self.endpoints = dict(endpoints or {})
+        self.rest_endpoints = dict(rest_endpoints or {})
+        self.seed = seed
+        self.warm_limit = max(1, warm_limit)
+        self.options = options
+        self.recorder = recorder
+        self.demo_rate = demo_rate
+        self._open: OrderedDict[tuple[str, str], _Open] = OrderedDict()
+        self._demo_server = None
+        self._lock = asyncio.Lock()
+
+    def validate(self, venue: str, symbol: str) -> tuple[str, str]:
+        """Raise ValueError with one line naming the valid choices."""
+        cls = get_adapter(venue)
+        sym = normalize(symbol)
+        if sym not in cls.symbols:
+            raise ValueError(f"unknown symbol {symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
+        return venue, sym
+
+    async def open(self, venue: str, symbol: str) -> Market:
+        venue, symbol = self.validate(venue, symbol)
+        async with self._lock:
+            key = (venue, symbol)
+            if key in self._open:
+                self._open.move_to_end(key)
+                return self._open[key].market
+            adapter = await self._make_adapter(venue, symbol)
+            market = Market(adapter.default_instrument())
+            session = FeedSession(adapter, market, self.bus, options=self.options, recorder=self.recorder)
+            task = session.start()
+            self._open[key] = _Open(session, market, task)
+            while len(self._open) > self.warm_limit:
+                _, old = self._open.popitem(last=False)
+                await old.session.stop()
+                old.task.cancel()
+            return market
+
+    async def _make_adapter(self, venue: str, symbol: str):
+        cls = get_adapter(venue)
+        endpoint = self.endpoints.get(venue)
+        if venue == "demo" and not endpoint:
+            if self._demo_server is None:
+                from obview.sim.server import start_server
+
+                self._demo_server = await start_server(seed=self.seed, rate=self.demo_rate)
+            endpoint = self._demo_server.url("/demo")
+        return cls(symbol, endpoint=endpoint, rest_endpoint=self.rest_endpoints.get(venue))
+
+    def get(self, venue: str, symbol: str) -> Market | None:
+        o = self._open.get((venue, normalize(symbol)))
+        return o.market if o else None
+
+    def state(self, venue: str, symbol: str) -> FeedState | None:
+        m = self.get(venue, symbol)
+        return m.state if m else None
+
+    def session(self, venue: str, symbol: str) -> FeedSession | None:
+        o = self._open.get((venue, normalize(symbol)))
+        return o.session if o else None
+
+    @property
+    def demo_server(self):
+        return self._demo_server
+
+    async def close(self) -> None:
+        opened, self._open = list(self._open.values()), OrderedDict()
+        for o in opened:
+            await o.session.stop()
+            o.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await o.task
+        if self._demo_server is not None:
+            server, self._demo_server = self._demo_server, None
+            await server.close()

@@ -1,0 +1,413 @@
+"""FeedSession: runs any venue adapter over ``websockets``.
+
+One task per stream the adapter declares: connect (with timeout), subscribe, heartbeat,
+receive into the ``FeedPipeline``, stale watchdog, reconnect with capped exponential backoff
+and jitter. Resyncs follow the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
+Every transition is written to the Market (and the Bus) with a reason a user can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from obview.bus import Bus
+from obview.feed.http import HttpError, describe_os_error, fetch
+from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
+from obview.market import Market
+from obview.model import FeedStatus
+from obview.text import safe
+from obview.venues.base import HttpRequest, ResyncMode, StreamSpec, VenueAdapter
+
+log = logging.getLogger("obview.feed")
+
+Fetcher = Callable[[HttpRequest], Awaitable[bytes]]
+
+
+@dataclass(slots=True)
+class SessionOptions:
+    connect_timeout: float = 10.0
+    max_size: int = 4 * 1024 * 1024  # bytes per frame; bigger frames close the connection
+    max_queue: int = 64  # frames buffered by websockets before it stops reading the socket
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    stable_after: float = 5.0  # a connection up this long resets the backoff
+    stale_after: float | None = None  # overrides each StreamSpec.stale_after
+    stale_grace: float = 1.0  # STALE shown for stale_after * grace more before reconnecting
+    resync_min_interval: float = 0.5
+    resync_max_interval: float = 30.0
+    sample_interval: float = 0.05
+    yield_every: int = 100  # frames processed before yielding to the event loop (UI keeps up)
+
+
+class _Stream:
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason")
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.spec = spec
+        self.ws: ClientConnection | None = None
+        self.last_rx = 0.0
+        self.up_since = 0.0
+        self.attempt = 0
+        self.status = FeedStatus.CONNECTING
+        self.reason = "connecting"
+        self.stale = False
+        self.connects = 0
+        self.close_reason = ""
+
+
+class FeedSession:
+    """Keeps one Market fed from one venue. ``start()`` it, ``await stop()`` it."""
+
+    def __init__(
+        self,
+        adapter: VenueAdapter,
+        market: Market,
+        bus: Bus | None = None,
+        *,
+        options: SessionOptions | None = None,
+        fetcher: Fetcher | None = None,
+        recorder=None,
+    ) -> None:
+        self.adapter = adapter
+        self.market = market
+        self.bus = bus
+        self.opts = options or SessionOptions()
+        self.fetch = fetcher or fetch
+        self.recorder = recorder
+        self.pipeline = FeedPipeline(adapter, market, bus)
+        self.streams = {s.name: _Stream(s) for s in adapter.streams()}
+        self.book_stream = next((s for s in self.streams.values() if s.spec.book), None)
+        self._tasks: list[asyncio.Task] = []
+        self._resync_task: asyncio.Task | None = None
+        self._resync_delay = self.opts.resync_min_interval
+        self._last_resync_at = 0.0
+        self._stopping = False
+        self.failed: str | None = None
+        self.connect_attempts = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> asyncio.Task:
+        self._stopping = False
+        main = asyncio.create_task(self.run(), name=f"feed {self.market.venue} {self.market.symbol}")
+        return main
+
+    async def run(self) -> None:
+        self._tasks = [asyncio.create_task(self._run_stream(st), name=f"stream {st.spec.name}") for st in self.streams.values()]
+        self._tasks.append(asyncio.create_task(self._sampler(), name="sampler"))
+        self._tasks.append(asyncio.create_task(self._instrument(), name="instrument"))
+        try:
+            await asyncio.gather(*self._tasks)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await self._cancel_all()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await self._cancel_all()
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        if self._resync_task and not self._resync_task.done():
+            tasks.append(self._resync_task)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for st in self.streams.values():
+            if st.ws is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(st.ws.close(), 1.0)
+                st.ws = None
+
+    # -- state ------------------------------------------------------------------------------
+    def _stream_state(self, st: _Stream, status: FeedStatus, reason: str) -> None:
+        st.status, st.reason = status, reason
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        """One FeedState for the market: the book stream decides; other streams' trouble is
+        appended to the reason, since the book itself is still right."""
+        if self.failed is not None:
+            self.pipeline.set_state(FeedStatus.FAILED, self.failed)
+            return
+        book = self.book_stream
+        others = [s for s in self.streams.values() if s is not book and s.status in (FeedStatus.RECONNECTING, FeedStatus.STALE, FeedStatus.CONNECTING)]
+        if book is None:
+            return
+        if book.status in (FeedStatus.CONNECTING, FeedStatus.RECONNECTING, FeedStatus.STALE, FeedStatus.FAILED):
+            self.pipeline.set_state(book.status, book.reason)
+            return
+        # book stream connected: LIVE / SYNCING come from the pipeline
+        cur = self.market.state
+        if others and cur.status is FeedStatus.LIVE:
+            o = others[0]
+            self.pipeline.set_state(FeedStatus.LIVE, f"{o.spec.name}: {o.status.value.lower()} ({o.reason})")
+        elif not others and cur.status is FeedStatus.LIVE and cur.reason:
+            self.pipeline.set_state(FeedStatus.LIVE)
+
+    # -- streams ----------------------------------------------------------------------------
+    def _backoff(self, st: _Stream) -> float:
+        base = min(self.opts.backoff_max, self.opts.backoff_base * (2 ** min(st.attempt, 16)))
+        return base * random.uniform(0.5, 1.0)
+
+    async def _run_stream(self, st: _Stream) -> None:
+        spec = st.spec
+        while not self._stopping and self.failed is None:
+            reason = ""
+            self.connect_attempts += 1
+            st.connects += 1
+            st.close_reason = ""
+            try:
+                await self._connect_and_read(st)
+                reason = "connection closed"
+            except asyncio.CancelledError:
+                raise
+            except ConnectionClosed as e:
+                reason = _describe_close(e)
+            except InvalidStatus as e:
+                reason = f"handshake refused: HTTP {e.response.status_code}"
+            except InvalidURI as e:
+                self._fail(f"bad URL {safe(spec.url)}: {e}")
+                return
+            except InvalidHandshake as e:
+                reason = f"handshake failed: {safe(e)}"
+            except (OSError, TimeoutError) as e:
+                reason = describe_os_error(e) if not isinstance(e, (asyncio.TimeoutError, TimeoutError)) else f"connect timeout after {self.opts.connect_timeout:g} s"
+            except Exception as e:  # never let one bad stream kill the app
+                log.exception("stream %s failed", spec.name)
+                reason = f"error: {safe(e)}"
+            finally:
+                st.ws = None
+            if st.close_reason:
+                reason = st.close_reason
+            if self._stopping or self.failed is not None:
+                return
+            if st.up_since and time.time() - st.up_since >= self.opts.stable_after:
+                st.attempt = 0
+            st.up_since = 0.0
+            delay = self._backoff(st)
+            st.attempt += 1
+            if st is self.book_stream:
+                self.pipeline.sync.reset()
+            self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {delay:.1f} s")
+            await asyncio.sleep(delay)
+
+    async def _connect_and_read(self, st: _Stream) -> None:
+        spec = st.spec
+        opts = self.opts
+        host = urlsplit(spec.url).hostname or ""
+        local = host in ("127.0.0.1", "localhost", "::1")
+        if st.attempt:
+            self._stream_state(st, FeedStatus.RECONNECTING, f"connecting (attempt {st.attempt + 1})")
+        else:
+            self._stream_state(st, FeedStatus.CONNECTING, f"connecting to {urlsplit(spec.url).netloc}")
+        if self.recorder is not None:
+            self.recorder.connect(spec.url)
+        ws = await connect(
+            spec.url,
+            open_timeout=opts.connect_timeout,
+            max_size=opts.max_size,
+            max_queue=opts.max_queue,
+            close_timeout=2,
+            compression=None,
+            proxy=None if local else True,
+        )
+        st.ws = ws
+        st.up_since = st.last_rx = time.time()
+        st.stale = False
+        watchdog = asyncio.create_task(self._watchdog(st))
+        pinger = asyncio.create_task(self._pinger(st)) if spec.ping_interval and spec.ping_frame else None
+        try:
+            if st is self.book_stream:
+                self.pipeline.reset_book(FeedStatus.SYNCING, "awaiting snapshot")
+                st.status, st.reason = FeedStatus.SYNCING, "awaiting snapshot"
+            else:
+                self._stream_state(st, FeedStatus.LIVE, "")
+            for frame in spec.subscribe:
+                await self._send(st, frame)
+            if st is self.book_stream and self.adapter.resync_mode is ResyncMode.REST:
+                self._request_resync("initial snapshot", initial=True)
+            await self._read(st, ws)
+        finally:
+            watchdog.cancel()
+            if pinger is not None:
+                pinger.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
+
+    async def _read(self, st: _Stream, ws: ClientConnection) -> None:
+        pipeline = self.pipeline
+        name = st.spec.name
+        recorder = self.recorder
+        yield_every = self.opts.yield_every
+        n = 0
+        now = time.time
+        async for msg in ws:
+            ts = now()
+            st.last_rx = ts
+            if st.stale:
+                st.stale = False
+                if st is not self.book_stream:
+                    self._stream_state(st, FeedStatus.LIVE, "")
+                else:
+                    st.status = FeedStatus.LIVE
+            if recorder is not None:
+                recorder.received(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))
+            actions = pipeline.on_frame(name, msg, ts)
+            if actions:
+                await self._act(st, actions)
+            if st is self.book_stream and st.status is not FeedStatus.LIVE and self.market.state.status is FeedStatus.LIVE:
+                st.status, st.reason = FeedStatus.LIVE, ""
+                self._publish_state()
+            n += 1
+            if n >= yield_every:
+                n = 0
+                await asyncio.sleep(0)
+
+    async def _act(self, st: _Stream, actions) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                target = self.streams.get(a.stream, st)
+                await self._send(target, a.frame)
+            elif isinstance(a, NeedResync):
+                if st is self.book_stream:
+                    st.status, st.reason = FeedStatus.SYNCING, a.reason
+                self._request_resync(a.reason)
+            elif isinstance(a, Fatal):
+                self._fail(a.reason)
+
+    async def _send(self, st: _Stream, frame: str) -> None:
+        ws = st.ws
+        if ws is None:
+            return
+        if self.recorder is not None:
+            self.recorder.sent(frame)
+        await ws.send(frame)
+
+    def _fail(self, reason: str) -> None:
+        self.failed = safe(reason)
+        self._publish_state()
+        for st in self.streams.values():
+            if st.ws is not None:
+                asyncio.ensure_future(st.ws.close())
+
+    # -- resync -----------------------------------------------------------------------------
+    def _request_resync(self, reason: str, initial: bool = False) -> None:
+        if self._resync_task is not None and not self._resync_task.done():
+            return
+        now = time.time()
+        if initial:
+            self._resync_delay = self.opts.resync_min_interval
+            wait = 0.0
+        else:
+            # bounded: consecutive resyncs back off, so a broken feed cannot cause a storm
+            since = now - self._last_resync_at
+            if since > self._resync_delay * 4 + 10:
+                self._resync_delay = self.opts.resync_min_interval
+            wait = max(0.0, self._last_resync_at + self._resync_delay - now)
+            self._resync_delay = min(self.opts.resync_max_interval, self._resync_delay * 2)
+        self._resync_task = asyncio.create_task(self._resync(reason, wait))
+
+    async def _resync(self, reason: str, wait: float) -> None:
+        if wait:
+            await asyncio.sleep(wait)
+        self._last_resync_at = time.time()
+        mode = self.adapter.resync_mode
+        st = self.book_stream
+        if st is None or st.ws is None:
+            return
+        if mode is ResyncMode.REST:
+            req = self.adapter.snapshot_request()
+            if req is None:
+                return
+            try:
+                body = await self.fetch(req)
+            except HttpError as e:
+                self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
+                self._resync_task = None
+                self._request_resync(str(e))
+                return
+            if self.recorder is not None:
+                self.recorder.http(req.url, body.decode("utf-8", "replace"))
+            actions = self.pipeline.on_snapshot_body(body, time.time())
+            self._resync_task = None
+            if actions:
+                await self._act(st, actions)
+        elif mode is ResyncMode.RESUBSCRIBE:
+            self.pipeline.reset_book(FeedStatus.SYNCING, reason)
+            for frame in self.adapter.resubscribe_frames(st.spec.name):
+                await self._send(st, frame)
+        elif mode is ResyncMode.RECONNECT:
+            st.close_reason = f"resync: {reason}"
+            with contextlib.suppress(Exception):
+                await st.ws.close(1000, "resync")
+        # NONE: the next full snapshot repairs the book
+
+    # -- timers -----------------------------------------------------------------------------
+    async def _watchdog(self, st: _Stream) -> None:
+        stale_after = self.opts.stale_after or st.spec.stale_after
+        check = min(0.5, stale_after / 4)
+        while True:
+            await asyncio.sleep(check)
+            silent = time.time() - st.last_rx
+            if silent >= stale_after * (1 + self.opts.stale_grace):
+                ws = st.ws
+                if ws is not None:
+                    st.close_reason = f"no data for {silent:.1f} s"
+                    await ws.close(1000, "stale")
+                return
+            if silent >= stale_after and not st.stale:
+                st.stale = True
+                self._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
+            elif st.stale:
+                self._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
+
+    async def _pinger(self, st: _Stream) -> None:
+        while True:
+            await asyncio.sleep(st.spec.ping_interval)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(st, st.spec.ping_frame)
+
+    async def _sampler(self) -> None:
+        interval = self.opts.sample_interval
+        market = self.market
+        while True:
+            market.tick()
+            await asyncio.sleep(interval)
+
+    async def _instrument(self) -> None:
+        req = self.adapter.instrument_request()
+        if req is None:
+            return
+        try:
+            body = await self.fetch(req)
+            inst = self.adapter.parse_instrument(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # built-in defaults stay in place
+            log.info("instrument facts for %s %s unavailable: %s", self.market.venue, self.market.symbol, e)
+            return
+        self.market.instrument = inst
+        self.market.version += 1
+
+
+def _describe_close(e: ConnectionClosed) -> str:
+    rcvd = e.rcvd
+    if rcvd is None:
+        return "connection lost (no close frame)"
+    if rcvd.code == 1009:
+        return "frame over size limit"
+    reason = safe(rcvd.reason, 80) if rcvd.reason else ""
+    return f"closed by server ({rcvd.code}{': ' + reason if reason else ''})"
