@@ -1,0 +1,320 @@
+"""Hyperliquid perps: ``l2Book`` full-book snapshots and ``trades`` on one WebSocket.
+
+Protocol (see the venue fact sheet): every ``l2Book`` message is the whole top of the book
+(up to 20 levels per side by default, bids then asks, best first, prices and sizes as decimal
+strings, ``time`` in ms). There are no deltas, sequence numbers or checksums, so nothing can
+be resynced: a missed message heals with the next one (ResyncMode.NONE). A message older than
+the last applied one is dropped so a reordered frame never overwrites a newer book.
+
+Trades carry ``side`` = the aggressing side: ``B`` taker buy, ``A`` taker sell. The first
+``trades`` message after (re)subscribing may repeat recent prints, so trades are de-duplicated
+on ``(time, coin, tid)``.
+
+Heartbeat: the server closes a connection it has not written to for 60 s; the client sends
+``{"method":"ping"}`` (answered with ``{"channel":"pong"}``) during quiet periods. The default
+book stream is slow (about 2-5 s between pushes in 2026), so the stale watchdog waits longer
+than on delta venues.
+
+Tick: Hyperliquid has no fixed tick. A price may have at most 5 significant figures and at
+most ``6 - szDecimals`` decimals (integer prices are always allowed), so the tick depends on
+the price magnitude; ``price_tick`` computes it and the instrument request
+(``metaAndAssetCtxs``) supplies both ``szDecimals`` and the current mark price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import ClassVar
+
+from obview.book import OrderBook
+from obview.model import BookSnapshot, Instrument, Level, Side, Trade
+from obview.venues.base import (
+    IGNORED,
+    Event,
+    FrameError,
+    HttpRequest,
+    ResyncMode,
+    SnapshotOnlySync,
+    StreamSpec,
+    SyncResult,
+    VenueAdapter,
+    VenueError,
+    dumps,
+    loads,
+)
+
+GREETING = "Websocket connection established"
+PING = '{"method":"ping"}'
+SIG_FIGS = 5
+PERP_MAX_DECIMALS = 6
+
+# Built-in facts used when the info endpoint cannot be reached: szDecimals from the venue's
+# ``meta`` (BTC 5 per the docs' example; ETH 4, SOL 2) and a reference price that only sets
+# the magnitude of the tick until a real price is known.
+DEFAULTS: dict[str, tuple[int, float]] = {
+    "BTC": (5, 100_000.0),
+    "ETH": (4, 3_000.0),
+    "SOL": (2, 150.0),
+}
+
+
+def price_decimals(price: float, sz_decimals: int, max_decimals: int = PERP_MAX_DECIMALS) -> int:
+    """Decimals allowed at ``price``: 5 significant figures, at most ``max - szDecimals``."""
+    limit = max(max_decimals - sz_decimals, 0)
+    if price <= 0 or not math.isfinite(price):
+        return limit
+    exp = math.floor(math.log10(price))
+    if 10.0 ** (exp + 1) <= price:  # log10 rounding just below a power of ten
+        exp += 1
+    return min(max(SIG_FIGS - 1 - exp, 0), limit)
+
+
+def price_tick(price: float, sz_decimals: int, max_decimals: int = PERP_MAX_DECIMALS) -> float:
+    """Smallest price step at ``price`` (1 whenever the integer part has 5+ digits)."""
+    d = price_decimals(price, sz_decimals, max_decimals)
+    return round(10.0**-d, d)
+
+
+class HyperliquidSync(SnapshotOnlySync):
+    """Full-book snapshots ordered by exchange time.
+
+    On top of the base rule (older ``time`` dropped), a repeat of the book already shown with
+    the same ``time`` is IGNORED: it carries no news, and counting it as a book change would
+    hide a stream whose ``time`` stopped advancing from the stale watchdog.
+    """
+
+    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        if (
+            self.synced
+            and snap.ts_exchange is not None
+            and snap.ts_exchange == self.last_ts
+            and _same_side(self.book.bids, snap.bids)
+            and _same_side(self.book.asks, snap.asks)
+        ):
+            return IGNORED
+        return super().on_snapshot(snap)
+
+
+def _same_side(side, levels: list[Level]) -> bool:
+    live = [(p, s) for p, s in levels if s > 0]
+    if len(side) != len(live):
+        return False
+    return all(side.get(p) == s for p, s in live)
+
+
+class HyperliquidAdapter(VenueAdapter):
+    """Hyperliquid perpetuals (USDC-margined, sizes in coins)."""
+
+    name = "hyperliquid"
+    title = "Hyperliquid"
+    symbols: ClassVar[dict[str, str]] = {"BTC-PERP": "BTC", "ETH-PERP": "ETH", "SOL-PERP": "SOL"}
+    resync_mode = ResyncMode.NONE
+    default_endpoint = "wss://api.hyperliquid.xyz"
+    default_rest_endpoint = "https://api.hyperliquid.xyz"
+    channel: ClassVar[str] = "l2Book full snapshots (20 levels, ~2-5 s) + trades; no seq/checksum"
+
+    #: levels per side in a default l2Book message
+    depth: ClassVar[int] = 20
+    #: no book for this long (s) = STALE: well above the slow default cadence (up to 5 s)
+    stale_after: ClassVar[float] = 20.0
+    #: client ping cadence (s); the server drops connections silent for 60 s
+    ping_interval: ClassVar[float] = 25.0
+    trade_memory: ClassVar[int] = 2000
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        endpoint: str | None = None,
+        rest_endpoint: str | None = None,
+        instrument: str | None = None,
+    ) -> None:
+        if endpoint and not rest_endpoint:
+            # a mirror or the local simulator serves /info next to /ws
+            rest_endpoint = _http_base(endpoint)
+        super().__init__(
+            symbol, endpoint=endpoint, rest_endpoint=rest_endpoint, instrument=instrument
+        )
+        self._seen_trades: set[tuple[int, str, int]] = set()
+        self._seen_order: deque[tuple[int, str, int]] = deque()
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def ws_url(self) -> str:
+        return self.endpoint if self.endpoint.endswith("/ws") else self.endpoint + "/ws"
+
+    def _sub(self, kind: str, method: str = "subscribe") -> str:
+        return dumps({"method": method, "subscription": {"type": kind, "coin": self.native}})
+
+    def streams(self) -> list[StreamSpec]:
+        return [
+            StreamSpec(
+                name="ws",
+                url=self.ws_url,
+                subscribe=[self._sub("l2Book"), self._sub("trades")],
+                book=True,
+                trades=True,
+                ping_interval=self.ping_interval,
+                ping_frame=PING,
+                stale_after=self.stale_after,
+            )
+        ]
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        # unsubscribe first: a second subscribe to the same book is refused ("Already subscribed")
+        return [self._sub("l2Book", "unsubscribe"), self._sub("l2Book")]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        head = (
+            frame[:64].lstrip()
+            if isinstance(frame, str)
+            else frame[:64].lstrip().decode("utf-8", "replace")
+        )
+        if head.startswith(GREETING):
+            return []
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        ch = msg.get("channel")
+        data = msg.get("data")
+        if ch == "l2Book":
+            return self._book(data, ts_local)
+        if ch == "trades":
+            return self._trades(data, ts_local)
+        if ch in ("pong", "subscriptionResponse"):
+            return []
+        if ch == "error":
+            return [VenueError(stream, str(data))]
+        if ch is None:
+            raise FrameError("frame without channel")
+        return []  # channels this market does not use
+
+    def _book(self, data: dict, ts_local: float) -> list[Event]:
+        if data["coin"] != self.native:
+            return []
+        levels = data["levels"]
+        if len(levels) != 2:
+            raise FrameError(f"l2Book levels has {len(levels)} sides")
+        bids = [(float(lv["px"]), float(lv["sz"])) for lv in levels[0]]
+        asks = [(float(lv["px"]), float(lv["sz"])) for lv in levels[1]]
+        return [
+            BookSnapshot(
+                self.name,
+                self.symbol,
+                bids,
+                asks,
+                ts_exchange=data["time"] / 1000.0,
+                ts_local=ts_local,
+            )
+        ]
+
+    def _trades(self, data: list, ts_local: float) -> list[Event]:
+        if not isinstance(data, list):
+            raise FrameError("trades data is not a list")
+        out: list[Event] = []
+        for t in data:
+            if t["coin"] != self.native:
+                continue
+            side = t["side"]
+            if side == "B":
+                taker = Side.BUY
+            elif side == "A":
+                taker = Side.SELL
+            else:
+                raise FrameError(f"unknown trade side {side!r}")
+            key = (int(t["time"]), t["coin"], int(t.get("tid", 0)))
+            if t.get("tid") is not None and not self._remember(key):
+                continue
+            out.append(
+                Trade(
+                    self.name,
+                    self.symbol,
+                    float(t["px"]),
+                    float(t["sz"]),
+                    taker,
+                    str(t.get("tid", "")),
+                    t["time"] / 1000.0,
+                    ts_local,
+                )
+            )
+        return out
+
+    def _remember(self, key: tuple[int, str, int]) -> bool:
+        """True when the trade is new; bounded memory of recent ids."""
+        if key in self._seen_trades:
+            return False
+        self._seen_trades.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > self.trade_memory:
+            self._seen_trades.discard(self._seen_order.popleft())
+        return True
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> HyperliquidSync:
+        return HyperliquidSync(book)
+
+    # -- instrument facts -------------------------------------------------------------------
+    def instrument_for(self, sz_decimals: int, price: float) -> Instrument:
+        """Facts for this coin with the tick that applies at ``price``."""
+        return Instrument(
+            venue=self.name,
+            symbol=self.symbol,
+            native=self.native,
+            tick=price_tick(price, sz_decimals),
+            lot=round(10.0**-sz_decimals, sz_decimals),
+            size_unit="base",
+            base=self.native.split(":")[-1],
+            quote="USDC",
+        )
+
+    def default_instrument(self) -> Instrument:
+        sz_decimals, ref_price = DEFAULTS.get(self.native, (2, 100.0))
+        return self.instrument_for(sz_decimals, ref_price)
+
+    def instrument_request(self) -> HttpRequest:
+        # metaAndAssetCtxs = [meta, assetCtxs]: szDecimals and the mark price in one call
+        return HttpRequest(self.rest_endpoint + "/info", body=b'{"type":"metaAndAssetCtxs"}')
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        """Accept ``metaAndAssetCtxs`` ([meta, ctxs]) or a bare ``meta`` object."""
+        doc = loads(body)
+        ctxs: list = []
+        if isinstance(doc, list):
+            if not doc or not isinstance(doc[0], dict):
+                raise FrameError("metaAndAssetCtxs: unexpected shape")
+            meta = doc[0]
+            ctxs = doc[1] if len(doc) > 1 and isinstance(doc[1], list) else []
+        elif isinstance(doc, dict):
+            meta = doc
+        else:
+            raise FrameError("meta: unexpected shape")
+        universe = meta.get("universe")
+        if not isinstance(universe, list):
+            raise FrameError("meta without universe")
+        for i, asset in enumerate(universe):
+            if asset.get("name") != self.native:
+                continue
+            sz_decimals = int(asset["szDecimals"])
+            price = 0.0
+            if i < len(ctxs) and isinstance(ctxs[i], dict):
+                for key in ("midPx", "markPx", "oraclePx"):
+                    if ctxs[i].get(key):
+                        price = float(ctxs[i][key])
+                        break
+            if price <= 0:
+                price = DEFAULTS.get(self.native, (sz_decimals, 100.0))[1]
+            return self.instrument_for(sz_decimals, price)
+        raise FrameError(f"{self.native} not in the venue's perp universe")
+
+
+def _http_base(endpoint: str) -> str:
+    base = endpoint.rstrip("/")
+    if base.endswith("/ws"):
+        base = base[:-3]
+    if base.startswith("wss://"):
+        return "https://" + base[6:]
+    if base.startswith("ws://"):
+        return "http://" + base[5:]
+    return base

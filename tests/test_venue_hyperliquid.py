@@ -1,0 +1,301 @@
+"""Hyperliquid adapter: doc-example frames, snapshot ordering, trades, instrument facts.
+
+No Hyperliquid recording exists in ../shared/recordings/, so the parsing tests use the frames
+from the venue's documentation (as quoted in the fact sheet) and the end-to-end test uses the
+simulator's Hyperliquid dialect.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from obview.feed.pipeline import FeedPipeline
+from obview.market import Market
+from obview.model import BookSnapshot, FeedStatus, Side, Trade
+from obview.venues.base import FrameError, ResyncMode, UnknownSymbol, VenueError
+from obview.venues.hyperliquid import HyperliquidAdapter, price_decimals, price_tick
+from obview.venues.registry import get_adapter
+
+DOC_BOOK = (
+    '{"channel":"l2Book","data":{"coin":"BTC","time":1710131872708,'
+    '"levels":[[{"px":"68674.0","sz":"0.97139","n":4},{"px":"68673.0","sz":"0.5","n":2}],'
+    '[{"px":"68675.0","sz":"0.04396","n":1}]]}}'
+)
+DOC_TRADES = (
+    '{"channel":"trades","data":[{"coin":"BTC","side":"A","px":"68517.0","sz":"0.005",'
+    '"time":1710125266669,"hash":"0xc872e959","tid":981894269203506,'
+    '"users":["0xbuyer","0xseller"]}]}'
+)
+ACK = (
+    '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":'
+    '{"type":"l2Book","coin":"BTC","nSigFigs":null,"mantissa":null}}}'
+)
+
+
+def book_frame(t_ms: int, bids, asks, coin: str = "BTC") -> str:
+    lv = [
+        [{"px": str(p), "sz": str(s), "n": 1} for p, s in bids],
+        [{"px": str(p), "sz": str(s), "n": 1} for p, s in asks],
+    ]
+    return orjson.dumps(
+        {"channel": "l2Book", "data": {"coin": coin, "time": t_ms, "levels": lv}}
+    ).decode()
+
+
+def trade(
+    tid: int, side: str, t_ms: int = 1_710_000_000_000, coin: str = "BTC", px="68000.0", sz="0.1"
+):
+    return {"coin": coin, "side": side, "px": px, "sz": sz, "time": t_ms, "hash": "0x0", "tid": tid}
+
+
+def trades_frame(*trades) -> str:
+    return orjson.dumps({"channel": "trades", "data": list(trades)}).decode()
+
+
+def make(symbol: str = "BTC-PERP"):
+    ad = HyperliquidAdapter(symbol)
+    market = Market(ad.default_instrument())
+    return ad, market, FeedPipeline(ad, market)
+
+
+# -- registry, symbols, streams ------------------------------------------------------------
+def test_registry_and_symbols():
+    assert get_adapter("hyperliquid") is HyperliquidAdapter
+    assert HyperliquidAdapter("ETH-PERP").native == "ETH"
+    assert HyperliquidAdapter("SOL-PERP").native == "SOL"
+    with pytest.raises(UnknownSymbol, match="BTC-PERP"):
+        HyperliquidAdapter("DOGE-USD")
+    assert HyperliquidAdapter.resync_mode is ResyncMode.NONE
+
+
+def test_streams_subscribe_and_ping():
+    ad = HyperliquidAdapter("BTC-PERP")
+    (spec,) = ad.streams()
+    assert spec.url == "wss://api.hyperliquid.xyz/ws"
+    subs = [orjson.loads(s) for s in spec.subscribe]
+    assert subs == [
+        {"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC"}},
+        {"method": "subscribe", "subscription": {"type": "trades", "coin": "BTC"}},
+    ]
+    assert orjson.loads(spec.ping_frame) == {"method": "ping"}
+    assert spec.ping_interval is not None and spec.ping_interval < 60  # server drops at 60 s
+    assert spec.stale_after >= 3 * 5  # the default book can be 5 s apart
+    re = [orjson.loads(s) for s in ad.resubscribe_frames("ws")]
+    assert [r["method"] for r in re] == ["unsubscribe", "subscribe"]
+
+
+def test_endpoint_override_keeps_or_adds_ws_path_and_derives_rest():
+    ad = HyperliquidAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9999/ws")
+    assert ad.streams()[0].url == "ws://127.0.0.1:9999/ws"
+    assert ad.instrument_request().url == "http://127.0.0.1:9999/info"
+    ad = HyperliquidAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9999/")
+    assert ad.streams()[0].url == "ws://127.0.0.1:9999/ws"
+    ad = HyperliquidAdapter("BTC-PERP", endpoint="ws://h/ws", rest_endpoint="http://r:1")
+    assert ad.instrument_request().url == "http://r:1/info"
+    assert (
+        HyperliquidAdapter("BTC-PERP").instrument_request().url
+        == "https://api.hyperliquid.xyz/info"
+    )
+
+
+# -- parsing doc examples -------------------------------------------------------------------
+def test_doc_book_example_parses():
+    ad = HyperliquidAdapter("BTC-PERP")
+    (snap,) = ad.parse("ws", DOC_BOOK, 1710131873.0)
+    assert isinstance(snap, BookSnapshot)
+    assert snap.bids == [(68674.0, 0.97139), (68673.0, 0.5)]
+    assert snap.asks == [(68675.0, 0.04396)]
+    assert snap.ts_exchange == pytest.approx(1710131872.708)
+    assert snap.ts_local == 1710131873.0
+
+
+def test_doc_trade_example_side_a_is_taker_sell():
+    ad = HyperliquidAdapter("BTC-PERP")
+    (tr,) = ad.parse("ws", DOC_TRADES, 1.0)
+    assert isinstance(tr, Trade)
+    assert (tr.price, tr.size, tr.side) == (68517.0, 0.005, Side.SELL)
+    assert tr.trade_id == "981894269203506"
+    assert tr.ts_exchange == pytest.approx(1710125266.669)
+    (tb,) = ad.parse("ws", trades_frame(trade(1, "B")), 1.0)
+    assert tb.side is Side.BUY
+
+
+def test_control_frames_carry_nothing():
+    ad = HyperliquidAdapter("BTC-PERP")
+    assert ad.parse("ws", "Websocket connection established.", 1.0) == []
+    assert ad.parse("ws", b"Websocket connection established.", 1.0) == []
+    assert ad.parse("ws", ACK, 1.0) == []
+    assert ad.parse("ws", '{"channel":"pong"}', 1.0) == []
+    assert ad.parse("ws", '{"channel":"allMids","data":{"mids":{}}}', 1.0) == []
+    (err,) = ad.parse("ws", '{"channel":"error","data":"Already subscribed: {}"}', 1.0)
+    assert isinstance(err, VenueError) and "Already subscribed" in err.reason and not err.fatal
+
+
+def test_garbage_raises_frame_error():
+    ad = HyperliquidAdapter("BTC-PERP")
+    with pytest.raises(FrameError):
+        ad.parse("ws", "not json at all", 1.0)
+    with pytest.raises(FrameError):
+        ad.parse("ws", "[1,2]", 1.0)
+    with pytest.raises(FrameError):
+        ad.parse("ws", '{"data":1}', 1.0)
+    with pytest.raises(FrameError):
+        ad.parse("ws", trades_frame(trade(1, "X")), 1.0)
+
+
+def test_other_coins_are_ignored():
+    ad = HyperliquidAdapter("ETH-PERP")
+    assert ad.parse("ws", DOC_BOOK, 1.0) == []
+    assert ad.parse("ws", DOC_TRADES, 1.0) == []
+
+
+# -- through the pipeline ------------------------------------------------------------------
+def test_pipeline_goes_live_on_first_book_and_counts_garbage():
+    ad, market, pipe = make()
+    pipe.on_frame("ws", "Websocket connection established.", 1.0)
+    pipe.on_frame("ws", ACK, 1.0)
+    assert market.state.status is not FeedStatus.LIVE
+    pipe.on_frame("ws", DOC_BOOK, 2.0)
+    assert market.state.status is FeedStatus.LIVE
+    assert market.book.best_bid() == (68674.0, 0.97139)
+    assert market.book.best_ask() == (68675.0, 0.04396)
+    pipe.on_frame("ws", DOC_TRADES, 2.1)
+    assert pipe.trades == 1 and market.last_price == 68517.0
+    pipe.on_frame("ws", '{"channel":"l2Book","data":{"coin":"BTC"}}', 2.2)
+    pipe.on_frame("ws", "{broken", 2.3)
+    assert pipe.parse_errors == 2
+    assert market.state.status is FeedStatus.LIVE  # a bad frame does not break a whole book
+
+
+def test_each_snapshot_replaces_the_book():
+    _, market, pipe = make()
+    pipe.on_frame("ws", book_frame(1000, [(100.0, 1), (99.0, 2)], [(101.0, 1), (102.0, 3)]), 1.0)
+    pipe.on_frame("ws", book_frame(2000, [(98.0, 5)], [(103.0, 4)]), 2.0)
+    assert list(market.book.bids.items()) == [(98.0, 5.0)]
+    assert list(market.book.asks.items()) == [(103.0, 4.0)]
+
+
+def test_older_snapshot_never_overwrites_newer():
+    _, market, pipe = make()
+    pipe.on_frame("ws", book_frame(2000, [(100.0, 1)], [(101.0, 1)]), 1.0)
+    pipe.on_frame("ws", book_frame(1000, [(90.0, 1)], [(91.0, 1)]), 2.0)
+    assert market.book.best_bid() == (100.0, 1.0)
+    assert market.state.status is FeedStatus.LIVE
+    # equal time = same block: re-applied
+    pipe.on_frame("ws", book_frame(2000, [(100.0, 2)], [(101.0, 1)]), 3.0)
+    assert market.book.best_bid() == (100.0, 2.0)
+
+
+def test_identical_repeat_does_not_count_as_fresh_book():
+    _, market, pipe = make()
+    frame = book_frame(2000, [(100.0, 1)], [(101.0, 1)])
+    pipe.on_frame("ws", frame, 1.0)
+    assert market.stats.last_book_at == 1.0
+    pipe.on_frame("ws", frame, 5.0)  # stuck stream repeating itself
+    assert market.stats.last_book_at == 1.0
+    pipe.on_frame("ws", book_frame(2500, [(100.0, 1)], [(101.0, 1)]), 6.0)  # time advances
+    assert market.stats.last_book_at == 6.0
+
+
+def test_crossed_snapshot_leaves_live_then_heals():
+    _, market, pipe = make()
+    pipe.on_frame("ws", book_frame(1000, [(100.0, 1)], [(101.0, 1)]), 1.0)
+    actions = pipe.on_frame("ws", book_frame(2000, [(102.0, 1)], [(101.0, 1)]), 2.0)
+    assert market.state.status is FeedStatus.SYNCING
+    assert "crossed" in market.state.reason
+    assert market.stats.gaps == 1 and actions  # NeedResync; NONE mode waits for the next one
+    assert market.book.empty
+    pipe.on_frame("ws", book_frame(3000, [(100.5, 1)], [(101.0, 1)]), 3.0)
+    assert market.state.status is FeedStatus.LIVE
+    assert market.book.best_bid() == (100.5, 1.0)
+
+
+def test_empty_side_is_fine():
+    _, market, pipe = make()
+    pipe.on_frame("ws", book_frame(1000, [], [(101.0, 1)]), 1.0)
+    assert market.state.status is FeedStatus.LIVE
+    assert market.book.best_bid() is None
+
+
+def test_trades_deduplicated_on_time_coin_tid():
+    ad, market, pipe = make()
+    pipe.on_frame("ws", trades_frame(trade(1, "B"), trade(2, "A")), 1.0)
+    # after a resubscribe the first message repeats recent prints
+    pipe.on_frame(
+        "ws", trades_frame(trade(2, "A"), trade(3, "B"), trade(1, "ETH", coin="ETH")), 2.0
+    )
+    assert pipe.trades == 3
+    assert [t.trade_id for t in market.trades] == ["1", "2", "3"]
+    assert [t.side for t in market.trades] == [Side.BUY, Side.SELL, Side.BUY]
+
+
+def test_trade_memory_is_bounded():
+    ad = HyperliquidAdapter("BTC-PERP")
+    for i in range(ad.trade_memory + 500):
+        ad.parse("ws", trades_frame(trade(i, "B")), 1.0)
+    assert len(ad._seen_trades) <= ad.trade_memory
+
+
+# -- tick and instrument -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("price", "szd", "tick"),
+    [
+        (68674.0, 5, 1.0),  # 5 significant figures: integer
+        (123456.0, 5, 1.0),  # integer prices always allowed
+        (10000.0, 5, 1.0),
+        (9999.5, 5, 0.1),  # 4 integer digits -> 1 decimal (and 6-5 = 1)
+        (3012.3, 4, 0.1),
+        (150.25, 2, 0.01),
+        (1.2345, 0, 0.0001),
+        (0.012345, 0, 0.000001),  # 6 - 0 decimals cap, not 7
+        (0.5, 5, 0.1),  # 6 - szDecimals cap
+    ],
+)
+def test_price_tick(price, szd, tick):
+    assert price_tick(price, szd) == pytest.approx(tick)
+    assert price_decimals(1000.0, 4) == 1
+
+
+def test_default_instruments():
+    btc = HyperliquidAdapter("BTC-PERP").default_instrument()
+    assert (btc.tick, btc.lot, btc.size_unit, btc.native) == (1.0, 0.00001, "base", "BTC")
+    eth = HyperliquidAdapter("ETH-PERP").default_instrument()
+    assert (eth.tick, eth.lot) == (0.1, 0.0001)
+    sol = HyperliquidAdapter("SOL-PERP").default_instrument()
+    assert (sol.tick, sol.lot) == (0.01, 0.01)
+
+
+META = {
+    "universe": [
+        {"name": "BTC", "szDecimals": 5, "maxLeverage": 40},
+        {"name": "ETH", "szDecimals": 4, "maxLeverage": 25},
+        {"name": "SOL", "szDecimals": 2, "maxLeverage": 20},
+    ]
+}
+
+
+def test_parse_instrument_meta_and_ctxs_uses_current_price():
+    ctxs = [
+        {"markPx": "68000.0", "midPx": "68000.5"},
+        {"markPx": "8123.4", "midPx": None},
+        {"markPx": "12.345"},
+    ]
+    body = orjson.dumps([META, ctxs])
+    btc = HyperliquidAdapter("BTC-PERP").parse_instrument(body)
+    assert (btc.tick, btc.lot) == (1.0, 0.00001)
+    eth = HyperliquidAdapter("ETH-PERP").parse_instrument(body)
+    assert (eth.tick, eth.lot) == (0.1, 0.0001)
+    sol = HyperliquidAdapter("SOL-PERP").parse_instrument(body)
+    assert (sol.tick, sol.lot) == (0.001, 0.01)  # SOL at 12.345: 5 significant figures
+
+
+def test_parse_instrument_bare_meta_and_errors():
+    eth = HyperliquidAdapter("ETH-PERP").parse_instrument(orjson.dumps(META))
+    assert eth.lot == 0.0001 and eth.tick == 0.1
+    with pytest.raises(FrameError, match="XYZ"):
+        HyperliquidAdapter("X", instrument="XYZ").parse_instrument(orjson.dumps(META))
+    with pytest.raises(FrameError):
+        HyperliquidAdapter("BTC-PERP").parse_instrument(b"[]")
+    with pytest.raises(FrameError):
+        HyperliquidAdapter("BTC-PERP").parse_instrument(b"<html>")
