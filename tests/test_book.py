@@ -1,0 +1,131 @@
+"""OrderBook against a plain-dict reference model (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obview.book import OrderBook, bucket_ceil, bucket_floor
+
+TICK = 0.5
+prices = st.integers(min_value=1, max_value=400).map(lambda i: i * TICK)
+sizes = st.one_of(st.just(0.0), st.floats(min_value=0.001, max_value=1000, allow_nan=False))
+levels = st.lists(st.tuples(prices, sizes), max_size=30)
+ops = st.lists(st.tuples(st.booleans(), levels, levels), max_size=40)
+
+
+class RefBook:
+    def __init__(self):
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+
+    def snapshot(self, bids, asks):
+        self.bids = {p: s for p, s in bids if s > 0}
+        self.asks = {p: s for p, s in asks if s > 0}
+
+    def delta(self, bids, asks):
+        for side, lv in ((self.bids, bids), (self.asks, asks)):
+            for p, s in lv:
+                if s > 0:
+                    side[p] = s
+                else:
+                    side.pop(p, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_book_matches_reference(operations):
+    book, ref = OrderBook(), RefBook()
+    for is_snap, bids, asks in operations:
+        if is_snap:
+            book.apply_snapshot(bids, asks)
+            ref.snapshot(bids, asks)
+        else:
+            book.apply_delta(bids, asks)
+            ref.delta(bids, asks)
+        assert dict(book.bids) == ref.bids
+        assert dict(book.asks) == ref.asks
+        bb = max(ref.bids) if ref.bids else None
+        ba = min(ref.asks) if ref.asks else None
+        assert (book.best_bid() or (None,))[0] == bb
+        assert (book.best_ask() or (None,))[0] == ba
+        if bb is not None and ba is not None:
+            assert book.spread() == ba - bb
+            assert book.mid() == (ba + bb) / 2
+            assert book.is_crossed() == (bb >= ba)
+        else:
+            assert book.spread() is None and book.mid() is None and not book.is_crossed()
+        top_b, top_a = book.top(5)
+        assert top_b == sorted(ref.bids.items(), reverse=True)[:5]
+        assert top_a == sorted(ref.asks.items())[:5]
+
+
+@settings(max_examples=200, deadline=None)
+@given(levels, levels, st.sampled_from([0.5, 1.0, 2.5, 5.0, 10.0, 50.0]))
+def test_grouping_conserves_size_and_orders_buckets(bids, asks, tick):
+    book = OrderBook()
+    book.apply_snapshot(bids, asks)
+    gb, ga = book.grouped(tick, 10_000)
+    assert math.isclose(sum(s for _, s, _ in gb), sum(book.bids.values()), rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(sum(s for _, s, _ in ga), sum(book.asks.values()), rel_tol=1e-9, abs_tol=1e-9)
+    # bids descend, asks ascend, buckets on the grid, cumulative sums grow
+    assert [p for p, _, _ in gb] == sorted((p for p, _, _ in gb), reverse=True)
+    assert [p for p, _, _ in ga] == sorted(p for p, _, _ in ga)
+    for p, _, _ in gb + ga:
+        assert math.isclose(p / tick, round(p / tick), abs_tol=1e-6)
+    for side in (gb, ga):
+        cum = 0.0
+        for _, s, c in side:
+            cum += s
+            assert math.isclose(c, cum, rel_tol=1e-9)
+    # every raw level sits in its bucket: bids round down, asks round up
+    for p in book.bids:
+        assert any(b <= p < b + tick + 1e-9 for b, _, _ in gb)
+    for p in book.asks:
+        assert any(b - tick - 1e-9 < p <= b for b, _, _ in ga)
+
+
+def test_grouped_limits_bucket_count():
+    book = OrderBook()
+    book.apply_snapshot([(100 - i * 0.1, 1.0) for i in range(100)], [(100.1 + i * 0.1, 2.0) for i in range(100)])
+    gb, ga = book.grouped(1.0, 3)
+    assert len(gb) == 3 and len(ga) == 3
+    assert gb[0][0] == 100.0 and gb[0][1] == 1.0  # only 100.0 itself in [100, 101)
+    assert gb[1][0] == 99.0 and math.isclose(gb[1][1], 10.0)
+    assert ga[0][0] == 101.0 and math.isclose(ga[0][1], 20.0)  # 100.1 .. 101.0
+
+
+def test_bucket_helpers_are_robust_to_float_noise():
+    assert bucket_floor(0.3, 0.1) == 0.3
+    assert bucket_ceil(0.3, 0.1) == 0.3
+    assert bucket_floor(97000.05, 0.1) == 97000.0
+    assert bucket_ceil(97000.05, 0.1) == 97000.1
+
+
+def test_depth_imbalance_and_crossed():
+    book = OrderBook()
+    book.apply_snapshot([(99.0, 3.0), (98.0, 1.0), (90.0, 100.0)], [(101.0, 1.0), (102.0, 1.0)])
+    assert book.depth_within(2.0) == (4.0, 2.0)  # 90 is outside ±2% of 100
+    assert book.imbalance(2) == (4.0 - 2.0) / 6.0
+    assert not book.is_crossed()
+    book.apply_delta([(101.5, 1.0)], [])
+    assert book.is_crossed()
+    assert book.crossed_bps() > 0
+    assert book.spread_bps() < 0
+
+
+def test_size_zero_deletes_and_missing_delete_is_ignored():
+    book = OrderBook()
+    book.apply_snapshot([(1.0, 1.0)], [(2.0, 1.0)])
+    book.apply_delta([(1.0, 0.0), (0.5, 0.0)], [(3.0, 0.0)])
+    assert book.best_bid() is None and book.best_ask() == (2.0, 1.0)
+
+
+def test_bucket_sizes_and_truncate():
+    book = OrderBook()
+    book.apply_snapshot([(99.0, 1.0), (99.4, 2.0)], [(100.2, 3.0), (101.9, 4.0)])
+    assert book.bucket_sizes(99.0, 1.0, 3) == [3.0, 3.0, 4.0]
+    book.truncate(1)
+    assert list(book.bids) == [99.4] and list(book.asks) == [100.2]

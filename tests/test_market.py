@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from obview.market import HeatmapSampler, LatencyWindow, Market, RateCounter
+from obview.model import FeedStatus, Instrument, Side, Trade
+
+INST = Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001)
+
+
+def _market(**kw) -> Market:
+    m = Market(INST, **kw)
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
+    return m
+
+
+def test_rate_counter_counts_full_seconds_only():
+    r = RateCounter(window=5)
+    for i in range(400):
+        r.add(1000.0 + i / 100)  # 100 per second over 4 s
+    assert r.rate(1004.5) == 100.0
+    assert r.rate(1020.0) == 0.0  # old seconds fall out
+
+
+def test_latency_percentiles_over_window():
+    w = LatencyWindow(horizon=60)
+    for i in range(100):
+        w.add(1000.0 + i * 0.1, i / 1000)
+    p50, p99 = w.percentiles(1010.0)
+    assert p50 == 0.05 and p99 == 0.098  # nearest rank: the 99th of 100 samples
+    assert w.percentiles(1010.2) == (0.05, 0.098)  # cached for 0.5 s
+    assert w.percentiles(2000.0) == (None, None)  # samples older than the horizon are ignored
+    assert LatencyWindow().percentiles(5.0) == (None, None)
+
+
+def test_latency_window_empty_after_horizon():
+    w = LatencyWindow(horizon=60)
+    w.add(0.0, 0.01)
+    assert w.percentiles(100.0) == (None, None)
+
+
+def test_trade_ring_is_bounded():
+    m = _market(trade_history=10)
+    for i in range(100):
+        m.add_trade(Trade("demo", "BTC-PERP", 100.0, 1.0, Side.BUY, str(i), None, 1000.0 + i))
+    assert len(m.trades) == 10 and m.trades[-1].trade_id == "99" and m.last_price == 100.0
+
+
+def test_sampler_fixed_cadence_bounded_history_and_gaps_when_not_live():
+    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, history=20, buckets=40))
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
+    m.set_state(FeedStatus.LIVE)
+    t = 1000.0
+    cols = []
+    for i in range(200):
+        col = m.tick(t + i * 0.05)
+        if col:
+            cols.append(col)
+    # 10 s at 0.25 s cadence -> 40 samples, history keeps 20
+    assert len(cols) == 40 and len(m.heatmap.columns) == 20
+    live = cols[-1]
+    assert live.live and live.best_bid == 100.0 and live.best_ask == 100.1
+    step = m.heatmap.step
+    total = sum(live.sizes)
+    window_lo, window_hi = live.start * step, (live.start + len(live.sizes)) * step
+    expected = sum(s for p, s in m.book.bids.items() if window_lo <= p < window_hi) + sum(
+        s for p, s in m.book.asks.items() if window_lo <= p < window_hi
+    )
+    assert abs(total - expected) < 1e-3
+    # a not-LIVE feed gives an empty gap column, never the last known book
+    m.set_state(FeedStatus.SYNCING, "seq gap 1->3")
+    gap = m.tick(t + 20.0)
+    assert gap is not None and not gap.live and len(gap.sizes) == 0 and gap.best_bid is None
+
+
+def test_sampler_marks_trades_in_buckets():
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.set_state(FeedStatus.LIVE)
+    m.tick(1000.0)
+    m.add_trade(Trade("demo", "BTC-PERP", 100.05, 2.0, Side.SELL, "1", None, 1000.1))
+    m.add_trade(Trade("demo", "BTC-PERP", 100.05, 1.0, Side.SELL, "2", None, 1000.1))
+    m.add_trade(Trade("demo", "BTC-PERP", 100.15, 1.5, Side.BUY, "3", None, 1000.1))
+    col = m.tick(1000.3)
+    assert sum(col.sells.values()) == 3.0 and sum(col.buys.values()) == 1.5
+    assert m.tick(1000.6).sells == {}
+
+
+def test_instrument_conversions():
+    inverse = Instrument("deribit", "BTC-PERP", "BTC-PERPETUAL", tick=0.5, lot=10, size_unit="quote", contract_value=1.0)
+    assert inverse.to_base(50_000.0, 10_000.0) == 0.2
+    assert inverse.to_quote(50_000.0, 10_000.0) == 10_000.0
+    swap = Instrument("okx", "BTC-PERP", "BTC-USDT-SWAP", tick=0.1, lot=0.01, size_unit="contract", contract_value=0.01)
+    assert swap.to_base(50_000.0, 100.0) == 1.0 and swap.to_quote(50_000.0, 100.0) == 50_000.0
+
+
+def test_state_changes_bump_version_and_log():
+    m = _market()
+    v = m.version
+    assert m.set_state(FeedStatus.LIVE)
+    assert not m.set_state(FeedStatus.LIVE)
+    assert m.version == v + 1 and m.state_log[-1].status is FeedStatus.LIVE
