@@ -1,0 +1,290 @@
+"""Binance USD-M futures: diff depth on ``/public``, aggTrade on ``/market``, REST snapshot.
+
+Since the 2026 route split the book streams live on ``wss://fstream.binance.com/public`` and
+everything else public (trades) on ``/market``; the legacy routes still accept connections but
+stay silent, which only the per-stream stale watchdog can notice. The book is synced with the
+venue's buffered procedure (fact sheet section 5):
+
+1. buffer ``depthUpdate`` events from the moment the socket is open;
+2. fetch ``/fapi/v1/depth?limit=1000`` -> ``lastUpdateId`` L;
+3. drop buffered events with ``u < L``;
+4. the first applied event must satisfy ``U <= L <= u``; if the earliest remaining one has
+   ``U > L`` the snapshot is too old: fetch again (keeping the buffer);
+5. afterwards every event's ``pu`` must equal the previous event's ``u``, else it is a gap:
+   a new REST snapshot, the socket stays up.
+
+One addition to step 4: an event whose ``pu == L`` also bridges the snapshot (the snapshot was
+taken exactly at an event boundary, as the recorded AKROUSDT snapshot was), which saves a
+needless re-fetch when the snapshot arrives before the next event.
+
+Binance sends no checksum; a crossed book after an update is treated as a gap.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.venues.base import (
+    APPLIED,
+    IGNORED,
+    BookSync,
+    Event,
+    FrameError,
+    HttpRequest,
+    ResyncMode,
+    StreamSpec,
+    SyncResult,
+    SyncStatus,
+    VenueAdapter,
+    VenueError,
+    fmt_seq_gap,
+    loads,
+)
+
+#: built-in instrument facts (tick, lot) used until exchangeInfo answers
+DEFAULTS: dict[str, tuple[float, float]] = {
+    "BTCUSDT": (0.1, 0.001),
+    "ETHUSDT": (0.01, 0.001),
+    "SOLUSDT": (0.01, 0.01),
+}
+_FALLBACK = (0.0001, 0.001)  # unknown instrument (replays of other symbols)
+
+#: combined-stream events we receive on purpose but do not use (other subscriptions)
+SKIPPED_EVENTS = frozenset(
+    {
+        "bookTicker",
+        "kline",
+        "markPriceUpdate",
+        "24hrTicker",
+        "24hrMiniTicker",
+        "trade",
+        "forceOrder",
+    }
+)
+
+
+def _levels(raw: list) -> list[tuple[float, float]]:
+    return [(float(p), float(q)) for p, q in raw]
+
+
+class BinanceSync(BookSync):
+    """U/u/pu rules of the USD-M diff depth stream (see the module docstring)."""
+
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        super().__init__(book, depth)
+        self.first_pending = False  # snapshot applied, bridging event not seen yet
+        self.snapshot_too_old = 0
+        self._stash: list[BookDelta] | None = None
+
+    def reset(self) -> None:
+        # After a "snapshot too old" the buffered events are still good for the next snapshot:
+        # keep them across the reset that the pipeline does before it asks for a re-fetch.
+        stash, self._stash = self._stash, None
+        super().reset()
+        self.first_pending = False
+        if stash:
+            self.buffer = stash
+
+    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        last_id = snap.seq
+        if last_id is None:
+            return SyncResult(SyncStatus.GAP, "snapshot without lastUpdateId")
+        buffered, self.buffer = self.buffer, []
+        pending = [d for d in buffered if d.seq is not None and d.seq >= last_id]  # drop u < L
+        if pending and not self._bridges(pending[0], last_id):
+            self.snapshot_too_old += 1
+            self._stash = pending
+            return SyncResult(
+                SyncStatus.GAP,
+                f"snapshot too old: lastUpdateId {last_id} < first buffered update {pending[0].first_seq}",
+            )
+        self.first_pending = True
+        for d in pending:
+            res = self.on_delta(d)
+            if res.status is SyncStatus.GAP:
+                return res
+        return APPLIED
+
+    @staticmethod
+    def _bridges(d: BookDelta, last_id: int) -> bool:
+        first = d.first_seq if d.first_seq is not None else d.seq
+        return (first <= last_id <= d.seq) or d.prev_seq == last_id
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        last = self.last_seq
+        if last is None or delta.seq is None:
+            return APPLIED
+        if self.first_pending:
+            if delta.seq < last:
+                return IGNORED  # older than the snapshot
+            if not self._bridges(delta, last):
+                return SyncResult(SyncStatus.GAP, fmt_seq_gap(last, delta.first_seq))
+            self.first_pending = False
+            return APPLIED
+        if delta.prev_seq == last:
+            return APPLIED
+        if delta.seq <= last:
+            return IGNORED  # duplicate or replayed event
+        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last, delta.prev_seq))
+
+
+class BinanceAdapter(VenueAdapter):
+    """Binance USD-M perpetual futures (public market data, no key needed)."""
+
+    name = "binance"
+    title = "Binance USD-M"
+    symbols: ClassVar[dict[str, str]] = {
+        "BTC-PERP": "BTCUSDT",
+        "ETH-PERP": "ETHUSDT",
+        "SOL-PERP": "SOLUSDT",
+    }
+    resync_mode = ResyncMode.REST
+    default_endpoint = "wss://fstream.binance.com"
+    default_rest_endpoint = "https://fapi.binance.com"
+    channel = "<sym>@depth@100ms (/public) + <sym>@aggTrade (/market), REST snapshot; U/u/pu"
+
+    depth_stream = "depth"
+    trade_stream = "trades"
+    snapshot_limit = 1000
+
+    # -- connection -------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        s = self.native.lower()
+        return [
+            StreamSpec(
+                name=self.depth_stream,
+                url=f"{self.endpoint}/public/stream?streams={s}@depth@100ms",
+                book=True,
+                trades=False,
+                stale_after=10.0,
+            ),
+            StreamSpec(
+                name=self.trade_stream,
+                url=f"{self.endpoint}/market/stream?streams={s}@aggTrade",
+                book=False,
+                trades=True,
+                stale_after=30.0,  # trades can pause on a quiet market; still catches a dead route
+            ),
+        ]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        data = msg.get("data")
+        if data is None:
+            if "error" in msg:
+                err = msg["error"]
+                reason = err.get("msg", str(err)) if isinstance(err, dict) else str(err)
+                return [VenueError(stream, f"binance: {reason}")]
+            if "result" in msg and "id" in msg:
+                return []  # SUBSCRIBE / LIST_SUBSCRIPTIONS answer
+            data = msg  # raw (/ws) stream: the payload itself
+        if not isinstance(data, dict):
+            raise FrameError("expected an event object")
+        kind = data.get("e")
+        if kind == "depthUpdate":
+            if data["s"] != self.native:
+                return []
+            return [
+                BookDelta(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    bids=_levels(data["b"]),
+                    asks=_levels(data["a"]),
+                    seq=int(data["u"]),
+                    prev_seq=int(data["pu"]),
+                    first_seq=int(data["U"]),
+                    ts_exchange=data["E"] / 1000.0,
+                    ts_local=ts_local,
+                )
+            ]
+        if kind == "aggTrade":
+            if data["s"] != self.native:
+                return []
+            return [
+                Trade(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    price=float(data["p"]),
+                    size=float(data["q"]),
+                    # m: buyer is the maker, so the taker sold
+                    side=Side.SELL if data["m"] else Side.BUY,
+                    trade_id=str(data["a"]),
+                    ts_exchange=data["T"] / 1000.0,
+                    ts_local=ts_local,
+                )
+            ]
+        if kind in SKIPPED_EVENTS:
+            return []
+        raise FrameError(f"unknown event type {kind!r}")
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        return BinanceSync(book)
+
+    def snapshot_request(self) -> HttpRequest:
+        return HttpRequest(
+            f"{self.rest_endpoint}/fapi/v1/depth?symbol={self.native}&limit={self.snapshot_limit}"
+        )
+
+    def parse_snapshot(self, body: bytes, ts_local: float) -> BookSnapshot:
+        msg = loads(body)
+        if not isinstance(msg, dict):
+            raise FrameError("depth snapshot: expected a JSON object")
+        if "lastUpdateId" not in msg:
+            raise FrameError(f"depth snapshot without lastUpdateId: {str(msg.get('msg', ''))[:80]}")
+        ts = msg.get("E") or msg.get("T")
+        return BookSnapshot(
+            venue=self.name,
+            symbol=self.symbol,
+            bids=_levels(msg["bids"]),
+            asks=_levels(msg["asks"]),
+            seq=int(msg["lastUpdateId"]),
+            ts_exchange=ts / 1000.0 if ts else None,
+            ts_local=ts_local,
+        )
+
+    # -- instrument facts ---------------------------------------------------------------------
+    def _base_quote(self) -> tuple[str, str]:
+        for q in ("USDT", "USDC", "BUSD"):
+            if self.native.endswith(q) and len(self.native) > len(q):
+                return self.native[: -len(q)], q
+        return self.native, "USDT"
+
+    def default_instrument(self) -> Instrument:
+        tick, lot = DEFAULTS.get(self.native, _FALLBACK)
+        base, quote = self._base_quote()
+        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote)
+
+    def instrument_request(self) -> HttpRequest:
+        return HttpRequest(f"{self.rest_endpoint}/fapi/v1/exchangeInfo")
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        msg = loads(body)
+        if not isinstance(msg, dict) or not isinstance(msg.get("symbols"), list):
+            raise FrameError("exchangeInfo: no symbols list")
+        for s in msg["symbols"]:
+            if s.get("symbol") != self.native:
+                continue
+            filters = {f.get("filterType"): f for f in s.get("filters", [])}
+            tick = float(filters["PRICE_FILTER"]["tickSize"])
+            lot = float(filters["LOT_SIZE"]["stepSize"])
+            if tick <= 0 or lot <= 0:
+                raise FrameError("exchangeInfo: non-positive tick or step")
+            dbase, dquote = self._base_quote()
+            return Instrument(
+                self.name,
+                self.symbol,
+                self.native,
+                tick,
+                lot,
+                "base",
+                1.0,
+                s.get("baseAsset", dbase),
+                s.get("quoteAsset", dquote),
+            )
+        raise FrameError(f"exchangeInfo: {self.native} not listed")
