@@ -102,11 +102,11 @@ class FeedSession:
         return main
 
     async def run(self) -> None:
-        self._tasks = [asyncio.create_task(self._run_stream(st), name=f"stream {st.spec.name}") for st in self.streams.values()]
-        self._tasks.append(asyncio.create_task(self._sampler(), name="sampler"))
-        self._tasks.append(asyncio.create_task(self._instrument(), name="instrument"))
+        streams = [asyncio.create_task(self._run_stream(st), name=f"stream {st.spec.name}") for st in self.streams.values()]
+        self._tasks = [*streams, asyncio.create_task(self._sampler(), name="sampler"), asyncio.create_task(self._instrument(), name="instrument")]
         try:
-            await asyncio.gather(*self._tasks)
+            # streams only end on stop() or a fatal error; then the helpers go too
+            await asyncio.gather(*streams)
         except asyncio.CancelledError:
             pass
         finally:
@@ -405,6 +405,8 @@ class FeedSession:
 
 def _describe_close(e: ConnectionClosed) -> str:
     rcvd = e.rcvd
+    if e.sent is not None and e.sent.code == 1009:
+        return "frame over size limit"
     if rcvd is None:
         return "connection lost (no close frame)"
     if rcvd.code == 1009:

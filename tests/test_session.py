@@ -1,0 +1,340 @@
+"""FeedSession state machine against a scripted local WebSocket server and a fake adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.server import serve
+
+from obview.feed.session import FeedSession, SessionOptions
+from obview.market import Market
+from obview.model import BookDelta, BookSnapshot, FeedStatus, Instrument, Side, Trade
+from obview.venues.base import (
+    HttpRequest,
+    Reply,
+    ResyncMode,
+    StreamSpec,
+    VenueAdapter,
+    VenueError,
+    loads,
+)
+
+
+class FakeAdapter(VenueAdapter):
+    name = "fake"
+    symbols = {"BTC-PERP": "BTC"}
+    resync_mode = ResyncMode.RESUBSCRIBE
+
+    def __init__(self, symbol, *, stale_after=1.0, mode=ResyncMode.RESUBSCRIBE, **kw):
+        super().__init__(symbol, **kw)
+        self.stale_after = stale_after
+        self.resync_mode = mode
+
+    def streams(self):
+        return [StreamSpec("book", self.endpoint + "/ws", ['{"op":"sub"}'], ping_interval=0.2, ping_frame='{"op":"ping"}', stale_after=self.stale_after)]
+
+    def resubscribe_frames(self, stream):
+        return ['{"op":"sub"}']
+
+    def parse(self, stream, frame, ts_local):
+        m = loads(frame)
+        t = m.get("t")
+        if t == "snap":
+            return [BookSnapshot("fake", self.symbol, [tuple(x) for x in m["b"]], [tuple(x) for x in m["a"]], seq=m["s"], ts_exchange=m["ts"], ts_local=ts_local)]
+        if t == "delta":
+            return [BookDelta("fake", self.symbol, [tuple(x) for x in m["b"]], [tuple(x) for x in m["a"]], seq=m["s"], prev_seq=m["p"], ts_exchange=m["ts"], ts_local=ts_local)]
+        if t == "trade":
+            return [Trade("fake", self.symbol, m["px"], m["sz"], Side(m["side"]), str(m["id"]), m["ts"], ts_local)]
+        if t == "ping":
+            return [Reply(stream, '{"op":"pong"}')]
+        if t == "error":
+            return [VenueError(stream, m["reason"], fatal=m.get("fatal", False))]
+        return []
+
+    def default_instrument(self):
+        return Instrument("fake", self.symbol, "BTC", tick=1.0, lot=0.1)
+
+    def snapshot_request(self):
+        return HttpRequest(self.rest_endpoint + "/snap")
+
+    def parse_snapshot(self, body, ts_local):
+        m = loads(body)
+        return BookSnapshot("fake", self.symbol, [tuple(x) for x in m["b"]], [tuple(x) for x in m["a"]], seq=m["s"], ts_local=ts_local)
+
+
+class Script:
+    """A scripted venue: snapshot on subscribe, then deltas from ``seq`` on; knobs for faults."""
+
+    def __init__(self):
+        self.seq = 10
+        self.bid, self.ask = 100.0, 101.0
+        self.connections = 0
+        self.received: list[str] = []
+        self.silent = False
+        self.skip_next = False
+        self.crossed_next = False
+        self.conns = set()
+
+    def snap(self):
+        return json.dumps({"t": "snap", "s": self.seq, "ts": time.time(), "b": [[self.bid, 1.0], [self.bid - 1, 2.0]], "a": [[self.ask, 1.0], [self.ask + 1, 2.0]]})
+
+    def delta(self):
+        prev = self.seq
+        self.seq += 1
+        if self.skip_next:
+            self.skip_next = False
+            prev, self.seq = self.seq, self.seq + 1
+        b = [[self.bid, float(self.seq % 7 + 1)]]
+        a = [[self.ask, 1.5]]
+        if self.crossed_next:
+            self.crossed_next = False
+            b = [[self.ask + 5, 1.0]]
+        return json.dumps({"t": "delta", "s": self.seq, "p": prev, "ts": time.time(), "b": b, "a": a})
+
+    async def handler(self, ws):
+        self.connections += 1
+        self.conns.add(ws)
+        try:
+            async def reader():
+                async for msg in ws:
+                    self.received.append(msg)
+                    if json.loads(msg).get("op") == "sub":
+                        await ws.send(self.snap())
+
+            rt = asyncio.create_task(reader())
+            try:
+                while True:
+                    await asyncio.sleep(0.02)
+                    if not self.silent:
+                        await ws.send(self.delta())
+            finally:
+                rt.cancel()
+        except Exception:
+            pass
+        finally:
+            self.conns.discard(ws)
+
+
+@pytest.fixture
+async def venue():
+    script = Script()
+    async with serve(script.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        script.url = f"ws://127.0.0.1:{port}"
+        yield script
+
+
+def opts(**kw):
+    base = dict(backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05)
+    base.update(kw)
+    return SessionOptions(**base)
+
+
+async def wait_for(pred, timeout=5.0, history=None, market=None):
+    async with asyncio.timeout(timeout):
+        while not pred():
+            if history is not None and market is not None:
+                history.append((market.state.status, market.book.is_crossed()))
+            await asyncio.sleep(0.01)
+
+
+async def test_reaches_live_and_follows_deltas(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        await wait_for(lambda: market.stats.frames > 10)
+        assert market.book.best_bid()[0] == 100.0 and market.book.best_ask()[0] == 101.0
+        assert market.stats.latency.percentiles(time.time())[0] is not None
+        await wait_for(lambda: any('"ping"' in r for r in venue.received))  # heartbeat sent
+        await wait_for(lambda: len(market.heatmap.columns) >= 2)  # the sampler runs
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_gap_goes_syncing_with_reason_and_resyncs_to_live(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        venue.skip_next = True
+        await wait_for(lambda: market.resyncs == 1 and market.state.status is FeedStatus.LIVE)
+        syncing = [s for s in market.state_log if s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap ")]
+        assert syncing, list(market.state_log)
+        # after the gap, nothing was LIVE until the fresh snapshot arrived
+        log = list(market.state_log)
+        i = log.index(syncing[0])
+        assert log[i + 1].status is not FeedStatus.LIVE or log[i + 1].reason == ""
+        assert market.resyncs == 1 and market.stats.gaps == 1
+        assert venue.received.count('{"op":"sub"}') == 2  # resubscribed, same connection
+        assert venue.connections == 1
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_crossed_book_is_never_live(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    seen = []
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        venue.crossed_next = True
+        await wait_for(lambda: market.resyncs == 1 and market.state.status is FeedStatus.LIVE, history=seen, market=market)
+        assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("crossed by ") for s in market.state_log)
+        assert not any(st is FeedStatus.LIVE and crossed for st, crossed in seen)
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_silent_feed_goes_stale_then_reconnects(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, stale_after=0.4)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        venue.silent = True
+        await wait_for(lambda: market.state.status is FeedStatus.STALE)
+        assert market.state.reason.startswith("no data for ")
+        await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING)
+        assert "no data for" in market.state.reason
+        venue.silent = False
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        assert venue.connections >= 2
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_refused_connection_backs_off_without_storm():
+    # a port nobody listens on: bind, note the port, close
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    adapter = FakeAdapter("BTC-PERP", endpoint=f"ws://127.0.0.1:{port}")
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts(backoff_base=0.1, backoff_max=0.4))
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING and "refused" in market.state.reason)
+        await asyncio.sleep(1.5)
+        # base 0.1 doubling to a 0.4 cap with jitter >= 0.5: at most ~1.5/0.05 + few attempts
+        # without backoff there would be hundreds
+        assert 2 <= session.connect_attempts <= 12, session.connect_attempts
+        assert market.state.reason.startswith("connection refused; retry in ")
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_server_restart_reconnects_to_live():
+    script = Script()
+    server = await serve(script.handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    adapter = FakeAdapter("BTC-PERP", endpoint=f"ws://127.0.0.1:{port}")
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        server.close()
+        await server.wait_closed()
+        await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING)
+        assert market.book.empty
+        server = await serve(script.handler, "127.0.0.1", port)
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+    finally:
+        await session.stop()
+        task.cancel()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_rest_resync_mode_fetches_snapshot(venue):
+    fetched = []
+
+    async def fetcher(req):
+        fetched.append(req.url)
+        return json.dumps({"s": venue.seq, "b": [[venue.bid, 1.0]], "a": [[venue.ask, 1.0]]}).encode()
+
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, rest_endpoint="http://127.0.0.1:9", mode=ResyncMode.REST)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts(), fetcher=fetcher)
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        assert fetched and fetched[0] == "http://127.0.0.1:9/snap"
+        venue.skip_next = True
+        await wait_for(lambda: len(fetched) >= 2 and market.state.status is FeedStatus.LIVE)
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_oversized_frame_reconnects_with_reason(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts(max_size=4096))
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        big = json.dumps({"t": "noise", "x": "a" * 10_000})
+        for ws in list(venue.conns):
+            await ws.send(big)
+        await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING)
+        assert "size limit" in market.state.reason
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_malformed_frames_are_counted_not_raised(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        for ws in list(venue.conns):
+            await ws.send("{not json")
+            await ws.send(json.dumps({"t": "delta"}))  # right type, missing fields
+            await ws.send(b"\x00\x01binary")
+        await wait_for(lambda: market.stats.bad_frames >= 3)
+        assert market.state.status is FeedStatus.LIVE
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_fatal_venue_error_fails_with_reason(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        for ws in list(venue.conns):
+            await ws.send(json.dumps({"t": "error", "reason": "instrument [red]gone[/]", "fatal": True}))
+        await wait_for(lambda: market.state.status is FeedStatus.FAILED)
+        assert market.state.reason == "instrument [red]gone[/]"
+        async with asyncio.timeout(3):
+            await task  # the session ends by itself
+    finally:
+        await session.stop()
+        task.cancel()
