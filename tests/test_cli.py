@@ -1,0 +1,68 @@
+"""The command line as a user meets it: one-line errors, exit 2, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from obview.cli import main
+
+ENV = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-obview-test"}
+
+
+def run(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "obview.cli", *args], capture_output=True, text=True, timeout=timeout, env=ENV)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["BTC-PERP", "--venue", "nasdaq"], "valid: "),
+        (["DOGE-PERP", "--venue", "demo"], "BTC-PERP"),
+        (["BTC-PERP", "--bogus"], "unrecognized arguments"),
+        (["BTC-PERP", "--venue", "demo", "--endpoint", "ftp://x"], "ws://"),
+        (["BTC-PERP", "--venue", "demo", "--print", "--duration", "-1"], "positive"),
+        (["demo-server", "--port", "70000"], "out of range"),
+        (["replay", "/nonexistent/file.jsonl", "--venue", "nasdaq"], "valid: "),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, needle, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent-obview-test")
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(args))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_bad_config_file_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('theme = 3\n')
+    assert main(["BTC-PERP", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'theme'" in err and str(cfg) in err
+
+
+def test_version_and_venues(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "obview" in capsys.readouterr().out
+    assert main(["venues"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "BTC-PERP" in out
+
+
+def test_print_mode_on_demo_venue_reports_live_book():
+    pytest.importorskip("obview.sim.server")
+    r = run("BTC-PERP", "--venue", "demo", "--print", "--duration", "3")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert 2 <= len(lines) <= 4
+    last = lines[-1]
+    assert last["venue"] == "demo" and last["symbol"] == "BTC-PERP" and last["state"] == "LIVE"
+    assert last["best_bid"] < last["best_ask"] and last["spread"] > 0 and last["msgs_per_s"] > 0
+    assert last["latency_ms_p50"] is not None
