@@ -1,0 +1,375 @@
+"""Record raw venue frames to JSON lines, and replay them through the same adapters.
+
+Recording format (one JSON object per line, time-ordered, as in the shared recordings):
+
+    {"t": 1626992740.17, "connect": "wss://..."}     a WebSocket connection was opened
+    {"t": ..., "sent": "<text>"}                       a frame the client sent
+    {"t": ..., "raw": "<text>"}                        a frame received, exactly as it arrived
+    {"t": ..., "http": "https://...", "raw": "<body>"} an HTTP response body and its URL
+
+``t`` is the local time in seconds. Files written by ``Recorder`` add an optional ``"c"``
+(connection number) to ``connect`` lines and to the frames of that connection, because one
+app session records several venues' connections into one file and their frames interleave;
+replay uses it to follow only the connections of the chosen venue. Readers that do not know
+``c`` simply ignore it.
+
+Replay runs every frame through ``FeedPipeline`` (adapter parse, book sync, checksums), the
+exact path the live app uses, at full speed and with no UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import threading
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from obview.feed.pipeline import FeedPipeline
+from obview.market import Market
+from obview.model import Instrument
+from obview.venues.base import VenueAdapter
+from obview.venues.registry import get_adapter
+
+log = logging.getLogger("obview.record")
+
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+SUMMARY_LEVELS = 20
+
+
+# -- recording ------------------------------------------------------------------------------
+class Recorder:
+    """Appends frames to ``path`` in the recordings' JSON-lines format.
+
+    Writes are line-buffered (a crash loses at most the line being written) and bounded: once
+    the file would grow past ``max_bytes`` recording stops, ``full`` turns True and ``message``
+    says why. A write error (disk full, file removed) also stops recording instead of breaking
+    the feed; nothing here ever raises into the session. A ``.gz`` path is written gzip
+    compressed (flushed on close; the cap counts uncompressed bytes).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._fh: IO[str] | None
+        if self.path.endswith(".gz"):
+            self._fh = gzip.open(self.path, "at", encoding="utf-8")  # noqa: SIM115
+            self.written = 0
+        else:
+            self._fh = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self.written = os.fstat(self._fh.fileno()).st_size
+        self.lines = 0
+        self.dropped = 0
+        self.full = False
+        self.message = ""
+        self._next_conn = 0
+        self._conn_of_task: weakref.WeakKeyDictionary[asyncio.Task, int] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- the session's calls ----------------------------------------------------------------
+    def connect(self, url: str) -> None:
+        self._next_conn += 1
+        task = _current_task()
+        if task is not None:
+            self._conn_of_task[task] = self._next_conn
+        self._write({"t": self.clock(), "connect": url, "c": self._next_conn})
+
+    def sent(self, text: str | bytes) -> None:
+        self._write(self._tag({"t": self.clock(), "sent": _text(text)}))
+
+    def received(self, text: str | bytes) -> None:
+        self._write(self._tag({"t": self.clock(), "raw": _text(text)}))
+
+    def http(self, url: str, body: str | bytes) -> None:
+        self._write({"t": self.clock(), "http": url, "raw": _text(body)})
+
+    # -- file -------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            fh, self._fh = self._fh, None
+            if fh is not None:
+                try:
+                    fh.close()
+                except OSError as e:
+                    self._stop(f"recording to {self.path} failed on close: {e.strerror or e}")
+
+    @property
+    def closed(self) -> bool:
+        return self._fh is None
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _tag(self, rec: dict[str, Any]) -> dict[str, Any]:
+        # frames are received in the task that opened the connection: that names it
+        task = _current_task()
+        if task is not None:
+            conn = self._conn_of_task.get(task)
+            if conn is not None:
+                rec["c"] = conn
+        return rec
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        line = orjson.dumps(rec).decode() + "\n"
+        size = len(line.encode())  # orjson output is ASCII-safe JSON text, bytes == chars mostly
+        with self._lock:
+            if self._fh is None:
+                self.dropped += 1
+                return
+            if self.written + size > self.max_bytes:
+                self.dropped += 1
+                self._stop(
+                    f"recording stopped: {self.path} reached its size cap of {_mib(self.max_bytes)}"
+                )
+                self._fh.close()
+                self._fh = None
+                return
+            try:
+                self._fh.write(line)
+            except OSError as e:
+                self.dropped += 1
+                self._stop(f"recording to {self.path} stopped: {e.strerror or e}")
+                self._fh = None
+                return
+            self.written += size
+            self.lines += 1
+
+    def _stop(self, message: str) -> None:
+        self.full = True
+        if not self.message:
+            self.message = message
+            log.warning("%s", message)
+
+
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (plain threads, tests)
+        return None
+
+
+def _text(x: str | bytes) -> str:
+    return x if isinstance(x, str) else x.decode("utf-8", "replace")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+# -- reading --------------------------------------------------------------------------------
+class ReplayError(Exception):
+    """The recording cannot be read or is not JSON lines. The message is one line."""
+
+
+def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield the records of a recording in order (``.gz`` read through gzip).
+
+    Raises ReplayError for a missing or unreadable file and for a line that is not a JSON
+    object; blank lines are skipped, and so is a last line cut short by a crash or a full
+    disk (no trailing newline). Records of unknown kinds are passed through.
+    """
+    name = os.fspath(path)
+    try:
+        fh = gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise ReplayError(f"cannot read {name}: {e.strerror or e}") from None
+    with fh:
+        n = 0
+        try:
+            for raw in fh:
+                n += 1
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    if n > 1 and not raw.endswith(b"\n"):
+                        return  # a last line torn by a crash or a full disk
+                    _bad_line(name, n, line)
+                if not isinstance(rec, dict):
+                    _bad_line(name, n, line)
+                yield rec
+        except (OSError, EOFError, zlib.error) as e:
+            raise ReplayError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _bad_line(name: str, n: int, line: bytes) -> None:
+    shown = line[:60].decode("utf-8", "replace")
+    raise ReplayError(f"{name}:{n}: not a JSON-lines recording (line starts {shown!r})")
+
+
+# -- replay ---------------------------------------------------------------------------------
+def replay_summary(
+    path: str | os.PathLike[str],
+    venue: str,
+    symbol: str | None = None,
+    instrument: str | None = None,
+) -> dict[str, Any]:
+    """Replay ``path`` through ``venue``'s adapter for one instrument; return a summary.
+
+    ``symbol`` is a canonical symbol (BTC-PERP) or, failing that, a venue-native name that the
+    venue maps; ``instrument`` is any venue-native name (e.g. an instrument of a recording
+    that the app does not list). The summary's sizes are in the venue's native units.
+    """
+    replay = Replay(venue, symbol=symbol, instrument=instrument)
+    replay.run(path)
+    return replay.summary()
+
+
+class Replay:
+    """One replay: adapter + market + pipeline, fed record by record."""
+
+    def __init__(
+        self, venue: str, symbol: str | None = None, instrument: str | None = None
+    ) -> None:
+        cls = get_adapter(venue)
+        if symbol is None and instrument is None:
+            raise ReplayError(
+                f"choose a symbol ({', '.join(sorted(cls.symbols))}) or a venue-native instrument"
+            )
+        if symbol is not None and instrument is None and symbol not in cls.symbols:
+            native_to_canonical = {v: k for k, v in cls.symbols.items()}
+            if symbol in native_to_canonical:  # a native name given as --symbol
+                symbol, instrument = native_to_canonical[symbol], symbol
+        label = symbol or instrument
+        assert label is not None
+        self.adapter: VenueAdapter = cls(label, instrument=instrument)
+        self.market = Market(_instrument(self.adapter))
+        self.pipeline = FeedPipeline(self.adapter, self.market)
+        self.specs = self.adapter.streams()
+        self.book_spec = next((s for s in self.specs if s.book), self.specs[0])
+        self.frames = 0
+        self.skipped_connections = 0
+        snap = self.adapter.snapshot_request()
+        self._snapshot_url = snap.url if snap is not None else None
+
+    # -- routing ----------------------------------------------------------------------------
+    def stream_for(self, url: str) -> str | None:
+        """The adapter stream a connection URL belongs to, or None when it is another venue's.
+
+        Exact URL, then host and path, then path alone (the simulator serves every venue on
+        one host), then host alone (same venue, another route or stream list)."""
+        u = urlsplit(url)
+        for s in self.specs:
+            if s.url == url:
+                return s.name
+        for s in self.specs:
+            su = urlsplit(s.url)
+            if (su.netloc, su.path.rstrip("/")) == (u.netloc, u.path.rstrip("/")):
+                return s.name
+        for s in self.specs:
+            if urlsplit(s.url).path.rstrip("/") == u.path.rstrip("/") and u.path.strip("/"):
+                return s.name
+        hosts = {urlsplit(s.url).netloc for s in self.specs} | {
+            urlsplit(self.adapter.default_endpoint).netloc
+        }
+        if u.netloc in hosts:
+            return self.book_spec.name
+        return None
+
+    def _snapshot_is_ours(self, url: str) -> bool:
+        if self._snapshot_url is None:
+            return False
+        want = urlsplit(self._snapshot_url)
+        got = urlsplit(url)
+        if want.path.rstrip("/").rsplit("/", 1)[-1] != got.path.rstrip("/").rsplit("/", 1)[-1]:
+            return False
+        native = self.adapter.native.lower()
+        names = [v.lower() for _, v in parse_qsl(got.query)] + [
+            p.lower() for p in got.path.split("/")
+        ]
+        return native in names
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, path: str | os.PathLike[str]) -> None:
+        # first pass: which connections are this venue's (if none match, follow them all)
+        conns: dict[Any, str | None] = {}
+        for rec in replay_frames(path):
+            url = rec.get("connect")
+            if isinstance(url, str):
+                conns[rec.get("c", len(conns))] = self.stream_for(url)
+        follow_all = not any(v is not None for v in conns.values())
+        current = self.book_spec.name
+        streams: dict[Any, str | None] = {}
+        pipeline = self.pipeline
+        for rec in replay_frames(path):
+            t = rec.get("t")
+            ts = float(t) if isinstance(t, (int, float)) else 0.0
+            if "connect" in rec:
+                url = str(rec["connect"])
+                name = self.stream_for(url)
+                if name is None and follow_all:
+                    name = self.book_spec.name
+                streams[rec.get("c")] = name
+                current = name
+                if name is None:
+                    self.skipped_connections += 1
+                elif name == self.book_spec.name:
+                    pipeline.reset_book()  # as the live session does on (re)connect
+            elif "http" in rec:
+                if self._snapshot_is_ours(str(rec["http"])):
+                    body = rec.get("raw", "")
+                    pipeline.on_snapshot_body(body.encode() if isinstance(body, str) else b"", ts)
+            elif "raw" in rec:
+                name = streams.get(rec["c"], current) if "c" in rec else current
+                if name is None:
+                    continue  # another venue's connection in a shared recording
+                raw = rec["raw"]
+                if not isinstance(raw, str):
+                    raw = orjson.dumps(raw).decode()
+                self.frames += 1
+                pipeline.on_frame(name, raw, ts)
+
+    def summary(self) -> dict[str, Any]:
+        m = self.market
+        bids, asks = m.book.top(SUMMARY_LEVELS)
+        bb, ba = m.book.best_bid(), m.book.best_ask()
+        return {
+            "venue": self.adapter.name,
+            "symbol": self.adapter.symbol,
+            "frames": self.frames,
+            "parse_errors": self.pipeline.parse_errors,
+            "gaps": m.stats.gaps,
+            "checksum_errors": m.stats.checksum_errors,
+            "resyncs": m.resyncs,
+            "trades": self.pipeline.trades,
+            "state": m.state.status.value,
+            "best_bid": bb[0] if bb else None,
+            "best_ask": ba[0] if ba else None,
+            "bids": [[p, s] for p, s in bids],
+            "asks": [[p, s] for p, s in asks],
+        }
+
+
+def _instrument(adapter: VenueAdapter) -> Instrument:
+    """The adapter's built-in facts, or neutral ones for an instrument it has no defaults for."""
+    try:
+        return adapter.default_instrument()
+    except Exception:  # a venue-native instrument outside the adapter's table
+        return Instrument(
+            venue=adapter.name, symbol=adapter.symbol, native=adapter.native, tick=0.0, lot=0.0
+        )
+
+
+__all__ = ["Recorder", "Replay", "ReplayError", "replay_frames", "replay_summary"]
