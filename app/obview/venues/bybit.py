@@ -1,0 +1,239 @@
+"""Bybit v5 linear (USDT perpetuals): ``orderbook.200`` snapshot/delta and ``publicTrade``.
+
+One socket, ``wss://stream.bybit.com/v5/public/linear``; both topics are subscribed with one
+``{"op":"subscribe"}`` frame and the client pings with ``{"op":"ping"}`` every 20 s (the venue
+drops sockets that neither ping nor receive). The book comes over the socket:
+
+- ``type: "snapshot"`` replaces the book (the first message, and whenever Bybit resends one);
+- ``u == 1`` means the venue's book service restarted: the message is a fresh snapshot;
+- ``type: "delta"`` carries absolute sizes (0 deletes); its ``u`` should be the previous ``u``
+  plus one. A smaller ``u`` is a replay and is ignored; a larger jump is a gap. The v5 docs
+  promise consecutive ``u`` only for the newer full-book stream; third-party clients document
+  it for the fixed-depth streams too, and the simulator dialect follows it;
+- the book keeps the best 200 levels per side (the subscribed depth), truncated after every
+  update, since the docs do not say whether levels pushed out of the window are deleted.
+
+A gap resubscribes the book topic (a new snapshot follows); no REST is needed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.venues.base import (
+    APPLIED,
+    IGNORED,
+    BookSync,
+    Event,
+    FrameError,
+    HttpRequest,
+    ResyncMode,
+    StreamSpec,
+    SyncResult,
+    SyncStatus,
+    VenueAdapter,
+    VenueError,
+    dumps,
+    fmt_seq_gap,
+    loads,
+)
+
+DEPTH = 200
+
+#: built-in instrument facts (tick, qty step) used until instruments-info answers
+DEFAULTS: dict[str, tuple[float, float]] = {
+    "BTCUSDT": (0.1, 0.001),
+    "ETHUSDT": (0.01, 0.01),
+    "SOLUSDT": (0.01, 0.1),
+}
+_FALLBACK = (0.0001, 0.001)
+
+_SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+
+
+def _levels(raw: list) -> list[tuple[float, float]]:
+    return [(float(p), float(q)) for p, q in raw]
+
+
+def _ms(value: object) -> float:
+    # the docs show ``ts`` once as a string; the parameter table says number: accept both
+    return int(value) / 1000.0  # type: ignore[call-overload]
+
+
+class BybitSync(BookSync):
+    """Snapshot replaces; deltas must continue ``u`` by exactly one."""
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        last = self.last_seq
+        if last is None or delta.seq is None:
+            return APPLIED
+        if delta.seq == last + 1:
+            return APPLIED
+        if delta.seq <= last:
+            return IGNORED  # replayed / duplicate
+        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last + 1, delta.seq))
+
+
+class BybitAdapter(VenueAdapter):
+    """Bybit v5 public linear market data (no key needed)."""
+
+    name = "bybit"
+    title = "Bybit linear"
+    symbols: ClassVar[dict[str, str]] = {
+        "BTC-PERP": "BTCUSDT",
+        "ETH-PERP": "ETHUSDT",
+        "SOL-PERP": "SOLUSDT",
+    }
+    resync_mode = ResyncMode.RESUBSCRIBE
+    default_endpoint = "wss://stream.bybit.com/v5/public/linear"
+    default_rest_endpoint = "https://api.bybit.com"
+    channel = "orderbook.200.<sym> (snapshot/delta, u+1) + publicTrade.<sym>"
+
+    stream_name = "public"
+    depth = DEPTH
+    ping_interval = 20.0
+
+    @property
+    def book_topic(self) -> str:
+        return f"orderbook.{self.depth}.{self.native}"
+
+    @property
+    def trade_topic(self) -> str:
+        return f"publicTrade.{self.native}"
+
+    # -- connection -------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        sub = dumps(
+            {"req_id": "obview-sub", "op": "subscribe", "args": [self.book_topic, self.trade_topic]}
+        )
+        return [
+            StreamSpec(
+                name=self.stream_name,
+                url=self.endpoint,
+                subscribe=[sub],
+                book=True,
+                trades=True,
+                ping_interval=self.ping_interval,
+                ping_frame='{"op":"ping"}',
+                stale_after=10.0,
+            )
+        ]
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        return [
+            dumps({"req_id": "obview-unsub", "op": "unsubscribe", "args": [self.book_topic]}),
+            dumps({"req_id": "obview-resub", "op": "subscribe", "args": [self.book_topic]}),
+        ]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        topic = msg.get("topic")
+        if topic is None:
+            return self._control(stream, msg)
+        if topic == self.book_topic:
+            return [self._book(msg, ts_local)]
+        if topic == self.trade_topic:
+            return self._trades(msg, ts_local)
+        return []  # another instrument or topic on a shared socket
+
+    def _control(self, stream: str, msg: dict) -> list[Event]:
+        op = msg.get("op")
+        if op is None and "success" not in msg:
+            raise FrameError("neither topic nor op")
+        if msg.get("success") is False:
+            reason = str(msg.get("ret_msg") or "request refused")
+            # a refused subscription (unknown symbol or topic) will not fix itself
+            return [
+                VenueError(stream, f"bybit {op or 'request'}: {reason}", fatal=op == "subscribe")
+            ]
+        return []  # subscribe/unsubscribe ack, pong (either documented shape)
+
+    def _book(self, msg: dict, ts_local: float) -> BookSnapshot | BookDelta:
+        data = msg["data"]
+        if data.get("s", self.native) != self.native:
+            raise FrameError(f"book topic {msg['topic']} carries symbol {data.get('s')!r}")
+        kind = msg["type"]
+        u = int(data["u"])
+        ts = _ms(msg["ts"]) if "ts" in msg else None
+        bids, asks = _levels(data["b"]), _levels(data["a"])
+        if kind == "snapshot" or u == 1:  # u == 1: the book service restarted
+            return BookSnapshot(
+                self.name, self.symbol, bids, asks, seq=u, ts_exchange=ts, ts_local=ts_local
+            )
+        if kind != "delta":
+            raise FrameError(f"unknown book message type {kind!r}")
+        return BookDelta(
+            self.name, self.symbol, bids, asks, seq=u, ts_exchange=ts, ts_local=ts_local
+        )
+
+    def _trades(self, msg: dict, ts_local: float) -> list[Event]:
+        out: list[Event] = []
+        for t in msg["data"]:
+            if t.get("s", self.native) != self.native:
+                continue
+            out.append(
+                Trade(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    price=float(t["p"]),
+                    size=float(t["v"]),
+                    side=_SIDES[t["S"]],  # S is the taker side
+                    trade_id=str(t["i"]),
+                    ts_exchange=_ms(t["T"]),
+                    ts_local=ts_local,
+                )
+            )
+        return out
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        return BybitSync(book, depth=self.depth)
+
+    # -- instrument facts ---------------------------------------------------------------------
+    def _base_quote(self) -> tuple[str, str]:
+        for q in ("USDT", "USDC", "PERP"):
+            if self.native.endswith(q) and len(self.native) > len(q):
+                return self.native[: -len(q)], "USDC" if q == "PERP" else q
+        return self.native, "USDT"
+
+    def default_instrument(self) -> Instrument:
+        tick, lot = DEFAULTS.get(self.native, _FALLBACK)
+        base, quote = self._base_quote()
+        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote)
+
+    def instrument_request(self) -> HttpRequest:
+        return HttpRequest(
+            f"{self.rest_endpoint}/v5/market/instruments-info?category=linear&symbol={self.native}"
+        )
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        msg = loads(body)
+        if not isinstance(msg, dict):
+            raise FrameError("instruments-info: expected a JSON object")
+        if msg.get("retCode", 0) != 0:
+            raise FrameError(f"instruments-info: {str(msg.get('retMsg', ''))[:80]}")
+        for item in (msg.get("result") or {}).get("list") or []:
+            if item.get("symbol") != self.native:
+                continue
+            tick = float(item["priceFilter"]["tickSize"])
+            lot = float(item["lotSizeFilter"]["qtyStep"])
+            if tick <= 0 or lot <= 0:
+                raise FrameError("instruments-info: non-positive tick or qty step")
+            dbase, dquote = self._base_quote()
+            return Instrument(
+                self.name,
+                self.symbol,
+                self.native,
+                tick,
+                lot,
+                "base",
+                1.0,
+                item.get("baseCoin") or dbase,
+                item.get("quoteCoin") or dquote,
+            )
+        raise FrameError(f"instruments-info: {self.native} not listed")
