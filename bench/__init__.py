@@ -1,0 +1,1 @@
+"""obview benchmarks: `python -m bench [--quick]` prints figures and rewrites bench/RESULTS.md."""
