@@ -238,8 +238,9 @@ class OkxAdapter(VenueAdapter):
                 subscribe=[dumps({"op": "subscribe", "args": self._args()})],
                 ping_interval=self.ping_interval,
                 ping_frame="ping",
-                # OKX drops a socket after 30 s without traffic; the pong answers our ping
-                stale_after=self.ping_interval + 5.0,
+                # a BTC book changes every 100 ms: 15 s of silence is worth showing; the pong
+                # to our ping clears it, and 30 s with no pong either ends in a reconnect
+                stale_after=15.0,
             )
         ]
 

@@ -1,0 +1,303 @@
+"""Deribit JSON-RPC WebSocket feed: ``book.{instrument}.100ms`` and ``trades.{instrument}.100ms``.
+
+The ``raw`` channels need a login, so obview uses ``100ms``: a full snapshot first, then
+changes chained by ``prev_change_id`` == the previous ``change_id``; a broken link is a gap,
+repaired by unsubscribing and subscribing the book channel again (a new snapshot follows).
+Rows are ``[action, price, amount]`` with action ``new`` / ``change`` / ``delete``.
+
+Heartbeats: the client asks for them with ``public/set_heartbeat``; the server then sends
+``heartbeat`` notifications and, now and then, a ``test_request`` that must be answered with
+``public/test`` or the connection is closed.
+
+Sizes: inverse contracts (BTC-PERPETUAL, ETH-PERPETUAL, dated futures) count USD; linear
+USDC contracts (SOL_USDC-PERPETUAL) and options count coins.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
+from obview.venues.base import (
+    BookSync,
+    Event,
+    FrameError,
+    HttpRequest,
+    Reply,
+    ResyncMode,
+    StreamSpec,
+    VenueAdapter,
+    VenueError,
+    dumps,
+    loads,
+)
+
+WS_PATH = "/ws/api/v2"
+HEARTBEAT_INTERVAL = 15  # s; Deribit's minimum is 10
+
+# JSON-RPC ids of our own requests (replies are matched on them)
+ID_HEARTBEAT = 1
+ID_SUBSCRIBE = 2
+ID_UNSUBSCRIBE_BOOK = 3
+ID_SUBSCRIBE_BOOK = 4
+ID_TEST_BASE = 1000  # answers to test_request count up from here
+
+TOO_MANY_REQUESTS = 10028
+
+# Built-in facts used when public/get_instrument cannot be reached:
+# name -> (tick_size, lot, size_unit, contract_value, base, quote)
+DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
+    "BTC-PERPETUAL": (0.5, 10.0, "quote", 1.0, "BTC", "USD"),
+    "ETH-PERPETUAL": (0.05, 1.0, "quote", 1.0, "ETH", "USD"),
+    "SOL_USDC-PERPETUAL": (0.01, 0.1, "base", 1.0, "SOL", "USDC"),
+}
+
+_ACTIONS = {"new", "change", "delete"}
+
+
+def _rows(rows: list) -> list[Level]:
+    out: list[Level] = []
+    for row in rows:
+        action, price, amount = row
+        if action not in _ACTIONS:
+            raise FrameError(f"unknown book action {action!r}")
+        out.append((float(price), 0.0 if action == "delete" else float(amount)))
+    return out
+
+
+class DeribitAdapter(VenueAdapter):
+    """Deribit perpetuals over one JSON-RPC WebSocket."""
+
+    name: ClassVar[str] = "deribit"
+    title: ClassVar[str] = "Deribit"
+    symbols: ClassVar[dict[str, str]] = {
+        "BTC-PERP": "BTC-PERPETUAL",
+        "ETH-PERP": "ETH-PERPETUAL",
+        "SOL-PERP": "SOL_USDC-PERPETUAL",
+    }
+    resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
+    default_endpoint: ClassVar[str] = "wss://www.deribit.com"
+    default_rest_endpoint: ClassVar[str] = "https://www.deribit.com"
+    channel: ClassVar[str] = "book.{instrument}.100ms (full depth) + trades; change_id chain"
+
+    stream_name: ClassVar[str] = "ws"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._test_id = ID_TEST_BASE
+
+    @property
+    def book_channel(self) -> str:
+        return f"book.{self.native}.100ms"
+
+    @property
+    def trades_channel(self) -> str:
+        return f"trades.{self.native}.100ms"
+
+    # -- connection -------------------------------------------------------------------------
+    def ws_url(self) -> str:
+        """The endpoint as given when it carries a path, else the endpoint + /ws/api/v2."""
+        if urlsplit(self.endpoint).path not in ("", "/"):
+            return self.endpoint
+        return self.endpoint + WS_PATH
+
+    @staticmethod
+    def _rpc(id_: int, method: str, params: dict) -> str:
+        return dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})
+
+    def streams(self) -> list[StreamSpec]:
+        return [
+            StreamSpec(
+                name=self.stream_name,
+                url=self.ws_url(),
+                subscribe=[
+                    self._rpc(
+                        ID_HEARTBEAT, "public/set_heartbeat", {"interval": HEARTBEAT_INTERVAL}
+                    ),
+                    self._rpc(
+                        ID_SUBSCRIBE,
+                        "public/subscribe",
+                        {"channels": [self.book_channel, self.trades_channel]},
+                    ),
+                ],
+                # the server's heartbeats keep a quiet socket talking, so silence means trouble
+                stale_after=10.0,
+            )
+        ]
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        channels = {"channels": [self.book_channel]}
+        return [
+            self._rpc(ID_UNSUBSCRIBE_BOOK, "public/unsubscribe", channels),
+            self._rpc(ID_SUBSCRIBE_BOOK, "public/subscribe", channels),
+        ]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        method = msg.get("method")
+        if method == "subscription":
+            params = msg["params"]
+            return self._parse_notification(params["channel"], params["data"], ts_local)
+        if method == "heartbeat":
+            if msg.get("params", {}).get("type") == "test_request":
+                self._test_id += 1
+                return [Reply(stream, self._rpc(self._test_id, "public/test", {}))]
+            return []
+        if "error" in msg:
+            return [self._rpc_error(stream, msg)]
+        if "result" in msg:
+            return self._rpc_result(stream, msg)
+        return []
+
+    def _rpc_error(self, stream: str, msg: dict) -> VenueError:
+        err = msg["error"] if isinstance(msg["error"], dict) else {"message": str(msg["error"])}
+        code = err.get("code")
+        reason = f"Deribit error {code}: {err.get('message', '')}"
+        data = err.get("data")
+        if isinstance(data, dict) and data.get("reason"):
+            reason += f" ({data['reason']})"
+        # a refused subscription does not fix itself; running out of credits does
+        fatal = msg.get("id") in (ID_SUBSCRIBE, ID_SUBSCRIBE_BOOK) and code != TOO_MANY_REQUESTS
+        return VenueError(stream, reason, fatal=fatal)
+
+    def _rpc_result(self, stream: str, msg: dict) -> list[Event]:
+        if msg.get("id") in (ID_SUBSCRIBE, ID_SUBSCRIBE_BOOK):
+            result = msg["result"]
+            if isinstance(result, list) and self.book_channel not in result:
+                # Deribit leaves out channels it cannot serve (e.g. an unknown instrument)
+                return [VenueError(stream, f"not subscribed to {self.book_channel}", fatal=True)]
+        return []
+
+    def _parse_notification(self, channel: str, data: object, ts_local: float) -> list[Event]:
+        parts = channel.split(".")
+        if len(parts) < 3 or parts[1] != self.native:
+            return []
+        kind = parts[0]
+        if kind == "book" and len(parts) == 3:
+            if not isinstance(data, dict):
+                raise FrameError("book notification without an object")
+            return [self._parse_book(data, ts_local)]
+        if kind == "trades":
+            if not isinstance(data, list):
+                raise FrameError("trades notification without a list")
+            return [
+                self._parse_trade(t, ts_local)
+                for t in data
+                if t.get("instrument_name", self.native) == self.native
+            ]
+        return []  # ticker, grouped book and other channels: not ours
+
+    def _parse_book(self, d: dict, ts_local: float) -> BookSnapshot | BookDelta:
+        bids = _rows(d["bids"])
+        asks = _rows(d["asks"])
+        ts = int(d["timestamp"]) / 1000.0
+        change_id = int(d["change_id"])
+        kind = d.get("type")
+        if kind == "snapshot":
+            return BookSnapshot(
+                self.name, self.symbol, bids, asks, seq=change_id, ts_exchange=ts, ts_local=ts_local
+            )
+        if kind == "change":
+            prev = d.get("prev_change_id")
+            return BookDelta(
+                self.name,
+                self.symbol,
+                bids,
+                asks,
+                seq=change_id,
+                prev_seq=int(prev) if prev is not None else None,
+                ts_exchange=ts,
+                ts_local=ts_local,
+            )
+        raise FrameError(f"unknown book message type {kind!r}")
+
+    def _parse_trade(self, t: dict, ts_local: float) -> Trade:
+        direction = t["direction"]
+        if direction not in ("buy", "sell"):
+            raise FrameError(f"unknown trade direction {direction!r}")
+        return Trade(
+            venue=self.name,
+            symbol=self.symbol,
+            price=float(t["price"]),
+            size=float(t["amount"]),
+            side=Side.BUY if direction == "buy" else Side.SELL,  # taker side
+            trade_id=str(t["trade_id"]),
+            ts_exchange=int(t["timestamp"]) / 1000.0,
+            ts_local=ts_local,
+        )
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        # the base rules are Deribit's: snapshot, then prev_change_id == last change_id
+        return BookSync(book)
+
+    # -- instrument facts -------------------------------------------------------------------
+    def default_instrument(self) -> Instrument:
+        native = self.native
+        if native in DEFAULTS:
+            tick, lot, unit, cv, base, quote_ccy = DEFAULTS[native]
+            return Instrument(self.name, self.symbol, native, tick, lot, unit, cv, base, quote_ccy)
+        head = native.split("-")[0]
+        base, _, settle = head.partition("_")
+        if native.endswith(("-C", "-P")):  # options: amounts in coins, prices in coin
+            return Instrument(self.name, self.symbol, native, 0.0005, 0.1, "base", 1.0, base, base)
+        if settle:  # linear (USDC) perpetuals and futures: amounts in coins
+            return Instrument(self.name, self.symbol, native, 0.01, 0.1, "base", 1.0, base, settle)
+        # inverse futures: amounts in USD
+        return Instrument(
+            self.name,
+            self.symbol,
+            native,
+            0.5 if base == "BTC" else 0.05,
+            1.0,
+            "quote",
+            1.0,
+            base,
+            "USD",
+        )
+
+    def instrument_request(self) -> HttpRequest | None:
+        return HttpRequest(
+            f"{self.rest_endpoint}/api/v2/public/get_instrument?instrument_name={quote(self.native)}"
+        )
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        try:
+            msg = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise FrameError(f"malformed JSON: {e.msg}") from None
+        if not isinstance(msg, dict) or not isinstance(msg.get("result"), dict):
+            err = msg.get("error") if isinstance(msg, dict) else None
+            raise FrameError(f"no instrument in reply: {err!r}")
+        r = msg["result"]
+        if r.get("instrument_name") not in (None, self.native):
+            raise FrameError(
+                f"instrument reply for {r.get('instrument_name')!r}, asked {self.native!r}"
+            )
+        fallback = self.default_instrument()
+        tick = float(r.get("tick_size") or fallback.tick)
+        lot = float(r.get("min_trade_amount") or r.get("contract_size") or fallback.lot)
+        base = r.get("base_currency") or fallback.base
+        kind = r.get("kind")
+        linearity = r.get("instrument_type") or r.get("future_type")
+        reversed_ = (
+            linearity == "reversed"
+            if linearity
+            else kind == "future" and fallback.size_unit == "quote"
+        )
+        if kind == "future" and reversed_:
+            # amounts are USD; contract_size is the USD step, not a per-unit value
+            return Instrument(
+                self.name, self.symbol, self.native, tick, lot, "quote", 1.0, base, "USD"
+            )
+        quote_ccy = r.get("counter_currency") or r.get("quote_currency") or fallback.quote
+        return Instrument(
+            self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote_ccy
+        )
