@@ -5,6 +5,7 @@ cost of the per-frame view the ladder needs (top 50 a side, grouped, cumulative)
 from __future__ import annotations
 
 import random
+import statistics
 
 from bench.common import Figure, per_call_ms, rate
 from obview.book import OrderBook
@@ -104,7 +105,7 @@ def run(quick: bool) -> list[Figure]:
         c_best = rate(lambda: c_book(True), runs)
         c_raw = rate(lambda: c_book(False), runs)
         figs.append(Figure("book: cryptofeed order-book (C), best bid/ask read per message", "level updates/s", c_best,
-                           note=f"obview/C = {figs[0].median / (sum(c_best) / len(c_best)):.1f}x; C re-sorts on index()"))
+                           note=f"obview/C = {figs[0].median / statistics.median(c_best):.1f}x; C re-sorts on index()"))
         figs.append(Figure("book: cryptofeed order-book (C), updates only (no best read)", "level updates/s", c_raw))
     except ImportError:
         figs.append(Figure("book: cryptofeed order-book (C)", "level updates/s", [], note="package order-book not installed (pip install '.[bench]')"))
