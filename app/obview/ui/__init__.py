@@ -1,0 +1,1 @@
+"""The Textual app: heatmap, ladder, tape, stats bar and venue strip."""

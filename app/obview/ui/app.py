@@ -1,0 +1,385 @@
+"""The obview Textual app: stats bar, venue strip, heatmap, ladder and tape.
+
+Data lives in ``Market`` objects owned by the feed manager; the app reads them on one paint
+clock (~30 fps) and repaints only panels whose market ``version`` (or view settings) changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from obview.market import Market
+from obview.symbols import CANONICAL, normalize
+from obview.ui.heatmap import Heatmap
+from obview.ui.ladder import Ladder
+from obview.ui.screens import HelpScreen, SymbolPrompt, VenuePicker
+from obview.ui.statsbar import StatsBar
+from obview.ui.tape import Tape
+from obview.ui.theming import (
+    DEFAULT_COLORMAP,
+    load_colormaps,
+    load_theme_files,
+    resolve_theme_name,
+)
+from obview.ui.venuestrip import VenueStrip
+from obview.ui.viewmodel import group_steps, large_trade_tiers, next_step, sanitize
+
+FRAME_INTERVAL = 1 / 30
+SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone
+HIGH_PCTS = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
+WIDE = 140  # all three panels
+MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
+
+
+class ObviewApp(App):
+    """Order-book visualizer for one (venue, symbol) at a time, with warm venue switching."""
+
+    CSS_PATH = "obview.tcss"
+    TITLE = "obview"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("space", "pause", "Pause"),
+        Binding("plus,equals_sign", "group(1)", "Group+"),
+        Binding("minus,underscore", "group(-1)", "Group-"),
+        Binding("u", "units", "Units"),
+        Binding("v", "pick_venue", "Venue"),
+        Binding("s", "symbol", "Symbol"),
+        Binding("left_square_bracket", "cycle_venue(-1)", "Prev venue", show=False),
+        Binding("right_square_bracket", "cycle_venue(1)", "Next venue", show=False),
+        Binding("t", "next_theme", "Theme"),
+        Binding("c", "next_colormap", "Colormap"),
+        Binding("comma", "contrast(-1)", "Contrast-", show=False),
+        Binding("full_stop", "contrast(1)", "Contrast+", show=False),
+        Binding("H", "toggle_panel('heatmap')", "Heatmap", show=False),
+        Binding("L", "toggle_panel('ladder')", "Ladder", show=False),
+        Binding("T", "toggle_panel('tape')", "Tape", show=False),
+        *[Binding(str(i), f"venue({i})", f"Venue {i}", show=False) for i in range(1, 10)],
+    ]
+
+    def __init__(
+        self,
+        manager: Any,
+        venue: str,
+        symbol: str,
+        config: Any = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        frame_interval: float = FRAME_INTERVAL,
+        close_manager: bool = False,
+    ) -> None:
+        super().__init__()
+        self.manager = manager
+        self.venue = venue
+        self.symbol = symbol
+        self.config = config
+        self.clock = clock or time.time
+        self.frame_interval = frame_interval
+        self.close_manager = close_manager
+        self.market: Market | None = None
+        self.error = ""
+        self.paused = False
+        self.quote_units = False
+        self.step: float | None = None
+        self.steps: list[float] = []
+        self.high_pct = 99.0
+        self.panel_override: dict[str, bool | None] = {
+            "heatmap": None,
+            "ladder": None,
+            "tape": None,
+        }
+        self._seen_version = -1
+        self._last_slow = 0.0
+        self._open_token = 0
+        self.frames = 0
+        self.themes, self.panels = load_theme_files()
+        self.colormaps = load_colormaps()
+        self.colormap_name = DEFAULT_COLORMAP
+
+    # -- setup --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatsBar(id="stats")
+        yield VenueStrip(id="venues")
+        with Horizontal(id="main"):
+            yield Heatmap(id="heatmap")
+            yield Ladder(id="ladder")
+            yield Tape(id="tape")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for th in self.themes:
+            self.register_theme(th)
+        cfg_theme = getattr(self.config, "theme", None)
+        self.theme = resolve_theme_name(cfg_theme, [t.name for t in self.themes])
+        cmap = getattr(self.config, "colormap", None)
+        if cmap in self.colormaps:
+            self.colormap_name = cmap
+        elif cfg_theme is None or cmap is None:
+            self.colormap_name = self.panels[self.theme].colormap
+        self.theme_changed_signal.subscribe(self, lambda _t: self._apply_colors())
+        self._apply_colors()
+        self._apply_layout()
+        self.set_interval(self.frame_interval, self._frame)
+        self._switch(self.venue, self.symbol)
+
+    async def on_unmount(self) -> None:
+        # feeds run on this app's event loop, so they are closed before the loop ends
+        if self.close_manager and hasattr(self.manager, "close"):
+            try:
+                await self.manager.close()
+            except Exception:
+                pass
+
+    def _ui_setting(self, key: str, default: Any = None) -> Any:
+        ui = getattr(self.config, "ui", None) or {}
+        return ui.get(key, default) if isinstance(ui, dict) else default
+
+    def _apply_colors(self) -> None:
+        panel = (
+            self.panels.get(self.theme) or self.panels[resolve_theme_name(None, list(self.panels))]
+        )
+        for w in (self.query_one(Heatmap), self.query_one(Ladder), self.query_one(Tape)):
+            w.set_colors(panel)
+        self.query_one(StatsBar).pal = panel
+        strip = self.query_one(VenueStrip)
+        strip.pal = panel
+        strip._key = None
+        self.query_one(Heatmap).set_colormap(self.colormaps[self.colormap_name])
+        self._repaint_all()
+
+    def _apply_layout(self) -> None:
+        w = self.size.width
+        auto = {
+            "heatmap": w >= MEDIUM,
+            "ladder": True,
+            "tape": w >= WIDE or w < MEDIUM,
+        }
+        shown = {
+            k: (auto[k] if self.panel_override[k] is None else self.panel_override[k]) for k in auto
+        }
+        hm, lad, tape = self.query_one(Heatmap), self.query_one(Ladder), self.query_one(Tape)
+        hm.display, lad.display, tape.display = shown["heatmap"], shown["ladder"], shown["tape"]
+        # whichever panel is left without the heatmap takes the spare width
+        lad.styles.width = (
+            "1fr" if not shown["heatmap"] and not shown["tape"] else (46 if w >= 120 else 40)
+        )
+        tape.styles.width = "1fr" if not shown["heatmap"] else (44 if w >= 200 else 40)
+        self._repaint_all()
+
+    def on_resize(self, _event) -> None:
+        self._apply_layout()
+
+    # -- switching ----------------------------------------------------------------------------
+    @property
+    def venues(self) -> list[str]:
+        return list(getattr(self.manager, "venues", []) or [self.venue])
+
+    def _switch(self, venue: str, symbol: str) -> None:
+        self._open_token += 1
+        token = self._open_token
+        self.run_worker(self._open(venue, symbol, token), exclusive=True, group="open")
+
+    async def _open(self, venue: str, symbol: str, token: int) -> None:
+        prev = (self.venue, self.symbol, self.market)
+        self.venue, self.symbol = venue, symbol
+        warm = self.manager.get(venue, symbol) if hasattr(self.manager, "get") else None
+        self.market = warm
+        self.error = ""
+        self._on_market_changed()
+        try:
+            market = await self.manager.open(venue, symbol)
+        except ValueError as e:  # unknown venue/symbol: one line that lists valid choices
+            self.venue, self.symbol, self.market = prev
+            self._on_market_changed()
+            self.notify(sanitize(str(e), 300), title="Not switched", severity="error", markup=False)
+            return
+        except Exception as e:  # network down etc.: say why instead of a blank screen
+            if token == self._open_token:
+                self.market = None
+                self.error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                self._on_market_changed()
+            return
+        if token != self._open_token:
+            return
+        self.market = market
+        self._on_market_changed()
+
+    def _on_market_changed(self) -> None:
+        m = self.market
+        if m is not None:
+            tick = m.instrument.tick
+            steps = group_steps(tick)
+            if steps != self.steps:
+                self.steps = steps
+                self.step = steps[0]
+            self.query_one(Tape).tiers = large_trade_tiers(
+                m.instrument.base, self._ui_setting("large_trades")
+            )
+        self._seen_version = -1
+        self._repaint_all()
+
+    # -- painting -----------------------------------------------------------------------------
+    def _repaint_all(self) -> None:
+        self._seen_version = -1
+        self._last_slow = 0.0
+        if self.is_running:
+            hm = self.query_one(Heatmap)
+            hm._last_key = None
+            self._frame(force=True)
+
+    def _frame(self, force: bool = False) -> None:
+        if self.paused and not force:
+            return
+        now = self.clock()
+        m = self.market
+        ladder, tape, hm = self.query_one(Ladder), self.query_one(Tape), self.query_one(Heatmap)
+        if m is not None and self.step is not None:
+            fresh = m.version != self._seen_version
+            self._seen_version = m.version
+            if ladder.display and (fresh or ladder.flashing or ladder.needs_update):
+                ladder.needs_update = ladder.size.height <= 0
+                ladder.update_from(m, self.step, self.quote_units, now)
+            if tape.display and (fresh or tape.needs_update):
+                tape.needs_update = tape.size.height <= 0
+                tape.update_from(m, self.quote_units, now)
+            if hm.display:
+                hm.high_pct = self.high_pct
+                hm.update_from(m, self.step, now)
+        elif m is None:
+            for w in (ladder, tape, hm):
+                w._strips = []
+                w._keys = []
+                w.refresh()
+        if force or now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
+            self._last_slow = now
+            self._paint_slow(now)
+        self.frames += 1
+
+    def _paint_slow(self, now: float) -> None:
+        self.query_one(StatsBar).show(
+            self.venue,
+            self.symbol,
+            self.market,
+            now,
+            paused=self.paused,
+            step=self.step,
+            quote=self.quote_units,
+            error=self.error,
+        )
+        venues = self.venues
+        state = getattr(self.manager, "state", None)
+        states = [state(v, self.symbol) if state else None for v in venues]
+        self.query_one(VenueStrip).show(
+            venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol"
+        )
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self._frame(force=True)
+
+    def action_group(self, direction: int) -> None:
+        if not self.steps or self.step is None:
+            return
+        self.step = next_step(self.steps, self.step, direction)
+        self._repaint_all()
+
+    def action_units(self) -> None:
+        self.quote_units = not self.quote_units
+        self._repaint_all()
+
+    def action_venue(self, n: int) -> None:
+        venues = self.venues
+        if 1 <= n <= len(venues) and venues[n - 1] != self.venue:
+            self._switch(venues[n - 1], self.symbol)
+
+    def action_cycle_venue(self, direction: int) -> None:
+        venues = self.venues
+        if not venues:
+            return
+        i = venues.index(self.venue) if self.venue in venues else -1
+        self._switch(venues[(i + direction) % len(venues)], self.symbol)
+
+    def action_pick_venue(self) -> None:
+        def chosen(v: str | None) -> None:
+            if v and v != self.venue:
+                self._switch(v, self.symbol)
+
+        self.push_screen(VenuePicker(self.venues, self.venue), chosen)
+
+    def action_symbol(self) -> None:
+        def chosen(s: str | None) -> None:
+            if s:
+                self._switch(self.venue, normalize(s))
+
+        self.push_screen(SymbolPrompt(self.symbol, list(CANONICAL)), chosen)
+
+    def action_next_theme(self) -> None:
+        names = [t.name for t in self.themes]
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+
+    def action_next_colormap(self) -> None:
+        names = list(self.colormaps)
+        i = names.index(self.colormap_name) if self.colormap_name in names else -1
+        self.set_colormap(names[(i + 1) % len(names)])
+
+    def set_colormap(self, name: str) -> None:
+        self.colormap_name = name
+        self.query_one(Heatmap).set_colormap(self.colormaps[name])
+        self._repaint_all()
+
+    def action_contrast(self, direction: int) -> None:
+        i = min(range(len(HIGH_PCTS)), key=lambda k: abs(HIGH_PCTS[k] - self.high_pct))
+        self.high_pct = HIGH_PCTS[max(0, min(len(HIGH_PCTS) - 1, i + direction))]
+        self._repaint_all()
+
+    def action_toggle_panel(self, name: str) -> None:
+        widget = {"heatmap": Heatmap, "ladder": Ladder, "tape": Tape}[name]
+        self.panel_override[name] = not self.query_one(widget).display
+        self._apply_layout()
+
+    # -- command palette ----------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for i, v in enumerate(self.venues):
+            yield SystemCommand(
+                f"Venue: {v}",
+                f"switch to {v} (key {i + 1})",
+                lambda v=v: self._switch(v, self.symbol),
+            )
+        for s in CANONICAL:
+            yield SystemCommand(
+                f"Symbol: {s}",
+                f"show {s} on the current venue",
+                lambda s=s: self._switch(self.venue, s),
+            )
+        for t in self.themes:
+            yield SystemCommand(
+                f"Theme: {t.name}",
+                "switch the colour theme",
+                lambda n=t.name: setattr(self, "theme", n),
+            )
+        for name in self.colormaps:
+            yield SystemCommand(
+                f"Colormap: {name}", "heatmap colormap", lambda n=name: self.set_colormap(n)
+            )
+
+
+def run_app(manager: Any, venue: str, symbol: str, config: Any = None) -> int:
+    """Run the app until the user quits; returns the process exit code."""
+    app = ObviewApp(manager, venue, symbol, config, close_manager=True)
+    app.run()
+    return app.return_code or 0

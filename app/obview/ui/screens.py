@@ -1,0 +1,124 @@
+"""Modal screens: help, venue picker, symbol prompt."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+HELP_ROWS: list[tuple[str, str]] = [
+    ("1 – 9", "switch to venue N of the strip"),
+    ("[  ]", "previous / next venue"),
+    ("v", "venue picker"),
+    ("s", "switch symbol (validated)"),
+    ("+  -", "coarser / finer price grouping (ladder and heatmap zoom)"),
+    ("u", "units: base size / quote notional (ladder and tape)"),
+    ("space", "pause the display (feeds keep running; resume catches up)"),
+    (",  .", "heatmap contrast: lower / raise the high percentile cut-off"),
+    ("t", "next theme"),
+    ("c", "next heatmap colormap"),
+    ("H  L  T", "show / hide heatmap, ladder, tape"),
+    ("ctrl+p", "command palette: venues, symbols, themes, colormaps"),
+    ("?", "this help"),
+    ("q", "quit"),
+]
+
+LEGEND = """Reading the screen
+  Heatmap: x = time (newest right), y = price; colour = resting size, log scale between
+  the low/high cut-offs shown in its title. Bright lines trace best bid and best ask.
+  Dots are trades, coloured by taker side, area growing with volume.
+  ╱╱ hatching = the feed was not LIVE then: no book is shown for that time.
+  State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; background: $surface; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for k, d in HELP_ROWS:
+            table.add_row(Text(k), Text(d))
+        with Vertical():
+            yield Label(Text("obview — keys", style="bold"))
+            yield Static(table)
+            yield Static(Text(LEGEND))
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)
+
+
+class VenuePicker(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    VenuePicker { align: center middle; }
+    VenuePicker > Vertical { width: 40; height: auto; max-height: 80%; border: round $primary;
+        background: $surface; }
+    VenuePicker OptionList { height: auto; max-height: 20; }
+    """
+
+    def __init__(self, venues: list[str], current: str) -> None:
+        super().__init__()
+        self.venues = venues
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(" Venue")
+            opts = [
+                Option(Text(f"{i + 1}  {v}" if i < 9 else f"   {v}"), id=v)
+                for i, v in enumerate(self.venues)
+            ]
+            ol = OptionList(*opts)
+            yield ol
+
+    def on_mount(self) -> None:
+        ol = self.query_one(OptionList)
+        if self.current in self.venues:
+            ol.highlighted = self.venues.index(self.current)
+        ol.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SymbolPrompt(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    SymbolPrompt { align: center middle; }
+    SymbolPrompt > Vertical { width: 50; height: auto; border: round $primary; background: $surface; }
+    """
+
+    def __init__(self, current: str, choices: list[str]) -> None:
+        super().__init__()
+        self.current = current
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(" Symbol (e.g. " + ", ".join(self.choices[:4]) + ")"))
+            yield Input(value=self.current, placeholder="BTC-PERP", id="symbol-input")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        self.dismiss(value or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,98 @@
+"""Trade tape (time & sales): newest first, same-millisecond sweeps on one line."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+
+from obview.market import Market
+from obview.model import Side
+from obview.ui.lines import LineWidget
+from obview.ui.viewmodel import (
+    aggregate_tape,
+    align_on_point,
+    clock_ms,
+    compact,
+    decimals_for,
+    flow_summary,
+    format_price,
+    tier_of,
+)
+
+
+class Tape(LineWidget):
+    DEFAULT_CSS = """
+    Tape { width: 44; height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tiers: tuple[float, float, float] = (100_000.0, 1_000_000.0, 5_000_000.0)
+
+    def update_from(self, market: Market, quote: bool, now: float) -> int:
+        if self.pal is None or self.size.height <= 0:
+            return 0
+        c = self.pal
+        inst = market.instrument
+        width = self.size.width
+        n = max(0, self.size.height - 2)
+        rows = aggregate_tape(market.trades, inst, n)
+        flow = flow_summary(market.trades, inst, now)
+        rate = market.stats.trades.rate(now)
+        unit = inst.quote if quote else inst.base
+        lines: list[tuple] = []
+        head = f" TAPE  {rate:5.1f} trades/s   units {unit}"
+        lines.append((("h", head), [(head, c.style("axis", c.surface, bold=True))]))
+        bv, sv = (flow.buy_quote, flow.sell_quote) if quote else (flow.buy_base, flow.sell_base)
+        tot = bv + sv
+        flow_txt = f" 1m buy {compact(bv)}  sell {compact(sv)} "
+        bar_w = max(0, width - len(flow_txt) - 1)
+        nb = int(round(bar_w * bv / tot)) if tot > 0 else 0
+        ns = bar_w - nb if tot > 0 else 0
+        lines.append(
+            (
+                ("f", flow_txt, nb, ns),
+                [
+                    (flow_txt, c.style("muted", c.surface)),
+                    ("▆" * nb, c.style("buy", c.surface)),
+                    ("▆" * ns, c.style("sell", c.surface)),
+                ],
+            )
+        )
+        dec = decimals_for(inst.tick)
+        prices = align_on_point([format_price(r.first, dec) for r in rows])
+        sizes = align_on_point([compact(r.quote if quote else r.base) for r in rows])
+        for r, p, s in zip(rows, prices, sizes, strict=True):
+            buy = r.side is Side.BUY
+            tier = tier_of(r.quote, self.tiers)
+            swept = ""
+            if r.count > 1:
+                swept = f"→{format_price(r.last, dec)}" if r.last != r.first else f"×{r.count}"
+            key = (r.ts, buy, p, s, swept, tier)
+            lines.append((key, self._row(r.ts, buy, p, s, swept, tier, width)))
+        return self.set_lines(lines, self._build)
+
+    def _row(self, ts, buy, price, size, swept, tier, width):
+        c = self.pal
+        side_key = "buy" if buy else "sell"
+        bg = c.background
+        if tier >= 2:
+            bg = c[f"tier{tier}"]
+            fg_main = c.style(c.background, bg, bold=True)
+            fg_time = fg_main
+        else:
+            fg_main = c.style(side_key, bg, bold=tier == 1)
+            fg_time = c.style("muted", bg)
+        size_style = c.style("tier1", bg, bold=True) if tier == 1 else fg_main
+        parts = [
+            (" " + clock_ms(ts), fg_time),
+            (" ▲ " if buy else " ▼ ", fg_main),
+            (price, fg_main),
+            (" " + size.rjust(7), size_style),
+            (" " + swept if swept else "", c.style("muted", bg) if tier < 2 else fg_main),
+        ]
+        used = sum(len(t) for t, _ in parts)
+        parts.append((" " * max(0, width - used), c.style(bg=bg)))
+        return parts
+
+    def _build(self, parts) -> list[Segment]:
+        return [Segment(t, s) for t, s in parts if t]

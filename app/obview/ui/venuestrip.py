@@ -1,0 +1,58 @@
+"""Venue strip: configured venues with their number key and feed state mark."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from obview.model import FeedState
+from obview.ui.statsbar import STATE_COLOR, STATE_MARK
+from obview.ui.theming import PanelColors
+from obview.ui.viewmodel import sanitize
+
+
+class VenueStrip(Widget):
+    DEFAULT_CSS = """
+    VenueStrip { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.pal: PanelColors | None = None
+        self._text = Text()
+        self._key: tuple | None = None
+
+    def show(
+        self, venues: list[str], current: str, states: list[FeedState | None], hint: str = ""
+    ) -> None:
+        c = self.pal
+        if c is None:
+            return
+        key = (
+            tuple(venues),
+            current,
+            tuple((s.status, s.reason) if s else None for s in states),
+            hint,
+            c.name,
+        )
+        if key == self._key:
+            return
+        self._key = key
+        t = Text(no_wrap=True, overflow="ellipsis", end="")
+        for i, (v, st) in enumerate(zip(venues, states, strict=True)):
+            num = str(i + 1) if i < 9 else " "
+            cur = v == current
+            t.append(f" {num} ", c.style(c.background, "muted" if not cur else "spread", bold=True))
+            if st is None:
+                t.append(" ○ ", c.style("muted"))
+            else:
+                t.append(f" {STATE_MARK[st.status]} ", c.style(STATE_COLOR[st.status], bold=True))
+            t.append(sanitize(v, 20), c.style("spread" if cur else "axis", bold=cur))
+            t.append("  ")
+        if hint:
+            t.append(hint, c.style("muted"))
+        self._text = t
+        self.refresh()
+
+    def render(self) -> Text:
+        return self._text

@@ -1,0 +1,391 @@
+"""Pure view-model functions: what the widgets show, computed without a terminal.
+
+Widgets call these and only draw the result, so every number format, grouping step, colour
+scale and tape aggregation rule is a plain unit test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from obview.model import Instrument, Side, Trade
+
+# -- numbers --------------------------------------------------------------------------------
+
+
+def decimals_for(step: float) -> int:
+    """Decimals needed to print multiples of ``step`` exactly (0.5 -> 1, 0.01 -> 2, 5 -> 0)."""
+    if step <= 0:
+        return 2
+    for d in range(0, 10):
+        if abs(round(step, d) - step) < step * 1e-6:
+            return d
+    return 10
+
+
+def format_price(price: float, decimals: int) -> str:
+    return f"{price:.{decimals}f}"
+
+
+def compact(x: float) -> str:
+    """Compact size/notional: 0.0123, 0.123, 1.23, 12.3, 123, 1.23k, 12.3k, 123k, 1.23M ..."""
+    a = abs(x)
+    sign = "-" if x < 0 else ""
+    if a == 0:
+        return "0"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div * 0.9995:
+            v = a / div
+            if v >= 99.95:
+                return f"{sign}{v:.0f}{suffix}"
+            if v >= 9.995:
+                return f"{sign}{v:.1f}{suffix}"
+            return f"{sign}{v:.2f}{suffix}"
+    if a >= 99.95:
+        return f"{sign}{a:.0f}"
+    if a >= 9.995:
+        return f"{sign}{a:.1f}"
+    if a >= 0.9995:
+        return f"{sign}{a:.2f}"
+    if a >= 0.09995:
+        return f"{sign}{a:.3f}"
+    return f"{sign}{a:.4f}"
+
+
+def split_point(s: str) -> tuple[str, str]:
+    """Split a number string at its decimal point, or before a unit suffix ("123k")."""
+    i = s.find(".")
+    if i >= 0:
+        return s[:i], s[i:]
+    j = len(s)
+    while j > 0 and not s[j - 1].isdigit():
+        j -= 1
+    return s[:j], s[j:]
+
+
+def align_on_point(values: Sequence[str], width: int | None = None) -> list[str]:
+    """Pad number strings so their decimal points sit in one column (right-justified block)."""
+    parts = [split_point(v) for v in values]
+    iw = max((len(a) for a, _ in parts), default=0)
+    fw = max((len(b) for _, b in parts), default=0)
+    out = [a.rjust(iw) + b.ljust(fw) for a, b in parts]
+    if width is not None:
+        out = [s.rjust(width)[-width:] if len(s) <= width else s[:width] for s in out]
+    return out
+
+
+def bps(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return part / whole * 1e4
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.0f}m"
+
+
+def format_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    ms = seconds * 1000
+    return f"{ms:.1f}ms" if abs(ms) < 10 else f"{ms:.0f}ms"
+
+
+def clock_ms(ts: float) -> str:
+    """HH:MM:SS.mmm in UTC (exchanges stamp in UTC; the tape must not depend on the host zone)."""
+    t = time.gmtime(ts)
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{int(ts * 1000) % 1000:03d}"
+
+
+# -- grouping -------------------------------------------------------------------------------
+
+
+def group_steps(tick: float, count: int = 14) -> list[float]:
+    """Grouping steps as 1-5 multiples of the tick: tick 0.1 -> 0.1, 0.5, 1, 5, 10, 50, 100 ..."""
+    if tick <= 0:
+        tick = 0.01
+    d = decimals_for(tick)
+    out: list[float] = []
+    scale = 1.0
+    while len(out) < count:
+        for m in (1, 5):
+            out.append(round(tick * m * scale, d + 1))
+            if len(out) >= count:
+                break
+        scale *= 10
+    return out
+
+
+def next_step(steps: Sequence[float], current: float, direction: int) -> float:
+    """The neighbouring step (direction +1 coarser, -1 finer), clamped to the list."""
+    i = min(range(len(steps)), key=lambda k: abs(steps[k] - current))
+    i = max(0, min(len(steps) - 1, i + direction))
+    return steps[i]
+
+
+@dataclass(slots=True, frozen=True)
+class LadderLevel:
+    price: float
+    size: float  # in display units (base or quote)
+    cum: float
+    is_bid: bool
+
+
+def ladder_levels(
+    bids: Iterable[tuple[float, float, float]],
+    asks: Iterable[tuple[float, float, float]],
+    inst: Instrument,
+    quote: bool,
+) -> tuple[list[LadderLevel], list[LadderLevel]]:
+    """Convert grouped (price, native size, native cum) to display units, cum recomputed."""
+
+    def conv(levels: Iterable[tuple[float, float, float]], is_bid: bool) -> list[LadderLevel]:
+        out = []
+        cum = 0.0
+        for p, s, _ in levels:
+            v = inst.to_quote(p, s) if quote else inst.to_base(p, s)
+            cum += v
+            out.append(LadderLevel(p, v, cum, is_bid))
+        return out
+
+    return conv(bids, True), conv(asks, False)
+
+
+def bar_cells(value: float, vmax: float, width: int) -> str:
+    """A horizontal bar of ``value / vmax`` of ``width`` cells, in eighth-block resolution."""
+    if vmax <= 0 or width <= 0 or value <= 0:
+        return ""
+    eighths = int(round(min(1.0, value / vmax) * width * 8))
+    eighths = max(eighths, 1)
+    full, rem = divmod(eighths, 8)
+    return "█" * full + (" ▏▎▍▌▋▊▉"[rem] if rem else "")
+
+
+# -- colour scaling -------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile of an ascending sequence (pct in 0..100)."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    if n == 1:
+        return sorted_values[0]
+    pos = max(0.0, min(100.0, pct)) / 100.0 * (n - 1)
+    lo = int(math.floor(pos))
+    hi = min(n - 1, lo + 1)
+    frac = pos - lo
+    return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
+
+
+@dataclass(slots=True, frozen=True)
+class ColorScale:
+    """Log-scale mapping of sizes to colour indices 1..levels (0 = nothing resting).
+
+    ``lo``/``hi`` are the cut-offs in size units: at or below ``lo`` maps to 1, at or above
+    ``hi`` maps to ``levels``, so one huge wall saturates instead of washing out the rest.
+    """
+
+    lo: float
+    hi: float
+    levels: int = 32
+
+    def index(self, size: float) -> int:
+        if size <= 0:
+            return 0
+        llo, lhi = math.log(self.lo), math.log(self.hi)
+        if lhi <= llo:
+            return self.levels
+        f = (math.log(size) - llo) / (lhi - llo)
+        if f <= 0:
+            return 1
+        if f >= 1:
+            return self.levels
+        return 1 + int(f * (self.levels - 1) + 0.5)
+
+
+def auto_scale(
+    values: Iterable[float],
+    low_pct: float = 5.0,
+    high_pct: float = 99.0,
+    levels: int = 32,
+    low: float | None = None,
+    high: float | None = None,
+) -> ColorScale:
+    """Cut-offs from percentiles of the visible non-zero sizes, unless given explicitly."""
+    vals = sorted(v for v in values if v > 0)
+    if not vals:
+        return ColorScale(low or 1.0, high or 10.0, levels)
+    lo = low if low is not None else percentile(vals, low_pct)
+    hi = high if high is not None else percentile(vals, high_pct)
+    lo = max(lo, vals[0] * 0.5, 1e-12)
+    if hi <= lo:
+        hi = lo * 10.0
+    return ColorScale(lo, hi, levels)
+
+
+def interpolate_stops(stops: Sequence[str], n: int) -> list[str]:
+    """``n`` evenly spaced hex colours along a piecewise-linear path through ``stops``."""
+    rgb = [tuple(int(s.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)) for s in stops]
+    if len(rgb) == 1:
+        return [stops[0]] * n
+    out = []
+    for k in range(n):
+        f = k / (n - 1) * (len(rgb) - 1) if n > 1 else 0.0
+        i = min(int(f), len(rgb) - 2)
+        t = f - i
+        a, b = rgb[i], rgb[i + 1]
+        c = tuple(round(a[j] + (b[j] - a[j]) * t) for j in range(3))
+        out.append("#{:02x}{:02x}{:02x}".format(*c))
+    return out
+
+
+def mark_weight(volume: float, vmax: float, glyphs: int = 4) -> int:
+    """Glyph index 0..glyphs-1 for a trade mark: area grows with volume (size ~ sqrt)."""
+    if volume <= 0 or vmax <= 0:
+        return 0
+    f = math.sqrt(min(1.0, volume / vmax))
+    return max(0, min(glyphs - 1, int(math.ceil(f * glyphs)) - 1))
+
+
+def window_origin(mid_bucket: int, origin: int | None, rows: int, margin: float = 0.25) -> int:
+    """Lowest bucket of a ``rows``-bucket price window that follows the mid with hysteresis.
+
+    The window moves only when the mid leaves its middle band, so the picture does not jitter
+    with every tick of the mid.
+    """
+    if rows <= 0:
+        return mid_bucket
+    if origin is None:
+        return mid_bucket - rows // 2
+    lo = origin + int(rows * margin)
+    hi = origin + rows - 1 - int(rows * margin)
+    if lo <= mid_bucket <= hi:
+        return origin
+    return mid_bucket - rows // 2
+
+
+# -- tape -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TapeRow:
+    """Fills of one taker side in one millisecond, aggregated."""
+
+    ts: float
+    side: Side
+    first: float
+    last: float
+    low: float
+    high: float
+    base: float
+    quote: float
+    count: int
+
+    @property
+    def vwap(self) -> float:
+        return self.quote / self.base if self.base > 0 else self.last
+
+
+def trade_ms(t: Trade) -> int:
+    ts = t.ts_exchange if t.ts_exchange else t.ts_local
+    return int(round(ts * 1000))
+
+
+def aggregate_tape(trades: Sequence[Trade], inst: Instrument, limit: int) -> list[TapeRow]:
+    """Newest first; consecutive fills of one side in the same millisecond become one row."""
+    rows: list[TapeRow] = []
+    cur: TapeRow | None = None
+    cur_ms = -1
+    # walk newest -> oldest; "first" of a sweep is the oldest fill, so it is updated last
+    for i in range(len(trades) - 1, -1, -1):
+        t = trades[i]
+        ms = trade_ms(t)
+        base = inst.to_base(t.price, t.size)
+        quote = inst.to_quote(t.price, t.size)
+        if cur is not None and ms == cur_ms and t.side is cur.side:
+            cur.first = t.price
+            cur.low = min(cur.low, t.price)
+            cur.high = max(cur.high, t.price)
+            cur.base += base
+            cur.quote += quote
+            cur.count += 1
+            continue
+        if len(rows) >= limit:
+            break
+        cur = TapeRow(ms / 1000.0, t.side, t.price, t.price, t.price, t.price, base, quote, 1)
+        cur_ms = ms
+        rows.append(cur)
+    return rows
+
+
+DEFAULT_TIERS: dict[str, tuple[float, float, float]] = {
+    "BTC": (100_000.0, 1_000_000.0, 5_000_000.0),
+    "ETH": (50_000.0, 500_000.0, 2_000_000.0),
+}
+OTHER_TIERS = (10_000.0, 100_000.0, 1_000_000.0)
+
+
+def large_trade_tiers(base: str, overrides: dict | None = None) -> tuple[float, float, float]:
+    """Quote-notional thresholds of the three large-trade tiers, per base coin."""
+    if overrides:
+        v = overrides.get(base) or overrides.get(base.upper()) or overrides.get("default")
+        if v and len(v) == 3:
+            return tuple(float(x) for x in v)  # type: ignore[return-value]
+    return DEFAULT_TIERS.get(base.upper(), OTHER_TIERS)
+
+
+def tier_of(notional: float, tiers: Sequence[float]) -> int:
+    """0 (ordinary) .. len(tiers) for the largest tier reached."""
+    k = 0
+    for i, th in enumerate(tiers):
+        if notional >= th:
+            k = i + 1
+    return k
+
+
+@dataclass(slots=True, frozen=True)
+class FlowSummary:
+    buy_base: float
+    sell_base: float
+    buy_quote: float
+    sell_quote: float
+    count: int
+
+
+def flow_summary(
+    trades: Sequence[Trade], inst: Instrument, now: float, horizon: float = 60.0
+) -> FlowSummary:
+    """Buy and sell volume over the last ``horizon`` seconds (by local receive time)."""
+    bb = sb = bq = sq = 0.0
+    n = 0
+    cutoff = now - horizon
+    for i in range(len(trades) - 1, -1, -1):
+        t = trades[i]
+        if t.ts_local < cutoff:
+            break
+        b = inst.to_base(t.price, t.size)
+        q = inst.to_quote(t.price, t.size)
+        n += 1
+        if t.side is Side.BUY:
+            bb += b
+            bq += q
+        else:
+            sb += b
+            sq += q
+    return FlowSummary(bb, sb, bq, sq, n)
+
+
+def sanitize(text: str, limit: int = 200) -> str:
+    """Network text made safe for a terminal cell: control characters become visible '?'."""
+    out = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return out[:limit]
