@@ -1,0 +1,101 @@
+"""End to end: the demo simulator on 127.0.0.1, a FeedSession with the demo adapter, a Market."""
+
+from __future__ import annotations
+
+import asyncio
+
+from obview.feed.manager import FeedManager
+from obview.feed.session import FeedSession, SessionOptions
+from obview.market import Market
+from obview.model import FeedStatus
+from obview.sim.server import start_server
+from obview.venues.demo import DemoAdapter
+
+OPTS = SessionOptions(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
+
+
+async def until(pred, timeout=8.0, watch: Market | None = None, bad: list | None = None):
+    async with asyncio.timeout(timeout):
+        while not pred():
+            if watch is not None and bad is not None and watch.live:
+                # continuously: a LIVE book is never crossed and never empty
+                if watch.book.is_crossed() or watch.book.empty:
+                    bad.append((watch.state, watch.book.best_bid(), watch.book.best_ask()))
+            await asyncio.sleep(0.005)
+
+
+async def test_demo_feed_live_with_trades_then_survives_server_restart():
+    server = await start_server(seed=3, rate=50)
+    port = server.port
+    adapter = DemoAdapter("BTC-PERP", endpoint=server.url("/demo"))
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=OPTS)
+    task = session.start()
+    bad: list = []
+    try:
+        await until(lambda: market.live, watch=market, bad=bad)
+        await until(lambda: len(market.trades) >= 3, watch=market, bad=bad)
+        bb, ba = market.book.best_bid(), market.book.best_ask()
+        assert bb[0] < ba[0] and len(market.book.bids) > 50 and len(market.book.asks) > 50
+        t = market.trades[-1]
+        assert t.venue == "demo" and t.price > 0 and t.size > 0 and t.trade_id
+        await server.close()
+        await until(lambda: market.state.status is FeedStatus.RECONNECTING, watch=market, bad=bad)
+        assert market.book.empty and market.state.reason
+        server = await start_server(port=port, seed=3, rate=50)
+        await until(lambda: market.live, watch=market, bad=bad)
+        await until(lambda: len(market.heatmap.columns) > 0 and any(not c.live for c in market.heatmap.columns))
+        assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+async def test_demo_book_equals_simulator_book_and_gap_resyncs():
+    server = await start_server(seed=5, rate=40)
+    adapter = DemoAdapter("ETH-PERP", endpoint=server.url("/demo"))
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=OPTS)
+    task = session.start()
+    bad: list = []
+    try:
+        await until(lambda: market.live)
+        server.pause()  # hold the simulator still so both books can be compared
+        await asyncio.sleep(0.3)
+        sim = server.markets["ETH-PERP"]
+        assert session.pipeline.sync.last_seq == sim.seq
+        assert market.book.top(200) == sim.book.top(200)
+        server.resume()
+        server.faults.drop_next("delta")
+        await until(lambda: market.resyncs >= 1 and market.live, watch=market, bad=bad)
+        assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap") for s in market.state_log)
+        server.pause()
+        await asyncio.sleep(0.3)
+        assert market.book.top(200) == sim.book.top(200)
+        assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+async def test_manager_keeps_warm_feeds_bounded():
+    manager = FeedManager(venues=["demo"], warm_limit=2, options=OPTS)
+    try:
+        async with asyncio.timeout(10):
+            a = await manager.open("demo", "BTC-PERP")
+            b = await manager.open("demo", "ETH-PERP")
+            await until(lambda: a.live and b.live)
+            assert await manager.open("demo", "btc") is a  # warm: same market, instantly
+            c = await manager.open("demo", "SOL-PERP")
+            await until(lambda: c.live)
+            assert manager.get("demo", "ETH-PERP") is None  # least recently viewed was closed
+            assert manager.get("demo", "BTC-PERP") is a
+            try:
+                await manager.open("demo", "DOGE-PERP")
+                raise AssertionError("unknown symbol accepted")
+            except ValueError as e:
+                assert "valid: BTC-PERP" in str(e)
+    finally:
+        await manager.close()
