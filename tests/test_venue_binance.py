@@ -527,3 +527,139 @@ def test_recording_event_ending_at_snapshot_id_is_redundant(native):
     assert r.market.stats.gaps == 0 and r.market.live
     rb, ra = reference_book(lines, native)
     assert dict(r.market.book.bids) == rb and dict(r.market.book.asks) == ra
+
+
+# -- end to end: the simulator speaking the Binance dialect ---------------------------------------
+import asyncio  # noqa: E402
+
+from obview.feed.session import FeedSession, SessionOptions  # noqa: E402
+from obview.sim.server import start_server  # noqa: E402
+
+
+def top(book, n: int = 20):
+    bids, asks = book.top(n)
+    return [(round(p, 8), round(s, 8)) for p, s in bids], [
+        (round(p, 8), round(s, 8)) for p, s in asks
+    ]
+
+
+async def wait_for(pred, timeout: float = 8.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+
+
+async def frozen_equal(server, market, sim, sync) -> None:
+    """Stop the simulator stepping, let the client catch up, compare the books at one seq."""
+    server.set_rate(0)
+
+    def sent_u():
+        # the last update id the dialect sent (a step that changed nothing sends no event)
+        return max(
+            (c.dialect.last_u.get("BTC-PERP", 0) for c in server.clients if c.dialect.depth),
+            default=None,
+        )
+
+    # up to date: everything the dialect sent is applied (a snapshot may be newer still)
+    await wait_for(
+        lambda: market.live and sync.last_seq is not None and sync.last_seq >= (sent_u() or 0)
+    )
+    assert sync.last_seq <= sim.seq
+    assert top(market.book) == top(sim.book)
+    assert len(market.book.bids) == len(sim.book.bids) and len(market.book.asks) == len(
+        sim.book.asks
+    )
+    server.set_rate(40)
+
+
+def session_opts() -> SessionOptions:
+    return SessionOptions(
+        backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05
+    )
+
+
+async def test_e2e_dialect_sync_gap_and_reconnect():
+    server = await start_server(seed=7, symbols=["BTC-PERP"], rate=40)
+    try:
+        ad = BinanceAdapter("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
+        market = Market(ad.default_instrument())
+        session = FeedSession(ad, market, options=session_opts())
+        task = session.start()
+        sim = server.markets["BTC-PERP"]
+        sync = session.pipeline.sync
+        try:
+            await wait_for(lambda: market.live)
+            # instrument facts came from the dialect's exchangeInfo
+            await wait_for(
+                lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
+            )
+            await frozen_equal(server, market, sim, sync)
+            await wait_for(lambda: session.pipeline.trades > 0)
+            t = market.trades[-1]
+            assert t.side in (Side.BUY, Side.SELL) and t.price > 0
+            # a dropped depth event: pu breaks -> SYNCING with a reason -> REST resync -> LIVE
+            n_sockets = session.connect_attempts
+            server.faults.drop_next("delta")
+            await wait_for(lambda: market.stats.gaps >= 1)
+            assert any(
+                s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
+            )
+            await wait_for(lambda: market.live)
+            assert session.connect_attempts == n_sockets  # resynced over REST, socket kept
+            await frozen_equal(server, market, sim, sync)
+            # a kick: both sockets reconnect, the book is fetched again
+            await server.kick()
+            await wait_for(
+                lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
+            )
+            await wait_for(lambda: market.live and session.connect_attempts >= n_sockets + 2)
+            await frozen_equal(server, market, sim, sync)
+            assert session.pipeline.parse_errors == 0
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()
+
+
+async def test_dialect_routes_and_rest_errors():
+    from obview.sim.dialects.binance import BinanceDialect
+
+    server = await start_server(seed=3, symbols=["BTC-PERP"], rate=0)
+    try:
+        sim = server.markets["BTC-PERP"]
+        status, body = BinanceDialect.http(
+            server.markets, "/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": "5"}, b""
+        )
+        snap = orjson.loads(body)
+        assert status == 200 and snap["lastUpdateId"] == sim.seq and len(snap["bids"]) == 5
+        status, body = BinanceDialect.http(
+            server.markets, "/fapi/v1/depth", {"symbol": "NOPE"}, b""
+        )
+        assert status == 400 and orjson.loads(body)["code"] == -1121
+        # depth on /market and aggTrade on /public are accepted but silent (the route split)
+        d = BinanceDialect(server.markets, "/market/stream?streams=btcusdt@depth@100ms")
+        assert d.depth == set()
+        d = BinanceDialect(server.markets, "/public/stream?streams=btcusdt@depth@100ms")
+        assert d.depth == {"BTC-PERP"} and d.combined
+        raw = BinanceDialect(server.markets, "/public/ws/btcusdt@depth@100ms")
+        assert raw.depth == {"BTC-PERP"} and not raw.combined
+        upd = sim.step(sim.ts + 0.05)
+        while not (upd.bids or upd.asks):
+            upd = sim.step(sim.ts + 0.05)
+        (frame,) = [o for o in raw.on_update(upd) if o.kind == "delta"]
+        ev = orjson.loads(frame.text)
+        assert ev["e"] == "depthUpdate" and (ev["U"], ev["u"], ev["pu"]) == (
+            upd.prev_seq + 1,
+            upd.seq,
+            upd.prev_seq,
+        )
+        # and the adapter reads the raw form too
+        (delta,) = BinanceAdapter("BTC-PERP").parse("depth", frame.text, 0.0)
+        assert delta.seq == upd.seq and len(delta.bids) == len(upd.bids)
+        (ack,) = d.on_message('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":4}')
+        assert orjson.loads(ack.text) == {"result": None, "id": 4}
+        (err,) = d.on_message('{"method":"SUBSCRIBE","params":["dogeusdt@depth"],"id":5}')
+        assert "error" in orjson.loads(err.text)
+    finally:
+        await server.close()

@@ -1,0 +1,262 @@
+"""Binance USD-M futures dialect, written from ../shared/venues/binance.md.
+
+- WebSocket routes: ``/public`` carries diff depth (``<sym>@depth@100ms``, ``@depth``,
+  ``@depth@500ms``), ``/market`` carries ``<sym>@aggTrade``. Each route has the combined mode
+  ``/stream?streams=a/b`` (frames wrapped as ``{"stream": name, "data": event}``) and the raw
+  mode ``/ws/<stream>[/<stream>...]``. A stream asked on the wrong route is accepted and stays
+  silent, as the real venue does since the route split.
+- ``{"method":"SUBSCRIBE","params":[...],"id":1}`` -> ``{"result":null,"id":1}``.
+- Diff depth events: ``U`` first / ``u`` final update id, ``pu`` = the previous event's ``u``;
+  the update ids are the simulator's sequence numbers. Steps that change nothing send nothing
+  (so ``U`` may skip ids, and ``pu`` still chains).
+- No snapshot over WebSocket: ``GET /fapi/v1/depth?symbol=X&limit=N`` answers
+  ``lastUpdateId`` = the market's current sequence with the book at that sequence.
+- ``GET /fapi/v1/exchangeInfo``: tickSize / stepSize from the simulator.
+- aggTrade: ``m`` is true when the buyer was the maker (the taker sold).
+- Server pings are WebSocket ping frames (the server library sends them); no JSON heartbeat.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from obview.model import Side
+from obview.sim.dialects.base import Dialect, Out
+
+if TYPE_CHECKING:
+    from obview.sim.engine import SimMarket
+    from obview.sim.events import SimUpdate
+
+DEPTH_SUFFIXES = ("@depth@100ms", "@depth@500ms", "@depth")
+SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _ms(ts: float) -> int:
+    return int(round(ts * 1000))
+
+
+def _native_map() -> dict[str, str]:
+    from obview.venues.registry import native_map
+
+    return native_map("binance")
+
+
+class BinanceDialect(Dialect):
+    name: ClassVar[str] = "binance"
+    paths: ClassVar[tuple[str, ...]] = ("/public", "/market")
+
+    def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
+        super().__init__(markets, path)
+        parts = urlsplit(path)
+        self.route = "/" + parts.path.strip("/").split("/")[0]  # "/public" or "/market"
+        self.combined = "/stream" in parts.path
+        self.depth: set[str] = set()  # simulator symbols with a depth stream (name kept below)
+        self.trades: set[str] = set()
+        self.stream_names: dict[tuple[str, str], str] = {}  # (kind, symbol) -> stream name
+        self.last_u: dict[str, int] = {}  # symbol -> last u sent on this connection
+        names: list[str] = []
+        if self.combined:
+            names = dict(parse_qsl(parts.query)).get("streams", "").split("/")
+        elif "/ws/" in parts.path + "/":
+            names = parts.path.split("/ws", 1)[1].strip("/").split("/")
+        for n in names:
+            if n:
+                self._add(n)
+
+    # -- subscriptions ------------------------------------------------------------------------
+    def _add(self, stream: str) -> bool:
+        """Subscribe ``stream`` (lower-case venue name); False if it names nothing we know."""
+        sym_part, _, _ = stream.partition("@")
+        symbol = _native_map().get(sym_part.upper())
+        if symbol is None or symbol not in self.markets:
+            return False
+        if any(stream == f"{sym_part}{s}" for s in DEPTH_SUFFIXES):
+            if self.route == "/public":  # only the /public route serves book data
+                self.depth.add(symbol)
+                self.stream_names[("depth", symbol)] = stream
+            return True
+        if stream == f"{sym_part}@aggTrade":
+            if self.route == "/market":
+                self.trades.add(symbol)
+                self.stream_names[("trade", symbol)] = stream
+            return True
+        return False
+
+    def _remove(self, stream: str) -> None:
+        for key, name in list(self.stream_names.items()):
+            if name == stream:
+                del self.stream_names[key]
+                (self.depth if key[0] == "depth" else self.trades).discard(key[1])
+                self.last_u.pop(key[1], None)
+
+    def on_message(self, text: str) -> list[Out]:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [Out(_dumps({"error": {"code": -32700, "msg": "malformed JSON"}, "id": None}))]
+        if not isinstance(msg, dict):
+            return [
+                Out(
+                    _dumps(
+                        {
+                            "error": {"code": 3, "msg": "Invalid JSON: expected an object"},
+                            "id": None,
+                        }
+                    )
+                )
+            ]
+        req_id = msg.get("id")
+        method = msg.get("method")
+        params = msg.get("params") or []
+        if method == "SUBSCRIBE":
+            bad = [p for p in params if not isinstance(p, str) or not self._add(p)]
+            if bad:
+                return [
+                    Out(
+                        _dumps(
+                            {
+                                "error": {
+                                    "code": 2,
+                                    "msg": f"Invalid request: unknown stream {str(bad[0])[:40]}",
+                                },
+                                "id": req_id,
+                            }
+                        )
+                    )
+                ]
+            return [Out(_dumps({"result": None, "id": req_id}))]
+        if method == "UNSUBSCRIBE":
+            for p in params:
+                if isinstance(p, str):
+                    self._remove(p)
+            return [Out(_dumps({"result": None, "id": req_id}))]
+        if method == "LIST_SUBSCRIPTIONS":
+            return [Out(_dumps({"result": sorted(self.stream_names.values()), "id": req_id}))]
+        return [
+            Out(
+                _dumps(
+                    {
+                        "error": {
+                            "code": 2,
+                            "msg": f"Invalid request: unknown method {str(method)[:40]}",
+                        },
+                        "id": req_id,
+                    }
+                )
+            )
+        ]
+
+    # -- frames ---------------------------------------------------------------------------------
+    def _wrap(self, kind: str, symbol: str, event: dict) -> str:
+        if self.combined:
+            return _dumps({"stream": self.stream_names[(kind, symbol)], "data": event})
+        return _dumps(event)
+
+    def on_update(self, update: SimUpdate) -> list[Out]:
+        symbol = update.symbol
+        out: list[Out] = []
+        m = self.markets[symbol]
+        native = self._native(symbol)
+        ts = _ms(update.ts)
+        if symbol in self.depth and (update.bids or update.asks):
+            prev = self.last_u.get(symbol, update.prev_seq)
+            self.last_u[symbol] = update.seq
+            fp, fs = m.fmt_price, m.fmt_size
+            event = {
+                "e": "depthUpdate",
+                "E": ts,
+                "T": ts,
+                "s": native,
+                "U": prev + 1,
+                "u": update.seq,
+                "pu": prev,
+                "b": [[fp(p), fs(s)] for p, s in update.bids],
+                "a": [[fp(p), fs(s)] for p, s in update.asks],
+            }
+            out.append(Out(self._wrap("depth", symbol, event), kind="delta"))
+        if symbol in self.trades:
+            fp, fs = m.fmt_price, m.fmt_size
+            for t in update.trades:
+                tms = _ms(t.ts)
+                event = {
+                    "e": "aggTrade",
+                    "E": tms,
+                    "a": t.trade_id,
+                    "s": native,
+                    "p": fp(t.price),
+                    "q": fs(t.size),
+                    "f": t.trade_id,
+                    "l": t.trade_id,
+                    "T": tms,
+                    "m": t.side is Side.SELL,  # buyer is maker <=> the taker sold
+                }
+                out.append(Out(self._wrap("trade", symbol, event), kind="trade"))
+        return out
+
+    @staticmethod
+    def _native(symbol: str) -> str:
+        for native, sym in _native_map().items():
+            if sym == symbol:
+                return native
+        return symbol.replace("-PERP", "USDT")
+
+    # -- REST -------------------------------------------------------------------------------------
+    @classmethod
+    def http(
+        cls, markets: dict[str, SimMarket], path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, bytes] | None:
+        path = path.rstrip("/")
+        if path == "/fapi/v1/depth":
+            symbol = _native_map().get(query.get("symbol", ""))
+            if symbol is None or symbol not in markets:
+                return 400, orjson.dumps({"code": -1121, "msg": "Invalid symbol."})
+            try:
+                limit = int(query.get("limit", "500"))
+            except ValueError:
+                limit = -1
+            if limit not in SNAPSHOT_LIMITS:
+                return 400, orjson.dumps(
+                    {"code": -1130, "msg": "Data sent for paramter 'limit' is not valid."}
+                )
+            m = markets[symbol]
+            bids, asks = m.book.top(limit)
+            fp, fs = m.fmt_price, m.fmt_size
+            ts = _ms(m.ts)
+            return 200, orjson.dumps(
+                {
+                    "lastUpdateId": m.seq,
+                    "E": ts,
+                    "T": ts,
+                    "bids": [[fp(p), fs(s)] for p, s in bids],
+                    "asks": [[fp(p), fs(s)] for p, s in asks],
+                }
+            )
+        if path == "/fapi/v1/exchangeInfo":
+            symbols = []
+            for native, symbol in _native_map().items():
+                m = markets.get(symbol)
+                if m is None:
+                    continue
+                symbols.append(
+                    {
+                        "symbol": native,
+                        "pair": native,
+                        "contractType": "PERPETUAL",
+                        "status": "TRADING",
+                        "baseAsset": native[: -len("USDT")],
+                        "quoteAsset": "USDT",
+                        "filters": [
+                            {"filterType": "PRICE_FILTER", "tickSize": m.fmt_price(m.tick)},
+                            {"filterType": "LOT_SIZE", "stepSize": m.fmt_size(m.lot)},
+                        ],
+                    }
+                )
+            return 200, orjson.dumps({"timezone": "UTC", "symbols": symbols})
+        return None
