@@ -1,0 +1,205 @@
+"""Pilot tests of the app on deterministic prepared markets (no network, frozen clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+from obview.model import FeedStatus
+from obview.ui.app import ObviewApp
+from obview.ui.heatmap import Heatmap
+from obview.ui.ladder import Ladder
+from obview.ui.screens import HelpScreen
+from obview.ui.statsbar import StatsBar
+from obview.ui.synthetic import StaticManager, build_market
+from obview.ui.tape import Tape
+from obview.ui.venuestrip import VenueStrip
+
+
+@lru_cache
+def _markets():
+    demo, now = build_market(seed=3, seconds=20)
+    binance, _ = build_market(seed=4, seconds=20, venue="binance", price=101_000.0, gap=None)
+    return demo, binance, now
+
+
+def make_app(size_reason: str | None = None) -> tuple[ObviewApp, StaticManager]:
+    demo, binance, now = _markets()
+    markets = {("demo", "BTC-PERP"): demo, ("binance", "BTC-PERP"): binance}
+    mgr = StaticManager(markets, ["demo", "binance", "okx"])
+    return ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now), mgr
+
+
+def text_of(widget) -> str:
+    return "\n".join(s.text for s in widget._strips)
+
+
+async def settle(pilot, t: float = 0.05) -> None:
+    async with asyncio.timeout(5):
+        await pilot.pause()
+        await pilot.pause(t)
+
+
+async def test_app_starts_and_book_appears():
+    app, mgr = make_app()
+    demo = _markets()[0]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert app.market is demo
+        ladder = text_of(app.query_one(Ladder))
+        bb = demo.book.best_bid()[0]
+        ba = demo.book.best_ask()[0]
+        assert f"{bb:.1f}" in ladder and f"{ba:.1f}" in ladder
+        assert "spread" in ladder
+        assert "TAPE" in text_of(app.query_one(Tape))
+        hm = app.query_one(Heatmap)
+        assert hm.frames_built >= 1 and len(hm._strips) == hm.size.height
+        assert "╱" in text_of(hm)  # the STALE stretch is drawn as a gap
+        stats = app.query_one(StatsBar)._text.plain
+        assert "LIVE" in stats and "BTC-PERP" in stats and "demo" in stats
+
+
+async def test_keys_switch_venue_grouping_units_theme_colormap():
+    app, mgr = make_app()
+    demo, binance, _ = _markets()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        assert app.venue == "binance" and app.market is binance
+        assert "binance" in app.query_one(StatsBar)._text.plain
+        await pilot.press("left_square_bracket")
+        await settle(pilot)
+        assert app.market is demo
+        first = app.step
+        await pilot.press("plus")
+        await pilot.press("plus")
+        await settle(pilot)
+        assert app.step > first
+        assert f"grp {app.step:g}" in text_of(app.query_one(Ladder))
+        await pilot.press("minus")
+        await settle(pilot)
+        assert first < app.step
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.quote_units and "USD" in text_of(app.query_one(Ladder))
+        theme = app.theme
+        await pilot.press("t")
+        await settle(pilot)
+        assert app.theme != theme and app.theme.startswith("obview-")
+        cmap = app.colormap_name
+        await pilot.press("c")
+        await settle(pilot)
+        assert (
+            app.colormap_name != cmap and app.query_one(Heatmap).colormap.name == app.colormap_name
+        )
+
+
+async def test_pause_freezes_display_and_resume_catches_up():
+    app, mgr = make_app()
+    demo = _markets()[0]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        assert app.paused and "PAUSED" in app.query_one(StatsBar)._text.plain
+        before = text_of(app.query_one(Ladder))
+        bb = demo.book.best_bid()
+        demo.book.set_level(True, bb[0], bb[1] + 77.0)
+        demo.on_book_changed(demo.stats.last_book_at)
+        try:
+            await settle(pilot, 0.15)
+            assert text_of(app.query_one(Ladder)) == before  # frozen
+            await pilot.press("space")
+            await settle(pilot, 0.1)
+            assert not app.paused
+            assert text_of(app.query_one(Ladder)) != before  # caught up
+        finally:
+            demo.book.set_level(True, bb[0], bb[1])
+            demo.on_book_changed(demo.stats.last_book_at)
+
+
+async def test_help_opens_and_closes():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_unknown_symbol_keeps_current_and_says_why():
+    app, _ = make_app()
+    demo = _markets()[0]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        inp = app.screen.query_one("#symbol-input")
+        inp.value = "nope"
+        await pilot.press("enter")
+        await settle(pilot, 0.1)
+        assert app.market is demo and app.symbol == "BTC-PERP"
+        msgs = [n.message for n in app._notifications]
+        assert any("NOPE-PERP" in m and "valid" in m for m in msgs)
+
+
+async def test_small_terminal_collapses_panels():
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not app.query_one(Heatmap).display
+        ladder = app.query_one(Ladder)
+        assert ladder.display and "spread" in text_of(ladder)
+        await pilot.press("H")  # the user can still ask for the heatmap
+        await settle(pilot)
+        assert app.query_one(Heatmap).display
+        await pilot.press("2", "1", "plus", "u", "space", "space")
+        await settle(pilot)
+        # nothing overlaps: visible panels tile the main row
+        regions = [
+            w.region for w in (app.query_one(Heatmap), ladder, app.query_one(Tape)) if w.display
+        ]
+        for a in regions:
+            for b in regions:
+                if a is not b:
+                    assert not a.overlaps(b)
+
+
+async def test_network_text_is_shown_literally_not_as_markup():
+    demo, binance, now = _markets()
+    evil, _ = build_market(seed=5, seconds=3, venue="okx", gap=None)
+    evil.set_state(FeedStatus.STALE, "seq gap [bold]x[/] \x1b[2J")
+    mgr = StaticManager({("demo", "BTC-PERP"): demo, ("okx", "BTC-PERP"): evil}, ["demo", "okx"])
+    app = ObviewApp(mgr, "okx", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        plain = app.query_one(StatsBar)._text.plain
+        assert "seq gap [bold]x[/]" in plain
+        assert "\x1b" not in plain
+        assert "[bold]x[/]" in text_of(app.query_one(Ladder))  # ladder header shows it too
+        strip = app.query_one(VenueStrip)._text.plain
+        assert "◌" in strip  # the stale mark
+
+
+async def test_unavailable_venue_shows_why():
+    demo, _, now = _markets()
+
+    class Down(StaticManager):
+        async def open(self, venue, symbol):
+            if venue == "okx":
+                raise ConnectionRefusedError("no network: connection refused")
+            return await super().open(venue, symbol)
+
+    mgr = Down({("demo", "BTC-PERP"): demo}, ["demo", "okx"])
+    app = ObviewApp(mgr, "okx", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        plain = app.query_one(StatsBar)._text.plain
+        assert "UNAVAILABLE" in plain and "connection refused" in plain
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain

@@ -1,0 +1,176 @@
+"""Pure view-model functions: formatting, grouping, colour scaling, tape aggregation."""
+
+from __future__ import annotations
+
+import pytest
+
+from obview.model import Instrument, Side, Trade
+from obview.ui.viewmodel import (
+    ColorScale,
+    aggregate_tape,
+    align_on_point,
+    auto_scale,
+    bar_cells,
+    compact,
+    decimals_for,
+    flow_summary,
+    group_steps,
+    interpolate_stops,
+    large_trade_tiers,
+    mark_weight,
+    next_step,
+    percentile,
+    sanitize,
+    tier_of,
+    window_origin,
+)
+
+INST = Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001)
+INVERSE = Instrument(
+    "deribit", "BTC-PERP", "BTC-PERPETUAL", tick=0.5, lot=10, size_unit="quote", contract_value=1.0
+)
+
+
+@pytest.mark.parametrize(
+    "x,s",
+    [
+        (0, "0"),
+        (0.00123, "0.0012"),
+        (0.0123, "0.0123"),
+        (0.123, "0.123"),
+        (1.234, "1.23"),
+        (12.34, "12.3"),
+        (123.4, "123"),
+        (1234, "1.23k"),
+        (12_345, "12.3k"),
+        (123_456, "123k"),
+        (3_400_000, "3.40M"),
+        (999.9, "1.00k"),
+        (2.5e9, "2.50B"),
+        (-1500, "-1.50k"),
+    ],
+)
+def test_compact(x, s):
+    assert compact(x) == s
+
+
+def test_align_on_point_lines_up_decimal_points():
+    out = align_on_point(["1.23", "12.3", "123", "1.23k", "0.0012"])
+    assert len({len(s) for s in out}) == 1
+    points = {s.index(".") for s in out if "." in s}
+    assert len(points) == 1
+    # a number without a point puts its last digit just left of the point column
+    assert out[2].index("3") == points.pop() - 1
+
+
+def test_decimals_and_group_steps():
+    assert decimals_for(0.5) == 1 and decimals_for(0.01) == 2 and decimals_for(5) == 0
+    assert group_steps(0.1, 7) == [0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0]
+    assert group_steps(0.01, 4) == [0.01, 0.05, 0.1, 0.5]
+    steps = group_steps(0.1)
+    assert next_step(steps, 0.1, 1) == 0.5
+    assert next_step(steps, 0.1, -1) == 0.1  # clamps at the finest
+    assert next_step(steps, 50.0, -1) == 10.0
+
+
+def test_percentile_and_auto_scale_clips_a_wall():
+    vals = [float(v) for v in range(1, 200)] + [1e6]  # one huge wall
+    s = sorted(vals)
+    assert percentile(s, 0) == 1.0 and percentile(s, 100) == 1e6
+    assert percentile([0.0, 10.0], 50) == 5.0
+    sc = auto_scale(vals, 5, 99)
+    assert sc.hi < 300  # the wall does not set the top of the scale
+    assert sc.index(1e6) == sc.levels  # it saturates
+    assert sc.index(0) == 0
+    assert 1 < sc.index(50.0) < sc.levels - 2
+
+
+def test_color_scale_is_logarithmic_and_monotonic():
+    sc = ColorScale(1.0, 10_000.0, 33)
+    idx = [sc.index(v) for v in (0.5, 1, 10, 100, 1000, 10_000, 1e6)]
+    assert idx == sorted(idx)
+    assert idx[0] == 1 and idx[-1] == 33
+    # equal ratios -> equal steps on a log scale
+    assert idx[2] - idx[1] == idx[3] - idx[2] == idx[4] - idx[3]
+
+
+def test_auto_scale_explicit_cutoffs_win():
+    sc = auto_scale([1, 2, 3, 4, 5], low=2.0, high=4.0)
+    assert (sc.lo, sc.hi) == (2.0, 4.0)
+
+
+def test_interpolate_stops_endpoints():
+    out = interpolate_stops(["#000000", "#ffffff"], 3)
+    assert out == ["#000000", "#808080", "#ffffff"]
+
+
+def test_mark_weight_grows_with_sqrt_volume():
+    assert mark_weight(0, 10) == 0
+    assert mark_weight(10, 10, 4) == 3
+    # a quarter of the volume is half the linear size: two of four steps
+    assert mark_weight(2.5, 10, 4) == 1
+
+
+def test_bar_cells_eighths():
+    assert bar_cells(10, 10, 4) == "████"
+    assert bar_cells(5, 10, 4) == "██"
+    assert bar_cells(1, 10, 4) in ("▍", "▎")
+    assert bar_cells(0, 10, 4) == ""
+
+
+def test_window_origin_hysteresis():
+    o = window_origin(1000, None, 100)
+    assert o == 950
+    assert window_origin(1010, o, 100) == o  # small move: window stays
+    assert window_origin(1040, o, 100) == 990  # leaves the middle band: recentre
+
+
+def _t(price, size, side, ms, tid="1"):
+    return Trade("demo", "BTC-PERP", price, size, side, tid, ms / 1000.0, ms / 1000.0 + 0.01)
+
+
+def test_aggregate_tape_sweep_in_one_ms():
+    trades = [
+        _t(100.0, 1.0, Side.SELL, 1000),
+        _t(101.0, 1.0, Side.BUY, 2000),  # sweep: three fills of one buy in one ms
+        _t(101.5, 2.0, Side.BUY, 2000),
+        _t(102.0, 1.0, Side.BUY, 2000),
+        _t(102.0, 0.5, Side.SELL, 2000),  # other side in the same ms: its own row
+    ]
+    rows = aggregate_tape(trades, INST, 10)
+    assert [r.side for r in rows] == [Side.SELL, Side.BUY, Side.SELL]
+    sweep = rows[1]
+    assert (sweep.first, sweep.last, sweep.low, sweep.high, sweep.count) == (
+        101.0,
+        102.0,
+        101.0,
+        102.0,
+        3,
+    )
+    assert sweep.base == pytest.approx(4.0)
+    assert sweep.vwap == pytest.approx((101 + 203 + 102) / 4)
+    assert len(aggregate_tape(trades, INST, 2)) == 2
+
+
+def test_tape_and_flow_in_base_units_for_inverse_contracts():
+    trades = [_t(50_000.0, 100_000.0, Side.BUY, 1000)]  # 100k USD contracts
+    rows = aggregate_tape(trades, INVERSE, 5)
+    assert rows[0].base == pytest.approx(2.0)
+    assert rows[0].quote == pytest.approx(100_000.0)
+    f = flow_summary(trades, INVERSE, now=1.5)
+    assert f.buy_base == pytest.approx(2.0) and f.sell_base == 0
+    assert flow_summary(trades, INVERSE, now=100.0).count == 0  # older than a minute
+
+
+def test_large_trade_tiers():
+    tiers = large_trade_tiers("BTC")
+    assert tier_of(50_000, tiers) == 0
+    assert tier_of(150_000, tiers) == 1
+    assert tier_of(10_000_000, tiers) == 3
+    assert large_trade_tiers("DOGE", {"default": [1, 2, 3]}) == (1.0, 2.0, 3.0)
+
+
+def test_sanitize_strips_control_characters():
+    s = sanitize("gap\x1b[2J[bold]x[/]\n")
+    assert "\x1b" not in s and "\n" not in s
+    assert "[bold]x[/]" in s
