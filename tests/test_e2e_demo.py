@@ -17,10 +17,9 @@ OPTS = SessionOptions(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, r
 async def until(pred, timeout=8.0, watch: Market | None = None, bad: list | None = None):
     async with asyncio.timeout(timeout):
         while not pred():
-            if watch is not None and bad is not None and watch.live:
-                # continuously: a LIVE book is never crossed and never empty
-                if watch.book.is_crossed() or watch.book.empty:
-                    bad.append((watch.state, watch.book.best_bid(), watch.book.best_ask()))
+            # continuously: a LIVE book is never crossed and never empty
+            if watch is not None and bad is not None and watch.live and (watch.book.is_crossed() or watch.book.empty):
+                bad.append((watch.state, watch.book.best_bid(), watch.book.best_ask()))
             await asyncio.sleep(0.005)
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
-
     from obview.sim.events import SimUpdate
 
 
