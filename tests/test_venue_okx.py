@@ -8,6 +8,7 @@ itself is not in any recording: its parsing is covered by doc-shaped frames and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,8 +16,11 @@ import orjson
 import pytest
 
 from obview.feed.pipeline import FeedPipeline, NeedResync, Send
+from obview.feed.session import FeedSession, SessionOptions
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
+from obview.sim.dialects.okx import OkxDialect
+from obview.sim.server import start_server
 from obview.venues.base import FrameError, ResyncMode, VenueError
 from obview.venues.okx import OkxAdapter, OkxBookSnapshot, inst_type, okx_checksum
 from obview.venues.registry import get_adapter
@@ -550,3 +554,153 @@ def test_pipeline_answers_nothing_to_pong_and_counts_garbage():
     assert pipe.on_frame("public", "pong", 1) == []
     assert not any(isinstance(x, Send) for x in pipe.on_frame("public", "{bad", 1))
     assert pipe.parse_errors == 1
+
+
+# -- end to end: the simulator speaking OKX on 127.0.0.1 ------------------------------------------
+
+E2E_OPTS = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
+
+
+async def until(pred, timeout: float = 8.0, market=None, bad: list | None = None):
+    async with asyncio.timeout(timeout):
+        while not pred():
+            if market is not None and bad is not None and market.live and market.book.is_crossed():
+                bad.append((market.state, market.book.best_bid(), market.book.best_ask()))
+            await asyncio.sleep(0.005)
+
+
+def okx_client(server):
+    clients = [c.dialect for c in server.clients if c.dialect.name == "okx"]
+    assert len(clients) == 1
+    return clients[0]
+
+
+async def assert_books_equal(server, session, market, inst_id="BTC-USDT-SWAP", symbol="BTC-PERP"):
+    """Hold the simulator still; the client's book must be the dialect's encoded book, which is
+    the simulator's book in contracts seen through OKX's 400-level window."""
+    server.pause()
+    try:
+        await asyncio.sleep(0.3)
+        dialect = okx_client(server)
+        sent = dialect.books[inst_id]
+        assert session.pipeline.sync.last_seq == sent.seq
+        bids, asks = market.book.top(400)
+        assert bids == sorted(((p, float(s)) for p, (_, s) in sent.bids.items()), reverse=True)
+        assert asks == sorted((p, float(s)) for p, (_, s) in sent.asks.items())
+        sim_bids, sim_asks = server.markets[symbol].book.top(25)
+        ct = OkxDialect.ct_val(inst_id)
+        assert bids[:25] == [(p, pytest.approx(s / ct)) for p, s in sim_bids]
+        assert asks[:25] == [(p, pytest.approx(s / ct)) for p, s in sim_asks]
+    finally:
+        server.resume()
+
+
+async def test_e2e_live_gap_checksum_and_reconnect_recover():
+    server = await start_server(seed=11, rate=40, symbols=["BTC-PERP"])
+    adapter = OkxAdapter(
+        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    task = session.start()
+    bad: list = []
+    try:
+        await until(lambda: market.live, market=market, bad=bad)
+        await until(lambda: len(market.trades) >= 2 and market.instrument.size_unit == "contract")
+        await assert_books_equal(server, session, market)
+        assert session.pipeline.sync.checksums_verified > 0
+        # instrument facts from the REST endpoint: contracts of 0.01 BTC
+        inst = market.instrument
+        assert (inst.size_unit, inst.contract_value, inst.tick) == ("contract", 0.01, 0.1)
+        t = market.trades[-1]
+        assert t.venue == "okx" and t.size > 0 and abs(t.size * 10 - round(t.size * 10)) < 1e-9
+
+        # a dropped update: seq gap -> SYNCING with the reason -> resubscribe -> LIVE
+        resyncs = market.resyncs
+        server.faults.drop_next("delta")
+        await until(lambda: market.resyncs > resyncs and market.live, market=market, bad=bad)
+        assert any(
+            s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap")
+            for s in market.state_log
+        )
+        await assert_books_equal(server, session, market)
+
+        # a corrupted checksum: checksum mismatch -> SYNCING -> LIVE
+        resyncs, errors = market.resyncs, market.stats.checksum_errors
+        server.faults.corrupt_next("delta")
+        await until(lambda: market.resyncs > resyncs and market.live, market=market, bad=bad)
+        assert market.stats.checksum_errors == errors + 1
+        assert any(
+            s.status is FeedStatus.SYNCING and "checksum" in s.reason for s in market.state_log
+        )
+        await assert_books_equal(server, session, market)
+
+        # the server drops every connection: reconnect and resync
+        connects = session.connect_attempts
+        await server.kick()
+        await until(
+            lambda: session.connect_attempts > connects and market.live, market=market, bad=bad
+        )
+        await assert_books_equal(server, session, market)
+        assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+async def test_e2e_zero_checksums_stay_live_and_instrument_from_rest():
+    server = await start_server(seed=12, rate=40, symbols=["SOL-PERP"])
+    adapter = OkxAdapter(
+        "SOL-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    assert market.instrument.tick == 0.01  # built-in default
+    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    task = session.start()
+    try:
+        await until(lambda: market.live and market.instrument.tick == 0.001)  # the simulator's tick
+        dialect = okx_client(server)
+        dialect.send_checksum = False  # the live feed since mid-2026
+        server.faults.corrupt_next("delta")  # nothing to corrupt: no checksum
+        skipped = session.pipeline.sync.checksums_skipped
+        await until(lambda: session.pipeline.sync.checksums_skipped > skipped + 5)
+        assert market.live and market.stats.checksum_errors == 0 and market.resyncs == 0
+        await assert_books_equal(server, session, market, "SOL-USDT-SWAP", "SOL-PERP")
+        assert dialect.on_message("ping")[0].text == "pong"
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+def test_dialect_checksums_and_errors_follow_the_fact_sheet():
+    from obview.sim.engine import SimMarket
+
+    markets = {"BTC-PERP": SimMarket("BTC-PERP", seed=2, start_time=1000.0)}
+    d = OkxDialect(markets, "/ws/v5/public")
+    outs = d.on_message('{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT-SWAP"}]}')
+    ack, snap = (json.loads(o.text) for o in outs)
+    assert ack["event"] == "subscribe" and ack["arg"] == {
+        "channel": "books",
+        "instId": "BTC-USDT-SWAP",
+    }
+    data = snap["data"][0]
+    assert snap["action"] == "snapshot" and data["prevSeqId"] == -1 and len(data["bids"]) == 400
+    assert (
+        okx_checksum([(r[0], r[1]) for r in data["bids"]], [(r[0], r[1]) for r in data["asks"]])
+        == data["checksum"]
+    )
+    out = None
+    t = 1000.0
+    while out is None or not out:
+        t += 0.05
+        out = d.on_update(markets["BTC-PERP"].step(t))
+    upd = out[0]
+    assert upd.kind == "delta" and upd.corrupt is not None
+    good, bad = json.loads(upd.text)["data"][0], json.loads(upd.corrupt)["data"][0]
+    assert good["prevSeqId"] == data["seqId"] and good["checksum"] != bad["checksum"] != 0
+    (err,) = d.on_message(
+        '{"op":"subscribe","args":[{"channel":"books","instId":"DOGE-USDT-SWAP"}]}'
+    )
+    assert json.loads(err.text)["event"] == "error" and json.loads(err.text)["code"] == "60018"

@@ -1,0 +1,299 @@
+"""OKX v5 public WebSocket dialect, written from the venue notes (shared/venues/okx.md).
+
+``/ws/v5/public``: ``{"op":"subscribe","args":[{"channel":"books","instId":...}, ...]}`` gets one
+ack per arg; ``books`` starts with a 400-level snapshot (``prevSeqId`` -1) and then pushes
+updates of the 400-level window whenever it changed, each with ``seqId`` / ``prevSeqId`` and a
+signed CRC32 checksum over the top 25 levels of the book after the update (pre-2026 style; set
+``send_checksum = False`` to send 0 as the live feed does now). ``trades`` pushes fills with the
+taker side. Text ``ping`` is answered with ``pong``.
+
+Sizes are contracts: the simulator's coin sizes divided by ``ctVal``; the simulator's lot is
+a whole multiple of the contract lot, so every size converts exactly and the book this
+dialect sent is the simulator's book at the same sequence, seen through a 400-level window.
+REST: ``/api/v5/public/instruments`` and ``/api/v5/market/books``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import zlib
+from typing import TYPE_CHECKING, ClassVar
+
+import orjson
+
+from obview.sim.dialects.base import Dialect, Out
+
+if TYPE_CHECKING:
+    from obview.sim.engine import SimMarket
+    from obview.sim.events import SimUpdate
+
+DEPTH = 400
+CHECKSUM_LEVELS = 25
+# instId -> contract value in coins (USDT-margined linear swaps)
+CT_VAL: dict[str, float] = {"BTC-USDT-SWAP": 0.01, "ETH-USDT-SWAP": 0.1, "SOL-USDT-SWAP": 1.0}
+
+_conn_ids = itertools.count(0xA4D3AE55)
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _decimals(step: float) -> int:
+    d = 0
+    while d < 12 and abs(round(step, d) - step) > 1e-12:
+        d += 1
+    return d
+
+
+def crc32_signed(text: str) -> int:
+    c = zlib.crc32(text.encode())
+    return c - (1 << 32) if c >= (1 << 31) else c
+
+
+def book_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> int:
+    """Top 25 per side, interleaved bid then ask ("px:sz"), longer side's rest appended."""
+    parts: list[str] = []
+    for i in range(CHECKSUM_LEVELS):
+        if i < len(bids):
+            parts += bids[i]
+        if i < len(asks):
+            parts += asks[i]
+    return crc32_signed(":".join(parts))
+
+
+class _Book:
+    """What one connection was sent for one instrument: price string -> size string."""
+
+    __slots__ = ("bids", "asks", "seq")
+
+    def __init__(self) -> None:
+        self.bids: dict[float, tuple[str, str]] = {}
+        self.asks: dict[float, tuple[str, str]] = {}
+        self.seq = -1
+
+    def top(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        bids = [self.bids[p] for p in sorted(self.bids, reverse=True)[:CHECKSUM_LEVELS]]
+        asks = [self.asks[p] for p in sorted(self.asks)[:CHECKSUM_LEVELS]]
+        return bids, asks
+
+
+class OkxDialect(Dialect):
+    name: ClassVar[str] = "okx"
+    paths: ClassVar[tuple[str, ...]] = ("/ws/v5/public",)
+    send_checksum: ClassVar[bool] = True
+
+    def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
+        super().__init__(markets, path)
+        self.conn_id = f"{next(_conn_ids) & 0xFFFFFFFF:08x}"
+        self.books: dict[str, _Book] = {}  # instId -> what this client was sent
+        self.trades: set[str] = set()  # instIds with a trades subscription
+        self.native_of: dict[str, str] = {}  # symbol -> instId
+
+    # -- conversions ------------------------------------------------------------------------------
+    @staticmethod
+    def ct_val(inst_id: str) -> float:
+        return CT_VAL.get(inst_id, 1.0)
+
+    def _size_fmt(self, m: SimMarket, inst_id: str):
+        ct = self.ct_val(inst_id)
+        d = _decimals(round(m.lot / ct, 12))
+
+        def fmt(coins: float) -> str:
+            return f"{coins / ct:.{d}f}"
+
+        return fmt
+
+    def _window(self, m: SimMarket, inst_id: str) -> tuple[dict, dict]:
+        fp, fs = m.fmt_price, self._size_fmt(m, inst_id)
+        bids, asks = m.book.top(DEPTH)
+        return ({p: (fp(p), fs(s)) for p, s in bids}, {p: (fp(p), fs(s)) for p, s in asks})
+
+    # -- frames -----------------------------------------------------------------------------------
+    def _push(self, inst_id: str, action: str, data: dict) -> str:
+        return _dumps(
+            {"arg": {"channel": "books", "instId": inst_id}, "action": action, "data": [data]}
+        )
+
+    def snapshot(self, inst_id: str) -> Out:
+        symbol = self.native_to_symbol(inst_id)
+        m = self.markets[symbol]  # type: ignore[index]
+        book = _Book()
+        book.bids, book.asks = self._window(m, inst_id)
+        book.seq = m.seq
+        self.books[inst_id] = book
+        bids, asks = book.top()
+        data = {
+            "asks": [[*book.asks[p], "0", "1"] for p in sorted(book.asks)],
+            "bids": [[*book.bids[p], "0", "1"] for p in sorted(book.bids, reverse=True)],
+            "ts": str(int(round(m.ts * 1000))),
+            "checksum": book_checksum(bids, asks) if self.send_checksum else 0,
+            "prevSeqId": -1,
+            "seqId": m.seq,
+        }
+        return Out(self._push(inst_id, "snapshot", data), kind="snapshot")
+
+    def _update(self, inst_id: str, m: SimMarket, update: SimUpdate) -> Out | None:
+        book = self.books[inst_id]
+        new_bids, new_asks = self._window(m, inst_id)
+        rows: dict[str, list[list[str]]] = {}
+        for name, old, new, rev in (
+            ("bids", book.bids, new_bids, True),
+            ("asks", book.asks, new_asks, False),
+        ):
+            changed = [p for p, v in new.items() if old.get(p) != v]
+            gone = [p for p in old if p not in new]
+            out = [[*new[p], "0", "1"] for p in changed]
+            out += [[old[p][0], "0", "0", "0"] for p in gone]
+            out.sort(key=lambda r: float(r[0]), reverse=rev)
+            rows[name] = out
+        if not rows["bids"] and not rows["asks"]:
+            return None  # OKX pushes books only when the window changed
+        book.bids, book.asks = new_bids, new_asks
+        prev, book.seq = book.seq, update.seq
+        bids, asks = book.top()
+        checksum = book_checksum(bids, asks) if self.send_checksum else 0
+        data = {
+            "asks": rows["asks"],
+            "bids": rows["bids"],
+            "ts": str(int(round(update.ts * 1000))),
+            "checksum": checksum,
+            "prevSeqId": prev,
+            "seqId": update.seq,
+        }
+        text = self._push(inst_id, "update", data)
+        corrupt = None
+        if checksum:
+            bad = checksum ^ 1 or 3  # any other non-zero value
+            corrupt = self._push(inst_id, "update", {**data, "checksum": bad})
+        return Out(text, kind="delta", corrupt=corrupt)
+
+    def _error(self, code: str, msg: str) -> Out:
+        return Out(_dumps({"event": "error", "code": code, "msg": msg, "connId": self.conn_id}))
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def on_message(self, text: str) -> list[Out]:
+        if text == "ping":
+            return [Out("pong")]
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [self._error("60012", f"Invalid request: {text[:60]}")]
+        if not isinstance(msg, dict) or msg.get("op") not in ("subscribe", "unsubscribe"):
+            return [self._error("60012", f"Invalid request: {text[:60]}")]
+        op = msg["op"]
+        args = msg.get("args")
+        if not isinstance(args, list) or not args:
+            return [self._error("60012", "Invalid request: args")]
+        out: list[Out] = []
+        for arg in args:
+            if not isinstance(arg, dict):
+                out.append(self._error("60012", "Invalid request: arg"))
+                continue
+            channel, inst_id = arg.get("channel"), arg.get("instId")
+            symbol = self.native_to_symbol(inst_id) if isinstance(inst_id, str) else None
+            if channel not in ("books", "trades"):
+                out.append(
+                    self._error("60018", f"Wrong URL or channel:{str(channel)[:40]} doesn't exist.")
+                )
+                continue
+            if symbol is None or symbol not in self.markets:
+                out.append(
+                    self._error(
+                        "60018",
+                        f"Wrong URL or channel:{channel},instId:{str(inst_id)[:40]} doesn't exist.",
+                    )
+                )
+                continue
+            self.native_of[symbol] = inst_id
+            ack = Out(
+                _dumps(
+                    {
+                        "event": op,
+                        "arg": {"channel": channel, "instId": inst_id},
+                        "connId": self.conn_id,
+                    }
+                )
+            )
+            out.append(ack)
+            if op == "subscribe":
+                if channel == "books":
+                    out.append(self.snapshot(inst_id))
+                else:
+                    self.trades.add(inst_id)
+            elif channel == "books":
+                self.books.pop(inst_id, None)
+            else:
+                self.trades.discard(inst_id)
+        return out
+
+    def on_update(self, update: SimUpdate) -> list[Out]:
+        inst_id = self.native_of.get(update.symbol)
+        if inst_id is None:
+            return []
+        m = self.markets[update.symbol]
+        out: list[Out] = []
+        if inst_id in self.books:
+            o = self._update(inst_id, m, update)
+            if o is not None:
+                out.append(o)
+        if inst_id in self.trades and update.trades:
+            fs = self._size_fmt(m, inst_id)
+            data = [
+                {
+                    "instId": inst_id,
+                    "tradeId": str(t.trade_id),
+                    "px": m.fmt_price(t.price),
+                    "sz": fs(t.size),
+                    "side": t.side.value,
+                    "ts": str(int(round(t.ts * 1000))),
+                    "count": "1",
+                }
+                for t in update.trades
+            ]
+            out.append(
+                Out(
+                    _dumps({"arg": {"channel": "trades", "instId": inst_id}, "data": data}),
+                    kind="trade",
+                )
+            )
+        return out
+
+    # -- REST -------------------------------------------------------------------------------------
+    @classmethod
+    def http(
+        cls, markets: dict[str, SimMarket], path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, bytes] | None:
+        from obview.venues.registry import native_map
+
+        if path not in ("/api/v5/public/instruments", "/api/v5/market/books"):
+            return None
+        inst_id = query.get("instId", "")
+        symbol = native_map(cls.name).get(inst_id)
+        if symbol is None or symbol not in markets:
+            err = {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+            return 200, orjson.dumps(err)
+        m = markets[symbol]
+        ct = cls.ct_val(inst_id)
+        if path == "/api/v5/public/instruments":
+            base, quote_ccy = inst_id.split("-")[:2]
+            lot = f"{m.lot / ct:.{_decimals(round(m.lot / ct, 12))}f}"
+            data = {
+                "instType": "SWAP", "instId": inst_id, "uly": f"{base}-{quote_ccy}",
+                "instFamily": f"{base}-{quote_ccy}", "baseCcy": "", "quoteCcy": "", "settleCcy": quote_ccy,
+                "ctVal": repr(ct), "ctMult": "1", "ctValCcy": base, "ctType": "linear",
+                "tickSz": m.fmt_price(m.tick), "lotSz": lot, "minSz": lot, "state": "live",
+            }  # fmt: skip
+            return 200, orjson.dumps({"code": "0", "msg": "", "data": [data]})
+        depth = min(int(query.get("sz", "1") or 1), DEPTH)
+        dialect = cls(markets, "/rest")
+        fs = dialect._size_fmt(m, inst_id)
+        bids, asks = m.book.top(depth)
+        data = {
+            "asks": [[m.fmt_price(p), fs(s), "0", "1"] for p, s in asks],
+            "bids": [[m.fmt_price(p), fs(s), "0", "1"] for p, s in bids],
+            "ts": str(int(round(time.time() * 1000))),
+            "seqId": m.seq,
+        }
+        return 200, orjson.dumps({"code": "0", "msg": "", "data": [data]})
