@@ -7,6 +7,8 @@ simulator's Hyperliquid dialect.
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -299,3 +301,158 @@ def test_parse_instrument_bare_meta_and_errors():
         HyperliquidAdapter("BTC-PERP").parse_instrument(b"[]")
     with pytest.raises(FrameError):
         HyperliquidAdapter("BTC-PERP").parse_instrument(b"<html>")
+
+
+# -- end to end: the simulator speaking the Hyperliquid dialect ------------------------------
+async def _wait(pred, timeout: float = 5.0, what: str = "condition") -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def _hl_dialect(server):
+    ds = [c.dialect for c in server.clients if c.dialect.name == "hyperliquid" and not c.closing]
+    return ds[0] if ds else None
+
+
+async def _in_step(server, session, coin: str = "BTC") -> None:
+    """Stop stepping, let the last frames arrive, and check the client shows exactly the book
+    the dialect last sent (same time, same top 20 levels)."""
+    server.set_rate(0)
+    await asyncio.sleep(0.05)
+    d = _hl_dialect(server)
+    assert d is not None
+
+    def same_time() -> bool:
+        sent = d.sent_books.get(coin)
+        return sent is not None and session.pipeline.sync.last_ts == sent[0] / 1000.0
+
+    await _wait(same_time, what="client to catch up with the dialect")
+    await _wait(lambda: session.market.live, what="LIVE")
+    _, bids, asks = d.sent_books[coin]
+    got_b, got_a = session.market.book.top(20)
+    assert got_b == bids and got_a == asks
+    assert len(bids) == 20 and len(asks) == 20
+
+
+@pytest.fixture
+async def sim():
+    server_mod = pytest.importorskip("obview.sim.server")
+    server = await server_mod.start_server(port=0, seed=7, rate=40.0)
+    try:
+        yield server
+    finally:
+        async with asyncio.timeout(10):
+            await server.close()
+
+
+def _session(server, symbol: str = "BTC-PERP"):
+    from obview.feed.session import FeedSession
+
+    ad = HyperliquidAdapter(symbol, endpoint=server.url("/ws"))
+    market = Market(ad.default_instrument())
+    return FeedSession(ad, market), market
+
+
+async def test_e2e_live_book_equals_dialect_then_crossed_and_kick_recover(sim):
+    session, market = _session(sim)
+    session.start()
+    try:
+        await _wait(lambda: market.live, what="first LIVE")
+        await _in_step(sim, session)
+        assert session.pipeline.parse_errors == 0
+        # trades flow with taker sides from the dialect
+        sim.set_rate(40.0)
+        await _wait(lambda: session.pipeline.trades > 0, what="trades")
+        assert {t.side for t in market.trades} <= {Side.BUY, Side.SELL}
+
+        # a dropped book message self-heals with the next one
+        sim.faults.drop_next("snapshot", 3)
+        await _wait(lambda: sim.faults.pending("snapshot") == 0, what="drops")
+        last_dropped = _hl_dialect(sim).sent_books["BTC"][0]
+        await _wait(
+            lambda: round(session.pipeline.sync.last_ts * 1000) > last_dropped,
+            what="a book after the drops",
+        )
+        await _in_step(sim, session)
+
+        # an injected crossed book: SYNCING with a reason, then LIVE on the next snapshot
+        sim.set_rate(0)
+        d = _hl_dialect(sim)
+        t_next = d.sent_books["BTC"][0] + 1
+        crossed = book_frame(t_next, [(200000.0, 1.0)], [(100.0, 1.0)])
+        seen: list[FeedStatus] = []
+        gaps0 = market.stats.gaps
+        assert sim.faults.inject(crossed) == 1
+        await _wait(lambda: market.stats.gaps > gaps0, what="crossed book noticed")
+        seen.append(market.state.status)
+        assert seen == [FeedStatus.SYNCING] and "crossed" in market.state.reason
+        assert market.book.empty
+        sim.set_rate(40.0)
+        await _wait(lambda: market.live, what="LIVE after crossed book")
+        await _in_step(sim, session)
+
+        # an older frame (reordered around a reconnect) never overwrites the newer book
+        old = book_frame(1_000, [(1.0, 1.0)], [(2.0, 1.0)])
+        before = market.book.top(20)
+        sim.faults.inject(old)
+        await asyncio.sleep(0.1)
+        assert market.book.top(20) == before and market.live
+
+        # a kick: reconnect, resubscribe, LIVE with the dialect's book again
+        connects = sim.connections_total
+        sim.set_rate(40.0)
+        await sim.kick()
+        await _wait(
+            lambda: sim.connections_total > connects and _hl_dialect(sim) is not None,
+            what="reconnect",
+        )
+        await _wait(lambda: market.live and _hl_dialect(sim).books, what="LIVE after kick")
+        await _in_step(sim, session)
+        assert session.pipeline.parse_errors == 0
+    finally:
+        async with asyncio.timeout(5):
+            await session.stop()
+
+
+async def test_e2e_eth_and_sol_books_equal_dialect(sim):
+    for symbol, coin in (("ETH-PERP", "ETH"), ("SOL-PERP", "SOL")):
+        sim.set_rate(40.0)
+        session, market = _session(sim, symbol)
+        session.start()
+        try:
+            await _wait(lambda m=market: m.live, what=f"{symbol} LIVE")
+            await _in_step(sim, session, coin)
+            # prices are on the 5-significant-figure grid the adapter's default tick expects
+            tick = market.instrument.tick
+            for p, _ in market.book.top(20)[0]:
+                assert abs(p / tick - round(p / tick)) < 1e-6
+        finally:
+            async with asyncio.timeout(5):
+                await session.stop()
+
+
+async def test_e2e_dialect_answers_ping_and_refuses_double_subscribe(sim):
+    from websockets.asyncio.client import connect
+
+    async with asyncio.timeout(10), connect(sim.url("/ws")) as ws:
+        assert await ws.recv() == "Websocket connection established."
+        await ws.send('{"method":"ping"}')
+        assert orjson.loads(await ws.recv()) == {"channel": "pong"}
+        sub = '{"method":"subscribe","subscription":{"type":"l2Book","coin":"BTC"}}'
+        await ws.send(sub)
+        ack = orjson.loads(await ws.recv())
+        assert ack["channel"] == "subscriptionResponse"
+        assert ack["data"]["subscription"]["coin"] == "BTC"
+        await ws.send(sub)
+        while True:
+            msg = orjson.loads(await ws.recv())
+            if msg["channel"] == "error":
+                assert msg["data"].startswith("Already subscribed")
+                break
+            assert msg["channel"] == "l2Book"
+            lv = msg["data"]["levels"]
+            assert len(lv[0]) <= 20 and float(lv[0][0]["px"]) < float(lv[1][0]["px"])
