@@ -8,6 +8,7 @@ Perpetual and trade frames below follow the fact sheet's doc/client examples.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import orjson
 import pytest
 
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
+from obview.feed.session import FeedSession, SessionOptions
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side
+from obview.sim.server import start_server
 from obview.venues.base import FrameError, Reply, ResyncMode, VenueError
 from obview.venues.deribit import DeribitAdapter
 from obview.venues.registry import get_adapter
@@ -410,3 +413,151 @@ def test_changes_before_first_snapshot_are_held_then_chained():
     pipe.on_frame("ws", book("snapshot", [["new", 100.0, 5]], [["new", 100.5, 6]], 10), 1)
     assert m.state.status is FeedStatus.LIVE
     assert m.book.top(5) == ([(100.0, 5.0), (98.0, 2.0)], [(100.5, 6.0)])
+
+
+# -- end to end: the simulator speaking Deribit on 127.0.0.1 --------------------------------------
+
+E2E_OPTS = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
+
+
+async def until(pred, timeout: float = 8.0, market=None, bad: list | None = None):
+    async with asyncio.timeout(timeout):
+        while not pred():
+            if market is not None and bad is not None and market.live and market.book.is_crossed():
+                bad.append((market.state, market.book.best_bid(), market.book.best_ask()))
+            await asyncio.sleep(0.005)
+
+
+def deribit_client(server):
+    clients = [c.dialect for c in server.clients if c.dialect.name == "deribit"]
+    assert len(clients) == 1
+    return clients[0]
+
+
+async def assert_books_equal(server, session, market, instrument, symbol):
+    """Hold the simulator still: the client's book is what the dialect sent, level for level
+    the simulator's book with amounts in USD contracts."""
+    server.pause()
+    try:
+        await asyncio.sleep(0.3)
+        sent = deribit_client(server).books[instrument]
+        assert session.pipeline.sync.last_seq == sent.change_id
+        bids, asks = market.book.top(100_000)
+        assert bids == sorted(sent.bids.items(), reverse=True)
+        assert asks == sorted(sent.asks.items())
+        sim_bids, sim_asks = server.markets[symbol].book.top(100_000)
+        assert [p for p, _ in bids] == [pytest.approx(p) for p, _ in sim_bids]
+        assert [p for p, _ in asks] == [pytest.approx(p) for p, _ in sim_asks]
+        # amounts are USD, whole contracts of 10, and worth about the simulator's coins
+        for (p, usd), (_, coins) in zip(bids[:20], sim_bids[:20], strict=True):
+            assert usd % 10 == 0 and usd >= 10
+            assert abs(usd - coins * p) <= 5.0 or usd == 10
+    finally:
+        server.resume()
+
+
+async def test_e2e_live_gap_reconnect_and_heartbeat():
+    server = await start_server(seed=21, rate=40, symbols=["BTC-PERP"])
+    adapter = DeribitAdapter(
+        "BTC-PERP", endpoint=server.url("/ws/api/v2"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    assert market.instrument.tick == 0.5  # built-in default
+    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    task = session.start()
+    bad: list = []
+    try:
+        await until(lambda: market.live and market.instrument.tick == 0.1, market=market, bad=bad)
+        inst = market.instrument
+        assert (inst.size_unit, inst.contract_value, inst.lot) == ("quote", 1.0, 10.0)
+        await until(lambda: len(market.trades) >= 2)
+        assert market.trades[-1].size % 10 == 0 and market.trades[-1].venue == "deribit"
+        await assert_books_equal(server, session, market, "BTC-PERPETUAL", "BTC-PERP")
+
+        # heartbeats: the dialect's test_request must be answered with public/test
+        dialect = deribit_client(server)
+        assert dialect.heartbeat_interval is not None and dialect.heartbeat_interval >= 10
+        dialect.heartbeat_interval = 1  # speed it up for the test
+        await until(lambda: dialect.tests_answered >= 1, timeout=5)
+        assert dialect.test_requests >= 1
+
+        # a dropped change: seq gap -> SYNCING with the reason -> resubscribe -> LIVE
+        resyncs = market.resyncs
+        server.faults.drop_next("delta")
+        await until(lambda: market.resyncs > resyncs and market.live, market=market, bad=bad)
+        assert any(
+            s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap")
+            for s in market.state_log
+        )
+        await assert_books_equal(server, session, market, "BTC-PERPETUAL", "BTC-PERP")
+
+        # duplicated frames are ignored, the book stays LIVE and right
+        resyncs = market.resyncs
+        server.faults.duplicate_next("delta", 3)
+        await asyncio.sleep(0.3)
+        assert market.resyncs == resyncs and market.live
+
+        # every connection dropped: reconnect, new snapshot, LIVE again
+        connects = session.connect_attempts
+        await server.kick()
+        await until(
+            lambda: session.connect_attempts > connects and market.live, market=market, bad=bad
+        )
+        await assert_books_equal(server, session, market, "BTC-PERPETUAL", "BTC-PERP")
+        assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+async def test_e2e_linear_sol_amounts_in_coins():
+    server = await start_server(seed=22, rate=40, symbols=["SOL-PERP"])
+    adapter = DeribitAdapter(
+        "SOL-PERP", endpoint=server.url("/ws/api/v2"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    task = session.start()
+    try:
+        await until(lambda: market.live and market.instrument.tick == 0.001)
+        assert market.instrument.size_unit == "base"
+        server.pause()
+        await asyncio.sleep(0.3)
+        sim = server.markets["SOL-PERP"]
+        bids, asks = market.book.top(50)
+        sim_bids, sim_asks = sim.book.top(50)
+        assert bids == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_bids]
+        assert asks == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_asks]
+    finally:
+        server.resume()
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+def test_dialect_refuses_raw_and_leaves_out_unknown_instruments():
+    from obview.sim.dialects.deribit import DeribitDialect
+    from obview.sim.engine import SimMarket
+
+    markets = {"BTC-PERP": SimMarket("BTC-PERP", seed=2, start_time=1000.0)}
+    d = DeribitDialect(markets, "/ws/api/v2")
+    (err,) = d.on_message(
+        '{"jsonrpc":"2.0","id":7,"method":"public/subscribe","params":{"channels":["book.BTC-PERPETUAL.raw"]}}'
+    )
+    assert json.loads(err.text)["error"]["code"] == 13778
+    (res,) = d.on_message(
+        '{"jsonrpc":"2.0","id":8,"method":"public/subscribe","params":{"channels":["book.NOPE-PERPETUAL.100ms"]}}'
+    )
+    assert json.loads(res.text)["result"] == []
+    res, snap = d.on_message(
+        '{"jsonrpc":"2.0","id":9,"method":"public/subscribe","params":{"channels":["book.BTC-PERPETUAL.100ms"]}}'
+    )
+    assert json.loads(res.text)["result"] == ["book.BTC-PERPETUAL.100ms"]
+    data = json.loads(snap.text)["params"]["data"]
+    assert data["type"] == "snapshot" and "prev_change_id" not in data
+    assert all(row[0] == "new" for row in data["bids"] + data["asks"])
+    (hb,) = d.on_message(
+        '{"jsonrpc":"2.0","id":10,"method":"public/set_heartbeat","params":{"interval":5}}'
+    )
+    assert "error" in json.loads(hb.text)  # below the minimum of 10 s
