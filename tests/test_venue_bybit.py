@@ -292,3 +292,164 @@ def test_delta_before_any_snapshot_is_not_live():
     _, market, pipe = make()
     pipe.on_frame("public", book("delta", 11, bids=[(100.2, 1.0)]), 1.1)
     assert not market.live and market.book.empty
+
+
+# -- end to end: the simulator speaking the Bybit dialect -----------------------------------------
+import asyncio  # noqa: E402
+
+from obview.feed.session import FeedSession, SessionOptions  # noqa: E402
+from obview.sim.server import start_server  # noqa: E402
+
+TOPIC = "orderbook.200.BTCUSDT"
+
+
+def top(book, n: int = 200):
+    bids, asks = book.top(n)
+    return [(round(p, 8), round(s, 8)) for p, s in bids], [
+        (round(p, 8), round(s, 8)) for p, s in asks
+    ]
+
+
+async def wait_for(pred, timeout: float = 8.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.01)
+
+
+def book_dialects(server):
+    return [c.dialect for c in server.clients if any(k[0] == TOPIC for k in c.dialect.books)]
+
+
+async def frozen_equal(server, market, sim, sync) -> None:
+    """Stop stepping, let the client apply everything sent, compare with the dialect's book."""
+    server.set_rate(0)
+
+    def sent_u():
+        ds = book_dialects(server)
+        return ds[0].u.get(TOPIC) if len(ds) == 1 else None
+
+    await wait_for(lambda: market.live and sent_u() is not None and sync.last_seq == sent_u())
+    (d,) = book_dialects(server)
+    state = next(s for k, s in d.books.items() if k[0] == TOPIC)
+    encoded = (
+        sorted(((round(p, 8), round(s, 8)) for p, s in state.bids.items()), reverse=True),
+        sorted((round(p, 8), round(s, 8)) for p, s in state.asks.items()),
+    )
+    assert top(market.book) == encoded == top(sim.book)
+    assert len(market.book.bids) == 200 and len(market.book.asks) == 200
+    server.set_rate(40)
+
+
+async def test_e2e_dialect_sync_gap_restart_and_reconnect():
+    server = await start_server(seed=11, symbols=["BTC-PERP"], rate=40)
+    try:
+        ad = BybitAdapter(
+            "BTC-PERP", endpoint=server.url("/v5/public/linear"), rest_endpoint=server.http_url()
+        )
+        market = Market(ad.default_instrument())
+        opts = SessionOptions(
+            backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05
+        )
+        session = FeedSession(ad, market, options=opts)
+        task = session.start()
+        sim = server.markets["BTC-PERP"]
+        sync = session.pipeline.sync
+        try:
+            await wait_for(lambda: market.live)
+            await wait_for(
+                lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
+            )
+            await frozen_equal(server, market, sim, sync)
+            await wait_for(lambda: session.pipeline.trades > 0)
+            # dropped delta: u jumps -> SYNCING with a reason -> resubscribe -> snapshot -> LIVE
+            attempts = session.connect_attempts
+            server.faults.drop_next("delta")
+            await wait_for(lambda: market.stats.gaps >= 1)
+            assert any(
+                s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
+            )
+            await wait_for(lambda: market.live)
+            assert session.connect_attempts == attempts  # resubscribed on the same socket
+            await frozen_equal(server, market, sim, sync)
+            # duplicated delta: ignored, no gap
+            gaps = market.stats.gaps
+            server.faults.duplicate_next("delta")
+            await wait_for(lambda: server.faults.duplicated >= 1)
+            await frozen_equal(server, market, sim, sync)
+            assert market.stats.gaps == gaps
+            # the venue's book service restarts: a u = 1 snapshot, no gap, still equal
+            for d in book_dialects(server):
+                d.restart()
+            await wait_for(lambda: sync.last_seq is not None and sync.last_seq < 10)
+            await frozen_equal(server, market, sim, sync)
+            assert market.stats.gaps == gaps
+            # kick: reconnect, subscribe again, snapshot
+            await server.kick()
+            await wait_for(
+                lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
+            )
+            await wait_for(lambda: market.live and session.connect_attempts > attempts)
+            await frozen_equal(server, market, sim, sync)
+            assert session.pipeline.parse_errors == 0
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()
+
+
+async def test_e2e_pings_are_answered():
+    server = await start_server(seed=5, symbols=["BTC-PERP"], rate=20)
+    try:
+        pongs: list[str] = []
+
+        class FastPing(BybitAdapter):
+            ping_interval = 0.05
+
+            def parse(self, stream, frame, ts_local):
+                if '"pong"' in frame:
+                    pongs.append(frame)
+                return super().parse(stream, frame, ts_local)
+
+        ad = FastPing(
+            "BTC-PERP", endpoint=server.url("/v5/public/linear"), rest_endpoint=server.http_url()
+        )
+        market = Market(ad.default_instrument())
+        session = FeedSession(ad, market)
+        task = session.start()
+        try:
+            await wait_for(lambda: market.live)
+            await wait_for(lambda: len(pongs) >= 3)
+            assert market.live and session.pipeline.parse_errors == 0
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()
+
+
+def test_dialect_subscribe_errors_and_instruments():
+    from obview.sim.dialects.bybit import BybitDialect
+    from obview.sim.engine import SimMarket
+
+    markets = {"BTC-PERP": SimMarket("BTC-PERP", seed=2, start_time=1_700_000_000.0)}
+    d = BybitDialect(markets, "/v5/public/linear")
+    (err,) = d.on_message('{"op":"subscribe","args":["orderbook.200.DOGEUSDT"]}')
+    assert orjson.loads(err.text)["success"] is False
+    # the adapter turns the refusal into a fatal venue error
+    (ve,) = BybitAdapter("BTC-PERP").parse("public", err.text, 0.0)
+    assert isinstance(ve, VenueError) and ve.fatal
+    (pong,) = d.on_message('{"op":"ping","req_id":"7"}')
+    assert BybitAdapter("BTC-PERP").parse("public", pong.text, 0.0) == []
+    ack, snap = d.on_message('{"op":"subscribe","args":["orderbook.50.BTCUSDT"]}')
+    s = orjson.loads(snap.text)
+    assert s["type"] == "snapshot" and len(s["data"]["b"]) == 50 and len(s["data"]["a"]) == 50
+    status, body = BybitDialect.http(
+        markets, "/v5/market/instruments-info", {"category": "linear", "symbol": "BTCUSDT"}, b""
+    )
+    inst = BybitAdapter("BTC-PERP").parse_instrument(body)
+    assert (
+        status == 200
+        and inst.tick == markets["BTC-PERP"].tick
+        and inst.lot == markets["BTC-PERP"].lot
+    )

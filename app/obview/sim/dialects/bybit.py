@@ -1,0 +1,265 @@
+"""Bybit v5 public linear dialect, written from ../shared/venues/bybit.md.
+
+- Path ``/v5/public/linear``. Client frames: ``{"op":"subscribe","args":[...]}``,
+  ``{"op":"unsubscribe",...}``, ``{"op":"ping"}``; each answered with
+  ``{"success":..,"ret_msg":..,"conn_id":..,"op":..}`` (``req_id`` echoed when given).
+- ``orderbook.{1|50|200|1000}.{SYMBOL}``: a ``snapshot`` of the best ``depth`` levels right
+  after subscribing, then a ``delta`` whenever those levels change: absolute sizes, ``"0"``
+  deletes, and levels that fall out of the depth window are deleted explicitly, levels that
+  come into it are inserted, so the client's top-``depth`` book equals the one encoded here.
+  ``u`` goes up by one per message of the topic and continues across a resubscribe; ``seq`` is
+  the simulator's sequence number. ``restart()`` emulates a service restart: the next book
+  message of every topic is a snapshot with ``u = 1``.
+- ``publicTrade.{SYMBOL}``: ``data`` is a list of fills, ``S`` the taker side.
+- ``GET /v5/market/instruments-info?category=linear&symbol=X``: tickSize / qtyStep.
+- Sizes are coins (the simulator's unit), so nothing is converted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, ClassVar
+
+import orjson
+
+from obview.model import Side
+from obview.sim.dialects.base import Dialect, Out
+
+if TYPE_CHECKING:
+    from obview.sim.engine import SimMarket
+    from obview.sim.events import SimUpdate
+
+DEPTHS = (1, 50, 200, 1000)
+_conn_ids = itertools.count(1)
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _ms(ts: float) -> int:
+    return int(round(ts * 1000))
+
+
+def _native_map() -> dict[str, str]:
+    from obview.venues.registry import native_map
+
+    return native_map("bybit")
+
+
+class _BookTopic:
+    """One subscribed ``orderbook.{depth}.{symbol}``: what the client was last sent."""
+
+    __slots__ = ("depth", "bids", "asks")
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+
+
+class BybitDialect(Dialect):
+    name: ClassVar[str] = "bybit"
+    paths: ClassVar[tuple[str, ...]] = ("/v5/public/linear",)
+
+    def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
+        super().__init__(markets, path)
+        self.conn_id = f"sim-{next(_conn_ids)}"
+        self.books: dict[tuple[str, str], _BookTopic] = {}  # (topic, symbol) -> state
+        self.trades: dict[str, str] = {}  # symbol -> topic
+        self.u: dict[str, int] = {}  # topic -> last u sent (kept across resubscribes)
+        self._restart = False
+
+    # -- client frames --------------------------------------------------------------------------
+    def _ack(self, op: str, ok: bool, msg: str, req_id: object) -> Out:
+        body: dict[str, object] = {"success": ok, "ret_msg": msg, "conn_id": self.conn_id, "op": op}
+        if req_id is not None:
+            body["req_id"] = req_id
+        return Out(_dumps(body))
+
+    def on_message(self, text: str) -> list[Out]:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [self._ack("", False, "Invalid JSON", None)]
+        if not isinstance(msg, dict):
+            return [self._ack("", False, "Invalid request", None)]
+        op = str(msg.get("op", ""))
+        req_id = msg.get("req_id")
+        if op == "ping":
+            return [self._ack("ping", True, "pong", req_id)]
+        args = msg.get("args") or []
+        if op == "subscribe":
+            parsed = []
+            for a in args:
+                p = self._parse_topic(a)
+                if p is None:
+                    return [
+                        self._ack("subscribe", False, f"Invalid symbol :[{str(a)[:60]}]", req_id)
+                    ]
+                parsed.append(p)
+            out = [self._ack("subscribe", True, "", req_id)]
+            for topic, kind, symbol, depth in parsed:
+                if kind == "book":
+                    state = _BookTopic(depth)
+                    self.books[(topic, symbol)] = state
+                    out.append(self._snapshot(topic, symbol, state))
+                else:
+                    self.trades[symbol] = topic
+            return out
+        if op == "unsubscribe":
+            for a in args:
+                for key in [k for k in self.books if k[0] == a]:
+                    del self.books[key]
+                for sym in [s for s, t in self.trades.items() if t == a]:
+                    del self.trades[sym]
+            return [self._ack("unsubscribe", True, "", req_id)]
+        return [self._ack(op[:40], False, f"Invalid op {op[:40]}", req_id)]
+
+    def _parse_topic(self, topic: object) -> tuple[str, str, str, int] | None:
+        if not isinstance(topic, str):
+            return None
+        parts = topic.split(".")
+        if (
+            len(parts) == 3
+            and parts[0] == "orderbook"
+            and parts[1].isdigit()
+            and int(parts[1]) in DEPTHS
+        ):
+            symbol = _native_map().get(parts[2])
+            if symbol in self.markets:
+                return topic, "book", symbol, int(parts[1])
+        if len(parts) == 2 and parts[0] == "publicTrade":
+            symbol = _native_map().get(parts[1])
+            if symbol in self.markets:
+                return topic, "trade", symbol, 0
+        return None
+
+    def restart(self) -> None:
+        """Emulate a restart of the venue's book service (next book message: u = 1 snapshot)."""
+        self._restart = True
+
+    # -- frames -----------------------------------------------------------------------------------
+    def _book_msg(self, topic: str, symbol: str, kind: str, u: int, bids, asks) -> str:
+        m = self.markets[symbol]
+        fp, fs = m.fmt_price, m.fmt_size
+        ts = _ms(m.ts)
+        return _dumps(
+            {
+                "topic": topic,
+                "type": kind,
+                "ts": ts,
+                "data": {
+                    "s": topic.rsplit(".", 1)[1],
+                    "b": [[fp(p), fs(s)] for p, s in bids],
+                    "a": [[fp(p), fs(s)] for p, s in asks],
+                    "u": u,
+                    "seq": m.seq,
+                },
+                "cts": ts,
+            }
+        )
+
+    def _snapshot(self, topic: str, symbol: str, state: _BookTopic, u: int | None = None) -> Out:
+        m = self.markets[symbol]
+        bids, asks = m.book.top(state.depth)
+        state.bids, state.asks = dict(bids), dict(asks)
+        if u is None:
+            u = self.u.get(topic, m.seq) + 1
+        self.u[topic] = u
+        return Out(self._book_msg(topic, symbol, "snapshot", u, bids, asks), kind="snapshot")
+
+    @staticmethod
+    def _diff(old: dict[float, float], new: dict[float, float]) -> list[tuple[float, float]]:
+        changes = [(p, s) for p, s in new.items() if old.get(p) != s]
+        changes += [(p, 0.0) for p in old if p not in new]
+        return changes
+
+    def on_update(self, update: SimUpdate) -> list[Out]:
+        symbol = update.symbol
+        out: list[Out] = []
+        restart, self._restart = self._restart, False
+        for (topic, sym), state in self.books.items():
+            if sym != symbol:
+                continue
+            if restart:
+                out.append(self._snapshot(topic, sym, state, u=1))
+                continue
+            bids, asks = self.markets[sym].book.top(state.depth)
+            nb, na = dict(bids), dict(asks)
+            db, da = self._diff(state.bids, nb), self._diff(state.asks, na)
+            if not db and not da:
+                continue
+            state.bids, state.asks = nb, na
+            u = self.u[topic] + 1
+            self.u[topic] = u
+            db.sort(reverse=True)
+            da.sort()
+            out.append(Out(self._book_msg(topic, sym, "delta", u, db, da), kind="delta"))
+        topic = self.trades.get(symbol)
+        if topic is not None and update.trades:
+            m = self.markets[symbol]
+            fp, fs = m.fmt_price, m.fmt_size
+            native = topic.split(".", 1)[1]
+            data = [
+                {
+                    "T": _ms(t.ts),
+                    "s": native,
+                    "S": "Buy" if t.side is Side.BUY else "Sell",
+                    "v": fs(t.size),
+                    "p": fp(t.price),
+                    "L": "ZeroPlusTick",
+                    "i": f"sim-{t.trade_id}",
+                    "BT": False,
+                    "seq": update.seq,
+                }
+                for t in update.trades
+            ]
+            out.append(
+                Out(
+                    _dumps(
+                        {"topic": topic, "type": "snapshot", "ts": _ms(update.ts), "data": data}
+                    ),
+                    kind="trade",
+                )
+            )
+        return out
+
+    # -- REST -------------------------------------------------------------------------------------
+    @classmethod
+    def http(
+        cls, markets: dict[str, SimMarket], path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, bytes] | None:
+        if path.rstrip("/") != "/v5/market/instruments-info":
+            return None
+        if query.get("category") != "linear":
+            return 200, orjson.dumps(
+                {"retCode": 10001, "retMsg": "params error: category", "result": {}}
+            )
+        items = []
+        for native, symbol in _native_map().items():
+            m = markets.get(symbol)
+            if m is None or query.get("symbol", native) != native:
+                continue
+            items.append(
+                {
+                    "symbol": native,
+                    "contractType": "LinearPerpetual",
+                    "status": "Trading",
+                    "baseCoin": native[: -len("USDT")],
+                    "quoteCoin": "USDT",
+                    "priceScale": str(m.price_decimals),
+                    "priceFilter": {"tickSize": m.fmt_price(m.tick)},
+                    "lotSizeFilter": {
+                        "qtyStep": m.fmt_size(m.lot),
+                        "minOrderQty": m.fmt_size(m.lot),
+                    },
+                }
+            )
+        return 200, orjson.dumps(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": {"category": "linear", "list": items, "nextPageCursor": ""},
+            }
+        )
