@@ -305,9 +305,12 @@ class SimServer:
         try:
             self._call(client, client.dialect.on_connect)
             async for msg in ws:
+                if client.closing:
+                    continue  # being dropped: read until the close completes, answer nothing
                 if isinstance(msg, bytes):
                     msg = msg.decode("utf-8", "replace")
                 self._call(client, client.dialect.on_message, msg)
+                await asyncio.sleep(0)  # a client flooding us must not starve the others
         except ConnectionClosed:
             pass
         finally:
@@ -335,9 +338,7 @@ class SimServer:
                 for text in apply(out):
                     put(text)
         except asyncio.QueueFull:
-            self.slow_closed += 1
-            log.warning("simulator client too slow: send queue overflow, closing it")
-            self._spawn(self._close_client(client, 1008, "send queue overflow"))
+            self._drop_slow(client)
 
     def _broadcast(self, text: str) -> int:
         n = 0
@@ -348,9 +349,17 @@ class SimServer:
                 c.queue.put_nowait(text)
                 n += 1
             except asyncio.QueueFull:
-                self.slow_closed += 1
-                self._spawn(self._close_client(c, 1008, "send queue overflow"))
+                self._drop_slow(c)
         return n
+
+    def _drop_slow(self, client: Client) -> None:
+        """Close a client whose send queue overflowed (it reads slower than we send)."""
+        if client.closing:
+            return
+        client.closing = True
+        self.slow_closed += 1
+        log.warning("simulator client too slow (send queue overflow): closing it")
+        self._spawn(self._close_client(client, 1008, "send queue overflow"))
 
     async def _writer(self, client: Client) -> None:
         ws, queue, running = client.ws, client.queue, self._running
