@@ -442,3 +442,79 @@ def test_deribit_recording_summary(inst):
     assert s["bids"] == bids and s["asks"] == asks
     if bids and asks:
         assert s["best_bid"] == bids[0][0] and s["best_ask"] == asks[0][0]
+
+
+# -- round trips through the simulator --------------------------------------------------------
+def test_round_trip_demo_frames_and_a_removed_delta(tmp_path):
+    engine = pytest.importorskip("obview.sim.engine")
+    demo = pytest.importorskip("obview.sim.dialects.demo")
+    pytest.importorskip("obview.venues.demo")
+    market = engine.SimMarket("BTC-PERP", seed=3, start_time=1000.0)
+    dialect = demo.DemoDialect({"BTC-PERP": market}, "/demo")
+    p = tmp_path / "demo.jsonl"
+    trades = 0
+    with Recorder(p, clock=Clock()) as rec:
+        rec.connect("ws://127.0.0.1:8765/demo")
+        sub = '{"op":"subscribe","symbol":"BTC-PERP"}'
+        rec.sent(sub)
+        for out in dialect.on_message(sub):
+            rec.received(out.text)
+        for i in range(300):
+            update = market.step(1000.0 + 0.05 * (i + 1))
+            trades += len(update.trades)
+            for out in dialect.on_update(update):
+                rec.received(out.text)
+    s = replay_summary(p, "demo", "BTC-PERP")
+    bids, asks = market.book.top(20)
+    assert s["state"] == "LIVE" and s["gaps"] == 0 and s["parse_errors"] == 0
+    assert s["bids"] == [[px, sz] for px, sz in bids] and s["asks"] == [[px, sz] for px, sz in asks]
+    assert s["trades"] == trades > 0
+    assert s["frames"] == sum(1 for r in replay_frames(p) if "raw" in r)
+
+    lines = p.read_text().splitlines()
+    deltas = [i for i, x in enumerate(lines) if '\\"type\\":\\"delta\\"' in x]
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(
+        "\n".join(x for i, x in enumerate(lines) if i != deltas[len(deltas) // 2]) + "\n"
+    )
+    s2 = replay_summary(cut, "demo", "BTC-PERP")
+    assert s2["gaps"] >= 1 and s2["resyncs"] >= 1
+    assert s2["state"] != "LIVE"  # no resync possible offline: never shown as a whole book
+
+
+async def test_live_session_recording_replays_to_the_same_book(tmp_path):
+    server_mod = pytest.importorskip("obview.sim.server")
+    from obview.feed.session import FeedSession
+    from obview.market import Market
+    from obview.venues.hyperliquid import HyperliquidAdapter
+
+    p = tmp_path / "live.jsonl"
+    rec = Recorder(p)
+    async with asyncio.timeout(30):
+        server = await server_mod.start_server(port=0, seed=11, rate=40.0)
+        try:
+            adapter = HyperliquidAdapter("ETH-PERP", endpoint=server.url("/ws"))
+            market = Market(adapter.default_instrument())
+            session = FeedSession(adapter, market, recorder=rec)
+            session.start()
+            try:
+                while not (market.live and session.pipeline.trades > 0):
+                    await asyncio.sleep(0.02)
+                server.set_rate(0)
+                await asyncio.sleep(0.3)  # in-flight frames arrive
+                live_book = market.book.top(20)
+                live_trades = session.pipeline.trades
+            finally:
+                await session.stop()
+        finally:
+            await server.close()
+    rec.close()
+    recs = list(replay_frames(p))
+    assert recs[0]["connect"] == server.url("/ws")
+    assert any("sent" in r and "l2Book" in r["sent"] for r in recs)
+    assert all(r.get("c") == 1 for r in recs if "raw" in r)  # frames tagged with their connection
+    s = replay_summary(p, "hyperliquid", "ETH-PERP")
+    assert s["state"] == "LIVE" and s["parse_errors"] == 0
+    assert s["bids"] == [[px, sz] for px, sz in live_book[0]]
+    assert s["asks"] == [[px, sz] for px, sz in live_book[1]]
+    assert s["trades"] == live_trades
