@@ -21,6 +21,7 @@ from obview.ui.viewmodel import (
     next_step,
     percentile,
     sanitize,
+    short_after,
     tier_of,
     window_origin,
 )
@@ -174,3 +175,9 @@ def test_sanitize_strips_control_characters():
     s = sanitize("gap\x1b[2J[bold]x[/]\n")
     assert "\x1b" not in s and "\n" not in s
     assert "[bold]x[/]" in s
+
+
+def test_short_after_elides_the_shared_prefix():
+    assert short_after("96965.2", "96966.1") == "…6.1"
+    assert short_after("96965.2", "96965.8") == "…5.8"
+    assert short_after("99.5", "101.0") == "101.0"

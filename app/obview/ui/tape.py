@@ -15,6 +15,7 @@ from obview.ui.viewmodel import (
     decimals_for,
     flow_summary,
     format_price,
+    short_after,
     tier_of,
 )
 
@@ -66,7 +67,11 @@ class Tape(LineWidget):
             tier = tier_of(r.quote, self.tiers)
             swept = ""
             if r.count > 1:
-                swept = f"→{format_price(r.last, dec)}" if r.last != r.first else f"×{r.count}"
+                swept = (
+                    "→" + short_after(format_price(r.first, dec), format_price(r.last, dec))
+                    if r.last != r.first
+                    else f"×{r.count}"
+                )
             key = (r.ts, buy, p, s, swept, tier)
             lines.append((key, self._row(r.ts, buy, p, s, swept, tier, width)))
         return self.set_lines(lines, self._build)

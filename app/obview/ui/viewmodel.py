@@ -385,6 +385,16 @@ def flow_summary(
     return FlowSummary(bb, sb, bq, sq, n)
 
 
+def short_after(first: str, last: str, keep: int = 3) -> str:
+    """``last`` without the leading characters it shares with ``first`` ("…66.1" after
+    "96965.2"), keeping at least ``keep`` characters: a sweep's end price in a narrow column."""
+    i = 0
+    while i < min(len(first), len(last)) and first[i] == last[i]:
+        i += 1
+    i = min(i, max(0, len(last) - keep))
+    return last if i == 0 else "…" + last[i:]
+
+
 def sanitize(text: str, limit: int = 200) -> str:
     """Network text made safe for a terminal cell: control characters become visible '?'."""
     out = "".join(ch if ch.isprintable() else "?" for ch in text)
