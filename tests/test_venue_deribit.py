@@ -437,7 +437,9 @@ def deribit_client(server):
 async def assert_books_equal(server, session, market, instrument, symbol):
     """Hold the simulator still: the client's book is what the dialect sent, level for level
     the simulator's book with amounts in USD contracts."""
-    server.pause()
+    # stop stepping but keep sending (pause() would also hold frames already queued)
+    rate = server.rate
+    server.set_rate(0)
     try:
         await asyncio.sleep(0.3)
         sent = deribit_client(server).books[instrument]
@@ -453,7 +455,7 @@ async def assert_books_equal(server, session, market, instrument, symbol):
             assert usd % 10 == 0 and usd >= 10
             assert abs(usd - coins * p) <= 5.0 or usd == 10
     finally:
-        server.resume()
+        server.set_rate(rate)
 
 
 async def test_e2e_live_gap_reconnect_and_heartbeat():
@@ -522,7 +524,7 @@ async def test_e2e_linear_sol_amounts_in_coins():
     try:
         await until(lambda: market.live and market.instrument.tick == 0.001)
         assert market.instrument.size_unit == "base"
-        server.pause()
+        server.set_rate(0)
         await asyncio.sleep(0.3)
         sim = server.markets["SOL-PERP"]
         bids, asks = market.book.top(50)
@@ -530,7 +532,6 @@ async def test_e2e_linear_sol_amounts_in_coins():
         assert bids == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_bids]
         assert asks == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_asks]
     finally:
-        server.resume()
         await session.stop()
         task.cancel()
         await server.close()

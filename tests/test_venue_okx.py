@@ -578,7 +578,9 @@ def okx_client(server):
 async def assert_books_equal(server, session, market, inst_id="BTC-USDT-SWAP", symbol="BTC-PERP"):
     """Hold the simulator still; the client's book must be the dialect's encoded book, which is
     the simulator's book in contracts seen through OKX's 400-level window."""
-    server.pause()
+    # stop stepping but keep sending (pause() would also hold frames already queued)
+    rate = server.rate
+    server.set_rate(0)
     try:
         await asyncio.sleep(0.3)
         dialect = okx_client(server)
@@ -592,7 +594,7 @@ async def assert_books_equal(server, session, market, inst_id="BTC-USDT-SWAP", s
         assert bids[:25] == [(p, pytest.approx(s / ct)) for p, s in sim_bids]
         assert asks[:25] == [(p, pytest.approx(s / ct)) for p, s in sim_asks]
     finally:
-        server.resume()
+        server.set_rate(rate)
 
 
 async def test_e2e_live_gap_checksum_and_reconnect_recover():
