@@ -663,3 +663,37 @@ async def test_dialect_routes_and_rest_errors():
         assert "error" in orjson.loads(err.text)
     finally:
         await server.close()
+
+
+async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
+    """Depth asked on the wrong route: the handshake succeeds and nothing ever arrives (what the
+    legacy URLs do since the route split). The per-stream watchdog must flag it."""
+    server = await start_server(seed=9, symbols=["BTC-PERP"], rate=40)
+    try:
+
+        class WrongRoute(BinanceAdapter):
+            def streams(self):
+                specs = super().streams()
+                specs[0].url = specs[0].url.replace("/public/", "/market/")
+                return specs
+
+        ad = WrongRoute("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
+        market = Market(ad.default_instrument())
+        opts = SessionOptions(
+            backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, stale_after=0.3
+        )
+        session = FeedSession(ad, market, options=opts)
+        task = session.start()
+        try:
+            await wait_for(lambda: any(s.status is FeedStatus.STALE for s in market.state_log))
+            await wait_for(
+                lambda: any(
+                    s.status is FeedStatus.RECONNECTING and "no data" in s.reason
+                    for s in market.state_log
+                )
+            )
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()
