@@ -74,6 +74,7 @@ class Script:
         self.connections = 0
         self.received: list[str] = []
         self.silent = False
+        self.book_silent = False
         self.skip_next = False
         self.crossed_next = False
         self.conns = set()
@@ -108,7 +109,9 @@ class Script:
             try:
                 while True:
                     await asyncio.sleep(0.02)
-                    if not self.silent:
+                    if self.book_silent:
+                        await ws.send(json.dumps({"t": "trade", "px": self.bid, "sz": 0.1, "side": "buy", "id": self.seq, "ts": time.time()}))
+                    elif not self.silent:
                         await ws.send(self.delta())
             finally:
                 rt.cancel()
@@ -335,6 +338,25 @@ async def test_fatal_venue_error_fails_with_reason(venue):
         assert market.state.reason == "instrument [red]gone[/]"
         async with asyncio.timeout(3):
             await task  # the session ends by itself
+    finally:
+        await session.stop()
+        task.cancel()
+
+
+async def test_stuck_book_with_trades_flowing_is_stale(venue):
+    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, stale_after=0.4)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts())
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        venue.book_silent = True  # trades keep coming, the book does not move
+        await wait_for(lambda: market.state.status is FeedStatus.STALE)
+        n = len(market.trades)
+        await wait_for(lambda: len(market.trades) > n)
+        assert market.state.status in (FeedStatus.STALE, FeedStatus.RECONNECTING, FeedStatus.SYNCING)
+        venue.book_silent = False
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
     finally:
         await session.stop()
         task.cancel()

@@ -61,6 +61,9 @@ class FeedPipeline:
         self.sync = adapter.make_sync(market.book)
         self.parse_errors = 0
         self.trades = 0
+        # book messages that moved the book forward (applied, buffered or a gap; not ignored
+        # repeats): the book stream's pulse for the stale watchdog
+        self.book_events = 0
         self.resync_pending = False
 
     # -- state ------------------------------------------------------------------------------
@@ -136,6 +139,8 @@ class FeedPipeline:
 
     def _on_sync_result(self, res, ts_exchange: float | None, ts_local: float, actions: list[Action]) -> None:
         st = res.status
+        if st is not SyncStatus.IGNORED:
+            self.book_events += 1
         if st is SyncStatus.APPLIED:
             self.market.on_exchange_time(ts_exchange, ts_local)
             self._book_changed(ts_local)

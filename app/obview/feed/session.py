@@ -254,21 +254,29 @@ class FeedSession:
         yield_every = self.opts.yield_every
         n = 0
         now = time.time
+        is_book = st is self.book_stream
+        book_events = pipeline.book_events
         async for msg in ws:
             ts = now()
-            st.last_rx = ts
-            if st.stale:
+            if not is_book:
+                st.last_rx = ts
+            if recorder is not None:
+                recorder.received(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))
+            actions = pipeline.on_frame(name, msg, ts)
+            if is_book and pipeline.book_events != book_events:
+                # only book messages keep the book stream fresh: pongs and trades flowing
+                # while the book is stuck must still read as STALE
+                book_events = pipeline.book_events
+                st.last_rx = ts
+            if actions:
+                await self._act(st, actions)
+            if st.stale and st.last_rx == ts:
                 st.stale = False
                 if st is not self.book_stream:
                     self._stream_state(st, FeedStatus.LIVE, "")
                 else:
                     st.status = FeedStatus.LIVE
-            if recorder is not None:
-                recorder.received(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))
-            actions = pipeline.on_frame(name, msg, ts)
-            if actions:
-                await self._act(st, actions)
-            if st is self.book_stream and st.status is not FeedStatus.LIVE and self.market.state.status is FeedStatus.LIVE:
+            if is_book and st.status is not FeedStatus.LIVE and self.market.state.status is FeedStatus.LIVE:
                 st.status, st.reason = FeedStatus.LIVE, ""
                 self._publish_state()
             n += 1
