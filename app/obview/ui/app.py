@@ -107,12 +107,18 @@ class ObviewApp(App):
 
     # -- setup --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield StatsBar(id="stats")
-        yield VenueStrip(id="venues")
+        # kept as attributes: ``query_one`` searches the active screen, which may be a modal
+        self.w_stats = StatsBar(id="stats")
+        self.w_venues = VenueStrip(id="venues")
+        self.w_heatmap = Heatmap(id="heatmap")
+        self.w_ladder = Ladder(id="ladder")
+        self.w_tape = Tape(id="tape")
+        yield self.w_stats
+        yield self.w_venues
         with Horizontal(id="main"):
-            yield Heatmap(id="heatmap")
-            yield Ladder(id="ladder")
-            yield Tape(id="tape")
+            yield self.w_heatmap
+            yield self.w_ladder
+            yield self.w_tape
         yield Footer()
 
     def on_mount(self) -> None:
@@ -147,13 +153,13 @@ class ObviewApp(App):
         panel = (
             self.panels.get(self.theme) or self.panels[resolve_theme_name(None, list(self.panels))]
         )
-        for w in (self.query_one(Heatmap), self.query_one(Ladder), self.query_one(Tape)):
+        for w in (self.w_heatmap, self.w_ladder, self.w_tape):
             w.set_colors(panel)
-        self.query_one(StatsBar).pal = panel
-        strip = self.query_one(VenueStrip)
+        self.w_stats.pal = panel
+        strip = self.w_venues
         strip.pal = panel
         strip._key = None
-        self.query_one(Heatmap).set_colormap(self.colormaps[self.colormap_name])
+        self.w_heatmap.set_colormap(self.colormaps[self.colormap_name])
         self._repaint_all()
 
     def _apply_layout(self) -> None:
@@ -166,7 +172,7 @@ class ObviewApp(App):
         shown = {
             k: (auto[k] if self.panel_override[k] is None else self.panel_override[k]) for k in auto
         }
-        hm, lad, tape = self.query_one(Heatmap), self.query_one(Ladder), self.query_one(Tape)
+        hm, lad, tape = self.w_heatmap, self.w_ladder, self.w_tape
         hm.display, lad.display, tape.display = shown["heatmap"], shown["ladder"], shown["tape"]
         # whichever panel is left without the heatmap takes the spare width
         lad.styles.width = (
@@ -221,7 +227,7 @@ class ObviewApp(App):
             if steps != self.steps:
                 self.steps = steps
                 self.step = steps[0]
-            self.query_one(Tape).tiers = large_trade_tiers(
+            self.w_tape.tiers = large_trade_tiers(
                 m.instrument.base, self._ui_setting("large_trades")
             )
         self._seen_version = -1
@@ -232,7 +238,7 @@ class ObviewApp(App):
         self._seen_version = -1
         self._last_slow = 0.0
         if self.is_running:
-            hm = self.query_one(Heatmap)
+            hm = self.w_heatmap
             hm._last_key = None
             self._frame(force=True)
 
@@ -241,7 +247,7 @@ class ObviewApp(App):
             return
         now = self.clock()
         m = self.market
-        ladder, tape, hm = self.query_one(Ladder), self.query_one(Tape), self.query_one(Heatmap)
+        ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
         if m is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
@@ -265,7 +271,7 @@ class ObviewApp(App):
         self.frames += 1
 
     def _paint_slow(self, now: float) -> None:
-        self.query_one(StatsBar).show(
+        self.w_stats.show(
             self.venue,
             self.symbol,
             self.market,
@@ -278,7 +284,7 @@ class ObviewApp(App):
         venues = self.venues
         state = getattr(self.manager, "state", None)
         states = [state(v, self.symbol) if state else None for v in venues]
-        self.query_one(VenueStrip).show(
+        self.w_venues.show(
             venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol"
         )
 
@@ -338,7 +344,7 @@ class ObviewApp(App):
 
     def set_colormap(self, name: str) -> None:
         self.colormap_name = name
-        self.query_one(Heatmap).set_colormap(self.colormaps[name])
+        self.w_heatmap.set_colormap(self.colormaps[name])
         self._repaint_all()
 
     def action_contrast(self, direction: int) -> None:
@@ -347,8 +353,8 @@ class ObviewApp(App):
         self._repaint_all()
 
     def action_toggle_panel(self, name: str) -> None:
-        widget = {"heatmap": Heatmap, "ladder": Ladder, "tape": Tape}[name]
-        self.panel_override[name] = not self.query_one(widget).display
+        widget = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}[name]
+        self.panel_override[name] = not widget.display
         self._apply_layout()
 
     # -- command palette ----------------------------------------------------------------------

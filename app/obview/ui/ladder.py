@@ -32,7 +32,7 @@ class Ladder(LineWidget):
         super().__init__(id=id)
         self._prev_sizes: dict[tuple[bool, float], float] = {}
         self._flash_until: dict[tuple[bool, float], float] = {}
-        self._prev_step: float | None = None
+        self._prev_step: tuple[float, bool] | None = None
         self.flashing = False
 
     def levels_per_side(self) -> int:
@@ -47,10 +47,10 @@ class Ladder(LineWidget):
         inst = market.instrument
         gb, ga = book.grouped(step, n)
         bids, asks = ladder_levels(gb, ga, inst, quote)
-        if self._prev_step != step:
+        if self._prev_step != (step, quote):
             self._prev_sizes.clear()
             self._flash_until.clear()
-            self._prev_step = step
+            self._prev_step = (step, quote)
         self._track_flashes(bids + asks, now)
         self.flashing = any(t > now for t in self._flash_until.values())
 
