@@ -60,16 +60,16 @@ async def test_demo_book_equals_simulator_book_and_gap_resyncs():
     bad: list = []
     try:
         await until(lambda: market.live)
-        server.pause()  # hold the simulator still so both books can be compared
+        server.set_rate(0)  # hold the simulator still so both books can be compared
         await asyncio.sleep(0.3)
         sim = server.markets["ETH-PERP"]
         assert session.pipeline.sync.last_seq == sim.seq
         assert market.book.top(200) == sim.book.top(200)
-        server.resume()
+        server.set_rate(40)
         server.faults.drop_next("delta")
         await until(lambda: market.resyncs >= 1 and market.live, watch=market, bad=bad)
         assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap") for s in market.state_log)
-        server.pause()
+        server.set_rate(0)
         await asyncio.sleep(0.3)
         assert market.book.top(200) == sim.book.top(200)
         assert bad == []
