@@ -122,9 +122,9 @@ class HeatmapSampler:
     def __init__(
         self,
         cadence: float = 0.25,
-        history: int = 2400,
-        buckets: int = 600,
-        span_pct: float = 1.5,
+        history: int = 1200,
+        buckets: int = 2000,
+        span_pct: float = 1.0,
     ) -> None:
         self.cadence = cadence
         self.buckets = buckets
