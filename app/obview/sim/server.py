@@ -457,12 +457,12 @@ async def start_server(
     return server
 
 
-def run_demo_server(host: str = "127.0.0.1", port: int = 8765, seed: int = 1) -> None:
+def run_demo_server(host: str = "127.0.0.1", port: int = 8765, seed: int = 1, rate: float = DEFAULT_RATE) -> None:
     """Run the server until Ctrl-C (the ``obview demo-server`` command)."""
 
     async def main() -> None:
         try:
-            server = await start_server(host, port, seed)
+            server = await start_server(host, port, seed, rate=rate)
         except OSError as e:
             raise SystemExit(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
         try:
