@@ -216,14 +216,19 @@ def snapshot_line(market, now: float) -> dict:
         "reason": market.state.reason,
         "best_bid": bb[0] if bb else None,
         "best_ask": ba[0] if ba else None,
-        "spread": book.spread() if live else None,
-        "mid": book.mid() if live else None,
+        "spread": _r(book.spread()) if live else None,
+        "mid": _r(book.mid()) if live else None,
         "msgs_per_s": round(market.stats.messages.rate(now), 1),
         "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
         "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
         "trades": len(market.trades),
         "resyncs": market.resyncs,
     }
+
+
+def _r(x: float | None) -> float | None:
+    """Round away binary float noise (97003.8 - 97003.6 = 0.19999999999708962)."""
+    return None if x is None else round(x, 9)
 
 
 async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int:
