@@ -240,6 +240,10 @@ class FeedSession:
             if st is self.book_stream and self.adapter.resync_mode is ResyncMode.REST:
                 self._request_resync("initial snapshot", initial=True)
             await self._read(st, ws)
+            # a clean close (1000/1001) ends the iteration without raising: keep its code and reason
+            if not st.close_reason:
+                with contextlib.suppress(Exception):
+                    st.close_reason = _describe_close(ws.protocol.close_exc)
         finally:
             watchdog.cancel()
             if pinger is not None:
