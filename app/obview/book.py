@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from itertools import islice
 
 from sortedcontainers import SortedDict
 
 from obview.model import Level
 
 _EPS = 1e-9
+
+_dict_set = dict.__setitem__
+_dict_del = dict.__delitem__
+
+
+def _lo(side: SortedDict) -> float:
+    """Smallest key of a non-empty side without building a keys view (hot path)."""
+    return side._list._lists[0][0]
+
+
+def _hi(side: SortedDict) -> float:
+    """Largest key of a non-empty side."""
+    return side._list._lists[-1][-1]
 
 
 def bucket_floor(price: float, tick: float) -> float:
@@ -45,18 +59,19 @@ class OrderBook:
         self.asks = SortedDict((p, s) for p, s in asks if s > 0)
 
     def apply_delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        side = self.bids
-        for p, s in bids:
-            if s > 0:
-                side[p] = s
-            else:
-                side.pop(p, None)
-        side = self.asks
-        for p, s in asks:
-            if s > 0:
-                side[p] = s
-            else:
-                side.pop(p, None)
+        # Hot path. The SortedDict is a dict plus a sorted key list: a size change at an existing
+        # price (most updates) only touches the dict; a new or removed price also updates the key
+        # list. Done here directly to skip SortedDict's Python-level __setitem__ / pop frames.
+        dset, ddel = _dict_set, _dict_del
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for p, s in levels:
+                if s > 0:
+                    if p not in side:
+                        side._list_add(p)
+                    dset(side, p, s)
+                elif p in side:
+                    ddel(side, p)
+                    side._list_remove(p)
 
     def set_level(self, is_bid: bool, price: float, size: float) -> None:
         side = self.bids if is_bid else self.asks
@@ -81,20 +96,26 @@ class OrderBook:
         return not self.bids and not self.asks
 
     def best_bid(self) -> Level | None:
-        return self.bids.peekitem(-1) if self.bids else None
+        if not self.bids:
+            return None
+        p = _hi(self.bids)
+        return p, self.bids[p]
 
     def best_ask(self) -> Level | None:
-        return self.asks.peekitem(0) if self.asks else None
+        if not self.asks:
+            return None
+        p = _lo(self.asks)
+        return p, self.asks[p]
 
     def spread(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return self.asks.keys()[0] - self.bids.keys()[-1]
+        return _lo(self.asks) - _hi(self.bids)
 
     def mid(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return (self.asks.keys()[0] + self.bids.keys()[-1]) / 2.0
+        return (_lo(self.asks) + _hi(self.bids)) / 2.0
 
     def spread_bps(self) -> float | None:
         sp, mid = self.spread(), self.mid()
@@ -104,25 +125,27 @@ class OrderBook:
 
     def is_crossed(self) -> bool:
         """True when best bid >= best ask (a locked book counts: no venue rests one)."""
-        return bool(self.bids) and bool(self.asks) and self.bids.keys()[-1] >= self.asks.keys()[0]
+        bids, asks = self.bids, self.asks
+        return bool(bids) and bool(asks) and _hi(bids) >= _lo(asks)
 
     def crossed_bps(self) -> float:
         """How far bid exceeds ask, in basis points of the mid (0 when not crossed)."""
         if not self.is_crossed():
             return 0.0
-        bb, ba = self.bids.keys()[-1], self.asks.keys()[0]
+        bb, ba = _hi(self.bids), _lo(self.asks)
         return (bb - ba) / ((bb + ba) / 2.0) * 1e4
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """Best ``n`` levels per side: bids high->low, asks low->high."""
-        bk = self.bids.keys()
-        bv = self.bids.values()
-        nb = min(n, len(bk))
-        bids = [(bk[-1 - i], bv[-1 - i]) for i in range(nb)]
-        ak = self.asks.keys()
-        av = self.asks.values()
-        na = min(n, len(ak))
-        asks = [(ak[i], av[i]) for i in range(na)]
+        if n <= 0:
+            return [], []
+        # iterate the sorted keys (C-level chain over the key sublists), look sizes up in the dict
+        side = self.bids
+        keys = list(islice(reversed(side), n))
+        bids = list(zip(keys, map(side.__getitem__, keys), strict=True))
+        side = self.asks
+        keys = list(islice(side, n))
+        asks = list(zip(keys, map(side.__getitem__, keys), strict=True))
         return bids, asks
 
     def grouped(self, tick: float, n: int) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
