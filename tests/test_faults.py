@@ -451,3 +451,35 @@ async def test_burst_of_100k_deltas_keeps_book_whole_and_loop_responsive():
         print(
             f"burst: 100k deltas in {seconds:.1f} s, max loop stall {r.watch.max_gap * 1000:.0f} ms"
         )
+
+
+async def test_brief_silence_is_stale_then_live_again_on_the_same_connection():
+    async with rig() as r:
+        r.server.pause()
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+        r.server.resume()  # before stale_after * (1 + grace): no reconnect needed
+        await r.live()
+        assert len(r.server.attempts) == 1 and r.market.resyncs == 0
+        await r.book_matches_server()
+        r.assert_never_wrong_while_live()
+
+
+async def test_lost_resync_snapshot_is_requested_again():
+    async with rig(sync_timeout=0.5) as r:
+        r.server.faults.drop_next("snapshot")  # the venue never answers the first resync
+        r.server.faults.drop_next("delta")
+        await r.until(lambda: r.market.resyncs == 1)
+        await r.live(timeout=5)
+        assert r.server.faults.dropped == 2 and len(r.server.attempts) == 1
+        await r.book_matches_server()
+        r.assert_never_wrong_while_live()
+
+
+async def test_lost_initial_snapshot_is_requested_again():
+    async with rig(start=False, sync_timeout=0.5) as r:
+        r.server.faults.drop_next("snapshot")
+        r.task = r.session.start()
+        await r.live(timeout=5)
+        assert r.server.faults.dropped == 1
+        await r.book_matches_server()
+        r.assert_never_wrong_while_live()

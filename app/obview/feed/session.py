@@ -45,6 +45,7 @@ class SessionOptions:
     stale_grace: float = 1.0  # STALE shown for stale_after * grace more before reconnecting
     resync_min_interval: float = 0.5
     resync_max_interval: float = 30.0
+    sync_timeout: float = 10.0  # book stream connected but no whole book this long: resync again
     sample_interval: float = 0.05
     yield_every: int = 100  # frames processed before yielding to the event loop (UI keeps up)
 
@@ -370,9 +371,19 @@ class FeedSession:
     # -- timers -----------------------------------------------------------------------------
     async def _watchdog(self, st: _Stream) -> None:
         stale_after = self.opts.stale_after or st.spec.stale_after
-        check = min(0.5, stale_after / 4)
+        check = min(0.5, stale_after / 4, self.opts.sync_timeout / 4)
+        unsynced_since = time.time()
         while True:
             await asyncio.sleep(check)
+            if st is self.book_stream:
+                # a snapshot that never comes (lost, or the venue ignored the request) would
+                # leave the book SYNCING forever while deltas keep the stream busy: ask again
+                now = time.time()
+                if self.pipeline.sync.synced:
+                    unsynced_since = now
+                elif now - unsynced_since >= self.opts.sync_timeout and (self._resync_task is None or self._resync_task.done()):
+                    unsynced_since = now
+                    self._request_resync(f"no snapshot for {self.opts.sync_timeout:g} s")
             silent = time.time() - st.last_rx
             if silent >= stale_after * (1 + self.opts.stale_grace):
                 ws = st.ws
