@@ -35,7 +35,7 @@ from obview.sim.events import SimUpdate
 log = logging.getLogger(__name__)
 
 DEFAULT_RATE = 20.0
-MAX_STEPS_PER_TICK = 500  # backlog beyond this is dropped (the loop fell behind)
+MAX_STEPS_PER_TICK = 500  # steps per stepping tick at most, whatever the rate
 
 
 class Faults:
@@ -424,8 +424,11 @@ class SimServer:
             last = now
             n = int(owed)
             owed -= n
-            if n > MAX_STEPS_PER_TICK:
-                n, owed = MAX_STEPS_PER_TICK, 0.0
+            # after a stall, catch up at most a quarter second of steps (the market's own
+            # clock still jumps to now) rather than flooding every client at once
+            cap = min(MAX_STEPS_PER_TICK, max(1, int(self.rate * 0.25)))
+            if n > cap:
+                n, owed = cap, 0.0
             if n:
                 wall = time.time()
                 for k in range(n):
