@@ -460,7 +460,9 @@ async def start_server(
     return server
 
 
-def run_demo_server(host: str = "127.0.0.1", port: int = 8765, seed: int = 1, rate: float = DEFAULT_RATE) -> None:
+def run_demo_server(
+    host: str = "127.0.0.1", port: int = 8765, seed: int = 1, rate: float = DEFAULT_RATE
+) -> None:
     """Run the server until Ctrl-C (the ``obview demo-server`` command)."""
 
     async def main() -> None:
