@@ -17,7 +17,8 @@ costs far less than the client under test:
 - ``/public/stream?streams=btcusdt@depth...`` (combined) or ``/ws`` + ``SUBSCRIBE`` (raw): the
   Binance USD-M diff-depth dialect, ``U``/``u``/``pu`` chained.
 - HTTP ``GET /fapi/v1/depth`` (Binance REST snapshot of the book at the current update id),
-  ``GET /ctl?rate=R&count=N`` (defaults for the next streams), anything else 404.
+  ``GET /ctl?rate=R&count=N`` (defaults for the next streams; answers the first sequence
+  number every stream starts after), anything else 404.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from obview.sim.engine import SimMarket
 SYMBOL = "BTC-PERP"
 NATIVE = "BTCUSDT"
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+HOLD_AFTER = 20  # Binance: events sent before the stream waits for the REST snapshot
 
 
 class Cycle:
@@ -88,6 +90,10 @@ class Stream:
         self.seq = server.cycle.start_seq
         self.bids = dict(server.cycle.bids0)
         self.asks = dict(server.cycle.asks0)
+        # Binance: after a few events the stream waits for the client's REST snapshot, so the
+        # snapshot never lands far ahead of what the client has read (at full speed the socket
+        # buffers hold thousands of frames, which the client would then skip, not apply)
+        self.snapshot_taken = asyncio.Event()
 
     def next_frame(self, track: bool) -> str:
         cyc = self.server.cycle.frames
@@ -167,9 +173,12 @@ class ReplayServer:
         dialect = "demo" if url.path.startswith("/demo") else "binance"
         st = Stream(self, dialect, combined="/stream" in url.path)
         start = asyncio.Event()
-        if dialect == "binance":
+        depth_route = not url.path.startswith(
+            "/market"
+        )  # /market carries trades only: stays silent
+        if dialect == "binance" and depth_route:
             self.latest = st
-            if "streams" in query:
+            if "@depth" in query.get("streams", ""):
                 start.set()
         sender = asyncio.create_task(self.send(writer, st, rate, count, start))
         try:
@@ -229,7 +238,9 @@ class ReplayServer:
                         writer.write(
                             _frame(0x1, orjson.dumps({"result": None, "id": msg.get("id")}))
                         )
-                        if msg.get("method") == "SUBSCRIBE":
+                        if msg.get("method") == "SUBSCRIBE" and any(
+                            "@depth" in str(x) for x in msg.get("params") or []
+                        ):
                             start.set()
         except (asyncio.IncompleteReadError, ConnectionError):
             return
@@ -259,6 +270,14 @@ class ReplayServer:
                     batch = due - sent
                 else:
                     batch = min(64, count - sent)
+                if track and not st.snapshot_taken.is_set():
+                    batch = min(batch, HOLD_AFTER - sent) if sent < HOLD_AFTER else 0
+                    if not batch:
+                        try:
+                            await asyncio.wait_for(st.snapshot_taken.wait(), 5.0)
+                        except TimeoutError:
+                            st.snapshot_taken.set()
+                        continue
                 writer.write(b"".join(_frame(0x1, nxt(track).encode()) for _ in range(batch)))
                 sent += batch
                 await writer.drain()
@@ -270,9 +289,15 @@ class ReplayServer:
         if path == "/ctl":
             self.rate = float(query.get("rate", self.rate))
             self.count = int(query.get("count", self.count))
-            status, body = 200, b"{}"
+            status, body = (
+                200,
+                orjson.dumps(
+                    {"start_seq": self.cycle.start_seq, "rate": self.rate, "count": self.count}
+                ),
+            )
         elif path == "/fapi/v1/depth" and self.latest is not None:
             snap = self.latest.snapshot_doc(int(query.get("limit", "1000")))
+            self.latest.snapshot_taken.set()
             ms = int(time.time() * 1000)
             status, body = (
                 200,

@@ -1,0 +1,191 @@
+"""UI: the headless app (ObviewApp under Textual's headless driver) on a live feed.
+
+Each figure comes from a fresh child process (``python -m bench.ui probe MODE ...``), so Textual
+state never leaks between runs and start-up is measured from a real process start:
+
+- frame cost: demo feed from the replay server (bench/replay_server.py, its own process) at
+  1k deltas/s; CPU time (``time.process_time``) of each paint tick (``ObviewApp._frame``: ladder,
+  tape, heatmap and bars rebuilt from the Market) at 160x48 and 240x70, median and p99; and the
+  whole process's CPU per painted frame (feed, Textual compositor and all) as a note;
+- first book: process start (the parent's clock at spawn) to the first ladder painted from a LIVE
+  book, with the app's own in-process simulator as ``obview --venue demo`` uses it;
+- key -> screen: while the replay server bursts 20k deltas/s into the app, press ``u`` (units) and
+  time until the ladder's rendered lines have changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from bench.common import Figure
+from bench.ingest import ROOT, start_server, stop_server
+
+
+# -- child side ---------------------------------------------------------------------------------
+def _app(endpoint: str | None):
+    from obview.feed.manager import FeedManager
+    from obview.ui.app import ObviewApp
+
+    endpoints = {"demo": endpoint} if endpoint else {}
+    mgr = FeedManager(venues=["demo"], endpoints=endpoints, warm_limit=1)
+    return ObviewApp(mgr, "demo", "BTC-PERP", close_manager=True)
+
+
+def _ladder_text(app) -> str:
+    return "\n".join(s.text for s in app.w_ladder._strips)
+
+
+def _book_painted(app) -> bool:
+    m = app.market
+    return (
+        m is not None
+        and m.live
+        and not m.book.empty
+        and bool(app.w_ladder._strips)
+        and app.frames > 0
+    )
+
+
+async def _probe(mode: str, arg: dict) -> dict:
+    if mode == "first":
+        app = _app(None)
+        async with app.run_test(size=(160, 48)):
+            async with asyncio.timeout(20):
+                while not _book_painted(app):
+                    await asyncio.sleep(0.002)
+            return {"first_book_s": time.time() - arg["spawn"]}
+    app = _app(arg["endpoint"])
+    w, h = arg.get("size", (160, 48))
+    costs: list[float] = []
+    orig = app._frame
+
+    def timed_frame(force: bool = False) -> None:
+        c0 = time.process_time()
+        orig(force)
+        costs.append(time.process_time() - c0)
+
+    app._frame = timed_frame
+    async with app.run_test(size=(w, h)):
+        async with asyncio.timeout(20):
+            while not _book_painted(app):
+                await asyncio.sleep(0.005)
+        if mode == "frames":
+            await asyncio.sleep(0.5)  # heatmap and tape fill in
+            costs.clear()
+            c0, f0 = time.process_time(), app.frames
+            t0 = time.perf_counter()
+            await asyncio.sleep(arg["seconds"])
+            cpu, frames, wall = time.process_time() - c0, app.frames - f0, time.perf_counter() - t0
+            return {
+                "costs_ms": [c * 1000 for c in costs],
+                "cpu_per_frame_ms": cpu / max(frames, 1) * 1000,
+                "fps": frames / wall,
+                "cpu_share": cpu / wall,
+            }
+        # key: under the burst, press "u" and wait for the ladder to change
+        await asyncio.sleep(0.3)
+        lat = []
+        for _ in range(arg["presses"]):
+            before = _ladder_text(app)
+            t0 = time.perf_counter()
+            app.simulate_key(
+                "u"
+            )  # posted like a terminal key event (Pilot.press also waits for idle)
+            async with asyncio.timeout(5):
+                while _ladder_text(app) == before:
+                    await asyncio.sleep(0)
+            lat.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.1)
+        return {"key_ms": lat, "frames_applied": app.market.stats.frames}
+
+
+def _child(mode: str, arg: dict) -> dict:
+    args = [sys.executable, "-m", "bench.ui", "probe", mode, json.dumps(arg)]
+    arg.setdefault("spawn", time.time())
+    args[-1] = json.dumps(arg)
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"ui probe {mode} failed: {out.stderr.strip()[-400:]}")
+
+
+# -- parent side --------------------------------------------------------------------------------
+def _ctl(port: int, rate: float, count: int) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/ctl?rate={rate:g}&count={count}", timeout=5
+    ) as r:
+        r.read()
+
+
+def run(quick: bool) -> list[Figure]:
+    runs = 1 if quick else 3
+    seconds = 0.6 if quick else 3.0
+    figs: list[Figure] = []
+    proc, port = start_server(1500 if quick else 4000)
+    try:
+        endpoint = f"ws://127.0.0.1:{port}/demo"
+        for w, h in ((160, 48), (240, 70)):
+            _ctl(port, 1000, 1_000_000)
+            res = [
+                _child("frames", {"endpoint": endpoint, "size": [w, h], "seconds": seconds})
+                for _ in range(runs)
+            ]
+            med = [statistics.median(r["costs_ms"]) for r in res]
+            p99 = [
+                sorted(r["costs_ms"])[min(len(r["costs_ms"]) - 1, int(len(r["costs_ms"]) * 0.99))]
+                for r in res
+            ]
+            allin = statistics.median(r["cpu_per_frame_ms"] for r in res)
+            fps = statistics.median(r["fps"] for r in res)
+            share = statistics.median(r["cpu_share"] for r in res)
+            figs.append(
+                Figure(
+                    f"ui: paint tick CPU at {w}x{h} (median), demo feed 1k deltas/s",
+                    "ms/frame",
+                    med,
+                    target="<= 8 ms" if w == 160 else "",
+                    note=f"{fps:.0f} frames/s painted; whole process {allin:.1f} ms CPU per frame incl. feed and compositor ({share:.0%} of a core)",
+                )
+            )
+            figs.append(Figure(f"ui: paint tick CPU at {w}x{h} (p99)", "ms/frame", p99))
+        _ctl(port, 20000, 10_000_000)
+        res = [
+            _child("key", {"endpoint": endpoint, "size": [160, 48], "presses": 5 if quick else 10})
+            for _ in range(runs)
+        ]
+        figs.append(
+            Figure(
+                "ui: key press -> ladder changed, feed bursting 20k deltas/s",
+                "ms",
+                [statistics.median(r["key_ms"]) for r in res],
+                target="<= 50 ms",
+                note="median of the presses per run (until the ladder's lines are rebuilt; the"
+                + f" compositor writes them on its next refresh); worst press {max(max(r['key_ms']) for r in res):.1f} ms;"
+                + f" frames received per run {min(r['frames_applied'] for r in res):,}+",
+            )
+        )
+    finally:
+        stop_server(proc)
+    first = [_child("first", {})["first_book_s"] for _ in range(runs)]
+    figs.append(
+        Figure(
+            "ui: process start -> first book painted (obview --venue demo, in-process simulator)",
+            "s",
+            first,
+            target="<= 1.5 s",
+        )
+    )
+    return figs
+
+
+if __name__ == "__main__" and len(sys.argv) >= 4 and sys.argv[1] == "probe":
+    result = asyncio.run(_probe(sys.argv[2], json.loads(sys.argv[3])))
+    print("RESULT " + json.dumps(result), flush=True)
