@@ -78,6 +78,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError(f"{p}: invalid TOML: nested too deeply") from None
     return parse_config(data, p)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from obview.bus import BOOK, STATE, TRADE, Bus
 from obview.market import Market
-from obview.model import BookDelta, BookSnapshot, FeedStatus, Trade
+from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
+from obview.text import safe
 from obview.venues.base import (
     FrameError,
     Reply,
@@ -24,6 +25,22 @@ from obview.venues.base import (
 )
 
 log = logging.getLogger("obview.feed")
+
+_INF = float("inf")
+NOT_FINITE = "price or size not a finite positive number"
+
+
+def _levels_ok(levels: list[Level]) -> bool:
+    # NaN fails every comparison, so it is rejected too (a NaN key would corrupt the sorted book)
+    return all(0.0 < p < _INF and 0.0 <= s < _INF for p, s in levels)
+
+
+def _numbers_ok(ev: object) -> bool:
+    if isinstance(ev, (BookDelta, BookSnapshot)):
+        return _levels_ok(ev.bids) and _levels_ok(ev.asks)
+    if isinstance(ev, Trade):
+        return 0.0 < ev.price < _INF and 0.0 <= ev.size < _INF
+    return True
 
 
 @dataclass(slots=True)
@@ -88,6 +105,10 @@ class FeedPipeline:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
             # a frame with the right shape on the outside but not inside: count it, never crash
             return self._bad_frame(stream, f"unexpected frame ({type(e).__name__}: {e})")
+        for ev in events:
+            if not _numbers_ok(ev):
+                # the whole frame is dropped; a lost delta then shows up as a gap and resyncs
+                return self._bad_frame(stream, NOT_FINITE)
         actions: list[Action] = []
         for ev in events:
             if isinstance(ev, BookDelta):
@@ -105,11 +126,12 @@ class FeedPipeline:
             elif isinstance(ev, Resync):
                 self._gap(ev.reason, actions)
             elif isinstance(ev, VenueError):
-                market.stats.last_error = ev.reason
-                log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, ev.reason)
+                reason = safe(ev.reason)  # venue text: no terminal escapes in the log or the UI
+                market.stats.last_error = reason
+                log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, reason)
                 if ev.fatal:
-                    self.set_state(FeedStatus.FAILED, ev.reason)
-                    actions.append(Fatal(ev.reason))
+                    self.set_state(FeedStatus.FAILED, reason)
+                    actions.append(Fatal(reason))
         return actions
 
     def on_snapshot_body(self, body: bytes, ts_local: float) -> list[Action]:
@@ -117,6 +139,8 @@ class FeedPipeline:
         actions: list[Action] = []
         try:
             snap = self.adapter.parse_snapshot(body, ts_local)
+            if not _numbers_ok(snap):
+                raise FrameError(NOT_FINITE)
         except (FrameError, KeyError, IndexError, TypeError, ValueError) as e:
             self.parse_errors += 1
             self.market.stats.bad_frames += 1
@@ -131,6 +155,7 @@ class FeedPipeline:
 
     # -- internals --------------------------------------------------------------------------
     def _bad_frame(self, stream: str, reason: str) -> list[Action]:
+        reason = safe(reason)
         self.parse_errors += 1
         self.market.stats.bad_frames += 1
         self.market.stats.last_error = reason

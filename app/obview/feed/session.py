@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -24,7 +25,7 @@ from obview.bus import Bus
 from obview.feed.http import HttpError, describe_os_error, fetch
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.market import Market
-from obview.model import FeedStatus
+from obview.model import FeedStatus, Instrument
 from obview.text import safe
 from obview.venues.base import HttpRequest, ResyncMode, StreamSpec, VenueAdapter
 
@@ -407,7 +408,10 @@ class FeedSession:
         interval = self.opts.sample_interval
         market = self.market
         while True:
-            market.tick()
+            try:
+                market.tick()
+            except Exception:  # one bad sample must not stop the heatmap for good
+                log.exception("heatmap sample failed for %s %s", market.venue, market.symbol)
             await asyncio.sleep(interval)
 
     async def _instrument(self) -> None:
@@ -422,8 +426,21 @@ class FeedSession:
         except Exception as e:  # built-in defaults stay in place
             log.info("instrument facts for %s %s unavailable: %s", self.market.venue, self.market.symbol, e)
             return
-        self.market.instrument = inst
+        checked = checked_instrument(inst)
+        if checked is None:
+            log.warning("instrument facts for %s %s rejected (tick, lot or contract value not a finite positive number)", self.market.venue, self.market.symbol)
+            return
+        self.market.instrument = checked
         self.market.version += 1
+
+
+def checked_instrument(inst: Instrument) -> Instrument | None:
+    """Instrument facts from the network made safe to use: None when a number is unusable (a NaN
+    tick would hang the grouping and heatmap step search), names without terminal controls."""
+    for x in (inst.tick, inst.lot, inst.contract_value):
+        if not isinstance(x, (int, float)) or not 0.0 < x < float("inf"):
+            return None
+    return dataclasses.replace(inst, native=safe(inst.native, 40), base=safe(inst.base, 16), quote=safe(inst.quote, 16))
 
 
 def _describe_close(e: ConnectionClosed) -> str:
