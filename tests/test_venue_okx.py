@@ -706,3 +706,38 @@ def test_dialect_checksums_and_errors_follow_the_fact_sheet():
         '{"op":"subscribe","args":[{"channel":"books","instId":"DOGE-USDT-SWAP"}]}'
     )
     assert json.loads(err.text)["event"] == "error" and json.loads(err.text)["code"] == "60018"
+
+
+async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
+    """OKX announced the removal of the websocket snapshot: the adapter must then build the
+    book from the REST snapshot plus the buffered updates (prevSeqId <= S < seqId)."""
+    monkeypatch.setattr(OkxDialect, "send_snapshot", False)
+    monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
+    server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
+    adapter = OkxAdapter("BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url())
+    market = Market(adapter.default_instrument())
+    fetched: list[str] = []
+    from obview.feed.http import fetch
+
+    async def counting_fetch(req):
+        fetched.append(req.url)
+        return await fetch(req)
+
+    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS), fetcher=counting_fetch)
+    task = session.start()
+    bad: list = []
+    try:
+        await until(lambda: market.live, market=market, bad=bad)
+        assert any("/api/v5/market/books" in u for u in fetched)
+        await assert_books_equal(server, session, market)
+        # a gap with no websocket snapshot to resubscribe into: REST again, then LIVE
+        resyncs = market.resyncs
+        server.faults.drop_next("delta")
+        await until(lambda: market.resyncs > resyncs and market.live, market=market, bad=bad)
+        assert sum("/api/v5/market/books" in u for u in fetched) >= 2
+        await assert_books_equal(server, session, market)
+        assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()

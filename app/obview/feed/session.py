@@ -230,6 +230,9 @@ class FeedSession:
         st.up_since = st.last_rx = time.time()
         st.stale = False
         watchdog = asyncio.create_task(self._watchdog(st))
+        fallback = None
+        if st is self.book_stream and self.adapter.ws_snapshot_timeout and self.adapter.resync_mode is not ResyncMode.REST:
+            fallback = asyncio.create_task(self._snapshot_fallback(st, self.adapter.ws_snapshot_timeout))
         pinger = asyncio.create_task(self._pinger(st)) if spec.ping_interval and spec.ping_frame else None
         try:
             if st is self.book_stream:
@@ -248,6 +251,8 @@ class FeedSession:
                     st.close_reason = _describe_close(ws.protocol.close_exc)
         finally:
             watchdog.cancel()
+            if fallback is not None:
+                fallback.cancel()
             if pinger is not None:
                 pinger.cancel()
             with contextlib.suppress(Exception):
@@ -333,6 +338,39 @@ class FeedSession:
             wait = max(0.0, self._last_resync_at + self._resync_delay - now)
             self._resync_delay = min(self.opts.resync_max_interval, self._resync_delay * 2)
         self._resync_task = asyncio.create_task(self._resync(reason, wait))
+
+    async def _snapshot_fallback(self, st: _Stream, timeout: float) -> None:
+        """For venues whose websocket snapshot may not come: when the book has been SYNCING
+        for ``timeout`` s with updates buffered, take the snapshot over REST instead."""
+        sync = self.pipeline.sync
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            state = self.market.state
+            if (
+                state.status is FeedStatus.SYNCING
+                and not sync.synced
+                and sync.buffer
+                and time.time() - state.since >= timeout
+                and (self._resync_task is None or self._resync_task.done())
+                and st.ws is not None
+            ):
+                self._resync_task = asyncio.create_task(self._rest_snapshot(st))
+                await self._resync_task
+
+    async def _rest_snapshot(self, st: _Stream) -> None:
+        req = self.adapter.snapshot_request()
+        if req is None:
+            return
+        try:
+            body = await self.fetch(req)
+        except HttpError as e:
+            self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
+            return
+        if self.recorder is not None:
+            self.recorder.http(req.url, body.decode("utf-8", "replace"))
+        actions = self.pipeline.on_snapshot_body(body, time.time())
+        if actions:
+            await self._act(st, actions)
 
     async def _resync(self, reason: str, wait: float) -> None:
         if wait:

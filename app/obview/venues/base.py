@@ -255,6 +255,9 @@ class VenueAdapter:
     default_rest_endpoint: ClassVar[str] = ""
     #: one-line description for the venues table / `obview venues`
     channel: ClassVar[str] = ""
+    #: RESUBSCRIBE venues whose websocket snapshot may never come (OKX announced its removal):
+    #: after this many seconds of SYNCING with deltas buffered, fetch ``snapshot_request()``
+    ws_snapshot_timeout: ClassVar[float | None] = None
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ import orjson
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
+    APPLIED,
+    IGNORED,
     BookSync,
     Event,
     FrameError,
@@ -105,11 +107,13 @@ class OkxSync(BookSync):
         self.ask_str: dict[float, RawLevel] = {}
         self.checksums_verified = 0
         self.checksums_skipped = 0  # checksum 0 or absent: nothing to verify
+        self.first_pending = False
 
     def reset(self) -> None:
         super().reset()
         self.bid_str.clear()
         self.ask_str.clear()
+        self.first_pending = False
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
         self.bid_str = {}
@@ -123,10 +127,24 @@ class OkxSync(BookSync):
         # Updates held before a websocket snapshot belong to the previous subscription;
         # without a seqId there is no way to tell which of them follow it, so drop those.
         self.buffer = [d for d in self.buffer if d.seq is not None]
+        # The first update after a snapshot must bridge it: prevSeqId <= S < seqId. Over the
+        # websocket prevSeqId == S exactly; a REST snapshot (the path once the websocket
+        # snapshot is gone) usually lands inside an update's range.
+        self.first_pending = snap.seq is not None
         return super().after_snapshot(snap)
 
     def check_delta(self, delta: BookDelta) -> SyncResult:
-        res = super().check_delta(delta)
+        last = self.last_seq
+        if self.first_pending and last is not None and delta.seq is not None and delta.prev_seq is not None and delta.prev_seq != last:
+            if delta.seq <= last:
+                return IGNORED  # already in the snapshot
+            if not delta.prev_seq <= last < delta.seq:
+                return SyncResult(SyncStatus.GAP, f"snapshot {last} does not bridge update {delta.prev_seq}\u2192{delta.seq}")
+            self.first_pending = False
+            res = APPLIED
+        else:
+            self.first_pending = False
+            res = super().check_delta(delta)
         if res.status is SyncStatus.APPLIED and isinstance(delta, OkxBookDelta):
             # the base class applies the floats right after this; keep the strings in step
             _remember(self.bid_str, delta.raw_bids)
@@ -210,6 +228,7 @@ class OkxAdapter(VenueAdapter):
         "SOL-PERP": "SOL-USDT-SWAP",
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
+    ws_snapshot_timeout: ClassVar[float | None] = 3.0
     default_endpoint: ClassVar[str] = "wss://ws.okx.com:8443"
     default_rest_endpoint: ClassVar[str] = "https://www.okx.com"
     channel: ClassVar[str] = "books (400 levels, 100 ms) + trades; seqId chain, CRC32 top 25"

@@ -83,6 +83,9 @@ class OkxDialect(Dialect):
     name: ClassVar[str] = "okx"
     paths: ClassVar[tuple[str, ...]] = ("/ws/v5/public",)
     send_checksum: ClassVar[bool] = True
+    #: False acts out OKX's announced removal of the websocket snapshot: subscribing starts
+    #: the update stream from the current book without sending it (clients take it over REST)
+    send_snapshot: ClassVar[bool] = True
 
     def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
         super().__init__(markets, path)
@@ -219,7 +222,9 @@ class OkxDialect(Dialect):
             out.append(ack)
             if op == "subscribe":
                 if channel == "books":
-                    out.append(self.snapshot(inst_id))
+                    snap = self.snapshot(inst_id)  # also the base the updates are diffed from
+                    if self.send_snapshot:
+                        out.append(snap)
                 else:
                     self.trades.add(inst_id)
             elif channel == "books":
