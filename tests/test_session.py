@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -136,6 +137,20 @@ def opts(**kw):
     return SessionOptions(**base)
 
 
+@contextlib.asynccontextmanager
+async def running(url, options=None, fetcher=None, **adapter_kw):
+    """A FeedSession with the fake adapter on ``url``; stopped however the test ends."""
+    adapter = FakeAdapter("BTC-PERP", endpoint=url, **adapter_kw)
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=options or opts(), fetcher=fetcher)
+    task = session.start()
+    try:
+        yield market, session, task
+    finally:
+        await session.stop()
+        task.cancel()
+
+
 async def wait_for(pred, timeout=5.0, history=None, market=None):
     async with asyncio.timeout(timeout):
         while not pred():
@@ -145,28 +160,17 @@ async def wait_for(pred, timeout=5.0, history=None, market=None):
 
 
 async def test_reaches_live_and_follows_deltas(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts()) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         await wait_for(lambda: market.stats.frames > 10)
         assert market.book.best_bid()[0] == 100.0 and market.book.best_ask()[0] == 101.0
         assert market.stats.latency.percentiles(time.time())[0] is not None
         await wait_for(lambda: any('"ping"' in r for r in venue.received))  # heartbeat sent
         await wait_for(lambda: len(market.heatmap.columns) >= 2)  # the sampler runs
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_gap_goes_syncing_with_reason_and_resyncs_to_live(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts()) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         venue.skip_next = True
         await wait_for(lambda: market.resyncs == 1 and market.state.status is FeedStatus.LIVE)
@@ -179,34 +183,20 @@ async def test_gap_goes_syncing_with_reason_and_resyncs_to_live(venue):
         assert market.resyncs == 1 and market.stats.gaps == 1
         assert venue.received.count('{"op":"sub"}') == 2  # resubscribed, same connection
         assert venue.connections == 1
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_crossed_book_is_never_live(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
     seen = []
-    try:
+    async with running(venue.url, opts()) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         venue.crossed_next = True
         await wait_for(lambda: market.resyncs == 1 and market.state.status is FeedStatus.LIVE, history=seen, market=market)
         assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("crossed by ") for s in market.state_log)
         assert not any(st is FeedStatus.LIVE and crossed for st, crossed in seen)
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_silent_feed_goes_stale_then_reconnects(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, stale_after=0.4)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts(), stale_after=0.4) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         venue.silent = True
         await wait_for(lambda: market.state.status is FeedStatus.STALE)
@@ -216,9 +206,6 @@ async def test_silent_feed_goes_stale_then_reconnects(venue):
         venue.silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         assert venue.connections >= 2
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_refused_connection_backs_off_without_storm():
@@ -275,26 +262,15 @@ async def test_rest_resync_mode_fetches_snapshot(venue):
         fetched.append(req.url)
         return json.dumps({"s": venue.seq, "b": [[venue.bid, 1.0]], "a": [[venue.ask, 1.0]]}).encode()
 
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, rest_endpoint="http://127.0.0.1:9", mode=ResyncMode.REST)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts(), fetcher=fetcher)
-    task = session.start()
-    try:
+    async with running(venue.url, opts(), fetcher=fetcher, rest_endpoint="http://127.0.0.1:9", mode=ResyncMode.REST) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         assert fetched and fetched[0] == "http://127.0.0.1:9/snap"
         venue.skip_next = True
         await wait_for(lambda: len(fetched) >= 2 and market.state.status is FeedStatus.LIVE)
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_oversized_frame_reconnects_with_reason(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts(max_size=4096))
-    task = session.start()
-    try:
+    async with running(venue.url, opts(max_size=4096)) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         big = json.dumps({"t": "noise", "x": "a" * 10_000})
         for ws in list(venue.conns):
@@ -302,17 +278,10 @@ async def test_oversized_frame_reconnects_with_reason(venue):
         await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING)
         assert "size limit" in market.state.reason
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_malformed_frames_are_counted_not_raised(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts()) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         for ws in list(venue.conns):
             await ws.send("{not json")
@@ -320,17 +289,10 @@ async def test_malformed_frames_are_counted_not_raised(venue):
             await ws.send(b"\x00\x01binary")
         await wait_for(lambda: market.stats.bad_frames >= 3)
         assert market.state.status is FeedStatus.LIVE
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_fatal_venue_error_fails_with_reason(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts()) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         for ws in list(venue.conns):
             await ws.send(json.dumps({"t": "error", "reason": "instrument [red]gone[/]", "fatal": True}))
@@ -338,17 +300,10 @@ async def test_fatal_venue_error_fails_with_reason(venue):
         assert market.state.reason == "instrument [red]gone[/]"
         async with asyncio.timeout(3):
             await task  # the session ends by itself
-    finally:
-        await session.stop()
-        task.cancel()
 
 
 async def test_stuck_book_with_trades_flowing_is_stale(venue):
-    adapter = FakeAdapter("BTC-PERP", endpoint=venue.url, stale_after=0.4)
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=opts())
-    task = session.start()
-    try:
+    async with running(venue.url, opts(), stale_after=0.4) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         venue.book_silent = True  # trades keep coming, the book does not move
         await wait_for(lambda: market.state.status is FeedStatus.STALE)
@@ -357,6 +312,3 @@ async def test_stuck_book_with_trades_flowing_is_stale(venue):
         assert market.state.status in (FeedStatus.STALE, FeedStatus.RECONNECTING, FeedStatus.SYNCING)
         venue.book_silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
-    finally:
-        await session.stop()
-        task.cancel()
