@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from functools import lru_cache
 
+from obview.market import Market
 from obview.model import FeedStatus
 from obview.ui.app import ObviewApp
 from obview.ui.heatmap import Heatmap
@@ -14,6 +15,7 @@ from obview.ui.statsbar import StatsBar
 from obview.ui.synthetic import StaticManager, build_market
 from obview.ui.tape import Tape
 from obview.ui.venuestrip import VenueStrip
+from obview.ui.viewmodel import bucket_index
 
 
 @lru_cache
@@ -46,11 +48,16 @@ async def test_app_starts_and_book_appears():
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         assert app.market is demo
-        ladder = text_of(app.query_one(Ladder))
+        w = app.query_one(Ladder)
+        ladder = text_of(w)
         bb = demo.book.best_bid()[0]
         ba = demo.book.best_ask()[0]
-        assert f"{bb:.1f}" in ladder and f"{ba:.1f}" in ladder
-        assert "spread" in ladder
+        # the default grouping is the heatmap's bucket: a continuous grid of buckets
+        assert w.mode == "grid" and app.step == demo.heatmap.step
+        prices = ladder_prices(w)
+        for p in (bb, ba):
+            assert bucket_index(p, app.step) * app.step in prices
+        assert "bp" in ladder.splitlines()[0]  # the spread in the header
         assert "TAPE" in text_of(app.query_one(Tape))
         hm = app.query_one(Heatmap)
         assert hm.frames_built >= 1 and len(hm._strips) == hm.size.height
@@ -76,13 +83,14 @@ async def test_keys_switch_venue_grouping_units_theme_colormap():
         await pilot.press("plus")
         await settle(pilot)
         assert app.step > first
-        assert f"grp {app.step:g}" in text_of(app.query_one(Ladder))
+        assert f"group {app.step:g}" in app.query_one(StatsBar)._text.plain
         await pilot.press("minus")
         await settle(pilot)
         assert first < app.step
         await pilot.press("u")
         await settle(pilot)
-        assert app.quote_units and "USD" in text_of(app.query_one(Ladder))
+        assert app.quote_units and "units USD" in app.query_one(StatsBar)._text.plain
+        assert "k " in text_of(app.query_one(Ladder))  # notional sizes (thousands of USD)
         theme = app.theme
         await pilot.press("t")
         await settle(pilot)
@@ -153,7 +161,7 @@ async def test_small_terminal_collapses_panels():
         await settle(pilot)
         assert not app.query_one(Heatmap).display
         ladder = app.query_one(Ladder)
-        assert ladder.display and "spread" in text_of(ladder)
+        assert ladder.display and "bp" in text_of(ladder).splitlines()[0]
         await pilot.press("H")  # the user can still ask for the heatmap
         await settle(pilot)
         assert app.query_one(Heatmap).display
@@ -203,3 +211,84 @@ async def test_unavailable_venue_shows_why():
         await pilot.press("1")
         await settle(pilot)
         assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
+
+
+def ladder_prices(ladder) -> list[float]:
+    return [float(s.text.split()[0]) for s in ladder._strips[1:]]
+
+
+def axis_labels(hm) -> dict[int, float]:
+    """Heatmap line -> the price its axis label names (rows with a ``┤`` tick)."""
+    out = {}
+    for y, s in enumerate(hm._strips[1:], start=1):
+        t = s.text
+        if "┤" in t:
+            out[y] = float(t.split("┤")[1])
+    return out
+
+
+async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        ladder, hm = app.query_one(Ladder), app.query_one(Heatmap)
+        assert app.step == app.market.heatmap.step == 2.5
+        for presses in ([], ["plus"], ["plus"]):  # 2.5, 5, 10
+            for k in presses:
+                await pilot.press(k)
+            await settle(pilot)
+            step = app.step
+            assert ladder.mode == "grid" and hm.layout_.aligned and hm.layout_.row_step == step
+            prices = ladder_prices(ladder)
+            assert len(prices) == len(hm._strips) - 1
+            # continuous: one row per bucket, empty buckets included
+            assert all(abs(a - b - step) < 1e-9 for a, b in zip(prices, prices[1:], strict=False))
+            labels = axis_labels(hm)
+            assert len(labels) >= 3
+            for y, p in labels.items():
+                assert p == prices[y - 1], (step, y)  # the same bucket on the same line
+            # the touch is inside the window, marked on the ladder
+            bb = app.market.book.best_bid()[0]
+            assert min(prices) <= bb < max(prices) + step
+        assert app.step == 10.0 and hm.layout_.sub == 2  # 10 = two half-buckets of 5
+        await pilot.press("minus", "minus", "minus")  # 1: finer than the sampler's bucket
+        await settle(pilot)
+        assert app.step == 1.0
+        assert ladder.mode == "compact" and not hm.layout_.aligned
+        assert "unaligned" in hm._strips[0].text and "compact" in text_of(ladder)
+
+
+async def test_a_new_heatmap_column_costs_one_column():
+    market, now = build_market(seed=8, seconds=12, gap=None)
+    clock = [now]
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.query_one(Heatmap)
+        app._frame()
+        coded, built = hm.columns_coded, hm.frames_built
+        app._frame()  # nothing new: nothing recomputed, nothing repainted
+        assert (hm.columns_coded, hm.frames_built) == (coded, built)
+        assert len(market.heatmap.columns) < hm.size.width  # the plot is not full yet
+        market.tick(now + 0.3)  # one new column, same book, same clock (no scale update)
+        app._frame()
+        assert hm.columns_coded == coded + 1
+        assert hm.frames_built == built + 1
+
+
+async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():
+    src, now = build_market(seed=9, seconds=2, gap=None)
+    fresh = Market(src.instrument)  # a book, but no heatmap sample yet: bucket unknown
+    fresh.book.apply_snapshot(src.book.bids.items(), src.book.asks.items())
+    fresh.set_state(FeedStatus.LIVE)
+    mgr = StaticManager({("demo", "BTC-PERP"): fresh}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert fresh.heatmap.step is None and app.step == fresh.instrument.tick
+        fresh.tick(now)  # the first sample fixes the bucket
+        app._frame()
+        await settle(pilot)
+        assert app.step == fresh.heatmap.step and app.query_one(Ladder).mode == "grid"
+        assert app.query_one(Heatmap).layout_.aligned

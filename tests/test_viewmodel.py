@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
 from obview.ui.viewmodel import (
     ColorScale,
+    PriceWindow,
     aggregate_tape,
     align_on_point,
     auto_scale,
     bar_cells,
+    bucket_index,
     compact,
     decimals_for,
+    dom_grid,
     flow_summary,
     group_steps,
+    heat_layout,
     interpolate_stops,
+    is_multiple,
     large_trade_tiers,
     mark_weight,
     next_step,
     percentile,
     sanitize,
-    short_after,
+    sweep_text,
     tier_of,
     window_origin,
 )
@@ -177,7 +185,75 @@ def test_sanitize_strips_control_characters():
     assert "[bold]x[/]" in s
 
 
-def test_short_after_elides_the_shared_prefix():
-    assert short_after("96965.2", "96966.1") == "…6.1"
-    assert short_after("96965.2", "96965.8") == "…5.8"
-    assert short_after("99.5", "101.0") == "101.0"
+def test_sweep_text_shows_the_whole_end_price_or_the_move_never_a_cut_number():
+    assert sweep_text(96965.2, 96963.9, 4, 1, 20) == " →96963.9"
+    assert sweep_text(96965.2, 96963.9, 4, 1, 9) == " →96963.9"
+    assert sweep_text(96965.2, 96963.9, 4, 1, 8) == " Δ-1.3"  # no room for the price
+    assert sweep_text(96965.2, 96966.0, 2, 1, 8) == " Δ+0.8"
+    assert sweep_text(96965.2, 96963.9, 4, 1, 5) == ""  # nothing rather than half a number
+    assert sweep_text(100.0, 100.0, 3, 1, 9) == " ×3"
+    assert sweep_text(100.0, 101.0, 1, 1, 20) == ""  # a single fill is not a sweep
+
+
+def test_group_steps_include_the_sampler_bucket_and_stay_multiples_of_the_tick():
+    assert group_steps(0.5, 5) == [0.5, 1.0, 5.0, 10.0, 50.0]
+    assert group_steps(0.1, 4, extra=1.0) == [0.1, 0.5, 1.0, 5.0]  # already there
+    assert group_steps(0.001, 4, extra=0.002) == [0.001, 0.002, 0.005, 0.01, 0.05]
+    assert all(is_multiple(v, 0.25) for v in group_steps(0.25, 8))
+    assert is_multiple(0.3, 0.1) and is_multiple(1.0, 1.0) and not is_multiple(0.5, 1.0)
+    assert not is_multiple(2.5, 1.0)
+
+
+def test_heat_layout_shares_the_axis_when_the_grouping_is_a_multiple_of_the_sampler():
+    one = heat_layout(1.0, 1.0)
+    assert (one.row_step, one.sub, one.k, one.aligned) == (1.0, 1, 1, True)
+    ten = heat_layout(10.0, 1.0)  # two half-buckets of 5 sampler buckets each
+    assert (ten.row_step, ten.sub, ten.k, ten.aligned) == (10.0, 2, 5, True)
+    five = heat_layout(5.0, 1.0)  # odd: the whole bucket in both halves
+    assert (five.sub, five.k, five.aligned) == (1, 5, True)
+    fine = heat_layout(0.1, 1.0)  # finer than the sampler: own grid, unaligned
+    assert (fine.row_step, fine.sub, fine.k, fine.aligned) == (2.0, 2, 1, False)
+
+
+def test_price_window_follows_with_hysteresis_and_recentres_on_zoom():
+    w = PriceWindow()
+    o = w.follow(1000.4, 1.0, 40)
+    assert o == 980
+    assert w.follow(1005.0, 1.0, 40) == o  # inside the middle band: no move
+    assert w.follow(1012.0, 1.0, 40) == 992  # left the band: recentre
+    assert w.follow(1012.0, 5.0, 40) == bucket_index(1012.0, 5.0) - 20  # zoom: recentre
+    assert w.follow(None, 5.0, 40) == bucket_index(1012.0, 5.0) - 20  # no mid: stay
+
+
+def test_dom_grid_is_continuous_with_empty_rows_and_cumulative_from_the_touch():
+    book = OrderBook()
+    book.apply_snapshot(
+        [(99.5, 1.0), (99.2, 2.0), (97.1, 4.0), (80.0, 100.0)],
+        [(99.7, 3.0), (101.3, 5.0), (120.0, 50.0)],
+    )
+    g = dom_grid(book, INST, False, 96, 6, 1.0)  # buckets 96..101, top first
+    assert [r.price for r in g.rows] == [101.0, 100.0, 99.0, 98.0, 97.0, 96.0]
+    by = {r.price: r for r in g.rows}
+    assert by[99.0].bid == pytest.approx(3.0) and by[99.0].ask == pytest.approx(3.0)  # the touch
+    assert by[98.0].bid == 0 and by[98.0].ask == 0  # an empty bucket is still a row
+    assert by[97.0].bid_cum == pytest.approx(7.0)
+    assert by[101.0].ask_cum == pytest.approx(8.0)
+    assert g.best_bid_row == g.best_ask_row == 2
+    # a window above the touch still counts the asks below it in the cumulative column
+    up = dom_grid(book, INST, False, 101, 3, 1.0)
+    assert up.best_ask_row is None and up.rows[-1].ask_cum == pytest.approx(8.0)
+    # quote units convert per level
+    q = dom_grid(book, INST, True, 96, 6, 1.0)
+    assert q.rows[2].bid == pytest.approx(99.5 + 99.2 * 2)
+
+
+def test_color_scale_bisect_matches_the_log_formula():
+    sc = ColorScale(0.13, 33.4, 32)
+    llo, lhi = math.log(sc.lo), math.log(sc.hi)
+    for v in [0.01, 0.13, 0.2, 0.5, 1.0, 2.7, 9.9, 20.0, 33.4, 1e4]:
+        f = (math.log(v) - llo) / (lhi - llo)
+        want = 1 if f <= 0 else sc.levels if f >= 1 else 1 + int(f * (sc.levels - 1) + 0.5)
+        assert sc.index(v) == want, v
+    assert sc.indices([0.0, 0.13, 1e4]) == [0, 1, 32]
+    assert sc.close_to(ColorScale(0.131, 34.0, 32))
+    assert not sc.close_to(ColorScale(0.2, 33.4, 32)) and not sc.close_to(None)

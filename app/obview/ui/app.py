@@ -6,6 +6,7 @@ clock (~30 fps) and repaints only panels whose market ``version`` (or view setti
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,13 +31,34 @@ from obview.ui.theming import (
     resolve_theme_name,
 )
 from obview.ui.venuestrip import VenueStrip
-from obview.ui.viewmodel import group_steps, large_trade_tiers, next_step, sanitize
+from obview.ui.viewmodel import (
+    PriceWindow,
+    group_steps,
+    heat_layout,
+    is_multiple,
+    large_trade_tiers,
+    next_step,
+    sanitize,
+)
 
 FRAME_INTERVAL = 1 / 30
 SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone
 HIGH_PCTS = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
 WIDE = 140  # all three panels
 MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
+
+
+def tune_gc() -> None:
+    """Garbage-collector policy for the running app (a latency choice for the whole process).
+
+    Every replaced Textual ``Strip`` is cyclic garbage, so the collector runs often; a full
+    collection that walks Textual's widget tree and the heatmap history stalls a frame for
+    tens of ms. Freezing the heap built at start-up takes it out of every later collection, and
+    a larger young generation batches the frequent ones. Called once the app is on screen.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 class ObviewApp(App):
@@ -76,6 +98,7 @@ class ObviewApp(App):
         clock: Callable[[], float] | None = None,
         frame_interval: float = FRAME_INTERVAL,
         close_manager: bool = False,
+        gc_policy: bool = False,
     ) -> None:
         super().__init__()
         self.manager = manager
@@ -85,12 +108,18 @@ class ObviewApp(App):
         self.clock = clock or time.time
         self.frame_interval = frame_interval
         self.close_manager = close_manager
+        self.gc_policy = gc_policy
         self.market: Market | None = None
         self.error = ""
         self.paused = False
         self.quote_units = False
         self.step: float | None = None
         self.steps: list[float] = []
+        # until the user zooms, the grouping follows the heatmap sampler's bucket, so the
+        # ladder and the heatmap start on one shared price axis on every symbol
+        self.step_auto = True
+        self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
+        self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
         self.high_pct = 99.0
         self.panel_override: dict[str, bool | None] = {
             "heatmap": None,
@@ -136,6 +165,8 @@ class ObviewApp(App):
         self._apply_layout()
         self.set_interval(self.frame_interval, self._frame)
         self._switch(self.venue, self.symbol)
+        if self.gc_policy:
+            self.call_after_refresh(tune_gc)
 
     async def on_unmount(self) -> None:
         # feeds run on this app's event loop, so they are closed before the loop ends
@@ -222,16 +253,37 @@ class ObviewApp(App):
     def _on_market_changed(self) -> None:
         m = self.market
         if m is not None:
-            tick = m.instrument.tick
-            steps = group_steps(tick)
-            if steps != self.steps:
-                self.steps = steps
-                self.step = steps[0]
+            self._sync_steps(m, reset=True)
             self.w_tape.tiers = large_trade_tiers(
                 m.instrument.base, self._ui_setting("large_trades")
             )
         self._seen_version = -1
         self._repaint_all()
+
+    def _sync_steps(self, m: Market, reset: bool = False) -> None:
+        """Grouping steps from the tick plus the sampler bucket (known after the first mid)."""
+        sampler = m.heatmap.step
+        steps = group_steps(m.instrument.tick, extra=sampler)
+        if steps != self.steps:
+            self.steps = steps
+            if self.step is not None and not any(
+                abs(v - self.step) <= 1e-12 + v * 1e-9 for v in steps
+            ):
+                self.step_auto = True  # another instrument: its own default
+        if reset and self.step is None:
+            self.step_auto = True
+        if self.step_auto or self.step is None:
+            self.step = sampler if sampler is not None else steps[0]
+
+    def _mid(self, m: Market) -> float | None:
+        """The mid the windows follow: the book's while LIVE, else the last live column's."""
+        mid = m.book.mid() if m.live else None
+        if mid is None:
+            for col in reversed(m.heatmap.columns):
+                if col.live and col.best_bid and col.best_ask:
+                    return (col.best_bid + col.best_ask) / 2
+            mid = m.book.mid()
+        return mid
 
     # -- painting -----------------------------------------------------------------------------
     def _repaint_all(self) -> None:
@@ -251,15 +303,31 @@ class ObviewApp(App):
         if m is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
+            if self.step_auto and m.heatmap.step is not None and m.heatmap.step != self.step:
+                self._sync_steps(m)
+            step = self.step
+            sampler = m.heatmap.step
+            # one window for both panels: rows = the panel height below its title line
+            panel = ladder if ladder.display else hm
+            rows = max(0, panel.size.height - 1)
+            grid = sampler is None or is_multiple(step, sampler)
+            mid = self._mid(m) if (grid or hm.display) else None
+            origin = self.window.follow(mid, step, rows) if grid else None
             if ladder.display and (fresh or ladder.flashing or ladder.needs_update):
                 ladder.needs_update = ladder.size.height <= 0
-                ladder.update_from(m, self.step, self.quote_units, now)
+                ladder.update_from(m, step, self.quote_units, now, origin)
             if tape.display and (fresh or tape.needs_update):
                 tape.needs_update = tape.size.height <= 0
                 tape.update_from(m, self.quote_units, now)
             if hm.display:
                 hm.high_pct = self.high_pct
-                hm.update_from(m, self.step, now)
+                layout = heat_layout(step, sampler) if sampler is not None else None
+                if layout is not None and not layout.aligned:
+                    hrows = max(0, hm.size.height - 1)
+                    hm_origin = self.heat_window.follow(mid, layout.row_step, hrows)
+                else:
+                    hm_origin = origin or 0
+                hm.update_from(m, layout, hm_origin, now, step)
         elif m is None:
             for w in (ladder, tape, hm):
                 w._strips = []
@@ -284,9 +352,7 @@ class ObviewApp(App):
         venues = self.venues
         state = getattr(self.manager, "state", None)
         states = [state(v, self.symbol) if state else None for v in venues]
-        self.w_venues.show(
-            venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol"
-        )
+        self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol")
 
     # -- actions ------------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -300,6 +366,7 @@ class ObviewApp(App):
         if not self.steps or self.step is None:
             return
         self.step = next_step(self.steps, self.step, direction)
+        self.step_auto = False
         self._repaint_all()
 
     def action_units(self) -> None:
@@ -386,6 +453,6 @@ class ObviewApp(App):
 
 def run_app(manager: Any, venue: str, symbol: str, config: Any = None) -> int:
     """Run the app until the user quits; returns the process exit code."""
-    app = ObviewApp(manager, venue, symbol, config, close_manager=True)
+    app = ObviewApp(manager, venue, symbol, config, close_manager=True, gc_policy=True)
     app.run()
     return app.return_code or 0

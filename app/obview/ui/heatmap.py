@@ -1,8 +1,20 @@
 """Liquidity heatmap: time columns x price buckets, half-block cells, BBO traces, trade marks.
 
-Each text cell shows two price buckets (``▀`` with the upper bucket as foreground and the
-lower as background). Columns sampled while the feed was not LIVE are drawn as hatched gaps:
-the history never pretends to know a book it did not see.
+Rows are price buckets. When the grouping is a whole multiple of the sampler's bucket, one text
+row is one ladder row (the same bucket, the same window), so the heatmap and the ladder read
+across on one price axis: a DOM beside its history. The half-blocks then show the lower and
+upper half of the bucket when the grouping splits evenly into sampler buckets, and the whole
+bucket twice otherwise (the axis stays shared; the BBO traces still use the halves: best ask in
+the upper, best bid in the lower half). A finer grouping than the sampler can draw leaves the
+heatmap on its own grid (two sampler buckets per row), and the legend says it is unaligned.
+
+Columns sampled while the feed was not LIVE are drawn as hatched gaps: the history never
+pretends to know a book it did not see.
+
+Cost: each column's colour codes and cells are cached per (window, scale); a new column costs
+one column, and the rows are re-joined from cached cells. The colour scale (auto-contrast) is
+re-estimated at most twice a second and only replaces the current one when a cut-off moved by
+more than a few per cent, so the cache survives ordinary frames.
 """
 
 from __future__ import annotations
@@ -18,21 +30,38 @@ from obview.ui.lines import LineWidget
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
 from obview.ui.viewmodel import (
     ColorScale,
+    HeatLayout,
     auto_scale,
+    bucket_index,
     compact,
     decimals_for,
     format_price,
     mark_weight,
-    window_origin,
 )
 
 ASK = 64  # code offset for buckets above the column's mid (tinted colormaps)
 BBO_BID = 200
 BBO_ASK = 201
-GAP = -1
-NONE = -2
 MARK_GLYPHS = "·•●⬤"
 AXIS_WIDTH = 11
+SCALE_EVERY = 0.5  # s between auto-contrast estimates
+SCALE_TOLERANCE = 0.05  # keep the cached cells unless a cut-off moved more than this (ratio)
+LABEL_EVERY = 5  # axis label on buckets whose index is a multiple of this
+
+
+class _Col:
+    """Cache of one sampler column for the current window: sizes per half-row, then codes
+    and cells for the current scale generation."""
+
+    __slots__ = ("col", "vals", "gen", "cells", "marks")
+
+    def __init__(self, col: HeatmapColumn, vals: list[float] | None, marks: dict) -> None:
+        self.col = col
+        self.vals = vals  # None for a gap column
+        self.marks = marks  # row -> (volume, is_buy)
+        self.gen = -1
+        # one glyph per text row (a str) and its style: two objects per column, not one per cell
+        self.cells: tuple[str, list[Style]] = ("", [])
 
 
 class Heatmap(LineWidget):
@@ -45,27 +74,39 @@ class Heatmap(LineWidget):
         self.colormap: Colormap | None = None
         self.low_pct = 5.0
         self.high_pct = 99.0
+        self.layout_: HeatLayout | None = None
         self.origin: int | None = None
-        self._window_key: tuple | None = None
-        self._col_cache: dict[int, tuple[tuple, list[float]]] = {}
+        self.group: float | None = None
+        self._view_key: tuple | None = None
+        self._cache: dict[int, _Col] = {}
         self._last_key: tuple | None = None
+        self._axis_key: tuple | None = None
+        self._entries: list[_Col] = []
+        self._plot: list[list[Segment]] = []
         self._cell_styles: dict[tuple[int, int], Style] = {}
         self._mark_styles: dict[tuple[str, int], Style] = {}
         self.scale: ColorScale | None = None
+        self.mark_max = 0.0
+        self._scale_at = -1e18
+        self._scale_pct: tuple[float, float] | None = None
+        self._gen = 0
         self.bucket: float | None = None
         self.frames_built = 0
+        self.columns_coded = 0  # how many columns had their cells (re)computed, for tests
 
     def set_colors(self, colors) -> None:
-        self._cell_styles = {}
-        self._mark_styles = {}
-        self._last_key = None
+        self._restyle()
         super().set_colors(colors)
 
     def set_colormap(self, cmap: Colormap) -> None:
         self.colormap = cmap
+        self._restyle()
+
+    def _restyle(self) -> None:
         self._cell_styles = {}
         self._mark_styles = {}
         self._last_key = None
+        self._gen += 1
 
     # -- colours ------------------------------------------------------------------------------
     def _color(self, code: int) -> str:
@@ -89,189 +130,6 @@ class Heatmap(LineWidget):
             self._cell_styles[k] = st
         return st
 
-    # -- model -> grid ------------------------------------------------------------------------
-    def update_from(self, market: Market, group_step: float, now: float) -> bool:
-        """Rebuild when a column arrived or the view changed; returns True when repainted."""
-        if self.pal is None or self.colormap is None:
-            return False
-        w, h = self.size.width, self.size.height
-        sampler = market.heatmap
-        cols = sampler.columns
-        last = cols[-1] if cols else None
-        key = (
-            w,
-            h,
-            len(cols),
-            id(last),
-            group_step,
-            self.low_pct,
-            self.high_pct,
-            sampler.step,
-            market.live,
-        )
-        if key == self._last_key:
-            return False
-        self._last_key = key
-        self._rebuild(market, group_step, w, h)
-        self.frames_built += 1
-        self.refresh()
-        return True
-
-    def _aggregate(self, col: HeatmapColumn, origin: int, k: int, rows: int) -> list[float]:
-        ck = (origin, k, rows)
-        hit = self._col_cache.get(id(col))
-        if hit is not None and hit[0] == ck:
-            return hit[1]
-        s = col.sizes
-        n = len(s)
-        off = col.start
-        vals = [0.0] * rows
-        for j in range(rows):
-            a = (origin + j) * k - off
-            if a >= n or a + k <= 0:
-                continue
-            if k == 1:
-                vals[j] = s[a]
-            else:
-                vals[j] = sum(s[max(a, 0) : min(a + k, n)])
-        self._col_cache[id(col)] = (ck, vals)
-        return vals
-
-    def _rebuild(self, market: Market, group_step: float, w: int, h: int) -> None:
-        c = self.pal
-        bg = c.style(bg=c.background)
-        step = market.heatmap.step
-        plot_w = max(0, w - AXIS_WIDTH)
-        rows = max(0, h - 1)
-        half = rows * 2
-        if step is None or plot_w <= 0 or rows <= 0:
-            msg = " heatmap: waiting for the first live book…"
-            self._strips = [
-                Strip([Segment(msg, c.style("muted", c.background))]).adjust_cell_length(w, bg)
-            ]
-            self._strips += [Strip.blank(w, bg) for _ in range(max(0, h - 1))]
-            return
-        k = max(1, int(round(group_step / step)))
-        bstep = k * step
-        self.bucket = bstep
-        cols = list(market.heatmap.columns)[-plot_w:]
-        mid = market.book.mid() if market.live else None
-        if mid is None:
-            for col in reversed(cols):
-                if col.live and col.best_bid and col.best_ask:
-                    mid = (col.best_bid + col.best_ask) / 2
-                    break
-        wkey = (k, half)
-        if wkey != self._window_key:
-            self.origin = None
-            self._window_key = wkey
-            self._col_cache.clear()
-        if mid is not None:
-            self.origin = window_origin(int(math.floor(mid / bstep)), self.origin, half)
-        origin = self.origin if self.origin is not None else 0
-
-        live_ids = {id(col) for col in cols}
-        self._col_cache = {i: v for i, v in self._col_cache.items() if i in live_ids}
-        agg: list[list[float] | None] = [
-            self._aggregate(col, origin, k, half) if col.live else None for col in cols
-        ]
-        flat = [v for a in agg if a is not None for v in a if v > 0]
-        self.scale = scale = auto_scale(flat, self.low_pct, self.high_pct, COLORMAP_LEVELS)
-
-        # trade marks: strongest per text cell, weight vs the window's largest
-        marks: list[dict[int, tuple[float, bool]]] = []
-        vmax = 0.0
-        for col in cols:
-            m: dict[int, tuple[float, bool]] = {}
-            for is_buy, book_side in ((True, col.buys), (False, col.sells)):
-                for b, vol in book_side.items():
-                    j = b // k - origin
-                    if 0 <= j < half:
-                        y = (half - 1 - j) // 2
-                        prev = m.get(y)
-                        total = vol + (prev[0] if prev and prev[1] is is_buy else 0.0)
-                        if prev is None or total > prev[0]:
-                            m[y] = (total, is_buy)
-            for v, _ in m.values():
-                vmax = max(vmax, v)
-            marks.append(m)
-
-        grid: list[list[int]] = []
-        for col, a in zip(cols, agg, strict=True):
-            if a is None:
-                grid.append([GAP] * half)
-                continue
-            split = None
-            if self.colormap.tinted and col.best_bid and col.best_ask:
-                split = int(math.floor((col.best_bid + col.best_ask) / 2 / bstep)) - origin
-            codes = [scale.index(v) for v in a]
-            if split is not None:
-                for j in range(max(0, split + 1), half):
-                    codes[j] += ASK
-            if col.best_bid:
-                j = int(math.floor(col.best_bid / bstep)) - origin
-                if 0 <= j < half:
-                    codes[j] = BBO_BID
-            if col.best_ask:
-                j = int(math.floor(col.best_ask / bstep)) - origin
-                if 0 <= j < half:
-                    codes[j] = BBO_ASK
-            grid.append(codes)
-        pad = plot_w - len(cols)
-
-        strips: list[Strip] = [self._legend(market, bstep, w)]
-        gap_style = c.style("gap", c.background)
-        pad_seg = Segment(" " * pad, bg) if pad > 0 else None
-        dec = decimals_for(bstep)
-        last_price = market.last_price
-        lp_row = None
-        if last_price is not None:
-            j = int(math.floor(last_price / bstep)) - origin
-            if 0 <= j < half:
-                lp_row = (half - 1 - j) // 2
-        axis_style = c.style("axis", c.background)
-        lp_style = c.style(c.background, "spread", bold=True)
-        buy_c, sell_c = c["buy"], c["sell"]
-        for y in range(rows):
-            jt = half - 1 - 2 * y
-            jb = jt - 1
-            segs: list[Segment] = [pad_seg] if pad_seg else []
-            run_text: list[str] = []
-            run_style: Style | None = None
-            for x, codes in enumerate(grid):
-                up, lo = codes[jt], codes[jb]
-                mk = marks[x].get(y)
-                if up == GAP:
-                    ch, st = "╱", gap_style
-                elif mk is not None:
-                    ch = MARK_GLYPHS[mark_weight(mk[0], vmax, len(MARK_GLYPHS))]
-                    st = self._mark_style(buy_c if mk[1] else sell_c, lo)
-                else:
-                    ch, st = "▀", self._cell_style(up, lo)
-                if st is run_style:
-                    run_text.append(ch)
-                else:
-                    if run_text:
-                        segs.append(Segment("".join(run_text), run_style))
-                    run_text, run_style = [ch], st
-            if run_text:
-                segs.append(Segment("".join(run_text), run_style))
-            # price axis: the boundary between this row's two buckets
-            if y == lp_row:
-                label = "◀" + format_price(last_price, dec).rjust(AXIS_WIDTH - 1)
-                segs.append(Segment(label[:AXIS_WIDTH], lp_style))
-            elif y % 3 == 1:
-                p = (origin + jt) * bstep
-                segs.append(
-                    Segment(
-                        ("┤" + format_price(p, dec).rjust(AXIS_WIDTH - 1))[:AXIS_WIDTH], axis_style
-                    )
-                )
-            else:
-                segs.append(Segment("│".ljust(AXIS_WIDTH), axis_style))
-            strips.append(Strip(segs).adjust_cell_length(w, bg))
-        self._strips = strips
-
     def _mark_style(self, color: str, lower: int) -> Style:
         k = (color, lower)
         st = self._mark_styles.get(k)
@@ -280,20 +138,271 @@ class Heatmap(LineWidget):
             self._mark_styles[k] = st
         return st
 
-    def _legend(self, market: Market, bstep: float, w: int) -> Strip:
+    # -- model -> rows ------------------------------------------------------------------------
+    def update_from(
+        self,
+        market: Market,
+        layout: HeatLayout | None,
+        origin: int,
+        now: float,
+        group: float | None = None,
+    ) -> bool:
+        """Repaint when a column arrived or the view changed; returns True when repainted.
+
+        ``layout`` None: the sampler has no bucket yet (no live book seen)."""
+        if self.pal is None or self.colormap is None:
+            return False
+        w, h = self.size.width, self.size.height
+        cols = market.heatmap.columns
+        last = cols[-1] if cols else None
+        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct)
+        if view == self._last_key and self._scale_due(now) and layout is not None:
+            # a periodic contrast check: repaint only if the scale really moved
+            gen = self._gen
+            self._update_scale(self._entries, now)
+            if gen != self._gen:
+                self._last_key = None
+        if view != self._last_key:
+            self._last_key = view
+            self.layout_, self.origin, self.group = layout, origin, group
+            self._rebuild(market, layout, origin, now, w, h)
+            self._axis_key = None
+        elif layout is None:
+            return False
+        axis_key = (view, self._gen, market.last_price)
+        if axis_key == self._axis_key:
+            return False
+        self._axis_key = axis_key
+        self._assemble(market, layout, origin, w, h)
+        self.frames_built += 1
+        self.refresh()
+        return True
+
+    def _scale_due(self, now: float) -> bool:
+        return now - self._scale_at >= SCALE_EVERY or now < self._scale_at
+
+    def _column(self, col: HeatmapColumn, lay: HeatLayout, origin: int, rows: int) -> _Col:
+        """Sizes per half-row (bottom-up) and trade volume per row for one column."""
+        hit = self._cache.get(id(col))
+        if hit is not None and hit.col is col:
+            return hit
+        n = lay.k * lay.sub  # sampler buckets per row
+        marks: dict[int, tuple[float, bool]] = {}
+        for is_buy, traded in ((True, col.buys), (False, col.sells)):
+            for b, vol in traded.items():
+                j = b // n - origin
+                if 0 <= j < rows:
+                    y = rows - 1 - j
+                    prev = marks.get(y)
+                    total = vol + (prev[0] if prev and prev[1] is is_buy else 0.0)
+                    if prev is None or total > prev[0]:
+                        marks[y] = (total, is_buy)
+        vals: list[float] | None = None
+        if col.live:
+            s = col.sizes
+            ns = len(s)
+            k = lay.k
+            halves = rows * lay.sub
+            base = origin * lay.sub * k - col.start  # sampler index of the lowest half-row
+            if k == 1:
+                a, b = max(0, base), min(ns, base + halves)
+                vals = [0.0] * halves
+                if a < b:
+                    vals[a - base : b - base] = s[a:b]
+            else:
+                vals = [0.0] * halves
+                for i in range(halves):
+                    a = base + i * k
+                    if a + k <= 0 or a >= ns:
+                        continue
+                    vals[i] = sum(s[max(a, 0) : min(a + k, ns)])
+        entry = _Col(col, vals, marks)
+        self._cache[id(col)] = entry
+        return entry
+
+    def _update_scale(self, entries: list[_Col], now: float) -> None:
+        pct = (self.low_pct, self.high_pct)
+        if self.scale is not None and pct == self._scale_pct and not self._scale_due(now):
+            return
+        self._scale_at = now
+        flat = [v for e in entries if e.vals is not None for v in e.vals if v > 0]
+        new = auto_scale(flat, self.low_pct, self.high_pct, COLORMAP_LEVELS)
+        vmax = max((m[0] for e in entries for m in e.marks.values()), default=0.0)
+        moved = not new.close_to(self.scale, SCALE_TOLERANCE) or pct != self._scale_pct
+        marks_moved = (vmax > 0) != (self.mark_max > 0) or (
+            vmax > 0 and abs(math.log(vmax / self.mark_max)) > 0.2
+        )
+        if moved:
+            self.scale = new
+            self._scale_pct = pct
+        if marks_moved:
+            self.mark_max = vmax
+        if moved or marks_moved:
+            self._gen += 1
+
+    def _cells(self, e: _Col, lay: HeatLayout, origin: int, rows: int, gap: Style) -> None:
+        """Colour codes per half-row -> one (glyph, style) per text row, top row first."""
+        if e.gen == self._gen:
+            return
+        e.gen = self._gen
+        self.columns_coded += 1
+        if e.vals is None:
+            e.cells = ("╱" * rows, [gap] * rows)
+            return
+        col = e.col
+        codes = self.scale.indices(e.vals)
+        sub = lay.sub
+        half = lay.row_step / sub
+        if self.colormap.tinted and col.best_bid and col.best_ask:
+            split = bucket_index((col.best_bid + col.best_ask) / 2, half) - origin * sub
+            for i in range(max(0, split + 1), len(codes)):
+                if codes[i]:
+                    codes[i] += ASK
+        if sub == 1:
+            codes = [x for x in codes for _ in (0, 1)]  # both halves show the whole bucket
+        # BBO traces; with whole-bucket cells the ask takes the upper half, the bid the lower
+        if col.best_bid:
+            i = bucket_index(col.best_bid, half) - origin * sub
+            i = i if sub == 2 else 2 * i
+            if 0 <= i < len(codes):
+                codes[i] = BBO_BID
+        if col.best_ask:
+            i = bucket_index(col.best_ask, half) - origin * sub
+            i = i if sub == 2 else 2 * i + 1
+            if 0 <= i < len(codes):
+                codes[i] = BBO_ASK
+        marks = e.marks
+        vmax = self.mark_max
+        buy_c, sell_c = self.pal["buy"], self.pal["sell"]
+        glyphs: list[str] = []
+        styles: list[Style] = []
+        for y in range(rows):
+            j = rows - 1 - y
+            up, lo = codes[2 * j + 1], codes[2 * j]
+            mk = marks.get(y)
+            if mk is not None:
+                glyphs.append(MARK_GLYPHS[mark_weight(mk[0], vmax, len(MARK_GLYPHS))])
+                styles.append(self._mark_style(buy_c if mk[1] else sell_c, lo))
+            else:
+                glyphs.append("▀")
+                styles.append(self._cell_style(up, lo))
+        e.cells = ("".join(glyphs), styles)
+
+    def _rebuild(
+        self, market: Market, lay: HeatLayout | None, origin: int, now: float, w: int, h: int
+    ) -> None:
         c = self.pal
-        segs = [Segment(" HEATMAP ", c.style("axis", c.surface, bold=True))]
-        unit = market.instrument.base
+        bg = c.style(bg=c.background)
+        plot_w = max(0, w - AXIS_WIDTH)
+        rows = max(0, h - 1)
+        if lay is None or plot_w <= 0 or rows <= 0:
+            msg = " heatmap: waiting for the first live book…"
+            self._strips = [
+                Strip([Segment(msg, c.style("muted", c.background))]).adjust_cell_length(w, bg)
+            ]
+            self._strips += [Strip.blank(w, bg) for _ in range(max(0, h - 1))]
+            self._plot = []
+            self._entries = []
+            return
+        self.bucket = lay.row_step
+        view = (lay, origin, rows)
+        if view != self._view_key:
+            self._view_key = view
+            self._cache.clear()
+            self.scale = None  # a new window: estimate the contrast at once
+        cols = list(market.heatmap.columns)[-plot_w:]
+        entries = [self._column(col, lay, origin, rows) for col in cols]
+        keep = {id(e.col) for e in entries}
+        if len(self._cache) > len(keep):
+            self._cache = {i: e for i, e in self._cache.items() if i in keep}
+        self._update_scale(entries, now)
+        gap_style = c.style("gap", c.background)
+        for e in entries:
+            self._cells(e, lay, origin, rows, gap_style)
+
+        self._entries = entries
+        pad = plot_w - len(entries)
+        pad_seg = Segment(" " * pad, bg) if pad > 0 else None
+        cells = [e.cells for e in entries]
+        plot: list[list[Segment]] = []
+        for y in range(rows):
+            segs: list[Segment] = [pad_seg] if pad_seg else []
+            run_text: list[str] = []
+            run_style: Style | None = None
+            for glyphs, styles in cells:
+                ch, st = glyphs[y], styles[y]
+                if st is run_style:
+                    run_text.append(ch)
+                else:
+                    if run_text:
+                        segs.append(Segment("".join(run_text), run_style))
+                    run_text, run_style = [ch], st
+            if run_text:
+                segs.append(Segment("".join(run_text), run_style))
+            plot.append(segs)
+        self._plot = plot
+
+    def _assemble(
+        self, market: Market, lay: HeatLayout | None, origin: int, w: int, h: int
+    ) -> None:
+        """Legend + cached plot rows + the price axis (which follows the last price)."""
+        if lay is None or not self._plot:
+            return  # the waiting message is already in place
+        c = self.pal
+        rows = len(self._plot)
+        dec = decimals_for(lay.row_step)
+        last_price = market.last_price
+        lp_row = None
+        if last_price is not None:
+            j = bucket_index(last_price, lay.row_step) - origin
+            if 0 <= j < rows:
+                lp_row = rows - 1 - j
+        lp_dec = max(dec, decimals_for(market.instrument.tick))
+        axis_style = c.style("axis", c.background)
+        lp_style = c.style(c.background, "spread", bold=True)
+        strips: list[Strip] = [self._legend(market, lay, w)]
+        for y, plot in enumerate(self._plot):
+            # price axis: a row is the bucket [p, p + step); labels sit on round buckets
+            b = origin + rows - 1 - y
+            if y == lp_row:
+                label = "◀" + format_price(last_price, lp_dec).rjust(AXIS_WIDTH - 1)
+                axis = Segment(label[:AXIS_WIDTH], lp_style)
+            elif b % LABEL_EVERY == 0:
+                label = "┤" + format_price(b * lay.row_step, dec).rjust(AXIS_WIDTH - 2) + " "
+                axis = Segment(label[:AXIS_WIDTH], axis_style)
+            else:
+                axis = Segment("│".ljust(AXIS_WIDTH), axis_style)
+            strips.append(Strip([*plot, axis], w))
+        self._strips = strips
+
+    def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
+        c = self.pal
+        bar = c.style("muted", c.surface)
+        dec = decimals_for(lay.row_step / lay.sub)
+        parts: list[tuple[str, Style]] = [(" HEATMAP ", c.style("axis", c.surface, bold=True))]
+        row = f" row {format_price(lay.row_step, decimals_for(lay.row_step))}"
+        if lay.sub == 2:
+            row += f" (½ {format_price(lay.row_step / 2, dec)})"
+        parts.append((row, bar))
+        if not lay.aligned and self.group is not None:
+            g = format_price(self.group, decimals_for(self.group))
+            sb = format_price(lay.row_step / 2, dec)
+            parts.append(
+                (f"  unaligned: grp {g} < bucket {sb}", c.style("stale", c.surface, bold=True))
+            )
         sc = self.scale
-        txt = f" bucket {format_price(bstep, decimals_for(bstep))}"
         if sc is not None:
-            txt += f"  log {compact(sc.lo)}–{compact(sc.hi)} {unit} p{self.low_pct:g}–{self.high_pct:g} "
-        segs.append(Segment(txt, c.style("muted", c.surface)))
+            unit = market.instrument.base
+            parts.append((f"  log {compact(sc.lo)}–{compact(sc.hi)} {unit}", bar))
+            parts.append((f" p{self.low_pct:g}–{self.high_pct:g} ", bar))
         cm = self.colormap
         ramp = cm.bid[1::4] if not cm.tinted else cm.bid[1::8] + cm.ask[1::8]
-        for col in ramp:
-            segs.append(Segment("█", c.style(col, c.surface)))
-        segs.append(Segment(f" {cm.name}  ", c.style("muted", c.surface)))
-        segs.append(Segment("╱╱", c.style("gap", c.surface)))
-        segs.append(Segment(" gap ", c.style("muted", c.surface)))
+        tail: list[tuple[str, Style]] = [(" ", bar)]
+        tail += [("█", c.style(col, c.surface)) for col in ramp]
+        tail += [(f" {cm.name}  ", bar), ("╱╱", c.style("gap", c.surface)), (" gap ", bar)]
+        # drop the least important parts first when the panel is narrow
+        used = sum(len(t) for t, _ in parts)
+        if used + sum(len(t) for t, _ in tail) <= w:
+            parts += tail
+        segs = [Segment(t, st) for t, st in parts]
         return Strip(segs).adjust_cell_length(w, c.style(bg=c.surface))

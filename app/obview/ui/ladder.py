@@ -7,12 +7,12 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.ui.lines import LineWidget
 from obview.ui.viewmodel import (
-    LadderLevel,
     align_on_point,
     bar_cells,
     bps,
     compact,
     decimals_for,
+    dom_grid,
     format_price,
     ladder_levels,
     sanitize,
@@ -34,14 +34,24 @@ class Ladder(LineWidget):
         self._flash_until: dict[tuple[bool, float], float] = {}
         self._prev_step: tuple[float, bool] | None = None
         self.flashing = False
+        self.tick = 0.01
+        self.mode = "grid"  # "grid": continuous, aligned with the heatmap; "compact": levels only
 
     def levels_per_side(self) -> int:
         return max(1, (self.size.height - 2) // 2)
 
-    def update_from(self, market: Market, step: float, quote: bool, now: float) -> int:
-        """Recompute the rows from the market; returns how many lines changed."""
+    def update_from(
+        self, market: Market, step: float, quote: bool, now: float, origin: int | None = None
+    ) -> int:
+        """Recompute the rows from the market; returns how many lines changed.
+
+        With ``origin`` the ladder is a continuous price grid (one row per ``step`` bucket from
+        ``origin`` up, the heatmap's rows); without, it lists only non-empty levels."""
         if self.pal is None or self.size.height <= 0:
             return 0
+        if origin is not None:
+            return self._update_grid(market, step, quote, now, origin)
+        self.mode = "compact"
         n = self.levels_per_side()
         book = market.book
         inst = market.instrument
@@ -51,7 +61,7 @@ class Ladder(LineWidget):
             self._prev_sizes.clear()
             self._flash_until.clear()
             self._prev_step = (step, quote)
-        self._track_flashes(bids + asks, now)
+        self._track_flashes([(lv.is_bid, lv.price, lv.size) for lv in bids + asks], now)
         self.flashing = any(t > now for t in self._flash_until.values())
 
         d = decimals_for(step)
@@ -96,7 +106,7 @@ class Ladder(LineWidget):
 
         if head is None:
             head = "price".rjust(pw) + "size".rjust(sw) + ("cum".rjust(cw) if cw else "")
-            head += f"  {unit} · grp {format_price(step, d)}"
+            head += f"  {unit} grp {format_price(step, d)} compact"
             lines.append((("head", head), (head, c.style("muted", c.surface))))
         rows: list[tuple] = []
         na = len(asks[:n])
@@ -129,14 +139,14 @@ class Ladder(LineWidget):
         lines.extend(rows)
         return self.set_lines(lines, self._build)
 
-    def _track_flashes(self, levels: list[LadderLevel], now: float) -> None:
+    def _track_flashes(self, levels: list[tuple[bool, float, float]], now: float) -> None:
         prev = self._prev_sizes
         cur: dict[tuple[bool, float], float] = {}
-        for lv in levels:
-            k = (lv.is_bid, lv.price)
-            cur[k] = lv.size
+        for is_bid, price, size in levels:
+            k = (is_bid, price)
+            cur[k] = size
             old = prev.get(k)
-            if prev and (old is None or abs(old - lv.size) > 1e-12 * max(1.0, lv.size)):
+            if prev and (old is None or abs(old - size) > 1e-12 * max(1.0, size)):
                 self._flash_until[k] = now + FLASH_SECONDS
         self._prev_sizes = cur
         if len(self._flash_until) > 512:
@@ -169,4 +179,209 @@ class Ladder(LineWidget):
             segs.append(Segment(cum.rjust(cw), c.style("muted", bg)))
         segs.append(Segment("  ", c.style(bg=bg)))
         segs.append(Segment(bar.ljust(bar_w), c.style("bid_bar" if is_bid else "ask_bar", bg)))
+        return segs
+
+    # -- continuous grid (shared axis with the heatmap) -----------------------------------------
+    def _header(self, market: Market, text: str) -> tuple | None:
+        """The state line replaces the column titles while the feed is not LIVE."""
+        if market.live:
+            return None
+        c = self.pal
+        head = f" {market.state.status.value}: {sanitize(market.state.reason, 60)}"
+        return (("head", head, "stale"), (head, c.style("stale", c.surface, bold=True)))
+
+    def _update_grid(
+        self, market: Market, step: float, quote: bool, now: float, origin: int
+    ) -> int:
+        self.mode = "grid"
+        self.tick = market.instrument.tick
+        c = self.pal
+        book, inst = market.book, market.instrument
+        width = self.size.width
+        rows = max(0, self.size.height - 1)
+        if self._prev_step != (step, quote):
+            self._prev_sizes.clear()
+            self._flash_until.clear()
+            self._prev_step = (step, quote)
+        state_line = self._header(market, "")
+        if book.empty:
+            self.flashing = False
+            lines = [state_line or (("head0",), ("", c.style(bg=c.surface)))]
+            msg = (
+                "waiting for the book…"
+                if market.live
+                else sanitize(market.state.reason or market.state.status.value, 80)
+            )
+            body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
+            if body:
+                body[len(body) // 2] = (
+                    ("msg", msg),
+                    (msg.center(width), c.style("muted", c.background)),
+                )
+            return self.set_lines(lines + body, self._build_plain)
+
+        grid = dom_grid(book, inst, quote, origin, rows, step)
+        self._track_flashes(
+            [(True, r.price, r.bid) for r in grid.rows if r.bid > 0]
+            + [(False, r.price, r.ask) for r in grid.rows if r.ask > 0],
+            now,
+        )
+        self.flashing = any(t > now for t in self._flash_until.values())
+        d = decimals_for(step)
+        unit = inst.quote if quote else inst.base
+        prices = [format_price(r.price, d) for r in grid.rows]
+        bids = align_on_point([compact(r.bid) if r.bid > 0 else "" for r in grid.rows])
+        asks = align_on_point([compact(r.ask) if r.ask > 0 else "" for r in grid.rows])
+
+        def cum_of(r) -> str:
+            if r.ask > 0 and r.bid <= 0:
+                return compact(r.ask_cum)
+            if r.bid > 0 and r.ask <= 0:
+                return compact(r.bid_cum)
+            return ""
+
+        cums = align_on_point([cum_of(r) for r in grid.rows])
+        pw = max((len(p) for p in prices), default=6) + 1
+        bw = max(max((len(x) for x in bids), default=0), 5) + 2
+        aw = max(max((len(x) for x in asks), default=0), 5) + 2
+        cw = max(max((len(x) for x in cums), default=0), 5) + 2 if width >= 36 else 0
+        bar_w = max(0, width - pw - bw - aw - cw - 1)
+        vmax = max((max(r.bid, r.ask) for r in grid.rows), default=0.0)
+
+        ra, rb = grid.best_ask_row, grid.best_bid_row
+        mid = book.mid()
+        lines: list[tuple] = []
+        if state_line is not None:
+            lines.append(state_line)
+        else:
+            titles = "price".rjust(pw) + "bid".rjust(bw) + "ask".rjust(aw)
+            titles += "cum".rjust(cw) if cw else ""
+            right = self._spread_text(book, step, width - len(titles) - len(unit) - 2)
+            if right:
+                titles += f"  {unit}"  # the unit when it fits beside the spread
+            else:
+                right = self._spread_text(book, step, width - len(titles))
+            lines.append(((("head", titles, width, tuple(t for t, _ in right))), (titles, right)))
+        spread_label_done = False
+        for i, r in enumerate(grid.rows):
+            # region: above the best ask -> asks, below the best bid -> bids, between -> spread
+            if ra is not None and rb is not None:
+                region = "ask" if i < ra else "bid" if i > rb else "in" if ra < i < rb else "touch"
+            else:
+                region = "ask" if mid is not None and r.price >= mid else "bid"
+            best = (i == ra) + 2 * (i == rb)  # 1 best ask, 2 best bid, 3 both in one bucket
+            label = ""
+            if region == "in" and not spread_label_done:
+                spread_label_done = True
+                label = self._spread_label(book, step)
+            if r.bid > 0 and r.ask > 0:
+                na = int(round(min(1.0, r.ask / vmax) * bar_w)) if vmax else 0
+                nb = int(round(min(1.0, r.bid / vmax) * bar_w)) if vmax else 0
+                bar: tuple = ("split", na, nb)
+            elif r.ask > 0:
+                bar = ("ask", bar_cells(r.ask, vmax, bar_w))
+            elif r.bid > 0:
+                bar = ("bid", bar_cells(r.bid, vmax, bar_w))
+            else:
+                bar = ("none", label)
+            flash = (
+                self._flash_until.get((True, r.price), 0.0) > now
+                or self._flash_until.get((False, r.price), 0.0) > now
+            )
+            payload = (
+                prices[i],
+                bids[i],
+                asks[i],
+                cums[i] if cw else "",
+                bar,
+                region,
+                best,
+                flash,
+                pw,
+                bw,
+                aw,
+                cw,
+                bar_w,
+            )
+            lines.append((("g", *payload), payload))
+        return self.set_lines(lines, self._build_grid)
+
+    def _spread_label(self, book, step: float) -> str:
+        sp, mid = book.spread(), book.mid()
+        if sp is None:
+            return ""
+        d = max(decimals_for(step) if sp >= step else 0, decimals_for(self.tick))
+        b = bps(sp, mid)
+        return f"spread {format_price(sp, d)}" + (f" {b:.2f}bp" if b is not None else "")
+
+    def _spread_text(self, book, step: float, room: int):
+        """The header's right side: spread (abs and bp) in whatever room the titles leave."""
+        c = self.pal
+        sp, mid = book.spread(), book.mid()
+        if sp is None:
+            return [(" one-sided"[: max(0, room)], c.style("stale", c.surface))]
+        if book.is_crossed():
+            t = f" CROSSED {book.crossed_bps():.1f}bp"
+            return [(t[: max(0, room)], c.style("stale", c.surface, bold=True))]
+        full = self._spread_label(book, step)
+        b = bps(sp, mid)
+        short = full.replace("spread ", "")
+        for t in (
+            full,
+            full.replace("spread ", "spr "),
+            short,
+            f"{b:.2f}bp" if b is not None else "",
+        ):
+            if len(t) + 1 <= room:
+                return [(t.rjust(room - 1) + " ", c.style("spread", c.surface, bold=True))]
+        return []
+
+    def _build_grid(self, payload) -> list[Segment]:
+        c = self.pal
+        if isinstance(payload[0], str) and len(payload) == 2:  # header
+            text, right = payload
+            segs = [Segment(text, c.style("muted", c.surface))]
+            if isinstance(right, list):
+                segs += [Segment(t, st) for t, st in right]
+            else:
+                segs = [Segment(text, right)]
+            return segs
+        price, bid, ask, cum, bar, region, best, flash, pw, bw, aw, cw, bar_w = payload
+        bg = c["flash"] if flash else c.surface if region == "in" else c.background
+        if best == 3:
+            pst = c.style(c.background, "spread", bold=True)
+        elif best == 1:
+            pst = c.style(c.background, "ask", bold=True)
+        elif best == 2:
+            pst = c.style(c.background, "bid", bold=True)
+        elif region == "in" or not (bid.strip() or ask.strip()):
+            pst = c.style("muted", bg)
+        else:
+            pst = c.style("ask" if region == "ask" else "bid", bg, bold=True)
+        segs = [
+            Segment(" " * (pw - len(price)), c.style(bg=bg)),
+            Segment(price, pst),
+            Segment(bid.rjust(bw), c.style("bid_text", bg)),
+            Segment(ask.rjust(aw), c.style("ask_text", bg)),
+        ]
+        if cw:
+            segs.append(Segment(cum.rjust(cw), c.style("muted", bg)))
+        segs.append(Segment(" ", c.style(bg=bg)))
+        kind = bar[0]
+        if kind == "split":
+            # both sides in one bucket (the touch when the spread is inside it): asks in the
+            # upper half-cell, bids in the lower, as the heatmap's half-blocks stack them
+            _, na, nb = bar
+            both = min(na, nb)
+            ask_c, bid_c = c["ask_bar"], c["bid_bar"]
+            segs.append(Segment("▀" * both, c.style(ask_c, bid_c)))
+            if na > nb:
+                segs.append(Segment("▀" * (na - nb), c.style(ask_c, bg)))
+            elif nb > na:
+                segs.append(Segment("▄" * (nb - na), c.style(bid_c, bg)))
+            segs.append(Segment(" " * (bar_w - max(na, nb)), c.style(bg=bg)))
+        elif kind in ("ask", "bid"):
+            segs.append(Segment(bar[1].ljust(bar_w), c.style(f"{kind}_bar", bg)))
+        else:
+            segs.append(Segment(bar[1].center(bar_w)[:bar_w], c.style("spread", bg, bold=True)))
         return segs

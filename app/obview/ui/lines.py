@@ -45,20 +45,22 @@ class LineWidget(Widget):
         width = self.size.width
         changed = 0
         old_keys = self._keys
+        # strips by key: a line that only moved (the tape scrolling, the ladder window moving)
+        # reuses its Strip instead of building a new one
+        known = dict(zip(old_keys, self._strips, strict=False))
         new_keys: list[Hashable] = []
         new_strips: list[Strip] = []
-        first_dirty = None
         for y, (key, payload) in enumerate(keyed):
             k = (key, width)
             new_keys.append(k)
             if y < len(old_keys) and old_keys[y] == k:
                 new_strips.append(self._strips[y])
                 continue
-            strip = Strip(build(payload)).adjust_cell_length(width, self._blank_style)
+            strip = known.get(k)
+            if strip is None:
+                strip = Strip(build(payload)).adjust_cell_length(width, self._blank_style)
             new_strips.append(strip)
             changed += 1
-            if first_dirty is None:
-                first_dirty = y
             self.refresh(Region(0, y, width, 1))
         if len(keyed) < len(old_keys):
             self.refresh(Region(0, len(keyed), width, len(old_keys) - len(keyed)))

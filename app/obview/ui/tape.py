@@ -15,7 +15,7 @@ from obview.ui.viewmodel import (
     decimals_for,
     flow_summary,
     format_price,
-    short_after,
+    sweep_text,
     tier_of,
 )
 
@@ -28,6 +28,8 @@ class Tape(LineWidget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.tiers: tuple[float, float, float] = (100_000.0, 1_000_000.0, 5_000_000.0)
+        self._flow = None
+        self._flow_key: tuple | None = None
 
     def update_from(self, market: Market, quote: bool, now: float) -> int:
         if self.pal is None or self.size.height <= 0:
@@ -37,7 +39,12 @@ class Tape(LineWidget):
         width = self.size.width
         n = max(0, self.size.height - 2)
         rows = aggregate_tape(market.trades, inst, n)
-        flow = flow_summary(market.trades, inst, now)
+        # a one-minute figure: recomputed at most 4 times a second, not on every frame
+        fk = (id(market), int(now * 4))
+        if fk != self._flow_key or self._flow is None:
+            self._flow_key = fk
+            self._flow = flow_summary(market.trades, inst, now)
+        flow = self._flow
         rate = market.stats.trades.rate(now)
         unit = inst.quote if quote else inst.base
         lines: list[tuple] = []
@@ -65,13 +72,9 @@ class Tape(LineWidget):
         for r, p, s in zip(rows, prices, sizes, strict=True):
             buy = r.side is Side.BUY
             tier = tier_of(r.quote, self.tiers)
-            swept = ""
-            if r.count > 1:
-                swept = (
-                    "→" + short_after(format_price(r.first, dec), format_price(r.last, dec))
-                    if r.last != r.first
-                    else f"×{r.count}"
-                )
+            # time 12 + side 3 + price + size; the sweep's end gets what is left, whole or not at all
+            used = 12 + 3 + len(p) + 1 + max(7, len(s))
+            swept = sweep_text(r.first, r.last, r.count, dec, width - used)
             key = (r.ts, buy, p, s, swept, tier)
             lines.append((key, self._row(r.ts, buy, p, s, swept, tier, width)))
         return self.set_lines(lines, self._build)
@@ -89,11 +92,11 @@ class Tape(LineWidget):
             fg_time = c.style("muted", bg)
         size_style = c.style("tier1", bg, bold=True) if tier == 1 else fg_main
         parts = [
-            (" " + clock_ms(ts), fg_time),
+            (clock_ms(ts), fg_time),
             (" ▲ " if buy else " ▼ ", fg_main),
             (price, fg_main),
             (" " + size.rjust(7), size_style),
-            (" " + swept if swept else "", c.style("muted", bg) if tier < 2 else fg_main),
+            (swept, c.style("muted", bg) if tier < 2 else fg_main),
         ]
         used = sum(len(t) for t, _ in parts)
         parts.append((" " * max(0, width - used), c.style(bg=bg)))

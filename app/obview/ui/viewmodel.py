@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from obview.model import Instrument, Side, Trade
 
@@ -109,19 +110,34 @@ def clock_ms(ts: float) -> str:
 # -- grouping -------------------------------------------------------------------------------
 
 
-def group_steps(tick: float, count: int = 14) -> list[float]:
-    """Grouping steps as 1-5 multiples of the tick: tick 0.1 -> 0.1, 0.5, 1, 5, 10, 50, 100 ..."""
+def is_multiple(value: float, step: float) -> bool:
+    """True when ``value`` is a whole multiple (>= 1) of ``step``, within float noise."""
+    if step <= 0 or value < step * (1 - 1e-9):
+        return False
+    n = value / step
+    return abs(n - round(n)) < 1e-6
+
+
+def group_steps(tick: float, count: int = 14, extra: float | None = None) -> list[float]:
+    """Grouping steps: the tick, then the 1-5 decimal series above it that are whole multiples
+    of the tick (tick 0.1 -> 0.1, 0.5, 1, 5, 10, 50, 100 ...; tick 0.5 -> 0.5, 1, 5, 10 ...).
+
+    ``extra`` (the heatmap sampler's bucket) is inserted when missing, so there is always a
+    grouping at which the ladder and the heatmap share one price grid.
+    """
     if tick <= 0:
         tick = 0.01
     d = decimals_for(tick)
-    out: list[float] = []
-    scale = 1.0
+    out: list[float] = [tick]
+    scale = 10.0 ** math.floor(math.log10(tick))
     while len(out) < count:
         for m in (1, 5):
-            out.append(round(tick * m * scale, d + 1))
-            if len(out) >= count:
-                break
+            v = round(m * scale, max(0, d + 1))
+            if v > out[-1] * (1 + 1e-9) and is_multiple(v, tick) and len(out) < count:
+                out.append(v)
         scale *= 10
+    if extra is not None and extra > 0 and not any(abs(v - extra) <= extra * 1e-9 for v in out):
+        out = sorted([*out, round(extra, 12)])
     return out
 
 
@@ -193,24 +209,45 @@ class ColorScale:
 
     ``lo``/``hi`` are the cut-offs in size units: at or below ``lo`` maps to 1, at or above
     ``hi`` maps to ``levels``, so one huge wall saturates instead of washing out the rest.
+    The level boundaries are precomputed, so mapping a size is one ``bisect``.
     """
 
     lo: float
     hi: float
     levels: int = 32
+    bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        llo, lhi = math.log(self.lo), math.log(self.hi)
+        n = self.levels - 1
+        if lhi <= llo or n <= 0:
+            b: tuple[float, ...] = ()
+        else:
+            # index k+1 starts where the linear index f*(levels-1) reaches k - 0.5
+            b = tuple(math.exp(llo + (k - 0.5) / n * (lhi - llo)) for k in range(1, n + 1))
+        object.__setattr__(self, "bounds", b)
 
     def index(self, size: float) -> int:
         if size <= 0:
             return 0
-        llo, lhi = math.log(self.lo), math.log(self.hi)
-        if lhi <= llo:
+        if not self.bounds:
             return self.levels
-        f = (math.log(size) - llo) / (lhi - llo)
-        if f <= 0:
-            return 1
-        if f >= 1:
-            return self.levels
-        return 1 + int(f * (self.levels - 1) + 0.5)
+        return 1 + bisect_right(self.bounds, size)
+
+    def indices(self, sizes: Iterable[float]) -> list[int]:
+        b = self.bounds
+        if not b:
+            return [self.levels if v > 0 else 0 for v in sizes]
+        return [1 + bisect_right(b, v) if v > 0 else 0 for v in sizes]
+
+    def close_to(self, other: ColorScale | None, tolerance: float = 0.05) -> bool:
+        """True when ``other`` has the same levels and cut-offs within ``tolerance`` (ratio)."""
+        if other is None or other.levels != self.levels:
+            return False
+        return (
+            abs(math.log(self.lo / other.lo)) <= tolerance
+            and abs(math.log(self.hi / other.hi)) <= tolerance
+        )
 
 
 def auto_scale(
@@ -272,6 +309,121 @@ def window_origin(mid_bucket: int, origin: int | None, rows: int, margin: float 
     if lo <= mid_bucket <= hi:
         return origin
     return mid_bucket - rows // 2
+
+
+def bucket_index(price: float, step: float) -> int:
+    """Index of the bucket [i*step, (i+1)*step) holding ``price`` (float noise tolerated)."""
+    return int(math.floor(price / step + 1e-9))
+
+
+class PriceWindow:
+    """A window of ``rows`` price buckets that follows the mid with hysteresis.
+
+    The ladder and the heatmap read one shared window, so their rows are the same buckets;
+    changing the bucket or the row count recentres it.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[float, int] | None = None
+        self.origin: int | None = None
+
+    def follow(self, mid: float | None, step: float, rows: int) -> int:
+        key = (step, rows)
+        if key != self.key:
+            self.key, self.origin = key, None
+        if mid is not None:
+            self.origin = window_origin(bucket_index(mid, step), self.origin, rows)
+        return self.origin if self.origin is not None else 0
+
+
+@dataclass(slots=True, frozen=True)
+class HeatLayout:
+    """How heatmap cells map to price: each text row is one bucket of ``row_step``; the
+    half-blocks show ``sub`` (2: lower and upper half-buckets, 1: the whole bucket twice) and
+    each half-row sums ``k`` sampler buckets. ``aligned``: rows are the ladder's rows."""
+
+    row_step: float
+    sub: int
+    k: int
+    aligned: bool
+
+
+def heat_layout(group: float, sampler_step: float) -> HeatLayout:
+    """Rows follow the grouping when it is a whole multiple of the sampler bucket (the ladder
+    and heatmap then share one axis); otherwise the heatmap keeps its own finest grid: one row
+    = two sampler buckets, one per half-block."""
+    if is_multiple(group, sampler_step):
+        n = int(round(group / sampler_step))
+        if n % 2 == 0:
+            return HeatLayout(group, 2, n // 2, True)
+        return HeatLayout(group, 1, n, True)
+    return HeatLayout(sampler_step * 2, 2, 1, False)
+
+
+@dataclass(slots=True, frozen=True)
+class DomRow:
+    """One bucket of the continuous ladder: [price, price + step)."""
+
+    price: float
+    bid: float
+    ask: float
+    bid_cum: float
+    ask_cum: float
+
+
+@dataclass(slots=True)
+class DomGrid:
+    rows: list[DomRow]  # top (highest price) first
+    best_bid_row: int | None  # row index of the best bid's bucket, None when off-window
+    best_ask_row: int | None
+
+
+def dom_grid(book, inst: Instrument, quote: bool, origin: int, rows: int, step: float) -> DomGrid:
+    """Sizes per bucket for buckets ``origin .. origin + rows - 1`` (display units), with
+    cumulative sizes counted outward from the touch (asks upward, bids downward), including
+    levels that lie between the touch and the window when the window has drifted off it."""
+    bids = [0.0] * rows
+    asks = [0.0] * rows
+    lo, hi = origin * step, (origin + rows) * step
+    conv = inst.to_quote if quote else inst.to_base
+    for side, acc in ((book.bids, bids), (book.asks, asks)):
+        for p in side.irange(lo - step, hi + step):
+            j = bucket_index(p, step) - origin
+            if 0 <= j < rows:
+                acc[j] += conv(p, side[p])
+    # what lies between the touch and the window edge still counts toward the cumulative sums
+    asks_side, bids_side = book.asks, book.bids
+    ask_cum = sum(
+        conv(p, asks_side[p])
+        for p in asks_side.irange(None, lo + step)
+        if bucket_index(p, step) < origin
+    )
+    bid_cum = sum(
+        conv(p, bids_side[p])
+        for p in bids_side.irange(hi - step, None)
+        if bucket_index(p, step) >= origin + rows
+    )
+    acum = [0.0] * rows
+    for j in range(rows):
+        ask_cum += asks[j]
+        acum[j] = ask_cum
+    bcum = [0.0] * rows
+    for j in range(rows - 1, -1, -1):
+        bid_cum += bids[j]
+        bcum[j] = bid_cum
+    out = [
+        DomRow((origin + j) * step, bids[j], asks[j], bcum[j], acum[j])
+        for j in range(rows - 1, -1, -1)
+    ]
+    bb, ba = book.best_bid(), book.best_ask()
+
+    def row_of(price: float | None) -> int | None:
+        if price is None:
+            return None
+        j = bucket_index(price, step) - origin
+        return rows - 1 - j if 0 <= j < rows else None
+
+    return DomGrid(out, row_of(bb[0] if bb else None), row_of(ba[0] if ba else None))
 
 
 # -- tape -----------------------------------------------------------------------------------
@@ -385,14 +537,20 @@ def flow_summary(
     return FlowSummary(bb, sb, bq, sq, n)
 
 
-def short_after(first: str, last: str, keep: int = 3) -> str:
-    """``last`` without the leading characters it shares with ``first`` ("…66.1" after
-    "96965.2"), keeping at least ``keep`` characters: a sweep's end price in a narrow column."""
-    i = 0
-    while i < min(len(first), len(last)) and first[i] == last[i]:
-        i += 1
-    i = min(i, max(0, len(last) - keep))
-    return last if i == 0 else "…" + last[i:]
+def sweep_text(first: float, last: float, count: int, decimals: int, room: int) -> str:
+    """What a tape row shows after its first price for a sweep of ``count`` fills, in at most
+    ``room`` cells: the whole end price (" →96963.9") when it fits, else the signed move
+    (" Δ-1.3"), else nothing; a number is never cut."""
+    if count <= 1:
+        return ""
+    if last == first:
+        options = [f" ×{count}"]
+    else:
+        options = [f" →{format_price(last, decimals)}", f" Δ{last - first:+.{decimals}f}"]
+    for text in options:
+        if len(text) <= room:
+            return text
+    return ""
 
 
 def sanitize(text: str, limit: int = 200) -> str:
