@@ -332,8 +332,9 @@ class Ladder(LineWidget):
             short,
             f"{b:.2f}bp" if b is not None else "",
         ):
-            if len(t) + 1 <= room:
-                return [(t.rjust(room - 1) + " ", c.style("spread", c.surface, bold=True))]
+            if t and len(t) + 1 <= room:  # always a space between the titles and the spread
+                text = t.rjust(room - 1) + " " if len(t) + 2 <= room else " " + t
+                return [(text, c.style("spread", c.surface, bold=True))]
         return []
 
     def _build_grid(self, payload) -> list[Segment]:
