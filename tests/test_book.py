@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obview.book import OrderBook, bucket_ceil, bucket_floor
+from obview.book import BookSide, OrderBook, bucket_ceil, bucket_floor
 
 TICK = 0.5
 prices = st.integers(min_value=1, max_value=400).map(lambda i: i * TICK)
@@ -47,6 +47,8 @@ def test_book_matches_reference(operations):
             ref.delta(bids, asks)
         assert dict(book.bids) == ref.bids
         assert dict(book.asks) == ref.asks
+        # the sorted price lists stay in step with the maps
+        assert book.bids.keys() == sorted(ref.bids) and book.asks.keys() == sorted(ref.asks)
         bb = max(ref.bids) if ref.bids else None
         ba = min(ref.asks) if ref.asks else None
         assert (book.best_bid() or (None,))[0] == bb
@@ -129,3 +131,32 @@ def test_bucket_sizes_and_truncate():
     assert book.bucket_sizes(99.0, 1.0, 3) == [3.0, 3.0, 4.0]
     book.truncate(1)
     assert list(book.bids) == [99.4] and list(book.asks) == [100.2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(prices, sizes), max_size=60), prices, prices, st.booleans(), st.booleans())
+def test_book_side_sorted_map_helpers(ops, a, b, inc_lo, inc_hi):
+    side = BookSide()
+    ref: dict[float, float] = {}
+    for p, s in ops:
+        if s > 0:
+            side[p] = s
+            ref[p] = s
+        else:
+            assert side.pop(p, None) == ref.pop(p, None)
+    assert list(side) == sorted(ref) and list(reversed(side)) == sorted(ref, reverse=True)
+    assert side.items() == sorted(ref.items()) and side.values() == [ref[k] for k in sorted(ref)]
+    lo, hi = min(a, b), max(a, b)
+    want = [k for k in sorted(ref) if (lo < k or (inc_lo and k == lo)) and (k < hi or (inc_hi and k == hi))]
+    assert list(side.irange(lo, hi, inclusive=(inc_lo, inc_hi))) == want
+    assert list(side.irange(None, hi)) == [k for k in sorted(ref) if k <= hi]
+    assert list(side.irange(lo, None)) == [k for k in sorted(ref) if k >= lo]
+    if ref:
+        assert side.peekitem(0) == min(ref.items()) and side.peekitem() == max(ref.items())
+        k, v = side.popitem(0)
+        assert (k, v) == min(ref.items()) and k not in side and side.keys() == sorted(ref)[1:]
+        if side:
+            del side[side.keys()[-1]]
+        assert len(side) == len(side.keys()) == max(0, len(ref) - 2)
+    side.clear()
+    assert not side and side.keys() == []

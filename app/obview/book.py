@@ -1,12 +1,16 @@
-"""OrderBook: one sorted map per side (sortedcontainers), absolute sizes, size 0 deletes."""
+"""OrderBook: one sorted map per side, absolute sizes, size 0 deletes.
+
+A side is a dict (price -> size) plus a plain sorted list of its prices kept with ``bisect``.
+Books hold hundreds to a few thousand levels, where inserting into or deleting from a Python
+list is a C ``memmove`` of a few KB: cheaper than any tree or bucketed structure written in
+Python, and reading the best price is ``keys[-1]`` / ``keys[0]``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from itertools import islice
-
-from sortedcontainers import SortedDict
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
 
 from obview.model import Level
 
@@ -14,16 +18,86 @@ _EPS = 1e-9
 
 _dict_set = dict.__setitem__
 _dict_del = dict.__delitem__
+_dict_get = dict.__getitem__
 
 
-def _lo(side: SortedDict) -> float:
-    """Smallest key of a non-empty side without building a keys view (hot path)."""
-    return side._list._lists[0][0]
+class BookSide(dict):
+    """price -> size with the prices also kept in an ascending list.
 
+    Iteration, ``keys()``, ``values()`` and ``items()`` are in ascending price order;
+    ``keys()`` returns the sorted list itself (index it, don't modify it). Also offers the few
+    sorted-map helpers the project uses: ``irange``, ``peekitem``, ``popitem(index)``.
+    """
 
-def _hi(side: SortedDict) -> float:
-    """Largest key of a non-empty side."""
-    return side._list._lists[-1][-1]
+    __slots__ = ("_keys",)
+
+    def __init__(self, items: Iterable[Level] = ()) -> None:
+        super().__init__(items)
+        self._keys: list[float] = sorted(dict.keys(self))
+
+    def __setitem__(self, price: float, size: float) -> None:
+        if price not in self:
+            insort(self._keys, price)
+        _dict_set(self, price, size)
+
+    def __delitem__(self, price: float) -> None:
+        _dict_del(self, price)
+        keys = self._keys
+        del keys[bisect_left(keys, price)]
+
+    def pop(self, price: float, *default: float) -> float:  # type: ignore[override]
+        if price in self:
+            size = _dict_get(self, price)
+            self.__delitem__(price)
+            return size
+        if default:
+            return default[0]
+        raise KeyError(price)
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._keys.clear()
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._keys)
+
+    def __reversed__(self) -> Iterator[float]:
+        return reversed(self._keys)
+
+    def keys(self) -> list[float]:  # type: ignore[override]
+        return self._keys
+
+    def values(self) -> list[float]:  # type: ignore[override]
+        return [_dict_get(self, k) for k in self._keys]
+
+    def items(self) -> list[Level]:  # type: ignore[override]
+        return [(k, _dict_get(self, k)) for k in self._keys]
+
+    def irange(
+        self, minimum: float | None = None, maximum: float | None = None, inclusive: tuple[bool, bool] = (True, True)
+    ) -> Iterator[float]:
+        """Prices between ``minimum`` and ``maximum`` (None: unbounded), ascending."""
+        keys = self._keys
+        lo = 0 if minimum is None else (bisect_left if inclusive[0] else bisect_right)(keys, minimum)
+        hi = len(keys) if maximum is None else (bisect_right if inclusive[1] else bisect_left)(keys, maximum)
+        return iter(keys[lo:hi])
+
+    def peekitem(self, index: int = -1) -> Level:
+        k = self._keys[index]
+        return k, _dict_get(self, k)
+
+    def popitem(self, index: int = -1) -> Level:  # type: ignore[override]
+        k = self._keys.pop(index)
+        return k, dict.pop(self, k)
+
+    def copy(self) -> BookSide:  # type: ignore[override]
+        return BookSide(dict.items(self))
+
+    def setdefault(self, *a):  # type: ignore[no-untyped-def]
+        raise TypeError("BookSide does not support setdefault")
+
+    def update(self, *a, **k):  # type: ignore[no-untyped-def]
+        raise TypeError("BookSide does not support update; assign levels one by one")
 
 
 def bucket_floor(price: float, tick: float) -> float:
@@ -39,15 +113,15 @@ def bucket_ceil(price: float, tick: float) -> float:
 class OrderBook:
     """Price levels of one instrument.
 
-    Bids and asks are ``SortedDict`` maps price -> size, both ascending, so the best bid is
+    Bids and asks are ``BookSide`` maps price -> size, both ascending, so the best bid is
     the last bid key and the best ask the first ask key.
     """
 
     __slots__ = ("bids", "asks")
 
     def __init__(self) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
+        self.bids = BookSide()
+        self.asks = BookSide()
 
     # -- mutation ---------------------------------------------------------------------------
     def clear(self) -> None:
@@ -55,23 +129,23 @@ class OrderBook:
         self.asks.clear()
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        self.bids = SortedDict((p, s) for p, s in bids if s > 0)
-        self.asks = SortedDict((p, s) for p, s in asks if s > 0)
+        self.bids = BookSide((p, s) for p, s in bids if s > 0)
+        self.asks = BookSide((p, s) for p, s in asks if s > 0)
 
     def apply_delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        # Hot path. The SortedDict is a dict plus a sorted key list: a size change at an existing
-        # price (most updates) only touches the dict; a new or removed price also updates the key
-        # list. Done here directly to skip SortedDict's Python-level __setitem__ / pop frames.
+        # Hot path: BookSide's __setitem__ / __delitem__ inlined (one Python frame per message,
+        # not per level). A size change at an existing price touches only the dict.
         dset, ddel = _dict_set, _dict_del
         for side, levels in ((self.bids, bids), (self.asks, asks)):
+            keys = side._keys
             for p, s in levels:
                 if s > 0:
                     if p not in side:
-                        side._list_add(p)
+                        insort(keys, p)
                     dset(side, p, s)
                 elif p in side:
                     ddel(side, p)
-                    side._list_remove(p)
+                    del keys[bisect_left(keys, p)]
 
     def set_level(self, is_bid: bool, price: float, size: float) -> None:
         side = self.bids if is_bid else self.asks
@@ -98,24 +172,24 @@ class OrderBook:
     def best_bid(self) -> Level | None:
         if not self.bids:
             return None
-        p = _hi(self.bids)
+        p = self.bids._keys[-1]
         return p, self.bids[p]
 
     def best_ask(self) -> Level | None:
         if not self.asks:
             return None
-        p = _lo(self.asks)
+        p = self.asks._keys[0]
         return p, self.asks[p]
 
     def spread(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return _lo(self.asks) - _hi(self.bids)
+        return self.asks._keys[0] - self.bids._keys[-1]
 
     def mid(self) -> float | None:
         if not self.bids or not self.asks:
             return None
-        return (_lo(self.asks) + _hi(self.bids)) / 2.0
+        return (self.asks._keys[0] + self.bids._keys[-1]) / 2.0
 
     def spread_bps(self) -> float | None:
         sp, mid = self.spread(), self.mid()
@@ -126,26 +200,25 @@ class OrderBook:
     def is_crossed(self) -> bool:
         """True when best bid >= best ask (a locked book counts: no venue rests one)."""
         bids, asks = self.bids, self.asks
-        return bool(bids) and bool(asks) and _hi(bids) >= _lo(asks)
+        return bool(bids) and bool(asks) and bids._keys[-1] >= asks._keys[0]
 
     def crossed_bps(self) -> float:
         """How far bid exceeds ask, in basis points of the mid (0 when not crossed)."""
         if not self.is_crossed():
             return 0.0
-        bb, ba = _hi(self.bids), _lo(self.asks)
+        bb, ba = self.bids._keys[-1], self.asks._keys[0]
         return (bb - ba) / ((bb + ba) / 2.0) * 1e4
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """Best ``n`` levels per side: bids high->low, asks low->high."""
         if n <= 0:
             return [], []
-        # iterate the sorted keys (C-level chain over the key sublists), look sizes up in the dict
+        get = _dict_get
         side = self.bids
-        keys = list(islice(reversed(side), n))
-        bids = list(zip(keys, map(side.__getitem__, keys), strict=True))
+        keys = side._keys[: -n - 1 : -1]
+        bids = [(k, get(side, k)) for k in keys]
         side = self.asks
-        keys = list(islice(side, n))
-        asks = list(zip(keys, map(side.__getitem__, keys), strict=True))
+        asks = [(k, get(side, k)) for k in side._keys[:n]]
         return bids, asks
 
     def grouped(self, tick: float, n: int) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
@@ -157,11 +230,11 @@ class OrderBook:
         return self._group(self.bids, tick, n, True), self._group(self.asks, tick, n, False)
 
     @staticmethod
-    def _group(side: SortedDict, tick: float, n: int, is_bid: bool) -> list[tuple[float, float, float]]:
+    def _group(side: BookSide, tick: float, n: int, is_bid: bool) -> list[tuple[float, float, float]]:
         out: list[tuple[float, float, float]] = []
         if n <= 0 or not side:
             return out
-        keys = reversed(side.keys()) if is_bid else iter(side.keys())
+        keys = reversed(side._keys) if is_bid else iter(side._keys)
         bucket_of = bucket_floor if is_bid else bucket_ceil
         cur_price: float | None = None
         cur_size = 0.0
@@ -176,7 +249,7 @@ class OrderBook:
                         return out
                 cur_price = b
                 cur_size = 0.0
-            cur_size += side[p]
+            cur_size += _dict_get(side, p)
         if cur_price is not None:
             cum += cur_size
             out.append((cur_price, cur_size, cum))
