@@ -31,8 +31,12 @@ NOT_FINITE = "price or size not a finite positive number"
 
 
 def _levels_ok(levels: list[Level]) -> bool:
-    # NaN fails every comparison, so it is rejected too (a NaN key would corrupt the sorted book)
-    return all(0.0 < p < _INF and 0.0 <= s < _INF for p, s in levels)
+    # NaN fails every comparison, so it is rejected too (a NaN key would corrupt the sorted book).
+    # A plain loop: about half the cost of all() over a generator on this hot path.
+    for p, s in levels:  # noqa: SIM110
+        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+            return False
+    return True
 
 
 def _numbers_ok(ev: object) -> bool:
