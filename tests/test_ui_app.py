@@ -292,3 +292,20 @@ async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():
         await settle(pilot)
         assert app.step == fresh.heatmap.step and app.query_one(Ladder).mode == "grid"
         assert app.query_one(Heatmap).layout_.aligned
+
+
+async def test_heatmap_cut_offs_are_adjustable_both_ends():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.query_one(Heatmap)
+        assert (hm.low_pct, hm.high_pct) == (5.0, 99.0)
+        await pilot.press("greater_than_sign")
+        await pilot.press("full_stop")
+        await settle(pilot)
+        assert (hm.low_pct, hm.high_pct) == (10.0, 99.5)
+        title = text_of(hm).splitlines()[0]
+        assert "p10–99.5" in title
+        await pilot.press("less_than_sign", "less_than_sign", "less_than_sign", "comma")
+        await settle(pilot)
+        assert (hm.low_pct, hm.high_pct) == (0.0, 99.0)

@@ -44,6 +44,7 @@ from obview.ui.viewmodel import (
 FRAME_INTERVAL = 1 / 30
 SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone
 HIGH_PCTS = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
+LOW_PCTS = [0.0, 1.0, 5.0, 10.0, 25.0, 50.0]
 WIDE = 140  # all three panels
 MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
 
@@ -82,6 +83,8 @@ class ObviewApp(App):
         Binding("c", "next_colormap", "Colormap"),
         Binding("comma", "contrast(-1)", "Contrast-", show=False),
         Binding("full_stop", "contrast(1)", "Contrast+", show=False),
+        Binding("less_than_sign", "floor(-1)", "Floor-", show=False),
+        Binding("greater_than_sign", "floor(1)", "Floor+", show=False),
         Binding("H", "toggle_panel('heatmap')", "Heatmap", show=False),
         Binding("L", "toggle_panel('ladder')", "Ladder", show=False),
         Binding("T", "toggle_panel('tape')", "Tape", show=False),
@@ -121,6 +124,7 @@ class ObviewApp(App):
         self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
         self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
         self.high_pct = 99.0
+        self.low_pct = 5.0
         self.panel_override: dict[str, bool | None] = {
             "heatmap": None,
             "ladder": None,
@@ -321,6 +325,7 @@ class ObviewApp(App):
                 tape.update_from(m, self.quote_units, now)
             if hm.display:
                 hm.high_pct = self.high_pct
+                hm.low_pct = self.low_pct
                 layout = heat_layout(step, sampler) if sampler is not None else None
                 if layout is not None and not layout.aligned:
                     hrows = max(0, hm.size.height - 1)
@@ -417,6 +422,12 @@ class ObviewApp(App):
     def action_contrast(self, direction: int) -> None:
         i = min(range(len(HIGH_PCTS)), key=lambda k: abs(HIGH_PCTS[k] - self.high_pct))
         self.high_pct = HIGH_PCTS[max(0, min(len(HIGH_PCTS) - 1, i + direction))]
+        self._repaint_all()
+
+    def action_floor(self, direction: int) -> None:
+        """Move the low cut-off: sizes below this percentile of the window draw as empty."""
+        i = min(range(len(LOW_PCTS)), key=lambda k: abs(LOW_PCTS[k] - self.low_pct))
+        self.low_pct = LOW_PCTS[max(0, min(len(LOW_PCTS) - 1, i + direction))]
         self._repaint_all()
 
     def action_toggle_panel(self, name: str) -> None:

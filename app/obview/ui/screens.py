@@ -20,6 +20,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("u", "units: base size / quote notional (ladder and tape)"),
     ("space", "pause the display (feeds keep running; resume catches up)"),
     (",  .", "heatmap contrast: lower / raise the high percentile cut-off"),
+    ("<  >", "heatmap floor: lower / raise the low percentile cut-off"),
     ("t", "next theme"),
     ("c", "next heatmap colormap"),
     ("H  L  T", "show / hide heatmap, ladder, tape"),
