@@ -97,3 +97,12 @@ def test_state_changes_bump_version_and_log():
     assert m.set_state(FeedStatus.LIVE)
     assert not m.set_state(FeedStatus.LIVE)
     assert m.version == v + 1 and m.state_log[-1].status is FeedStatus.LIVE
+
+
+def test_sampler_after_a_stall_resumes_the_cadence_without_a_burst():
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.set_state(FeedStatus.LIVE)
+    assert m.tick(1000.0) is not None
+    assert m.tick(1003.0) is not None  # the loop stalled for 3 s: one sample, not twelve
+    assert m.tick(1003.05) is None and m.tick(1003.2) is None
+    assert m.tick(1003.26) is not None

@@ -162,7 +162,10 @@ class HeatmapSampler:
         if now < self.next_at:
             return None
         # keep a fixed cadence, but never try to catch up on missed ticks
-        self.next_at = max(self.next_at + self.cadence, now) if self.next_at else now + self.cadence
+        if self.next_at and now - self.next_at < self.cadence:
+            self.next_at += self.cadence
+        else:
+            self.next_at = now + self.cadence
         mid = book.mid()
         if self.step is None and mid:
             self.step = self.choose_step(mid, inst.tick)
