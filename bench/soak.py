@@ -224,7 +224,7 @@ def summarize(run: Run) -> list[str]:
         + (
             f"; heatmap ring {a.heatmap_history} columns"
             if a.heatmap_history
-            else "; heatmap ring at the app default (fills in 10 min)"
+            else "; heatmap ring at the app default (fills in 5 min)"
         )
         + ("; headless app running" if a.app else "")
         + (
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "--heatmap-history",
         type=int,
         default=None,
-        help="heatmap ring length in columns (default: the app's, 2400 = 10 min)",
+        help="heatmap ring length in columns (default: the app's, 1200 = 5 min)",
     )
     p.add_argument(
         "--interval", type=float, default=5.0, help="seconds between samples (default 5)"
