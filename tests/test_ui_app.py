@@ -52,8 +52,8 @@ async def test_app_starts_and_book_appears():
         ladder = text_of(w)
         bb = demo.book.best_bid()[0]
         ba = demo.book.best_ask()[0]
-        # the default grouping is the heatmap's bucket: a continuous grid of buckets
-        assert w.mode == "grid" and app.step == demo.heatmap.step
+        # the default grouping is two heatmap buckets: a continuous grid, one bucket per half-block
+        assert w.mode == "grid" and app.step == 2 * demo.heatmap.step
         prices = ladder_prices(w)
         for p in (bb, ba):
             assert bucket_index(p, app.step) * app.step in prices
@@ -232,8 +232,9 @@ async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         ladder, hm = app.query_one(Ladder), app.query_one(Heatmap)
-        assert app.step == app.market.heatmap.step == 2.5
-        for presses in ([], ["plus"], ["plus"]):  # 2.5, 5, 10
+        assert app.step == 2 * app.market.heatmap.step == 2.0
+        assert hm.layout_.sub == 2  # each half-block is one sampler bucket: double resolution
+        for presses in ([], ["plus"], ["plus"]):  # 2, 5, 10
             for k in presses:
                 await pilot.press(k)
             await settle(pilot)
@@ -250,10 +251,10 @@ async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
             # the touch is inside the window, marked on the ladder
             bb = app.market.book.best_bid()[0]
             assert min(prices) <= bb < max(prices) + step
-        assert app.step == 10.0 and hm.layout_.sub == 2  # 10 = two half-buckets of 5
-        await pilot.press("minus", "minus", "minus")  # 1: finer than the sampler's bucket
+        assert app.step == 10.0 and hm.layout_.sub == 2  # 10 = two half-rows of 5 (5 sampler buckets each)
+        await pilot.press("minus", "minus", "minus", "minus")  # 0.5: finer than the bucket
         await settle(pilot)
-        assert app.step == 1.0
+        assert app.step == 0.5
         assert ladder.mode == "compact" and not hm.layout_.aligned
         assert "unaligned" in hm._strips[0].text and "compact" in text_of(ladder)
 
@@ -290,7 +291,7 @@ async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():
         fresh.tick(now)  # the first sample fixes the bucket
         app._frame()
         await settle(pilot)
-        assert app.step == fresh.heatmap.step and app.query_one(Ladder).mode == "grid"
+        assert app.step == 2 * fresh.heatmap.step and app.query_one(Ladder).mode == "grid"
         assert app.query_one(Heatmap).layout_.aligned
 
 

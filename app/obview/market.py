@@ -122,8 +122,8 @@ class HeatmapSampler:
     def __init__(
         self,
         cadence: float = 0.25,
-        history: int = 1200,
-        buckets: int = 2000,
+        history: int = 720,
+        buckets: int = 4000,
         span_pct: float = 1.0,
     ) -> None:
         self.cadence = cadence

@@ -267,7 +267,10 @@ class ObviewApp(App):
     def _sync_steps(self, m: Market, reset: bool = False) -> None:
         """Grouping steps from the tick plus the sampler bucket (known after the first mid)."""
         sampler = m.heatmap.step
-        steps = group_steps(m.instrument.tick, extra=sampler)
+        # the default grouping is two sampler buckets a row: the ladder and the heatmap share
+        # the axis and each heatmap half-block shows one bucket (twice the vertical resolution)
+        default = sampler * 2 if sampler is not None else None
+        steps = group_steps(m.instrument.tick, extra=default)
         if steps != self.steps:
             self.steps = steps
             if self.step is not None and not any(
@@ -277,7 +280,7 @@ class ObviewApp(App):
         if reset and self.step is None:
             self.step_auto = True
         if self.step_auto or self.step is None:
-            self.step = sampler if sampler is not None else steps[0]
+            self.step = default if default is not None else steps[0]
 
     def _mid(self, m: Market) -> float | None:
         """The mid the windows follow: the book's while LIVE, else the last live column's."""
@@ -307,7 +310,7 @@ class ObviewApp(App):
         if m is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
-            if self.step_auto and m.heatmap.step is not None and m.heatmap.step != self.step:
+            if self.step_auto and m.heatmap.step is not None and m.heatmap.step * 2 != self.step:
                 self._sync_steps(m)
             step = self.step
             sampler = m.heatmap.step
