@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -275,6 +276,9 @@ class VenueAdapter:
         self.symbol = symbol
         self.native = instrument
         self.endpoint = (endpoint or self.default_endpoint).rstrip("/")
+        if not rest_endpoint and endpoint and urlsplit(endpoint).netloc != urlsplit(self.default_endpoint).netloc:
+            # a mirror or the local simulator serves REST on the host it serves WebSockets on
+            rest_endpoint = http_base(endpoint)
         self.rest_endpoint = (rest_endpoint or self.default_rest_endpoint or self.endpoint).rstrip("/")
 
     # -- connection -------------------------------------------------------------------------
@@ -313,6 +317,13 @@ class VenueAdapter:
 
     def parse_instrument(self, body: bytes) -> Instrument:
         raise NotImplementedError
+
+
+def http_base(ws_url: str) -> str:
+    """``ws://host:port/any/path`` -> ``http://host:port`` (wss -> https)."""
+    u = urlsplit(ws_url)
+    scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
+    return f"{scheme}://{u.netloc}"
 
 
 def loads(frame: str | bytes) -> object:

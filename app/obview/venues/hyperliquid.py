@@ -130,9 +130,7 @@ class HyperliquidAdapter(VenueAdapter):
         rest_endpoint: str | None = None,
         instrument: str | None = None,
     ) -> None:
-        if endpoint and not rest_endpoint:
-            # a mirror or the local simulator serves /info next to /ws
-            rest_endpoint = _http_base(endpoint)
+        # (an overridden endpoint also moves the REST base: VenueAdapter derives it)
         super().__init__(
             symbol, endpoint=endpoint, rest_endpoint=rest_endpoint, instrument=instrument
         )
@@ -307,14 +305,3 @@ class HyperliquidAdapter(VenueAdapter):
                 price = DEFAULTS.get(self.native, (sz_decimals, 100.0))[1]
             return self.instrument_for(sz_decimals, price)
         raise FrameError(f"{self.native} not in the venue's perp universe")
-
-
-def _http_base(endpoint: str) -> str:
-    base = endpoint.rstrip("/")
-    if base.endswith("/ws"):
-        base = base[:-3]
-    if base.startswith("wss://"):
-        return "https://" + base[6:]
-    if base.startswith("ws://"):
-        return "http://" + base[5:]
-    return base
