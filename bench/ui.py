@@ -89,6 +89,11 @@ async def _probe(mode: str, arg: dict) -> dict:
             }
         # key: under the burst, press "u" and wait for the ladder to change
         await asyncio.sleep(0.3)
+        # the paint clock's rate under the burst, over a second with no key presses
+        f0, m0, t_burst = app.frames, app.market.stats.frames, time.perf_counter()
+        await asyncio.sleep(1.0)
+        wall = time.perf_counter() - t_burst
+        burst_fps, burst_mps = (app.frames - f0) / wall, (app.market.stats.frames - m0) / wall
         lat = []
         for _ in range(arg["presses"]):
             before = _ladder_text(app)
@@ -101,7 +106,12 @@ async def _probe(mode: str, arg: dict) -> dict:
                     await asyncio.sleep(0)
             lat.append((time.perf_counter() - t0) * 1000)
             await asyncio.sleep(0.1)
-        return {"key_ms": lat, "frames_applied": app.market.stats.frames}
+        return {
+            "key_ms": lat,
+            "frames_applied": app.market.stats.frames,
+            "burst_fps": burst_fps,
+            "burst_msgs_per_s": burst_mps,
+        }
 
 
 def _child(mode: str, arg: dict) -> dict:
@@ -170,6 +180,15 @@ def run(quick: bool) -> list[Figure]:
                 note="median of the presses per run (until the ladder's lines are rebuilt; the"
                 + f" compositor writes them on its next refresh); worst press {max(max(r['key_ms']) for r in res):.1f} ms;"
                 + f" frames received per run {min(r['frames_applied'] for r in res):,}+",
+            )
+        )
+        figs.append(
+            Figure(
+                "ui: paint frames/s while the feed bursts 20k deltas/s (1 s without key presses)",
+                "frames/s",
+                [r["burst_fps"] for r in res],
+                target="holds ~30",
+                note=f"feed applied {statistics.median(r['burst_msgs_per_s'] for r in res):,.0f} deltas/s meanwhile (server in its own process)",
             )
         )
     finally:
