@@ -8,6 +8,7 @@ import pytest
 
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
+from obview.text import safe
 from obview.ui.viewmodel import (
     ColorScale,
     PriceWindow,
@@ -28,7 +29,6 @@ from obview.ui.viewmodel import (
     mark_weight,
     next_step,
     percentile,
-    sanitize,
     sweep_text,
     tier_of,
     window_origin,
@@ -179,8 +179,8 @@ def test_large_trade_tiers():
     assert large_trade_tiers("DOGE", {"default": [1, 2, 3]}) == (1.0, 2.0, 3.0)
 
 
-def test_sanitize_strips_control_characters():
-    s = sanitize("gap\x1b[2J[bold]x[/]\n")
+def test_safe_strips_control_characters():
+    s = safe("gap\x1b[2J[bold]x[/]\n")
     assert "\x1b" not in s and "\n" not in s
     assert "[bold]x[/]" in s
 

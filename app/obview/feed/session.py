@@ -358,6 +358,9 @@ class FeedSession:
                 await self._resync_task
 
     async def _rest_snapshot(self, st: _Stream) -> None:
+        """Fetch the REST snapshot into the book. Runs as the resync task: it clears that slot
+        before acting, so a failure or a snapshot that does not fit schedules the next
+        (backed-off) resync instead of being dropped."""
         req = self.adapter.snapshot_request()
         if req is None:
             return
@@ -365,10 +368,13 @@ class FeedSession:
             body = await self.fetch(req)
         except HttpError as e:
             self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
+            self._resync_task = None
+            self._request_resync(str(e))
             return
         if self.recorder is not None:
             self.recorder.http(req.url, body.decode("utf-8", "replace"))
         actions = self.pipeline.on_snapshot_body(body, time.time())
+        self._resync_task = None
         if actions:
             await self._act(st, actions)
 
@@ -381,22 +387,7 @@ class FeedSession:
         if st is None or st.ws is None:
             return
         if mode is ResyncMode.REST:
-            req = self.adapter.snapshot_request()
-            if req is None:
-                return
-            try:
-                body = await self.fetch(req)
-            except HttpError as e:
-                self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
-                self._resync_task = None
-                self._request_resync(str(e))
-                return
-            if self.recorder is not None:
-                self.recorder.http(req.url, body.decode("utf-8", "replace"))
-            actions = self.pipeline.on_snapshot_body(body, time.time())
-            self._resync_task = None
-            if actions:
-                await self._act(st, actions)
+            await self._rest_snapshot(st)
         elif mode is ResyncMode.RESUBSCRIBE:
             self.pipeline.reset_book(FeedStatus.SYNCING, reason)
             for frame in self.adapter.resubscribe_frames(st.spec.name):

@@ -19,6 +19,7 @@ from textual.widgets import Footer
 
 from obview.market import Market
 from obview.symbols import CANONICAL, normalize
+from obview.text import safe
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.screens import HelpScreen, SymbolPrompt, VenuePicker
@@ -38,7 +39,6 @@ from obview.ui.viewmodel import (
     is_multiple,
     large_trade_tiers,
     next_step,
-    sanitize,
 )
 
 FRAME_INTERVAL = 1 / 30
@@ -241,7 +241,7 @@ class ObviewApp(App):
         except ValueError as e:  # unknown venue/symbol: one line that lists valid choices
             self.venue, self.symbol, self.market = prev
             self._on_market_changed()
-            self.notify(sanitize(str(e), 300), title="Not switched", severity="error", markup=False)
+            self.notify(safe(str(e), 300), title="Not switched", severity="error", markup=False)
             return
         except Exception as e:  # network down etc.: say why instead of a blank screen
             if token == self._open_token:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.segment import Segment
 
 from obview.market import Market
+from obview.text import safe
 from obview.ui.lines import LineWidget
 from obview.ui.viewmodel import (
     align_on_point,
@@ -15,7 +16,6 @@ from obview.ui.viewmodel import (
     dom_grid,
     format_price,
     ladder_levels,
-    sanitize,
 )
 
 FLASH_SECONDS = 0.45
@@ -71,7 +71,7 @@ class Ladder(LineWidget):
         lines: list[tuple] = []
         c = self.pal
         if not market.live:
-            head = f" {market.state.status.value}: {sanitize(market.state.reason, 60)}"
+            head = f" {market.state.status.value}: {safe(market.state.reason, 60)}"
             lines.append((("head", head, "stale"), (head, c.style("stale", c.surface, bold=True))))
         else:
             head = None  # needs the column widths, set below
@@ -82,7 +82,7 @@ class Ladder(LineWidget):
             msg = (
                 "waiting for the book…"
                 if market.live
-                else sanitize(market.state.reason or market.state.status.value, 80)
+                else safe(market.state.reason or market.state.status.value, 80)
             )
             body = [
                 (("empty", i), ("", c.style(bg=c.background)))
@@ -187,7 +187,7 @@ class Ladder(LineWidget):
         if market.live:
             return None
         c = self.pal
-        head = f" {market.state.status.value}: {sanitize(market.state.reason, 60)}"
+        head = f" {market.state.status.value}: {safe(market.state.reason, 60)}"
         return (("head", head, "stale"), (head, c.style("stale", c.surface, bold=True)))
 
     def _update_grid(
@@ -210,7 +210,7 @@ class Ladder(LineWidget):
             msg = (
                 "waiting for the book…"
                 if market.live
-                else sanitize(market.state.reason or market.state.status.value, 80)
+                else safe(market.state.reason or market.state.status.value, 80)
             )
             body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
             if body:

@@ -10,6 +10,7 @@ from textual.widget import Widget
 
 from obview.market import Market
 from obview.model import FeedStatus
+from obview.text import safe
 from obview.ui.theming import PanelColors
 from obview.ui.viewmodel import (
     bps,
@@ -18,7 +19,6 @@ from obview.ui.viewmodel import (
     format_duration,
     format_ms,
     format_price,
-    sanitize,
 )
 
 STATE_COLOR = {
@@ -66,8 +66,8 @@ class StatsBar(Widget):
         if c is None:
             return
         t = Text(no_wrap=True, overflow="ellipsis", end="")
-        t.append(f" {sanitize(symbol, 40)} ", c.style(c.background, "axis", bold=True))
-        t.append(f" {sanitize(venue, 30)} ", c.style("axis", c.surface, bold=True))
+        t.append(f" {safe(symbol, 40)} ", c.style(c.background, "axis", bold=True))
+        t.append(f" {safe(venue, 30)} ", c.style("axis", c.surface, bold=True))
         t.append("  ")
         if paused:
             t.append(" PAUSED ", c.style(c.background, "spread", bold=True))
@@ -75,7 +75,7 @@ class StatsBar(Widget):
         if market is None:
             if error:
                 t.append("✕ UNAVAILABLE ", c.style("down", bold=True))
-                t.append(sanitize(error, 160), c.style("down"))
+                t.append(safe(error, 160), c.style("down"))
             else:
                 t.append("◐ CONNECTING", c.style("syncing", bold=True))
             t.append("\n")
@@ -88,7 +88,7 @@ class StatsBar(Widget):
         )
         if st.reason:
             t.append(" ")
-            t.append(sanitize(st.reason, 120), c.style(STATE_COLOR[st.status]))
+            t.append(safe(st.reason, 120), c.style(STATE_COLOR[st.status]))
         age = market.book_age(now)
         t.append("   book age ", c.style("muted"))
         t.append(format_duration(age), c.style("stale" if age is not None and age > 2 else "axis"))

@@ -6,9 +6,9 @@ from rich.text import Text
 from textual.widget import Widget
 
 from obview.model import FeedState
+from obview.text import safe
 from obview.ui.statsbar import STATE_COLOR, STATE_MARK
 from obview.ui.theming import PanelColors
-from obview.ui.viewmodel import sanitize
 
 
 class VenueStrip(Widget):
@@ -47,7 +47,7 @@ class VenueStrip(Widget):
                 t.append(" ○ ", c.style("muted"))
             else:
                 t.append(f" {STATE_MARK[st.status]} ", c.style(STATE_COLOR[st.status], bold=True))
-            t.append(sanitize(v, 20), c.style("spread" if cur else "axis", bold=cur))
+            t.append(safe(v, 20), c.style("spread" if cur else "axis", bold=cur))
             t.append("  ")
         if hint:
             t.append(hint, c.style("muted"))

@@ -551,9 +551,3 @@ def sweep_text(first: float, last: float, count: int, decimals: int, room: int) 
         if len(text) <= room:
             return text
     return ""
-
-
-def sanitize(text: str, limit: int = 200) -> str:
-    """Network text made safe for a terminal cell: control characters become visible '?'."""
-    out = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return out[:limit]
