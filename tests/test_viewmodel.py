@@ -9,10 +9,16 @@ import pytest
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
 from obview.text import safe
+from obview.ui.tapemodel import (
+    aggregate_tape,
+    flow_summary,
+    large_trade_tiers,
+    sweep_text,
+    tier_of,
+)
 from obview.ui.viewmodel import (
     ColorScale,
     PriceWindow,
-    aggregate_tape,
     align_on_point,
     auto_scale,
     bar_cells,
@@ -20,17 +26,13 @@ from obview.ui.viewmodel import (
     compact,
     decimals_for,
     dom_grid,
-    flow_summary,
     group_steps,
     heat_layout,
     interpolate_stops,
     is_multiple,
-    large_trade_tiers,
     mark_weight,
     next_step,
     percentile,
-    sweep_text,
-    tier_of,
     window_origin,
 )
 

@@ -25,6 +25,9 @@ from obview.ui.ladder import Ladder
 from obview.ui.screens import HelpScreen, SymbolPrompt, VenuePicker
 from obview.ui.statsbar import StatsBar
 from obview.ui.tape import Tape
+from obview.ui.tapemodel import (
+    large_trade_tiers,
+)
 from obview.ui.theming import (
     DEFAULT_COLORMAP,
     load_colormaps,
@@ -37,7 +40,6 @@ from obview.ui.viewmodel import (
     group_steps,
     heat_layout,
     is_multiple,
-    large_trade_tiers,
     next_step,
 )
 

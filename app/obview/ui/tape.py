@@ -7,16 +7,18 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.model import Side
 from obview.ui.lines import LineWidget
-from obview.ui.viewmodel import (
+from obview.ui.tapemodel import (
     aggregate_tape,
+    flow_summary,
+    sweep_text,
+    tier_of,
+)
+from obview.ui.viewmodel import (
     align_on_point,
     clock_ms,
     compact,
     decimals_for,
-    flow_summary,
     format_price,
-    sweep_text,
-    tier_of,
 )
 
 
