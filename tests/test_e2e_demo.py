@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+from e2e import fast_options, until
 from obview.feed.manager import FeedManager
-from obview.feed.session import FeedSession, SessionOptions
+from obview.feed.session import FeedSession
 from obview.market import Market
 from obview.model import FeedStatus
 from obview.sim.server import start_server
 from obview.venues.demo import DemoAdapter
 
-OPTS = SessionOptions(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
-
-
-async def until(pred, timeout=8.0, watch: Market | None = None, bad: list | None = None):
-    async with asyncio.timeout(timeout):
-        while not pred():
-            # continuously: a LIVE book is never crossed and never empty
-            if watch is not None and bad is not None and watch.live and (watch.book.is_crossed() or watch.book.empty):
-                bad.append((watch.state, watch.book.best_bid(), watch.book.best_ask()))
-            await asyncio.sleep(0.005)
+OPTS = fast_options()
 
 
 async def test_demo_feed_live_with_trades_then_survives_server_restart():
@@ -32,17 +24,17 @@ async def test_demo_feed_live_with_trades_then_survives_server_restart():
     task = session.start()
     bad: list = []
     try:
-        await until(lambda: market.live, watch=market, bad=bad)
-        await until(lambda: len(market.trades) >= 3, watch=market, bad=bad)
+        await until(lambda: market.live, market=market, bad=bad)
+        await until(lambda: len(market.trades) >= 3, market=market, bad=bad)
         bb, ba = market.book.best_bid(), market.book.best_ask()
         assert bb[0] < ba[0] and len(market.book.bids) > 50 and len(market.book.asks) > 50
         t = market.trades[-1]
         assert t.venue == "demo" and t.price > 0 and t.size > 0 and t.trade_id
         await server.close()
-        await until(lambda: market.state.status is FeedStatus.RECONNECTING, watch=market, bad=bad)
+        await until(lambda: market.state.status is FeedStatus.RECONNECTING, market=market, bad=bad)
         assert market.book.empty and market.state.reason
         server = await start_server(port=port, seed=3, rate=50)
-        await until(lambda: market.live, watch=market, bad=bad)
+        await until(lambda: market.live, market=market, bad=bad)
         await until(lambda: len(market.heatmap.columns) > 0 and any(not c.live for c in market.heatmap.columns))
         assert bad == []
     finally:
@@ -67,7 +59,7 @@ async def test_demo_book_equals_simulator_book_and_gap_resyncs():
         assert market.book.top(200) == sim.book.top(200)
         server.set_rate(40)
         server.faults.drop_next("delta")
-        await until(lambda: market.resyncs >= 1 and market.live, watch=market, bad=bad)
+        await until(lambda: market.resyncs >= 1 and market.live, market=market, bad=bad)
         assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap") for s in market.state_log)
         server.set_rate(0)
         await asyncio.sleep(0.3)

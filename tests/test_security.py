@@ -19,6 +19,7 @@ import pytest
 from rich.console import Console
 from websockets.asyncio.server import serve
 
+from e2e import FAST, until
 from faultserver import start_fault_server
 from obview.cli import main
 from obview.feed.pipeline import FeedPipeline
@@ -30,13 +31,7 @@ from obview.venues.demo import DemoAdapter
 from obview.venues.registry import get_adapter, venue_names
 
 HOSTILE = "[red]x[/red]\x1b[2J\x1b]0;pwned\x07\r\x00\x9b31m"
-OPTS = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
-
-
-async def until(pred, timeout: float = 8.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
+OPTS = FAST
 
 
 def no_controls(text: str) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from e2e import until
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -530,7 +531,6 @@ def test_recording_event_ending_at_snapshot_id_is_redundant(native):
 
 
 # -- end to end: the simulator speaking the Binance dialect ---------------------------------------
-import asyncio  # noqa: E402
 
 from obview.feed.session import FeedSession, SessionOptions  # noqa: E402
 from obview.sim.server import start_server  # noqa: E402
@@ -541,12 +541,6 @@ def top(book, n: int = 20):
     return [(round(p, 8), round(s, 8)) for p, s in bids], [
         (round(p, 8), round(s, 8)) for p, s in asks
     ]
-
-
-async def wait_for(pred, timeout: float = 8.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)
 
 
 async def frozen_equal(server, market, sim, sync) -> None:
@@ -561,7 +555,7 @@ async def frozen_equal(server, market, sim, sync) -> None:
         )
 
     # up to date: everything the dialect sent is applied (a snapshot may be newer still)
-    await wait_for(
+    await until(
         lambda: market.live and sync.last_seq is not None and sync.last_seq >= (sent_u() or 0)
     )
     assert sync.last_seq <= sim.seq
@@ -588,31 +582,31 @@ async def test_e2e_dialect_sync_gap_and_reconnect():
         sim = server.markets["BTC-PERP"]
         sync = session.pipeline.sync
         try:
-            await wait_for(lambda: market.live)
+            await until(lambda: market.live)
             # instrument facts came from the dialect's exchangeInfo
-            await wait_for(
+            await until(
                 lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
             )
             await frozen_equal(server, market, sim, sync)
-            await wait_for(lambda: session.pipeline.trades > 0)
+            await until(lambda: session.pipeline.trades > 0)
             t = market.trades[-1]
             assert t.side in (Side.BUY, Side.SELL) and t.price > 0
             # a dropped depth event: pu breaks -> SYNCING with a reason -> REST resync -> LIVE
             n_sockets = session.connect_attempts
             server.faults.drop_next("delta")
-            await wait_for(lambda: market.stats.gaps >= 1)
+            await until(lambda: market.stats.gaps >= 1)
             assert any(
                 s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
             )
-            await wait_for(lambda: market.live)
+            await until(lambda: market.live)
             assert session.connect_attempts == n_sockets  # resynced over REST, socket kept
             await frozen_equal(server, market, sim, sync)
             # a kick: both sockets reconnect, the book is fetched again
             await server.kick()
-            await wait_for(
+            await until(
                 lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
             )
-            await wait_for(lambda: market.live and session.connect_attempts >= n_sockets + 2)
+            await until(lambda: market.live and session.connect_attempts >= n_sockets + 2)
             await frozen_equal(server, market, sim, sync)
             assert session.pipeline.parse_errors == 0
         finally:
@@ -685,8 +679,8 @@ async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
         session = FeedSession(ad, market, options=opts)
         task = session.start()
         try:
-            await wait_for(lambda: any(s.status is FeedStatus.STALE for s in market.state_log))
-            await wait_for(
+            await until(lambda: any(s.status is FeedStatus.STALE for s in market.state_log))
+            await until(
                 lambda: any(
                     s.status is FeedStatus.RECONNECTING and "no data" in s.reason
                     for s in market.state_log

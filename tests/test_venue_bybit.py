@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from e2e import until
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -295,7 +296,6 @@ def test_delta_before_any_snapshot_is_not_live():
 
 
 # -- end to end: the simulator speaking the Bybit dialect -----------------------------------------
-import asyncio  # noqa: E402
 
 from obview.feed.session import FeedSession, SessionOptions  # noqa: E402
 from obview.sim.server import start_server  # noqa: E402
@@ -310,12 +310,6 @@ def top(book, n: int = 200):
     ]
 
 
-async def wait_for(pred, timeout: float = 8.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.01)
-
-
 def book_dialects(server):
     return [c.dialect for c in server.clients if any(k[0] == TOPIC for k in c.dialect.books)]
 
@@ -328,7 +322,7 @@ async def frozen_equal(server, market, sim, sync) -> None:
         ds = book_dialects(server)
         return ds[0].u.get(TOPIC) if len(ds) == 1 else None
 
-    await wait_for(lambda: market.live and sent_u() is not None and sync.last_seq == sent_u())
+    await until(lambda: market.live and sent_u() is not None and sync.last_seq == sent_u())
     (d,) = book_dialects(server)
     state = next(s for k, s in d.books.items() if k[0] == TOPIC)
     encoded = (
@@ -355,40 +349,40 @@ async def test_e2e_dialect_sync_gap_restart_and_reconnect():
         sim = server.markets["BTC-PERP"]
         sync = session.pipeline.sync
         try:
-            await wait_for(lambda: market.live)
-            await wait_for(
+            await until(lambda: market.live)
+            await until(
                 lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
             )
             await frozen_equal(server, market, sim, sync)
-            await wait_for(lambda: session.pipeline.trades > 0)
+            await until(lambda: session.pipeline.trades > 0)
             # dropped delta: u jumps -> SYNCING with a reason -> resubscribe -> snapshot -> LIVE
             attempts = session.connect_attempts
             server.faults.drop_next("delta")
-            await wait_for(lambda: market.stats.gaps >= 1)
+            await until(lambda: market.stats.gaps >= 1)
             assert any(
                 s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
             )
-            await wait_for(lambda: market.live)
+            await until(lambda: market.live)
             assert session.connect_attempts == attempts  # resubscribed on the same socket
             await frozen_equal(server, market, sim, sync)
             # duplicated delta: ignored, no gap
             gaps = market.stats.gaps
             server.faults.duplicate_next("delta")
-            await wait_for(lambda: server.faults.duplicated >= 1)
+            await until(lambda: server.faults.duplicated >= 1)
             await frozen_equal(server, market, sim, sync)
             assert market.stats.gaps == gaps
             # the venue's book service restarts: a u = 1 snapshot, no gap, still equal
             for d in book_dialects(server):
                 d.restart()
-            await wait_for(lambda: sync.last_seq is not None and sync.last_seq < 10)
+            await until(lambda: sync.last_seq is not None and sync.last_seq < 10)
             await frozen_equal(server, market, sim, sync)
             assert market.stats.gaps == gaps
             # kick: reconnect, subscribe again, snapshot
             await server.kick()
-            await wait_for(
+            await until(
                 lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
             )
-            await wait_for(lambda: market.live and session.connect_attempts > attempts)
+            await until(lambda: market.live and session.connect_attempts > attempts)
             await frozen_equal(server, market, sim, sync)
             assert session.pipeline.parse_errors == 0
         finally:
@@ -418,8 +412,8 @@ async def test_e2e_pings_are_answered():
         session = FeedSession(ad, market)
         task = session.start()
         try:
-            await wait_for(lambda: market.live)
-            await wait_for(lambda: len(pongs) >= 3)
+            await until(lambda: market.live)
+            await until(lambda: len(pongs) >= 3)
             assert market.live and session.pipeline.parse_errors == 0
         finally:
             await session.stop()

@@ -15,8 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from e2e import fast_options, until
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
-from obview.feed.session import FeedSession, SessionOptions
+from obview.feed.session import FeedSession
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side
 from obview.sim.server import start_server
@@ -417,17 +418,6 @@ def test_changes_before_first_snapshot_are_held_then_chained():
 
 # -- end to end: the simulator speaking Deribit on 127.0.0.1 --------------------------------------
 
-E2E_OPTS = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
-
-
-async def until(pred, timeout: float = 8.0, market=None, bad: list | None = None):
-    async with asyncio.timeout(timeout):
-        while not pred():
-            if market is not None and bad is not None and market.live and market.book.is_crossed():
-                bad.append((market.state, market.book.best_bid(), market.book.best_ask()))
-            await asyncio.sleep(0.005)
-
-
 def deribit_client(server):
     clients = [c.dialect for c in server.clients if c.dialect.name == "deribit"]
     assert len(clients) == 1
@@ -465,7 +455,7 @@ async def test_e2e_live_gap_reconnect_and_heartbeat():
     )
     market = Market(adapter.default_instrument())
     assert market.instrument.tick == 0.5  # built-in default
-    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    session = FeedSession(adapter, market, options=fast_options())
     task = session.start()
     bad: list = []
     try:
@@ -519,7 +509,7 @@ async def test_e2e_linear_sol_amounts_in_coins():
         "SOL-PERP", endpoint=server.url("/ws/api/v2"), rest_endpoint=server.http_url()
     )
     market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    session = FeedSession(adapter, market, options=fast_options())
     task = session.start()
     try:
         await until(lambda: market.live and market.instrument.tick == 0.001)

@@ -15,8 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from e2e import fast_options, until
 from obview.feed.pipeline import FeedPipeline, NeedResync, Send
-from obview.feed.session import FeedSession, SessionOptions
+from obview.feed.session import FeedSession
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
 from obview.sim.dialects.okx import OkxDialect
@@ -558,17 +559,6 @@ def test_pipeline_answers_nothing_to_pong_and_counts_garbage():
 
 # -- end to end: the simulator speaking OKX on 127.0.0.1 ------------------------------------------
 
-E2E_OPTS = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
-
-
-async def until(pred, timeout: float = 8.0, market=None, bad: list | None = None):
-    async with asyncio.timeout(timeout):
-        while not pred():
-            if market is not None and bad is not None and market.live and market.book.is_crossed():
-                bad.append((market.state, market.book.best_bid(), market.book.best_ask()))
-            await asyncio.sleep(0.005)
-
-
 def okx_client(server):
     clients = [c.dialect for c in server.clients if c.dialect.name == "okx"]
     assert len(clients) == 1
@@ -603,7 +593,7 @@ async def test_e2e_live_gap_checksum_and_reconnect_recover():
         "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
     )
     market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    session = FeedSession(adapter, market, options=fast_options())
     task = session.start()
     bad: list = []
     try:
@@ -658,7 +648,7 @@ async def test_e2e_zero_checksums_stay_live_and_instrument_from_rest():
     )
     market = Market(adapter.default_instrument())
     assert market.instrument.tick == 0.01  # built-in default
-    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS))
+    session = FeedSession(adapter, market, options=fast_options())
     task = session.start()
     try:
         await until(lambda: market.live and market.instrument.tick == 0.001)  # the simulator's tick
@@ -723,7 +713,7 @@ async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
         fetched.append(req.url)
         return await fetch(req)
 
-    session = FeedSession(adapter, market, options=SessionOptions(**E2E_OPTS), fetcher=counting_fetch)
+    session = FeedSession(adapter, market, options=fast_options(), fetcher=counting_fetch)
     task = session.start()
     bad: list = []
     try:
