@@ -315,6 +315,12 @@ class VenueAdapter:
     def instrument_request(self) -> HttpRequest | None:
         return None
 
+    def coin_instrument(self, tick: float, lot: float, base: str, quote: str, source: str = "") -> Instrument:
+        """Facts of a linear instrument whose sizes count coins (USDT/USDC perpetuals)."""
+        if not (tick > 0 and lot > 0):
+            raise FrameError(f"{source or self.native}: non-positive tick or lot step")
+        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote)
+
     def parse_instrument(self, body: bytes) -> Instrument:
         raise NotImplementedError
 

@@ -257,8 +257,7 @@ class BinanceAdapter(VenueAdapter):
 
     def default_instrument(self) -> Instrument:
         tick, lot = DEFAULTS.get(self.native, _FALLBACK)
-        base, quote = self._base_quote()
-        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote)
+        return self.coin_instrument(tick, lot, *self._base_quote())
 
     def instrument_request(self) -> HttpRequest:
         return HttpRequest(f"{self.rest_endpoint}/fapi/v1/exchangeInfo")
@@ -273,18 +272,8 @@ class BinanceAdapter(VenueAdapter):
             filters = {f.get("filterType"): f for f in s.get("filters", [])}
             tick = float(filters["PRICE_FILTER"]["tickSize"])
             lot = float(filters["LOT_SIZE"]["stepSize"])
-            if tick <= 0 or lot <= 0:
-                raise FrameError("exchangeInfo: non-positive tick or step")
             dbase, dquote = self._base_quote()
-            return Instrument(
-                self.name,
-                self.symbol,
-                self.native,
-                tick,
-                lot,
-                "base",
-                1.0,
-                s.get("baseAsset", dbase),
-                s.get("quoteAsset", dquote),
+            return self.coin_instrument(
+                tick, lot, s.get("baseAsset", dbase), s.get("quoteAsset", dquote), "exchangeInfo"
             )
         raise FrameError(f"exchangeInfo: {self.native} not listed")

@@ -203,8 +203,7 @@ class BybitAdapter(VenueAdapter):
 
     def default_instrument(self) -> Instrument:
         tick, lot = DEFAULTS.get(self.native, _FALLBACK)
-        base, quote = self._base_quote()
-        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote)
+        return self.coin_instrument(tick, lot, *self._base_quote())
 
     def instrument_request(self) -> HttpRequest:
         return HttpRequest(
@@ -222,18 +221,8 @@ class BybitAdapter(VenueAdapter):
                 continue
             tick = float(item["priceFilter"]["tickSize"])
             lot = float(item["lotSizeFilter"]["qtyStep"])
-            if tick <= 0 or lot <= 0:
-                raise FrameError("instruments-info: non-positive tick or qty step")
             dbase, dquote = self._base_quote()
-            return Instrument(
-                self.name,
-                self.symbol,
-                self.native,
-                tick,
-                lot,
-                "base",
-                1.0,
-                item.get("baseCoin") or dbase,
-                item.get("quoteCoin") or dquote,
+            return self.coin_instrument(
+                tick, lot, item.get("baseCoin") or dbase, item.get("quoteCoin") or dquote, "instruments-info"
             )
         raise FrameError(f"instruments-info: {self.native} not listed")
