@@ -1,9 +1,11 @@
 """OrderBook: one sorted map per side, absolute sizes, size 0 deletes.
 
-A side is a dict (price -> size) plus a plain sorted list of its prices kept with ``bisect``.
-Books hold hundreds to a few thousand levels, where inserting into or deleting from a Python
-list is a C ``memmove`` of a few KB: cheaper than any tree or bucketed structure written in
-Python, and reading the best price is ``keys[-1]`` / ``keys[0]``.
+A side is a plain dict (price -> size) plus a plain sorted list of its prices kept with
+``bisect``. Books hold hundreds to a few thousand levels, where inserting into or deleting from
+a Python list is a C ``memmove`` of a few KB: cheaper than any tree or bucketed structure written
+in Python, and reading the best price is ``keys[-1]`` / ``keys[0]``. The side wraps the dict
+rather than subclassing it, so the hot path (``OrderBook.apply_delta``) stores into a plain
+dict with the interpreter's own subscript op instead of calling ``dict.__setitem__``.
 """
 
 from __future__ import annotations
@@ -16,46 +18,75 @@ from obview.model import Level
 
 _EPS = 1e-9
 
-_dict_set = dict.__setitem__
-_dict_del = dict.__delitem__
-_dict_get = dict.__getitem__
 
-
-class BookSide(dict):
+class BookSide:
     """price -> size with the prices also kept in an ascending list.
 
-    Iteration, ``keys()``, ``values()`` and ``items()`` are in ascending price order;
-    ``keys()`` returns the sorted list itself (index it, don't modify it). Also offers the few
-    sorted-map helpers the project uses: ``irange``, ``peekitem``, ``popitem(index)``.
+    A mapping: ``side[p]``, ``p in side``, ``len(side)``, ``get``; iteration, ``keys()``,
+    ``values()`` and ``items()`` are in ascending price order; ``keys()`` returns the sorted list
+    itself (index it, don't modify it). Also offers the few sorted-map helpers the project uses:
+    ``irange``, ``peekitem``, ``popitem(index)``. ``levels`` is the underlying dict (read it,
+    don't modify it).
     """
 
-    __slots__ = ("_keys",)
+    __slots__ = ("levels", "_keys")
 
     def __init__(self, items: Iterable[Level] = ()) -> None:
-        super().__init__(items)
-        self._keys: list[float] = sorted(dict.keys(self))
+        self.levels: dict[float, float] = dict(items)
+        self._keys: list[float] = sorted(self.levels)
+
+    # -- mapping ----------------------------------------------------------------------------
+    def __getitem__(self, price: float) -> float:
+        return self.levels[price]
+
+    def get(self, price: float, default: float | None = None) -> float | None:
+        return self.levels.get(price, default)
+
+    def __contains__(self, price: object) -> bool:
+        return price in self.levels
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def __bool__(self) -> bool:
+        return bool(self.levels)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BookSide):
+            return self.levels == other.levels
+        if isinstance(other, dict):
+            return self.levels == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BookSide({self.items()!r})"
 
     def __setitem__(self, price: float, size: float) -> None:
-        if price not in self:
+        levels = self.levels
+        if price not in levels:
             insort(self._keys, price)
-        _dict_set(self, price, size)
+        levels[price] = size
 
     def __delitem__(self, price: float) -> None:
-        _dict_del(self, price)
+        del self.levels[price]
         keys = self._keys
         del keys[bisect_left(keys, price)]
 
-    def pop(self, price: float, *default: float) -> float:  # type: ignore[override]
-        if price in self:
-            size = _dict_get(self, price)
-            self.__delitem__(price)
+    def pop(self, price: float, *default: float | None) -> float | None:
+        levels = self.levels
+        if price in levels:
+            size = levels.pop(price)
+            keys = self._keys
+            del keys[bisect_left(keys, price)]
             return size
         if default:
             return default[0]
         raise KeyError(price)
 
     def clear(self) -> None:
-        dict.clear(self)
+        self.levels.clear()
         self._keys.clear()
 
     def __iter__(self) -> Iterator[float]:
@@ -64,15 +95,18 @@ class BookSide(dict):
     def __reversed__(self) -> Iterator[float]:
         return reversed(self._keys)
 
-    def keys(self) -> list[float]:  # type: ignore[override]
+    def keys(self) -> list[float]:
         return self._keys
 
-    def values(self) -> list[float]:  # type: ignore[override]
-        return [_dict_get(self, k) for k in self._keys]
+    def values(self) -> list[float]:
+        levels = self.levels
+        return [levels[k] for k in self._keys]
 
-    def items(self) -> list[Level]:  # type: ignore[override]
-        return [(k, _dict_get(self, k)) for k in self._keys]
+    def items(self) -> list[Level]:
+        levels = self.levels
+        return [(k, levels[k]) for k in self._keys]
 
+    # -- sorted-map helpers -------------------------------------------------------------------
     def irange(
         self, minimum: float | None = None, maximum: float | None = None, inclusive: tuple[bool, bool] = (True, True)
     ) -> Iterator[float]:
@@ -84,20 +118,14 @@ class BookSide(dict):
 
     def peekitem(self, index: int = -1) -> Level:
         k = self._keys[index]
-        return k, _dict_get(self, k)
+        return k, self.levels[k]
 
-    def popitem(self, index: int = -1) -> Level:  # type: ignore[override]
+    def popitem(self, index: int = -1) -> Level:
         k = self._keys.pop(index)
-        return k, dict.pop(self, k)
+        return k, self.levels.pop(k)
 
-    def copy(self) -> BookSide:  # type: ignore[override]
-        return BookSide(dict.items(self))
-
-    def setdefault(self, *a):  # type: ignore[no-untyped-def]
-        raise TypeError("BookSide does not support setdefault")
-
-    def update(self, *a, **k):  # type: ignore[no-untyped-def]
-        raise TypeError("BookSide does not support update; assign levels one by one")
+    def copy(self) -> BookSide:
+        return BookSide(self.levels.items())
 
 
 def bucket_floor(price: float, tick: float) -> float:
@@ -133,18 +161,29 @@ class OrderBook:
         self.asks = BookSide((p, s) for p, s in asks if s > 0)
 
     def apply_delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        # Hot path: BookSide's __setitem__ / __delitem__ inlined (one Python frame per message,
-        # not per level). A size change at an existing price touches only the dict.
-        dset, ddel = _dict_set, _dict_del
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
-            keys = side._keys
-            for p, s in levels:
+        # Hot path: the sides' dicts and key lists are written directly (one Python frame per
+        # message, not per level). A size change at an existing price touches only the dict.
+        if bids:
+            side = self.bids
+            levels, keys = side.levels, side._keys
+            for p, s in bids:
                 if s > 0:
-                    if p not in side:
+                    if p not in levels:
                         insort(keys, p)
-                    dset(side, p, s)
-                elif p in side:
-                    ddel(side, p)
+                    levels[p] = s
+                elif p in levels:
+                    del levels[p]
+                    del keys[bisect_left(keys, p)]
+        if asks:
+            side = self.asks
+            levels, keys = side.levels, side._keys
+            for p, s in asks:
+                if s > 0:
+                    if p not in levels:
+                        insort(keys, p)
+                    levels[p] = s
+                elif p in levels:
+                    del levels[p]
                     del keys[bisect_left(keys, p)]
 
     def set_level(self, is_bid: bool, price: float, size: float) -> None:
@@ -173,13 +212,13 @@ class OrderBook:
         if not self.bids:
             return None
         p = self.bids._keys[-1]
-        return p, self.bids[p]
+        return p, self.bids.levels[p]
 
     def best_ask(self) -> Level | None:
         if not self.asks:
             return None
         p = self.asks._keys[0]
-        return p, self.asks[p]
+        return p, self.asks.levels[p]
 
     def spread(self) -> float | None:
         if not self.bids or not self.asks:
@@ -213,12 +252,10 @@ class OrderBook:
         """Best ``n`` levels per side: bids high->low, asks low->high."""
         if n <= 0:
             return [], []
-        get = _dict_get
-        side = self.bids
-        keys = side._keys[: -n - 1 : -1]
-        bids = [(k, get(side, k)) for k in keys]
-        side = self.asks
-        asks = [(k, get(side, k)) for k in side._keys[:n]]
+        levels = self.bids.levels
+        bids = [(k, levels[k]) for k in self.bids._keys[: -n - 1 : -1]]
+        levels = self.asks.levels
+        asks = [(k, levels[k]) for k in self.asks._keys[:n]]
         return bids, asks
 
     def grouped(self, tick: float, n: int) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
@@ -239,6 +276,7 @@ class OrderBook:
         cur_price: float | None = None
         cur_size = 0.0
         cum = 0.0
+        levels = side.levels
         for p in keys:
             b = bucket_of(p, tick)
             if b != cur_price:
@@ -249,7 +287,7 @@ class OrderBook:
                         return out
                 cur_price = b
                 cur_size = 0.0
-            cur_size += _dict_get(side, p)
+            cur_size += levels[p]
         if cur_price is not None:
             cum += cur_size
             out.append((cur_price, cur_size, cum))
@@ -261,8 +299,9 @@ class OrderBook:
         if mid is None:
             return 0.0, 0.0
         lo, hi = mid * (1 - pct / 100.0), mid * (1 + pct / 100.0)
-        bid = sum(self.bids[p] for p in self.bids.irange(lo, hi))
-        ask = sum(self.asks[p] for p in self.asks.irange(lo, hi))
+        bl, al = self.bids.levels, self.asks.levels
+        bid = sum(bl[p] for p in self.bids.irange(lo, hi))
+        ask = sum(al[p] for p in self.asks.irange(lo, hi))
         return bid, ask
 
     def imbalance(self, n: int = 10) -> float | None:
@@ -277,8 +316,9 @@ class OrderBook:
         out = [0.0] * count
         hi = lo + step * count
         for side in (self.bids, self.asks):
+            levels = side.levels
             for p in side.irange(lo, hi, inclusive=(True, False)):
                 i = int((p - lo) / step)
                 if 0 <= i < count:
-                    out[i] += side[p]
+                    out[i] += levels[p]
         return out
