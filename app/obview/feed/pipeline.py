@@ -27,6 +27,8 @@ from obview.venues.base import (
 log = logging.getLogger("obview.feed")
 
 _INF = float("inf")
+_APPLIED = SyncStatus.APPLIED
+_LIVE = FeedStatus.LIVE
 NOT_FINITE = "price or size not a finite positive number"
 
 
@@ -80,6 +82,9 @@ class FeedPipeline:
         self.market = market
         self.bus = bus
         self.sync = adapter.make_sync(market.book)
+        # the adapter's typed fast path for its hot frames, if it has one (VenueAdapter.parse_fast)
+        fast = getattr(type(adapter), "parse_fast", VenueAdapter.parse_fast)
+        self._parse_fast = adapter.parse_fast if fast is not VenueAdapter.parse_fast else None
         self.parse_errors = 0
         self.trades = 0
         # book messages that moved the book forward (applied, buffered or a gap; not ignored
@@ -102,22 +107,25 @@ class FeedPipeline:
     def on_frame(self, stream: str, data: str | bytes, ts_local: float) -> list[Action]:
         market = self.market
         market.on_frame(ts_local)
-        try:
-            events = self.adapter.parse(stream, data, ts_local)
-        except FrameError as e:
-            return self._bad_frame(stream, str(e))
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-            # a frame with the right shape on the outside but not inside: count it, never crash
-            return self._bad_frame(stream, f"unexpected frame ({type(e).__name__}: {e})")
-        for ev in events:
-            if not _numbers_ok(ev):
-                # the whole frame is dropped; a lost delta then shows up as a gap and resyncs
-                return self._bad_frame(stream, NOT_FINITE)
+        events = self._parse_fast(stream, data, ts_local) if self._parse_fast is not None else None
+        if events is None:
+            try:
+                events = self.adapter.parse(stream, data, ts_local)
+            except FrameError as e:
+                return self._bad_frame(stream, str(e))
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+                # a frame with the right shape on the outside but not inside: count it, never crash
+                return self._bad_frame(stream, f"unexpected frame ({type(e).__name__}: {e})")
+            for ev in events:
+                if not _numbers_ok(ev):
+                    # the whole frame is dropped; a lost delta then shows up as a gap and resyncs
+                    return self._bad_frame(stream, NOT_FINITE)
         actions: list[Action] = []
         for ev in events:
-            if isinstance(ev, BookDelta):
+            cls = ev.__class__
+            if cls is BookDelta or isinstance(ev, BookDelta):
                 self._on_sync_result(self.sync.on_delta(ev), ev.ts_exchange, ts_local, actions)
-            elif isinstance(ev, Trade):
+            elif cls is Trade:
                 market.add_trade(ev)
                 market.on_exchange_time(ev.ts_exchange, ts_local)
                 self.trades += 1
@@ -168,16 +176,22 @@ class FeedPipeline:
 
     def _on_sync_result(self, res, ts_exchange: float | None, ts_local: float, actions: list[Action]) -> None:
         st = res.status
+        if st is _APPLIED:
+            self.book_events += 1
+            market = self.market
+            market.on_exchange_time(ts_exchange, ts_local)
+            market.on_book_changed(ts_local)
+            if self.bus is not None:
+                self.bus.publish(BOOK, market.venue, market.symbol)
+            if self.resync_pending or market.state.status is not _LIVE:
+                if self.sync.synced:
+                    self.resync_pending = False
+                    if market.state.status is not _LIVE:
+                        self.set_state(FeedStatus.LIVE)
+            return
         if st is not SyncStatus.IGNORED:
             self.book_events += 1
-        if st is SyncStatus.APPLIED:
-            self.market.on_exchange_time(ts_exchange, ts_local)
-            self._book_changed(ts_local)
-            if self.sync.synced:
-                self.resync_pending = False
-                if self.market.state.status is not FeedStatus.LIVE:
-                    self.set_state(FeedStatus.LIVE)
-        elif st is SyncStatus.GAP:
+        if st is SyncStatus.GAP:
             self._gap(res.reason, actions)
 
     def _gap(self, reason: str, actions: list[Action]) -> None:

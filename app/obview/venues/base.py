@@ -13,14 +13,28 @@ register it in ``obview.venues.registry``.
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
 
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Trade
+
+
+#: Number types for the typed decoders of the fast paths (``VenueAdapter.parse_fast``): the
+#: decoder converts a venue's numeric strings in C and rejects what the book must never hold
+#: (NaN, infinities, a price <= 0, a negative size), so a frame it accepts needs no further
+#: check. Decoders run with ``strict=False``, which reads ``"64000.1"`` as a float.
+Price = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
+Size = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
+PriceSize = tuple[Price, Size]
+#: what a typed decoder raises on a frame it does not describe: another shape, malformed JSON,
+#: bad UTF-8, nesting too deep (the slow path then decides what the frame is)
+FastMiss = (msgspec.MsgspecError, RecursionError, ValueError, TypeError)
 
 
 class FrameError(ValueError):
@@ -295,6 +309,18 @@ class VenueAdapter:
         understood; return [] for frames that carry nothing for this market (acks, pongs,
         other instruments, channels we do not use)."""
         raise NotImplementedError
+
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        """Optional fast path for the venue's hot frames (depth updates, trades): the same events
+        ``parse`` returns for the frame, or None to let ``parse`` decide.
+
+        Events returned here must already hold only finite numbers, prices > 0 and sizes >= 0
+        (the ``Price`` / ``Size`` decoder types check that in C); the pipeline checks the
+        events of ``parse`` itself. A frame the fast path does not fully describe (another
+        event type, an error, an odd number format) must give None, never a different answer:
+        each venue's tests compare both paths on recorded and simulated frames.
+        """
+        return None
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
+
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
@@ -31,9 +33,13 @@ from obview.venues.base import (
     IGNORED,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
+    PriceSize,
     ResyncMode,
+    Size,
     StreamSpec,
     SyncResult,
     SyncStatus,
@@ -67,6 +73,34 @@ SKIPPED_EVENTS = frozenset(
 
 def _levels(raw: list) -> list[tuple[float, float]]:
     return [(float(p), float(q)) for p, q in raw]
+
+
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+class _Depth(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    E: int
+    s: str
+    U: int
+    u: int
+    pu: int
+    b: list[PriceSize]
+    a: list[PriceSize]
+
+
+class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+    E: int
+    s: str
+    a: int | str  # kept as sent: the trade id is a label
+    p: Price
+    q: Size
+    T: int
+    m: bool
+
+
+class _Combined(msgspec.Struct):
+    data: _Depth | _AggTrade
+
+
+_decode_combined = msgspec.json.Decoder(_Combined, strict=False).decode
 
 
 class BinanceSync(BookSync):
@@ -170,6 +204,31 @@ class BinanceAdapter(VenueAdapter):
         ]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # combined-stream depth and aggTrade events; everything else goes to parse()
+        try:
+            d = _decode_combined(frame).data
+        except FastMiss:
+            return None
+        if d.s != self.native:
+            return []
+        if d.__class__ is _Depth:
+            return [
+                BookDelta(self.name, self.symbol, d.b, d.a, d.u, d.pu, d.U, d.E / 1000.0, ts_local)
+            ]
+        return [
+            Trade(
+                venue=self.name,
+                symbol=self.symbol,
+                price=d.p,
+                size=d.q,
+                side=Side.SELL if d.m else Side.BUY,
+                trade_id=str(d.a),
+                ts_exchange=d.T / 1000.0,
+                ts_local=ts_local,
+            )
+        ]
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         msg = loads(frame)
         if not isinstance(msg, dict):
