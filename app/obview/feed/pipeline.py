@@ -183,11 +183,10 @@ class FeedPipeline:
             market.on_book_changed(ts_local)
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
-            if self.resync_pending or market.state.status is not _LIVE:
-                if self.sync.synced:
-                    self.resync_pending = False
-                    if market.state.status is not _LIVE:
-                        self.set_state(FeedStatus.LIVE)
+            if (self.resync_pending or market.state.status is not _LIVE) and self.sync.synced:
+                self.resync_pending = False
+                if market.state.status is not _LIVE:
+                    self.set_state(FeedStatus.LIVE)
             return
         if st is not SyncStatus.IGNORED:
             self.book_events += 1

@@ -24,7 +24,6 @@ import orjson
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Trade
 
-
 #: Number types for the typed decoders of the fast paths (``VenueAdapter.parse_fast``): the
 #: decoder converts a venue's numeric strings in C and rejects what the book must never hold
 #: (NaN, infinities, a price <= 0, a negative size), so a frame it accepts needs no further
