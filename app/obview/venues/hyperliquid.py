@@ -15,6 +15,10 @@ Heartbeat: the server closes a connection it has not written to for 60 s; the cl
 book stream is slow (about 2-5 s between pushes in 2026), so the stale watchdog waits longer
 than on delta venues.
 
+Fast path: ``parse_fast`` reads ``l2Book`` and ``trades`` messages with a typed decoder (prices
+and sizes converted and checked in C); anything else, and any integer ``parse`` would read
+differently (a numeric string, a value outside orjson's integer range), goes to ``parse``.
+
 Tick: Hyperliquid has no fixed tick. A price may have at most 5 significant figures and at
 most ``6 - szDecimals`` decimals (integer prices are always allowed), so the tick depends on
 the price magnitude; ``price_tick`` computes it and the instrument request
@@ -25,16 +29,21 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
 
 from obview.book import OrderBook
 from obview.model import BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     IGNORED,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
     ResyncMode,
+    Size,
     SnapshotOnlySync,
     StreamSpec,
     SyncResult,
@@ -74,6 +83,42 @@ def price_tick(price: float, sz_decimals: int, max_decimals: int = PERP_MAX_DECI
     """Smallest price step at ``price`` (1 whenever the integer part has 5+ digits)."""
     d = price_decimals(price, sz_decimals, max_decimals)
     return round(10.0**-d, d)
+
+
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+#: an integer the slow path's orjson also reads as an integer (larger ones it reads as floats)
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Level(msgspec.Struct, gc=False):
+    px: Price
+    sz: Size
+
+
+class _Book(msgspec.Struct, gc=False):
+    coin: str
+    time: _Int | str  # a string stays one: ``parse`` refuses it, so parse_fast leaves it there
+    levels: tuple[list[_Level], list[_Level]]
+
+
+class _BookMsg(msgspec.Struct, tag_field="channel", tag="l2Book", gc=False):
+    data: _Book
+
+
+class _Trade(msgspec.Struct, gc=False):
+    coin: str
+    side: Literal["B", "A"]
+    px: Price
+    sz: Size
+    time: _Int | str
+    tid: _Int | str
+
+
+class _TradesMsg(msgspec.Struct, tag_field="channel", tag="trades", gc=False):
+    data: list[_Trade]
+
+
+_decode = msgspec.json.Decoder(_BookMsg | _TradesMsg, strict=False).decode
 
 
 class HyperliquidSync(SnapshotOnlySync):
@@ -164,6 +209,55 @@ class HyperliquidAdapter(VenueAdapter):
         return [self._sub("l2Book", "unsubscribe"), self._sub("l2Book")]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # l2Book and trades messages; the greeting, acks, pongs and errors go to parse()
+        try:
+            msg = _decode(frame)
+        except FastMiss:
+            return None
+        data = msg.data
+        native = self.native
+        if msg.__class__ is _BookMsg:
+            if data.coin != native:
+                return []
+            t = data.time
+            if t.__class__ is not int:
+                return None
+            bids, asks = data.levels
+            return [
+                BookSnapshot(
+                    self.name,
+                    self.symbol,
+                    [(lv.px, lv.sz) for lv in bids],
+                    [(lv.px, lv.sz) for lv in asks],
+                    None,
+                    t / 1000.0,
+                    ts_local,
+                )
+            ]
+        # decide everything before the first trade is remembered: a None must leave the
+        # de-duplication memory as it was, for parse() to see the frame afresh
+        for tr in data:
+            if tr.time.__class__ is not int or tr.tid.__class__ is not int:
+                return None
+        out: list[Event] = []
+        for tr in data:
+            if tr.coin != native or not self._remember((tr.time, native, tr.tid)):
+                continue
+            out.append(
+                Trade(
+                    self.name,
+                    self.symbol,
+                    tr.px,
+                    tr.sz,
+                    Side.BUY if tr.side == "B" else Side.SELL,
+                    str(tr.tid),
+                    tr.time / 1000.0,
+                    ts_local,
+                )
+            )
+        return out
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         head = (
             frame[:64].lstrip()
