@@ -401,8 +401,9 @@ async def test_e2e_pings_are_answered():
             ping_interval = 0.05
 
             def parse(self, stream, frame, ts_local):
-                if '"pong"' in frame:
-                    pongs.append(frame)
+                text = frame.decode() if isinstance(frame, bytes) else frame
+                if '"pong"' in text:
+                    pongs.append(text)
                 return super().parse(stream, frame, ts_local)
 
         ad = FastPing(

@@ -83,18 +83,20 @@ class Recorder:
         )
 
     # -- the session's calls ----------------------------------------------------------------
-    def connect(self, url: str) -> None:
+    def connect(self, url: str) -> int:
+        """Note a new connection; returns its number for ``sent`` / ``received``."""
         self._next_conn += 1
         task = _current_task()
         if task is not None:
             self._conn_of_task[task] = self._next_conn
         self._write({"t": self.clock(), "connect": url, "c": self._next_conn})
+        return self._next_conn
 
-    def sent(self, text: str | bytes) -> None:
-        self._write(self._tag({"t": self.clock(), "sent": _text(text)}))
+    def sent(self, text: str | bytes, conn: int | None = None) -> None:
+        self._write(self._tag({"t": self.clock(), "sent": _text(text)}, conn))
 
-    def received(self, text: str | bytes) -> None:
-        self._write(self._tag({"t": self.clock(), "raw": _text(text)}))
+    def received(self, text: str | bytes, conn: int | None = None) -> None:
+        self._write(self._tag({"t": self.clock(), "raw": _text(text)}, conn))
 
     def http(self, url: str, body: str | bytes) -> None:
         self._write({"t": self.clock(), "http": url, "raw": _text(body)})
@@ -120,8 +122,11 @@ class Recorder:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _tag(self, rec: dict[str, Any]) -> dict[str, Any]:
-        # frames are received in the task that opened the connection: that names it
+    def _tag(self, rec: dict[str, Any], conn: int | None) -> dict[str, Any]:
+        if conn is not None:
+            rec["c"] = conn
+            return rec
+        # otherwise the task that opened the connection names it
         task = _current_task()
         if task is not None:
             conn = self._conn_of_task.get(task)

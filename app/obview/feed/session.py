@@ -9,6 +9,7 @@ Every transition is written to the Market (and the Bus) with a reason a user can
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -18,12 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from obview.bus import Bus
 from obview.feed.http import HttpError, describe_os_error, fetch
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
+from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
 from obview.model import FeedStatus, Instrument
 from obview.text import safe
@@ -38,7 +40,8 @@ Fetcher = Callable[[HttpRequest], Awaitable[bytes]]
 class SessionOptions:
     connect_timeout: float = 10.0
     max_size: int = 4 * 1024 * 1024  # bytes per frame; bigger frames close the connection
-    max_queue: int = 64  # frames buffered by websockets before it stops reading the socket
+    max_queue: int = 64  # control frames buffered by websockets (data goes straight to the pipeline)
+    max_outbox: int = 256  # frames waiting to be sent per stream (answers to venue pings, ...)
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     stable_after: float = 5.0  # a connection up this long resets the backoff
@@ -48,15 +51,18 @@ class SessionOptions:
     resync_max_interval: float = 30.0
     sync_timeout: float = 10.0  # book stream connected but no whole book this long: resync again
     sample_interval: float = 0.05
-    yield_every: int = 100  # frames processed before yielding to the event loop (UI keeps up)
 
 
 class _Stream:
-    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason")
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn")
 
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
-        self.ws: ClientConnection | None = None
+        self.ws: SinkConnection | None = None
+        # frames to send, written from the receive path and sent by the stream's task in order
+        self.outbox: collections.deque[tuple[_Stream, str]] = collections.deque()
+        self.wake: asyncio.Future | None = None
+        self.conn: int | None = None  # the recorder's number for the current connection
         self.last_rx = 0.0
         self.up_since = 0.0
         self.attempt = 0
@@ -216,7 +222,7 @@ class FeedSession:
         else:
             self._stream_state(st, FeedStatus.CONNECTING, f"connecting to {urlsplit(spec.url).netloc}")
         if self.recorder is not None:
-            self.recorder.connect(spec.url)
+            st.conn = self.recorder.connect(spec.url)
         ws = await connect(
             spec.url,
             open_timeout=opts.connect_timeout,
@@ -225,6 +231,7 @@ class FeedSession:
             close_timeout=2,
             compression=None,
             proxy=None if local else True,
+            create_connection=sink_connection_factory,
         )
         st.ws = ws
         st.up_since = st.last_rx = time.time()
@@ -258,42 +265,86 @@ class FeedSession:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 1.0)
 
-    async def _read(self, st: _Stream, ws: ClientConnection) -> None:
+    async def _read(self, st: _Stream, ws: SinkConnection) -> None:
+        """Feed every message of ``ws`` to the pipeline until the connection closes; meanwhile
+        send what the receive path queued (answers to venue pings) in order."""
+        st.outbox.clear()
+        ws.attach(self._make_sink(st, ws))
+        closed = asyncio.ensure_future(ws.wait_closed())
+        loop = asyncio.get_running_loop()
+        try:
+            while not closed.done():
+                if st.outbox:
+                    target, frame = st.outbox.popleft()
+                    if target.ws is not None:
+                        await self._send(target, frame)
+                    continue
+                st.wake = loop.create_future()
+                await asyncio.wait((closed, st.wake), return_when=asyncio.FIRST_COMPLETED)
+                st.wake = None
+        finally:
+            closed.cancel()
+            st.wake = None
+
+    def _make_sink(self, st: _Stream, ws: SinkConnection):
+        """The per-message receive path of ``st``: runs inside the socket read (wsconn)."""
         pipeline = self.pipeline
+        on_frame = pipeline.on_frame
         name = st.spec.name
         recorder = self.recorder
-        yield_every = self.opts.yield_every
-        n = 0
-        now = time.time
         is_book = st is self.book_stream
-        book_events = pipeline.book_events
-        async for msg in ws:
-            ts = now()
-            if not is_book:
-                st.last_rx = ts
-            if recorder is not None:
-                recorder.received(msg if isinstance(msg, str) else msg.decode("utf-8", "replace"))
-            actions = pipeline.on_frame(name, msg, ts)
-            if is_book and pipeline.book_events != book_events:
-                # only book messages keep the book stream fresh: pongs and trades flowing
-                # while the book is stuck must still read as STALE
-                book_events = pipeline.book_events
-                st.last_rx = ts
-            if actions:
-                await self._act(st, actions)
-            if st.stale and st.last_rx == ts:
-                st.stale = False
-                if st is not self.book_stream:
-                    self._stream_state(st, FeedStatus.LIVE, "")
-                else:
-                    st.status = FeedStatus.LIVE
-            if is_book and st.status is not FeedStatus.LIVE and self.market.state.status is FeedStatus.LIVE:
-                st.status, st.reason = FeedStatus.LIVE, ""
-                self._publish_state()
-            n += 1
-            if n >= yield_every:
-                n = 0
-                await asyncio.sleep(0)
+        market = self.market
+        state = [pipeline.book_events]
+        live = FeedStatus.LIVE
+
+        def sink(data: bytes, ts: float) -> None:
+            try:
+                if not is_book:
+                    st.last_rx = ts
+                if recorder is not None:
+                    recorder.received(data.decode("utf-8", "replace"), st.conn)
+                actions = on_frame(name, data, ts)
+                if is_book and pipeline.book_events != state[0]:
+                    # only book messages keep the book stream fresh: pongs and trades flowing
+                    # while the book is stuck must still read as STALE
+                    state[0] = pipeline.book_events
+                    st.last_rx = ts
+                if actions:
+                    self._act_now(st, actions)
+                if st.stale and st.last_rx == ts:
+                    st.stale = False
+                    if not is_book:
+                        self._stream_state(st, live, "")
+                    else:
+                        st.status = live
+                if is_book and st.status is not live and market.state.status is live:
+                    st.status, st.reason = live, ""
+                    self._publish_state()
+            except Exception as e:  # a bug on the receive path must not kill the socket's reader
+                log.exception("receive path failed on %s", name)
+                st.close_reason = f"error: {safe(e)}"
+                ws.transport.abort()
+
+        return sink
+
+    def _act_now(self, st: _Stream, actions) -> None:
+        """Actions from the receive path: sends go to the stream's outbox (bounded, oldest
+        dropped), the rest is done at once."""
+        for a in actions:
+            if isinstance(a, Send):
+                target = self.streams.get(a.stream, st)
+                box = target.outbox
+                if len(box) >= self.opts.max_outbox:
+                    box.popleft()
+                box.append((target, a.frame))
+                if target.wake is not None and not target.wake.done():
+                    target.wake.set_result(None)
+            elif isinstance(a, NeedResync):
+                if st is self.book_stream:
+                    st.status, st.reason = FeedStatus.SYNCING, a.reason
+                self._request_resync(a.reason)
+            elif isinstance(a, Fatal):
+                self._fail(a.reason)
 
     async def _act(self, st: _Stream, actions) -> None:
         for a in actions:
@@ -312,7 +363,7 @@ class FeedSession:
         if ws is None:
             return
         if self.recorder is not None:
-            self.recorder.sent(frame)
+            self.recorder.sent(frame, st.conn)
         await ws.send(frame)
 
     def _fail(self, reason: str) -> None:
