@@ -14,11 +14,17 @@ drops sockets that neither ping nor receive). The book comes over the socket:
   update, since the docs do not say whether levels pushed out of the window are deleted.
 
 A gap resubscribes the book topic (a new snapshot follows); no REST is needed.
+
+Book and trade frames also have a typed decoder (``parse_fast``). Its ``type`` field does not
+tell the data's shape (trade frames are ``"snapshot"`` too), so one struct reads both and the
+data's JSON shape decides: an object is a book message, a list holds trades.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
 
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
@@ -27,9 +33,13 @@ from obview.venues.base import (
     IGNORED,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
+    PriceSize,
     ResyncMode,
+    Size,
     StreamSpec,
     SyncResult,
     SyncStatus,
@@ -60,6 +70,39 @@ def _levels(raw: list) -> list[tuple[float, float]]:
 def _ms(value: object) -> float:
     # the docs show ``ts`` once as a string; the parameter table says number: accept both
     return int(value) / 1000.0  # type: ignore[call-overload]
+
+
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+#: an integer the slow path reads the same: orjson reads larger ones as floats (and msgspec
+#: bounds stop at int64). A numeric string stays a ``str`` so that ``parse_fast`` can leave it
+#: to ``parse`` (whose ``int()`` refuses "1e3" and "1.0", which a lax decoder would accept).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _BookData(msgspec.Struct):
+    s: str
+    b: list[PriceSize]
+    a: list[PriceSize]
+    u: _Int | str
+
+
+class _TradeData(msgspec.Struct):
+    T: _Int | str
+    s: str
+    S: Literal["Buy", "Sell"]
+    v: Size
+    p: Price
+    i: str  # kept as sent; another type goes to parse (str() of it)
+
+
+class _Msg(msgspec.Struct):
+    topic: str
+    type: str
+    data: _BookData | list[_TradeData]
+    ts: _Int | str | msgspec.UnsetType = msgspec.UNSET
+
+
+_decode_msg = msgspec.json.Decoder(_Msg, strict=False).decode
 
 
 class BybitSync(BookSync):
@@ -95,6 +138,12 @@ class BybitAdapter(VenueAdapter):
     depth = DEPTH
     ping_interval = 20.0
 
+    def __init__(self, symbol: str, **kwargs: str | None) -> None:
+        super().__init__(symbol, **kwargs)
+        # compared on every frame by parse_fast
+        self._book_topic = self.book_topic
+        self._trade_topic = self.trade_topic
+
     @property
     def book_topic(self) -> str:
         return f"orderbook.{self.depth}.{self.native}"
@@ -128,6 +177,43 @@ class BybitAdapter(VenueAdapter):
         ]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # our book topic's snapshots/deltas and our trade topic; everything else goes to parse()
+        try:
+            m = _decode_msg(frame)
+        except FastMiss:
+            return None
+        d = m.data
+        topic = m.topic
+        if d.__class__ is _BookData:
+            if topic != self._book_topic:
+                return None if topic == self._trade_topic else []
+            ts = m.ts
+            u = d.u
+            if u.__class__ is str or ts.__class__ is str or d.s != self.native:
+                return None
+            ts_exchange = None if ts is msgspec.UNSET else ts / 1000.0
+            kind = m.type
+            if kind == "snapshot" or u == 1:  # u == 1: the book service restarted
+                return [BookSnapshot(self.name, self.symbol, d.b, d.a, u, ts_exchange, ts_local)]
+            if kind != "delta":
+                return None
+            return [
+                BookDelta(self.name, self.symbol, d.b, d.a, u, None, None, ts_exchange, ts_local)
+            ]
+        if topic != self._trade_topic:
+            return None if topic == self._book_topic else []
+        out: list[Event] = []
+        native, name, symbol = self.native, self.name, self.symbol
+        for t in d:
+            if t.s != native:
+                continue
+            T = t.T
+            if T.__class__ is str:
+                return None
+            out.append(Trade(name, symbol, t.p, t.v, _SIDES[t.S], t.i, T / 1000.0, ts_local))
+        return out
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         msg = loads(frame)
         if not isinstance(msg, dict):
