@@ -15,9 +15,10 @@ USDC contracts (SOL_USDC-PERPETUAL) and options count coins.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
+import msgspec
 import orjson
 
 from obview.book import OrderBook
@@ -25,10 +26,13 @@ from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
     Reply,
     ResyncMode,
+    Size,
     StreamSpec,
     VenueAdapter,
     VenueError,
@@ -69,6 +73,61 @@ def _rows(rows: list) -> list[Level]:
     return out
 
 
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+#: an integer orjson reads exactly (beyond 64 bits it reads a float, which int() in parse()
+#: would round differently); a larger one is left to parse()
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Row = tuple[Literal["new", "change", "delete"], Price, Size]
+
+
+class _Snapshot(msgspec.Struct, tag_field="type", tag="snapshot"):
+    timestamp: _Int
+    change_id: _Int
+    bids: list[_Row]
+    asks: list[_Row]
+
+
+class _Change(msgspec.Struct, tag_field="type", tag="change"):
+    timestamp: _Int
+    change_id: _Int
+    bids: list[_Row]
+    asks: list[_Row]
+    # not ``_Int | None``: strict=False would read the string "null" as None (an unchained
+    # change), where parse() refuses the frame; a JSON null goes to parse() too
+    prev_change_id: _Int | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Trade(msgspec.Struct):
+    trade_id: str  # a string at Deribit; any other type goes to parse(), which str()s it
+    timestamp: _Int
+    price: Price
+    amount: Size
+    direction: Literal["buy", "sell"]
+    # absent: ours (as parse() reads it); null or another name: not ours, or parse() decides
+    instrument_name: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Params(msgspec.Struct):
+    channel: str
+    data: _Snapshot | _Change | list[_Trade]
+
+
+class _Notification(msgspec.Struct, tag_field="method", tag="subscription"):
+    params: _Params
+
+
+_decode_notification = msgspec.json.Decoder(_Notification, strict=False).decode
+_UNSET = msgspec.UNSET
+
+# what a notification channel is to this adapter (the rules of _parse_notification)
+_OTHER, _BOOK, _TRADES = 0, 1, 2
+_MAX_ROUTES = 64  # channel names remembered per adapter (a hostile feed may invent any number)
+
+
+def _fast_rows(rows: list) -> list[Level]:
+    return [(p, s) if a != "delete" else (p, 0.0) for a, p, s in rows]
+
+
 class DeribitAdapter(VenueAdapter):
     """Deribit perpetuals over one JSON-RPC WebSocket."""
 
@@ -89,6 +148,7 @@ class DeribitAdapter(VenueAdapter):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._test_id = ID_TEST_BASE
+        self._routes: dict[str, int] = {}
 
     @property
     def book_channel(self) -> str:
@@ -137,6 +197,78 @@ class DeribitAdapter(VenueAdapter):
         ]
 
     # -- parsing ----------------------------------------------------------------------------
+    def _route(self, channel: str) -> int:
+        route = self._routes.get(channel)
+        if route is None:
+            parts = channel.split(".")
+            if len(parts) < 3 or parts[1] != self.native:
+                route = _OTHER
+            elif parts[0] == "book":
+                route = _BOOK if len(parts) == 3 else _OTHER
+            else:
+                route = _TRADES if parts[0] == "trades" else _OTHER
+            if len(self._routes) < _MAX_ROUTES:
+                self._routes[channel] = route
+        return route
+
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # book and trades notifications; heartbeats, test_request, RPC answers and anything the
+        # decoder does not describe go to parse()
+        try:
+            params = _decode_notification(frame).params
+        except FastMiss:
+            return None
+        route = self._route(params.channel)
+        d = params.data
+        cls = d.__class__
+        if route == _BOOK:
+            if cls is _Change:
+                return [
+                    BookDelta(
+                        self.name,
+                        self.symbol,
+                        _fast_rows(d.bids),
+                        _fast_rows(d.asks),
+                        d.change_id,
+                        None if d.prev_change_id is _UNSET else d.prev_change_id,
+                        None,
+                        d.timestamp / 1000.0,
+                        ts_local,
+                    )
+                ]
+            if cls is _Snapshot:
+                return [
+                    BookSnapshot(
+                        self.name,
+                        self.symbol,
+                        _fast_rows(d.bids),
+                        _fast_rows(d.asks),
+                        d.change_id,
+                        d.timestamp / 1000.0,
+                        ts_local,
+                    )
+                ]
+            return None  # a list on the book channel: parse() refuses it
+        if route == _TRADES:
+            if cls is not list:
+                return None  # an object on the trades channel: parse() refuses it
+            native = self.native
+            return [
+                Trade(
+                    self.name,
+                    self.symbol,
+                    t.price,
+                    t.amount,
+                    Side.BUY if t.direction == "buy" else Side.SELL,
+                    t.trade_id,
+                    t.timestamp / 1000.0,
+                    ts_local,
+                )
+                for t in d
+                if t.instrument_name is _UNSET or t.instrument_name == native
+            ]
+        return []  # another instrument or channel
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         msg = loads(frame)
         if not isinstance(msg, dict):
