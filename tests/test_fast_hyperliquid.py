@@ -178,6 +178,8 @@ def trade(side='"A"', px='"68517.0"', time="1710125266669", tid="981894269203506
         trade(tid='"981894269203506"'),
         trade(tid="null"),
         trade(tid="1.5"),
+        trade(tid="12.0"),
+        trade(tid="1e15"),
         trade(tid=str(2**64 - 1)),
         trade(tid="1" + "0" * 30),
         '{"channel":"trades","data":[{"coin":"BTC","side":"A","px":"1","sz":"1","time":1}]}',
@@ -226,3 +228,10 @@ def test_empty_sides_and_empty_trade_lists():
     empty = '{"channel":"l2Book","data":{"coin":"BTC","time":1,"levels":[[],[]]}}'
     assert check(ad, "ws", empty)
     assert ad.parse_fast("ws", '{"channel":"trades","data":[]}', 0.0) == []
+
+
+def test_integral_float_times_read_as_parse_reads_them():
+    ad = make()
+    assert check(ad, "ws", book(time="1710131872708.0"))
+    assert check(ad, "ws", trade(time="1710125266669.0"))
+    assert check(ad, "ws", trade(time="1.710125266669e12"))

@@ -111,7 +111,7 @@ class _Trade(msgspec.Struct, gc=False):
     px: Price
     sz: Size
     time: _Int | str
-    tid: _Int | str
+    tid: _Int | float | str  # a float stays one: parse prints 5.0 as "5.0", not "5"
 
 
 class _TradesMsg(msgspec.Struct, tag_field="channel", tag="trades", gc=False):
