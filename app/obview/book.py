@@ -206,29 +206,33 @@ class OrderBook:
 
     @property
     def empty(self) -> bool:
-        return not self.bids and not self.asks
+        return not self.bids._keys and not self.asks._keys
 
     def best_bid(self) -> Level | None:
-        if not self.bids:
+        keys = self.bids._keys
+        if not keys:
             return None
-        p = self.bids._keys[-1]
+        p = keys[-1]
         return p, self.bids.levels[p]
 
     def best_ask(self) -> Level | None:
-        if not self.asks:
+        keys = self.asks._keys
+        if not keys:
             return None
-        p = self.asks._keys[0]
+        p = keys[0]
         return p, self.asks.levels[p]
 
     def spread(self) -> float | None:
-        if not self.bids or not self.asks:
+        b, a = self.bids._keys, self.asks._keys
+        if not b or not a:
             return None
-        return self.asks._keys[0] - self.bids._keys[-1]
+        return a[0] - b[-1]
 
     def mid(self) -> float | None:
-        if not self.bids or not self.asks:
+        b, a = self.bids._keys, self.asks._keys
+        if not b or not a:
             return None
-        return (self.asks._keys[0] + self.bids._keys[-1]) / 2.0
+        return (a[0] + b[-1]) / 2.0
 
     def spread_bps(self) -> float | None:
         sp, mid = self.spread(), self.mid()
@@ -238,8 +242,8 @@ class OrderBook:
 
     def is_crossed(self) -> bool:
         """True when best bid >= best ask (a locked book counts: no venue rests one)."""
-        bids, asks = self.bids, self.asks
-        return bool(bids) and bool(asks) and bids._keys[-1] >= asks._keys[0]
+        b, a = self.bids._keys, self.asks._keys
+        return bool(b and a) and b[-1] >= a[0]
 
     def crossed_bps(self) -> float:
         """How far bid exceeds ask, in basis points of the mid (0 when not crossed)."""

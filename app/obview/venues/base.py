@@ -192,9 +192,15 @@ class BookSync:
             if res.status is SyncStatus.GAP:
                 return self._fail(res)
             return res
-        self.book.apply_delta(delta.bids, delta.asks)
+        book = self.book
+        book.apply_delta(delta.bids, delta.asks)
         if delta.seq is not None:
             self.last_seq = delta.seq
+        if self.depth is None and not delta.checksum:
+            # the common case of _post_apply, inline: no depth cut, no checksum to verify
+            bk, ak = book.bids._keys, book.asks._keys
+            if not (bk and ak and bk[-1] >= ak[0]):
+                return APPLIED
         return self._post_apply(delta.checksum)
 
     # -- rules ------------------------------------------------------------------------------
