@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import random
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
+from websockets.protocol import State
 
 from obview.feed.session import FeedSession
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
@@ -111,3 +115,140 @@ async def test_a_bug_on_the_receive_path_reconnects_with_a_reason_not_a_crash(ve
     finally:
         await session.stop()
         task.cancel()
+
+
+# -- the fast frame cutter, against a raw server that writes exact bytes in odd chunks ----------
+def _frame(payload: bytes, op: int = 1, fin: bool = True, rsv: int = 0, mask: bool = False) -> bytes:
+    b0 = (0x80 if fin else 0) | rsv | op
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, m | n])
+    elif n < 65536:
+        head = bytes([b0, m | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, m | 127]) + n.to_bytes(8, "big")
+    if mask:
+        key = b"\x01\x02\x03\x04"
+        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+        head += key
+    return head + payload
+
+
+class RawServer:
+    """Answers the handshake, then writes ``script`` (bytes) in chunks of random sizes and keeps
+    what the client sends (its frames, unparsed)."""
+
+    def __init__(self, script: bytes, seed: int = 3, max_chunk: int = 3000) -> None:
+        self.script = script
+        self.rng = random.Random(seed)
+        self.max_chunk = max_chunk
+        self.got = bytearray()
+
+    async def handle(self, reader, writer) -> None:
+        try:
+            req = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in req.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            await asyncio.sleep(0.2)  # the client attaches before the frames come
+            data, i = self.script, 0
+            while i < len(data):
+                k = self.rng.randint(1, self.max_chunk)
+                writer.write(data[i : i + k])
+                await writer.drain()
+                await asyncio.sleep(0)
+                i += k
+            while True:  # keep what the client answers; close once it has been quiet a while
+                try:
+                    more = await asyncio.wait_for(reader.read(65536), 0.5)
+                except TimeoutError:
+                    break
+                if not more:
+                    break
+                self.got += more
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _run_raw(script: bytes, max_size: int = 2**20, until_n: int | None = None, **kw):
+    srv = RawServer(script, **kw)
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    got: list[bytes] = []
+    try:
+        async with asyncio.timeout(15):
+            ws = await connect(
+                f"ws://127.0.0.1:{port}", compression=None, max_size=max_size,
+                create_connection=sink_connection_factory,
+            )  # fmt: skip
+            ws.attach(lambda data, at: got.append(data))
+            if until_n is not None:
+                await wait_for(lambda: len(got) >= until_n or ws.protocol.state is State.CLOSED, timeout=10)
+            else:
+                await ws.wait_closed()
+            await asyncio.sleep(0.05)
+            return ws, got, srv
+    finally:
+        server.close()
+
+
+async def test_frames_of_every_length_split_anywhere_arrive_whole_and_in_order():
+    rng = random.Random(5)
+    payloads = []
+    for i in range(400):
+        n = rng.choice([0, 1, 125, 126, 127, 200, 65535, 65536, 70000, rng.randint(2, 3000)])
+        payloads.append(f"{i:05d}".encode() + bytes([65 + i % 26]) * n)
+    script = b"".join(_frame(p, op=1 if i % 3 else 2) for i, p in enumerate(payloads))
+    ws, got, _ = await _run_raw(script, until_n=len(payloads))
+    assert got == payloads and not ws._slow
+    await ws.close()
+
+
+async def test_control_frames_in_between_are_answered_by_websockets():
+    script = _frame(b"a") + _frame(b"are you there", op=9) + _frame(b"b") + _frame(b"\x03\xe8bye", op=8)
+    ws, got, srv = await _run_raw(script)
+    assert got == [b"a", b"b"] and not ws._slow
+    assert ws.protocol.close_exc.rcvd.code == 1000 and ws.protocol.close_exc.rcvd.reason == "bye"
+    # the client answered the ping with its payload (masked, as a client must) and the close
+    assert srv.got[0] == 0x8A and srv.got[1] == 0x80 | len(b"are you there")
+
+
+async def test_a_fragmented_message_hands_the_connection_to_websockets_and_still_arrives():
+    script = (
+        _frame(b"one")
+        + _frame(b"fr", fin=False)
+        + _frame(b"ag", op=0, fin=False)
+        + _frame(b"ment", op=0)
+        + _frame(b"two")
+    )
+    ws, got, _ = await _run_raw(script, until_n=3)
+    assert got == [b"one", b"fragment", b"two"] and ws._slow
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    "bad, code",
+    [
+        (_frame(b"x" * 5000), 1009),  # over max_size
+        (_frame(b"masked", mask=True), 1002),  # a server must not mask
+        (_frame(b"rsv", rsv=0x40), 1002),  # extension bits with no extension
+        (_frame(b"op", op=3), 1002),  # reserved opcode
+        (_frame(b"c", op=0), 1002),  # a continuation with nothing to continue
+        (_frame(b"p" * 126, op=9), 1002),  # control frame over 125 bytes
+    ],
+    ids=["oversized", "masked", "rsv", "opcode", "stray-cont", "long-ping"],
+)
+async def test_what_the_cutter_does_not_know_is_refused_by_websockets(bad, code):
+    ws, got, _ = await _run_raw(_frame(b"ok") + bad + _frame(b"never"), max_size=4096)
+    assert got == [b"ok"]
+    assert ws.protocol.close_exc.sent.code == code
