@@ -64,3 +64,29 @@ def test_fast_path_skips_other_symbols():
     adapter = BinanceAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
     f = '{"stream":"x","data":{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":1,"u":2,"pu":0,"b":[["1","1"]],"a":[]}}'
     assert adapter.parse_fast("depth", f, 0.0) == [] == adapter.parse("depth", f, 0.0)
+
+
+def test_integers_the_slow_path_reads_differently_go_to_it():
+    adapter = BinanceAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    base = '{"stream":"x","data":{"e":"depthUpdate","E":%s,"s":"BTCUSDT","U":1,"u":%s,"pu":0,"b":[],"a":[]}}'
+    for e, u in [("9" * 400, "2"), ("1", '"1e3"'), ("1", '"2"'), ("1", "18446744073709551616")]:
+        assert adapter.parse_fast("depth", base % (e, u), 0.0) is None
+    trade = '{"stream":"x","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":%s,"p":"1","q":"1","T":1,"m":%s}}'
+    for a, m in [("12.0", "false"), ("12", '"false"'), ('"12"', "true")]:
+        f = trade % (a, m)
+        fast = adapter.parse_fast("depth", f, 0.0)
+        assert fast is None or fast == adapter.parse("depth", f, 0.0)
+
+
+def test_the_pipeline_falls_back_when_a_fast_path_trips():
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+
+    class Tripping(BinanceAdapter):
+        def parse_fast(self, stream, frame, ts_local):
+            raise OverflowError("odd number")
+
+    adapter = Tripping("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
+    f = '{"stream":"x","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"10","q":"2","T":1,"m":false}}'
+    assert pipe.on_frame("trades", f, 0.0) == [] and pipe.trades == 1 and pipe.parse_errors == 0

@@ -107,7 +107,12 @@ class FeedPipeline:
     def on_frame(self, stream: str, data: str | bytes, ts_local: float) -> list[Action]:
         market = self.market
         market.on_frame(ts_local)
-        events = self._parse_fast(stream, data, ts_local) if self._parse_fast is not None else None
+        events = None
+        if self._parse_fast is not None:
+            try:
+                events = self._parse_fast(stream, data, ts_local)
+            except Exception:  # a fast path that trips over an odd frame: the slow path decides
+                events = None
         if events is None:
             try:
                 events = self.adapter.parse(stream, data, ts_local)

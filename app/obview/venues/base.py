@@ -31,6 +31,10 @@ from obview.model import BookDelta, BookSnapshot, Instrument, Trade
 Price = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
 Size = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
 PriceSize = tuple[Price, Size]
+#: an integer field (sequence number, time, id) as ``parse`` reads it only when it is a JSON
+#: integer within int64 (orjson reads longer ones as floats); a fast path sends a string to
+#: ``parse`` (``int()`` and the decoder disagree on strings such as "1e3")
+Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)] | str
 #: what a typed decoder raises on a frame it does not describe: another shape, malformed JSON,
 #: bad UTF-8, nesting too deep (the slow path then decides what the frame is)
 FastMiss = (msgspec.MsgspecError, RecursionError, ValueError, TypeError)

@@ -36,6 +36,7 @@ from obview.venues.base import (
     FastMiss,
     FrameError,
     HttpRequest,
+    Int,
     Price,
     PriceSize,
     ResyncMode,
@@ -77,23 +78,23 @@ def _levels(raw: list) -> list[tuple[float, float]]:
 
 # -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
 class _Depth(msgspec.Struct, tag_field="e", tag="depthUpdate"):
-    E: int
+    E: Int
     s: str
-    U: int
-    u: int
-    pu: int
+    U: Int
+    u: Int
+    pu: Int
     b: list[PriceSize]
     a: list[PriceSize]
 
 
 class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
-    E: int
+    E: Int
     s: str
-    a: int | str  # kept as sent: the trade id is a label
+    a: Int | float  # the trade id, a label: parse() writes it with str()
     p: Price
     q: Size
-    T: int
-    m: bool
+    T: Int
+    m: bool | str  # a string goes to parse()
 
 
 class _Combined(msgspec.Struct):
@@ -213,9 +214,12 @@ class BinanceAdapter(VenueAdapter):
         if d.s != self.native:
             return []
         if d.__class__ is _Depth:
-            return [
-                BookDelta(self.name, self.symbol, d.b, d.a, d.u, d.pu, d.U, d.E / 1000.0, ts_local)
-            ]
+            u, pu, first, e = d.u, d.pu, d.U, d.E
+            if u.__class__ is not int or pu.__class__ is not int or first.__class__ is not int or e.__class__ is not int:
+                return None  # numbers written as strings: parse() reads them its way
+            return [BookDelta(self.name, self.symbol, d.b, d.a, u, pu, first, e / 1000.0, ts_local)]
+        if d.a.__class__ is not int or d.T.__class__ is not int or d.m.__class__ is not bool:
+            return None
         return [
             Trade(
                 venue=self.name,
