@@ -11,6 +11,11 @@ Only the steady state is timed: each round starts a fresh pipeline and feeds it,
 to the frame that makes the book whole (snapshot, buffered deltas); the depth frames after
 that are timed. The floor parses exactly those timed frames. Python's ``float()`` of the
 price/size strings is measured separately as a second floor, since every adapter must do it.
+
+A third floor is the least work any correct client does in Python on the same frames: the
+adapter's typed decoder (``parse_fast``: decode, numbers converted and checked in C) and then
+one plain-dict store per level, with no sequence check, no ordering and no statistics. For the
+Binance cases a stage breakdown (us per frame) shows where the rest goes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import orjson
 from bench.common import Figure
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
-from obview.model import FeedStatus
+from obview.model import BookDelta, BookSnapshot, FeedStatus
 from obview.record import Replay, replay_frames
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
@@ -178,6 +183,86 @@ def _float_cost(frames: list) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
+def _events(pipe: FeedPipeline, name: str, frames: list) -> list:
+    out = []
+    for f in frames:
+        evs = pipe.adapter.parse_fast(name, f, 0.0)
+        out.append(evs if evs is not None else pipe.adapter.parse(name, f, 0.0))
+    return out
+
+
+def _decode_store_floor(make_pipe, name: str, frames: list) -> float:
+    """frames/s of the adapter's typed decode (parse_fast, else parse) + a dict store per level."""
+    adapter = make_pipe().adapter
+    fast, slow = adapter.parse_fast, adapter.parse
+    books = (BookDelta, BookSnapshot)
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    t0 = time.perf_counter()
+    for f in frames:
+        evs = fast(name, f, 0.0)
+        if evs is None:
+            evs = slow(name, f, 0.0)
+        for ev in evs:
+            if isinstance(ev, books):
+                for p, q in ev.bids:
+                    bids[p] = q
+                for p, q in ev.asks:
+                    asks[p] = q
+    return len(frames) / (time.perf_counter() - t0)
+
+
+def _stages(make_pipe, feed: list[Record], label: str, runs: int) -> list[Figure]:
+    """us per frame of each stage of the pipeline on the timed frames (median of ``runs``)."""
+    cut = _split(make_pipe, feed)
+    warm, timed = feed[:cut], [r for r in feed[cut:] if r[0] == "raw"]
+    name, frames = timed[0][1], [r[2] for r in timed]
+    n = len(frames)
+    vals: dict[str, list[float]] = {k: [] for k in ("loads", "fast", "sync", "apply", "all")}
+    for _ in range(runs):
+        loads = orjson.loads
+        t0 = time.perf_counter()
+        for f in frames:
+            loads(f)
+        vals["loads"].append((time.perf_counter() - t0) / n * 1e6)
+        pipe = make_pipe()
+        fast = pipe.adapter.parse_fast
+        t0 = time.perf_counter()
+        for f in frames:
+            fast(name, f, 0.0)
+        vals["fast"].append((time.perf_counter() - t0) / n * 1e6)
+        evs = _events(pipe, name, frames)
+        for kind, key in ((0, "sync"), (1, "apply")):
+            pipe = make_pipe()
+            for rec in warm:
+                _feed_one(pipe, rec)
+            on_delta, apply = pipe.sync.on_delta, pipe.market.book.apply_delta
+            t0 = time.perf_counter()
+            for es in evs:
+                for e in es:
+                    if kind == 0:
+                        on_delta(e)
+                    else:
+                        apply(e.bids, e.asks)
+            vals[key].append((time.perf_counter() - t0) / n * 1e6)
+        pipe = make_pipe()
+        for rec in warm:
+            _feed_one(pipe, rec)
+        on_frame = pipe.on_frame
+        t0 = time.perf_counter()
+        for f in frames:
+            on_frame(name, f, 0.0)
+        vals["all"].append((time.perf_counter() - t0) / n * 1e6)
+    names = {
+        "loads": "orjson.loads alone (the floor)",
+        "fast": "typed decode + events (parse_fast)",
+        "sync": "sequence check + apply + crossed check (BookSync.on_delta)",
+        "apply": "of which book apply (OrderBook.apply_delta)",
+        "all": "whole pipeline (parse + sync + market statistics)",
+    }
+    return [Figure(f"stage {label}: {names[k]}", "us/frame", v) for k, v in vals.items()]
+
+
 def _case(
     figs: list[Figure], label: str, make_pipe, feed: list[Record], runs: int, budget: int
 ) -> None:
@@ -187,22 +272,27 @@ def _case(
         figs.append(Figure(f"adapter {label}", "frames/s", [], note="no depth frames after sync"))
         return
     rounds = max(1, budget // n_timed)
-    p_vals, f_vals, g_vals = [], [], []
+    p_vals, f_vals, g_vals, d_vals = [], [], [], []
     frames = [r[2] for r in feed[cut:] if r[0] == "raw"]
+    name = next(r[1] for r in feed[cut:] if r[0] == "raw")
     size = sum(len(f) for f in frames) // len(frames)
     for _ in range(runs):
         p, f, _n = _measure(make_pipe, feed, rounds)
         p_vals.append(p)
         f_vals.append(f)
         g_vals.append(_float_cost(frames * rounds))
-    pv, fv, gv = (sorted(v)[len(v) // 2] for v in (p_vals, f_vals, g_vals))
+        d_vals.append(_decode_store_floor(make_pipe, name, frames * rounds))
+    pv, fv, gv, dv = (sorted(v)[len(v) // 2] for v in (p_vals, f_vals, g_vals, d_vals))
     figs.append(
         Figure(
             f"adapter {label}: parse+sync+apply (n={n_timed}, ~{size} B)",
             "frames/s",
             p_vals,
             target=">= 70% of floor",
-            note=f"{pv / fv:.0%} of the orjson.loads floor; {pv / gv:.0%} of loads+float()",
+            note=(
+                f"{pv / fv:.0%} of the orjson.loads floor; {pv / gv:.0%} of loads+float(); "
+                f"{pv / dv:.0%} of typed decode + dict store"
+            ),
         )
     )
     figs.append(Figure(f"adapter {label}: orjson.loads floor, same frames", "frames/s", f_vals))
@@ -213,6 +303,16 @@ def _case(
             g_vals,
         )
     )
+    figs.append(
+        Figure(
+            f"adapter {label}: typed decode (parse_fast) + a dict store per level, same frames",
+            "frames/s",
+            d_vals,
+            note=f"{dv / fv:.0%} of the orjson.loads floor",
+        )
+    )
+    if label.startswith("binance"):
+        figs.extend(_stages(make_pipe, feed, label, runs))
 
 
 def run(quick: bool) -> list[Figure]:
