@@ -19,10 +19,13 @@ Sizes: SWAP and FUTURES books count contracts (``ctVal`` coins each for linear c
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from operator import itemgetter
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 
+import msgspec
 import orjson
 
 from obview.book import OrderBook
@@ -32,9 +35,12 @@ from obview.venues.base import (
     IGNORED,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
     ResyncMode,
+    Size,
     StreamSpec,
     SyncResult,
     SyncStatus,
@@ -49,6 +55,8 @@ BOOK_DEPTH = 400
 CHECKSUM_LEVELS = 25
 
 RawLevel = tuple[str, str]  # (price, size) exactly as sent
+#: ``"price:size"`` exactly as sent: one level's piece of the checksum text
+RawText = str
 
 # Built-in facts used when /api/v5/public/instruments cannot be reached:
 # instId -> (tickSz, lotSz, ctVal). Swap sizes are contracts of ctVal coins.
@@ -60,6 +68,9 @@ DEFAULTS: dict[str, tuple[float, float, float]] = {
 
 # Error codes that retrying the same subscription will not fix (unknown instrument/channel).
 FATAL_ERRORS = {"60018", "51001"}
+
+_INF = float("inf")
+_PRICE = itemgetter(0)
 
 
 def okx_checksum(bids: list[RawLevel], asks: list[RawLevel]) -> int:
@@ -81,46 +92,154 @@ def okx_checksum(bids: list[RawLevel], asks: list[RawLevel]) -> int:
     return crc - (1 << 32) if crc >= (1 << 31) else crc
 
 
+def _checksum_text(bids: Sequence[RawText], asks: Sequence[RawText]) -> str:
+    """The text ``okx_checksum`` hashes, from ``"price:size"`` pieces already cut to the top 25:
+    bid and ask pieces interleaved, then the longer side's rest (C-level slice assignments)."""
+    nb, na = len(bids), len(asks)
+    if nb == na:
+        parts = [*bids, *asks]
+        parts[0::2] = bids
+        parts[1::2] = asks
+    elif nb > na:
+        parts = [*bids[:na], *asks]
+        parts[0::2] = bids[:na]
+        parts[1::2] = asks
+        parts += bids[na:]
+    else:
+        parts = [*bids, *asks[:nb]]
+        parts[0::2] = bids
+        parts[1::2] = asks[:nb]
+        parts += asks[nb:]
+    return ":".join(parts)
+
+
+def _lookup(texts: dict[float, RawText], prices: list[float]) -> Sequence[RawText]:
+    """``texts`` of ``prices`` in order (KeyError for a missing one), in one C call."""
+    if len(prices) > 1:
+        return itemgetter(*prices)(texts)
+    return [texts[p] for p in prices]
+
+
 @dataclass(slots=True)
 class OkxBookSnapshot(BookSnapshot):
-    """A snapshot that also keeps the original strings the checksum is computed from."""
+    """A snapshot that also keeps, per level, the ``"price:size"`` strings as sent (in the order
+    of ``bids`` / ``asks``): what the checksum is computed from."""
 
-    raw_bids: list[RawLevel] = field(default_factory=list)
-    raw_asks: list[RawLevel] = field(default_factory=list)
+    raw_bids: list[RawText] = field(default_factory=list)
+    raw_asks: list[RawText] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class OkxBookDelta(BookDelta):
-    raw_bids: list[RawLevel] = field(default_factory=list)
-    raw_asks: list[RawLevel] = field(default_factory=list)
+    raw_bids: list[RawText] = field(default_factory=list)
+    raw_asks: list[RawText] = field(default_factory=list)
+
+
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+# A push is decoded in two steps: the envelope (``data`` left as raw JSON), then ``data`` with the
+# channel's type. Book levels stay strings: the checksum needs them exactly as sent, and ``float``
+# of them in Python reads them exactly as ``parse`` does. The book decoder is strict: it converts
+# nothing, so every integer it accepts is one ``parse`` reads the same way (within int64: orjson
+# reads longer ones as floats).
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Arg(msgspec.Struct):
+    channel: str
+    instId: str
+
+
+class _Push(msgspec.Struct):
+    arg: _Arg
+    data: msgspec.Raw
+    action: str = ""
+    event: Any = None  # acks, errors and notices carry it: parse decides
+
+
+class _Level(msgspec.Struct, array_like=True, gc=False):
+    """``[price, size, ...]``: the two strings ``parse`` reads; the rest is skipped, as there."""
+
+    px: str
+    sz: str
+
+
+class _Book(msgspec.Struct):
+    bids: list[_Level]
+    asks: list[_Level]
+    ts: str
+    checksum: _Int64 | None = None
+    seqId: _Int64 | None = None
+    prevSeqId: _Int64 | None = None
+
+
+class _Trade(msgspec.Struct):
+    px: Price
+    sz: Size
+    side: Literal["buy", "sell"]
+    tradeId: str
+    ts: str
+
+
+_decode_push = msgspec.json.Decoder(_Push).decode
+_decode_books = msgspec.json.Decoder(list[_Book]).decode
+_decode_trades = msgspec.json.Decoder(list[_Trade], strict=False).decode
+#: what the fast path leaves to ``parse``: a frame the decoders do not describe, a level or a
+#: time ``float`` / ``int`` refuse, a time no float can hold
+_FAST_MISS = (*FastMiss, OverflowError)
+
+
+def _float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[RawText]] | None:
+    """(price, size) floats and ``"price:size"`` texts of ``rows``, read by ``float`` as ``parse``
+    reads them; None if a price or size is not finite, a price <= 0 or a size < 0 (``parse``
+    then decides)."""
+    out: list[tuple[float, float]] = []
+    raw: list[RawText] = []
+    append = out.append
+    append_raw = raw.append
+    for row in rows:
+        px = row.px
+        sz = row.sz
+        p = float(px)
+        s = float(sz)
+        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+            return None
+        append((p, s))
+        append_raw(f"{px}:{sz}")
+    return out, raw
 
 
 class OkxSync(BookSync):
     """seqId/prevSeqId chain (base rules) plus the CRC32 check over the original strings.
 
-    Keeps price -> (price string, size string) per side next to the float book.
+    Keeps price -> ``"price:size"`` as sent, per side, next to the float book. An entry is
+    written for every level an applied message names, deletions included (one C-level
+    ``dict.update`` per side instead of a Python loop): only prices in the book are ever looked
+    up, and each of those holds the text of the message that last set it. Entries of deleted
+    or cut-off levels are pruned once a side's map grows past ``raw_limit``.
     """
 
     def __init__(self, book: OrderBook, depth: int | None = BOOK_DEPTH) -> None:
         super().__init__(book, depth)
-        self.bid_str: dict[float, RawLevel] = {}
-        self.ask_str: dict[float, RawLevel] = {}
+        self.bid_raw: dict[float, RawText] = {}
+        self.ask_raw: dict[float, RawText] = {}
+        self.raw_limit = 4 * (depth or BOOK_DEPTH)
         self.checksums_verified = 0
         self.checksums_skipped = 0  # checksum 0 or absent: nothing to verify
         self.first_pending = False
 
     def reset(self) -> None:
         super().reset()
-        self.bid_str.clear()
-        self.ask_str.clear()
+        self.bid_raw.clear()
+        self.ask_raw.clear()
         self.first_pending = False
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
-        self.bid_str = {}
-        self.ask_str = {}
         if isinstance(snap, OkxBookSnapshot):
-            _remember(self.bid_str, snap.raw_bids)
-            _remember(self.ask_str, snap.raw_asks)
+            self.bid_raw = dict(zip(map(_PRICE, snap.bids), snap.raw_bids, strict=False))
+            self.ask_raw = dict(zip(map(_PRICE, snap.asks), snap.raw_asks, strict=False))
+        else:
+            self.bid_raw = {}
+            self.ask_raw = {}
         return super().on_snapshot(snap)
 
     def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
@@ -135,31 +254,41 @@ class OkxSync(BookSync):
 
     def check_delta(self, delta: BookDelta) -> SyncResult:
         last = self.last_seq
-        if self.first_pending and last is not None and delta.seq is not None and delta.prev_seq is not None and delta.prev_seq != last:
+        prev = delta.prev_seq
+        if last is None or prev is None or prev == last:
+            # the steady state: the chain links (or there is none to follow)
+            self.first_pending = False
+        elif self.first_pending and delta.seq is not None:
             if delta.seq <= last:
                 return IGNORED  # already in the snapshot
-            if not delta.prev_seq <= last < delta.seq:
-                return SyncResult(SyncStatus.GAP, f"snapshot {last} does not bridge update {delta.prev_seq}\u2192{delta.seq}")
+            if not prev <= last < delta.seq:
+                return SyncResult(
+                    SyncStatus.GAP,
+                    f"snapshot {last} does not bridge update {prev}\u2192{delta.seq}",
+                )
             self.first_pending = False
-            res = APPLIED
         else:
             self.first_pending = False
             res = super().check_delta(delta)
-        if res.status is SyncStatus.APPLIED and isinstance(delta, OkxBookDelta):
-            # the base class applies the floats right after this; keep the strings in step
-            _remember(self.bid_str, delta.raw_bids)
-            _remember(self.ask_str, delta.raw_asks)
-        return res
+            if res.status is not SyncStatus.APPLIED:
+                return res
+        if delta.__class__ is OkxBookDelta or isinstance(delta, OkxBookDelta):
+            # the base class applies the floats right after this; keep the texts in step
+            if delta.bids:
+                self.bid_raw.update(zip(map(_PRICE, delta.bids), delta.raw_bids, strict=False))
+            if delta.asks:
+                self.ask_raw.update(zip(map(_PRICE, delta.asks), delta.raw_asks, strict=False))
+        return APPLIED
 
     def verify(self, checksum: int) -> bool:
-        bids, asks = self.book.top(CHECKSUM_LEVELS)
+        book = self.book
         try:
-            raw_bids = [self.bid_str[p] for p, _ in bids]
-            raw_asks = [self.ask_str[p] for p, _ in asks]
+            bids = _lookup(self.bid_raw, book.bids.keys()[: -CHECKSUM_LEVELS - 1 : -1])
+            asks = _lookup(self.ask_raw, book.asks.keys()[:CHECKSUM_LEVELS])
         except KeyError:
             return False
-        self._prune()
-        ok = okx_checksum(raw_bids, raw_asks) == checksum
+        crc = zlib.crc32(_checksum_text(bids, asks).encode())
+        ok = (crc - (1 << 32) if crc >= (1 << 31) else crc) == checksum
         if ok:
             self.checksums_verified += 1
         return ok
@@ -167,24 +296,17 @@ class OkxSync(BookSync):
     def _post_apply(self, checksum: int | None) -> SyncResult:
         if not checksum:
             self.checksums_skipped += 1
+        limit = self.raw_limit
+        if len(self.bid_raw) > limit or len(self.ask_raw) > limit:
+            self._prune()
         return super()._post_apply(checksum)
 
     def _prune(self) -> None:
-        """Drop strings of levels the depth limit cut off (bounded memory)."""
-        limit = 2 * (self.depth or BOOK_DEPTH)
-        if len(self.bid_str) > limit:
-            self.bid_str = {p: self.bid_str[p] for p in self.book.bids if p in self.bid_str}
-        if len(self.ask_str) > limit:
-            self.ask_str = {p: self.ask_str[p] for p in self.book.asks if p in self.ask_str}
-
-
-def _remember(side: dict[float, RawLevel], raw: list[RawLevel]) -> None:
-    for px, sz in raw:
-        p = float(px)
-        if float(sz) > 0:
-            side[p] = (px, sz)
-        else:
-            side.pop(p, None)
+        """Drop the texts of levels the book no longer holds (bounded memory)."""
+        raw = self.bid_raw
+        self.bid_raw = {p: raw[p] for p in self.book.bids.levels if p in raw}
+        raw = self.ask_raw
+        self.ask_raw = {p: raw[p] for p in self.book.asks.levels if p in raw}
 
 
 def inst_type(inst_id: str) -> str:
@@ -199,16 +321,24 @@ def inst_type(inst_id: str) -> str:
     return "OPTION"
 
 
-def _levels(rows: list) -> tuple[list[tuple[float, float]], list[RawLevel]]:
+def _levels(rows: list) -> tuple[list[tuple[float, float]], list[RawText]]:
     floats: list[tuple[float, float]] = []
-    raw: list[RawLevel] = []
+    raw: list[RawText] = []
     for row in rows:
         px, sz = row[0], row[1]
         if not isinstance(px, str) or not isinstance(sz, str):
             raise FrameError("book level is not [price string, size string, ...]")
         floats.append((float(px), float(sz)))
-        raw.append((px, sz))
+        raw.append(f"{px}:{sz}")
     return floats, raw
+
+
+def _seconds(ms: object) -> float:
+    """A venue time in ms (a numeric string) -> seconds; FrameError for one no float can hold."""
+    try:
+        return int(ms) / 1000.0  # type: ignore[call-overload]
+    except OverflowError:
+        raise FrameError(f"time out of range: {str(ms)[:40]}") from None
 
 
 def _int_or_none(v: object) -> int | None:
@@ -268,6 +398,57 @@ class OkxAdapter(VenueAdapter):
         return [dumps({"op": "unsubscribe", "args": arg}), dumps({"op": "subscribe", "args": arg})]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # books and trades pushes; acks, errors, pongs and odd shapes go to parse()
+        try:
+            push = _decode_push(frame)
+            if push.event is not None:
+                return None
+            arg = push.arg
+            if arg.instId != self.native:
+                return []
+            channel = arg.channel
+            if channel == "books":
+                action = push.action
+                if action != "update" and action != "snapshot":
+                    return None
+                out: list[Event] = []
+                for d in _decode_books(push.data):
+                    b = _float_levels(d.bids)
+                    a = _float_levels(d.asks)
+                    if b is None or a is None:
+                        return None
+                    bids, raw_bids = b
+                    asks, raw_asks = a
+                    ts = int(d.ts) / 1000.0
+                    if action == "update":
+                        out.append(
+                            OkxBookDelta(
+                                self.name, self.symbol, bids, asks, d.seqId, d.prevSeqId, None,
+                                ts, ts_local, d.checksum, raw_bids, raw_asks,
+                            )
+                        )  # fmt: skip
+                    else:
+                        out.append(
+                            OkxBookSnapshot(
+                                self.name, self.symbol, bids, asks, d.seqId, ts, ts_local,
+                                d.checksum, raw_bids, raw_asks,
+                            )
+                        )  # fmt: skip
+                return out
+            if channel == "trades":
+                name, symbol = self.name, self.symbol
+                return [
+                    Trade(
+                        name, symbol, t.px, t.sz, Side.BUY if t.side == "buy" else Side.SELL,
+                        t.tradeId, int(t.ts) / 1000.0, ts_local,
+                    )
+                    for t in _decode_trades(push.data)
+                ]  # fmt: skip
+            return []  # tickers and other channels: not ours
+        except _FAST_MISS:
+            return None
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         if frame == "pong" or frame == b"pong":
             return []
@@ -311,7 +492,7 @@ class OkxAdapter(VenueAdapter):
         for d in data:
             bids, raw_bids = _levels(d["bids"])
             asks, raw_asks = _levels(d["asks"])
-            ts = int(d["ts"]) / 1000.0
+            ts = _seconds(d["ts"])
             checksum = _int_or_none(d.get("checksum"))
             seq = _int_or_none(d.get("seqId"))
             if action == "snapshot":
@@ -344,7 +525,7 @@ class OkxAdapter(VenueAdapter):
             size=float(t["sz"]),
             side=Side.BUY if side == "buy" else Side.SELL,  # taker side
             trade_id=str(t["tradeId"]),
-            ts_exchange=int(t["ts"]) / 1000.0,
+            ts_exchange=_seconds(t["ts"]),
             ts_local=ts_local,
         )
 
@@ -364,7 +545,7 @@ class OkxAdapter(VenueAdapter):
         asks, raw_asks = _levels(d["asks"])
         return OkxBookSnapshot(
             self.name, self.symbol, bids, asks, seq=_int_or_none(d.get("seqId")),
-            ts_exchange=int(d["ts"]) / 1000.0, ts_local=ts_local,
+            ts_exchange=_seconds(d["ts"]), ts_local=ts_local,
             checksum=_int_or_none(d.get("checksum")), raw_bids=raw_bids, raw_asks=raw_asks,
         )  # fmt: skip
 
