@@ -90,3 +90,14 @@ def test_the_pipeline_falls_back_when_a_fast_path_trips():
     pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
     f = '{"stream":"x","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"10","q":"2","T":1,"m":false}}'
     assert pipe.on_frame("trades", f, 0.0) == [] and pipe.trades == 1 and pipe.parse_errors == 0
+
+
+def test_a_time_too_long_for_a_float_is_a_bad_frame_not_a_crash():
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+
+    adapter = BinanceAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
+    f = '{"stream":"x","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"10","q":"2","T":%s,"m":false}}'
+    assert pipe.on_frame("trades", f % ("9" * 400), 0.0) == []
+    assert pipe.parse_errors == 1 and pipe.trades == 0

@@ -118,8 +118,9 @@ class FeedPipeline:
                 events = self.adapter.parse(stream, data, ts_local)
             except FrameError as e:
                 return self._bad_frame(stream, str(e))
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-                # a frame with the right shape on the outside but not inside: count it, never crash
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
+                # a frame with the right shape on the outside but not inside (a 400-digit time
+                # overflows a float): count it, never crash
                 return self._bad_frame(stream, f"unexpected frame ({type(e).__name__}: {e})")
             for ev in events:
                 if not _numbers_ok(ev):
@@ -158,7 +159,7 @@ class FeedPipeline:
             snap = self.adapter.parse_snapshot(body, ts_local)
             if not _numbers_ok(snap):
                 raise FrameError(NOT_FINITE)
-        except (FrameError, KeyError, IndexError, TypeError, ValueError) as e:
+        except (FrameError, KeyError, IndexError, TypeError, ValueError, ArithmeticError) as e:
             self.parse_errors += 1
             self.market.stats.bad_frames += 1
             reason = f"bad snapshot: {e}"
