@@ -152,6 +152,8 @@ class BookSync:
         self.last_seq: int | None = None
         self.buffer: list[BookDelta] = []
         self.buffer_dropped = 0
+        # on_delta inlines _post_apply's common case unless a subclass extends it
+        self._plain_post = type(self)._post_apply is BookSync._post_apply
 
     def reset(self) -> None:
         """Forget the book (reconnect or resync started)."""
@@ -200,7 +202,7 @@ class BookSync:
         book.apply_delta(delta.bids, delta.asks)
         if delta.seq is not None:
             self.last_seq = delta.seq
-        if self.depth is None and not delta.checksum:
+        if self._plain_post and self.depth is None and not delta.checksum:
             # the common case of _post_apply, inline: no depth cut, no checksum to verify
             bk, ak = book.bids._keys, book.asks._keys
             if not (bk and ak and bk[-1] >= ak[0]):
