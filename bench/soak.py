@@ -15,7 +15,7 @@ The stack is the app's own: ``FeedManager`` starts the demo simulator server on 
 with ``--server-process``, connects to ``obview demo-server`` run as a child process) and a
 ``FeedSession`` per symbol (connect, subscribe, sync, sampler, watchdog). Every ``--interval``
 seconds it samples RSS (/proc/self/status), open file descriptors (/proc/self/fd), the number of
-asyncio tasks and the queue depths (simulator send queues, websockets receive buffers, book-sync
+asyncio tasks and the queue depths (simulator send queues, what the client holds, book-sync
 buffers), prints the series, and at the end the least-squares slope of RSS and tasks after the
 warm-up: flat means no leak.
 """
@@ -286,7 +286,7 @@ def summarize(run: Run) -> list[str]:
         lines += [
             f"- after warm-up: RSS {first.rss:.1f} -> {last.rss:.1f} MiB (slope {rss_slope:+.3f} MiB/min);"
             f" tasks {first.tasks} -> {last.tasks} (slope {task_slope:+.3f}/min); fds {first.fds} -> {last.fds} (slope {fd_slope:+.3f}/min)",
-            f"- queue depth max: simulator send {max(s.server_q for s in run.samples)}, websockets receive {max(s.recv_q for s in run.samples)},"
+            f"- queue depth max: simulator send {max(s.server_q for s in run.samples)}, held by the client {max(s.recv_q for s in run.samples)},"
             f" book-sync buffer {max(s.sync_buf for s in run.samples)}",
         ]
     step = max(1, len(run.samples) // 12)
