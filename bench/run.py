@@ -25,7 +25,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 def machine() -> str:
     pkgs = []
-    for name in ("textual", "rich", "websockets", "orjson", "sortedcontainers", "order-book", "ccxt"):
+    for name in ("textual", "rich", "websockets", "orjson", "msgspec", "sortedcontainers", "order-book", "ccxt"):
         try:
             pkgs.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:

@@ -45,6 +45,25 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def heap_mib() -> tuple[float, float]:
+    """(in use, free) MiB in the C heap (glibc ``mallinfo2``; nan elsewhere): RSS that grows while
+    "in use" stays flat is the allocator keeping freed memory, not a leak."""
+    try:
+        import ctypes
+
+        class _Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+            )]  # fmt: skip
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Info
+        info = libc.mallinfo2()
+        return (info.uordblks + info.hblkhd) / 2**20, info.fordblks / 2**20
+    except (OSError, AttributeError):
+        return float("nan"), float("nan")
+
+
 def open_fds() -> int:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -74,6 +93,9 @@ class Sample:
     sync_buf: int
     heatmap: int
     states: str
+    heap_used: float = float("nan")  # MiB the C heap has handed out (Python objects included)
+    heap_free: float = float("nan")  # MiB the C heap holds free
+    py_blocks: int = 0  # Python's small-object allocator: blocks in use
 
 
 @dataclass
@@ -197,7 +219,7 @@ async def soak(args: argparse.Namespace) -> Run:
         live_ticks = total_ticks = 0
         next_sample = start
         print(
-            f"{'t s':>6} {'RSS MiB':>8} {'fds':>4} {'tasks':>5} {'msgs':>10} {'srvQ':>5} {'rcvQ':>5} {'syncB':>5} {'heat':>5}  states",
+            f"{'t s':>6} {'RSS MiB':>8} {'heap':>6} {'free':>6} {'blocks':>8} {'fds':>4} {'tasks':>5} {'msgs':>10} {'srvQ':>5} {'rcvQ':>5} {'syncB':>5} {'heat':>5}  states",
             flush=True,
         )
         while True:
@@ -211,6 +233,7 @@ async def soak(args: argparse.Namespace) -> Run:
                 next_sample += args.interval
                 gc.collect()
                 sq, rq, sb = _queues(manager)
+                used, free = heap_mib()
                 s = Sample(
                     t=elapsed,
                     rss=rss_mib(),
@@ -222,10 +245,13 @@ async def soak(args: argparse.Namespace) -> Run:
                     sync_buf=sb,
                     heatmap=len(markets[0].heatmap.columns),
                     states=" ".join(m.state.status.value[:4] for m in markets),
+                    heap_used=used,
+                    heap_free=free,
+                    py_blocks=sys.getallocatedblocks(),
                 )
                 run.samples.append(s)
                 print(
-                    f"{s.t:6.0f} {s.rss:8.1f} {s.fds:4d} {s.tasks:5d} {s.frames:10d} {s.server_q:5d} {s.recv_q:5d} {s.sync_buf:5d} {s.heatmap:5d}  {s.states}",
+                    f"{s.t:6.0f} {s.rss:8.1f} {s.heap_used:6.1f} {s.heap_free:6.1f} {s.py_blocks:8d} {s.fds:4d} {s.tasks:5d} {s.frames:10d} {s.server_q:5d} {s.recv_q:5d} {s.sync_buf:5d} {s.heatmap:5d}  {s.states}",
                     flush=True,
                 )
             if done:
@@ -285,6 +311,8 @@ def summarize(run: Run) -> list[str]:
     if first and last:
         lines += [
             f"- after warm-up: RSS {first.rss:.1f} -> {last.rss:.1f} MiB (slope {rss_slope:+.3f} MiB/min);"
+            f" C heap in use {first.heap_used:.1f} -> {last.heap_used:.1f} MiB (slope {slope(xs, [s.heap_used for s in warm]):+.3f} MiB/min);"
+            f" Python blocks {first.py_blocks:,} -> {last.py_blocks:,} (slope {slope(xs, [s.py_blocks for s in warm]):+,.0f}/min);"
             f" tasks {first.tasks} -> {last.tasks} (slope {task_slope:+.3f}/min); fds {first.fds} -> {last.fds} (slope {fd_slope:+.3f}/min)",
             f"- queue depth max: simulator send {max(s.server_q for s in run.samples)}, held by the client {max(s.recv_q for s in run.samples)},"
             f" book-sync buffer {max(s.sync_buf for s in run.samples)}",
@@ -295,11 +323,11 @@ def summarize(run: Run) -> list[str]:
         shown.append(run.samples[-1])
     lines += [
         "",
-        "| t (s) | RSS (MiB) | fds | tasks | frames | send q | recv q | heatmap cols |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| t (s) | RSS (MiB) | C heap in use (MiB) | heap free (MiB) | Python blocks | fds | tasks | frames | send q | recv q | heatmap cols |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s.t:.0f} | {s.rss:.1f} | {s.fds} | {s.tasks} | {s.frames:,} | {s.server_q} | {s.recv_q} | {s.heatmap} |"
+        f"| {s.t:.0f} | {s.rss:.1f} | {s.heap_used:.1f} | {s.heap_free:.1f} | {s.py_blocks:,} | {s.fds} | {s.tasks} | {s.frames:,} | {s.server_q} | {s.recv_q} | {s.heatmap} |"
         for s in shown
     ]
     return lines
