@@ -133,6 +133,41 @@ def test_bucket_sizes_and_truncate():
     assert list(book.bids) == [99.4] and list(book.asks) == [100.2]
 
 
+@settings(max_examples=300, deadline=None)
+@given(levels, levels, st.integers(min_value=-50, max_value=450), st.sampled_from([0.5, 1.0, 2.5, 0.3]), st.integers(min_value=1, max_value=120))
+def test_bucket_span_is_the_occupied_stretch_of_the_window(bids, asks, lo_ticks, step, count):
+    book = OrderBook()
+    book.apply_snapshot(bids, asks)
+    lo = lo_ticks * TICK
+    # reference: every level, bucketed by the same formula, no cut
+    full = [0.0] * count
+    for p, s in list(book.bids.items()) + list(book.asks.items()):
+        if lo <= p < lo + step * count:
+            i = int((p - lo) / step)
+            if 0 <= i < count:
+                full[i] += s
+    first, span = book.bucket_span(lo, step, count)
+    assert book.bucket_sizes(lo, step, count) == full
+    if not any(full):
+        assert span == [] or not any(span)
+        return
+    nz = [i for i, v in enumerate(full) if v]
+    # the span starts and ends on occupied buckets and holds every occupied one
+    assert first <= nz[0] and first + len(span) - 1 >= nz[-1]
+    assert span[0] and span[-1]
+    assert full[first : first + len(span)] == span
+
+
+def test_bucket_span_of_a_narrow_book_in_a_wide_window():
+    book = OrderBook()
+    book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(20)], [(100.1 + i * 0.1, 2.0) for i in range(20)])
+    first, span = book.bucket_span(0.0, 0.5, 4000)  # buckets 0..4000 cover 0 to 2000
+    assert first == int(98.1 / 0.5) and len(span) == int(102.0 / 0.5) - first + 1
+    assert math.isclose(sum(span), 20 * 1.0 + 20 * 2.0)
+    assert OrderBook().bucket_span(0.0, 0.5, 4000) == (0, [])
+    assert book.bucket_span(500.0, 0.5, 10) == (0, [])  # book outside the window
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(prices, sizes), max_size=60), prices, prices, st.booleans(), st.booleans())
 def test_book_side_sorted_map_helpers(ops, a, b, inc_lo, inc_hi):

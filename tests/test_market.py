@@ -106,3 +106,28 @@ def test_sampler_after_a_stall_resumes_the_cadence_without_a_burst():
     assert m.tick(1003.0) is not None  # the loop stalled for 3 s: one sample, not twelve
     assert m.tick(1003.05) is None and m.tick(1003.2) is None
     assert m.tick(1003.26) is not None
+
+
+def test_sampler_column_keeps_only_the_books_stretch_of_the_window():
+    # a BTC-like book (500 levels a side at 0.1) in the default +-1% window of 4000 buckets:
+    # the column holds the ~200 buckets the book covers, and in the venue's own units converted
+    # at each bucket's own price
+    inverse = Instrument("deribit", "BTC-PERP", "BTC-PERPETUAL", tick=0.5, lot=10, size_unit="quote", contract_value=1.0)
+    for inst in (Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001), inverse):
+        m = Market(inst)
+        bids = [(50_000.0 - i * 0.5, 1000.0 + i) for i in range(500)]
+        asks = [(50_000.5 + i * 0.5, 2000.0 + i) for i in range(500)]
+        m.book.apply_snapshot(bids, asks)
+        m.set_state(FeedStatus.LIVE)
+        col = m.tick(1000.0)
+        step = m.heatmap.step
+        assert col.live and m.heatmap.buckets == 4000
+        assert len(col.sizes) <= (asks[-1][0] - bids[-1][0]) / step + 2
+        # every level lands in its bucket, converted at that bucket's mid price
+        want: dict[int, float] = {}
+        for p, s in bids + asks:
+            b = int(p // step)
+            want[b] = want.get(b, 0.0) + inst.to_base((b + 0.5) * step, s)
+        got = {col.start + i: v for i, v in enumerate(col.sizes) if v}
+        assert got.keys() == want.keys()
+        assert all(abs(got[b] - want[b]) <= 1e-6 * want[b] for b in want)

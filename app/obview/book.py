@@ -317,12 +317,36 @@ class OrderBook:
 
     def bucket_sizes(self, lo: float, step: float, count: int) -> list[float]:
         """Resting size (both sides) per price bucket [lo + i*step, lo + (i+1)*step)."""
+        first, sizes = self.bucket_span(lo, step, count)
         out = [0.0] * count
-        hi = lo + step * count
-        for side in (self.bids, self.asks):
-            levels = side.levels
-            for p in side.irange(lo, hi, inclusive=(True, False)):
-                i = int((p - lo) / step)
-                if 0 <= i < count:
-                    out[i] += levels[p]
+        out[first : first + len(sizes)] = sizes
         return out
+
+    def bucket_span(self, lo: float, step: float, count: int) -> tuple[int, list[float]]:
+        """``bucket_sizes`` cut to the buckets from the lowest to the highest occupied one:
+        (index of the first of them, their sizes); (0, []) when no level is in the window.
+
+        A window is usually far wider than the book (the heatmap keeps +-1% of the mid, a
+        500-level book covers a tenth of that), so this is what a history of columns stores.
+        """
+        hi = lo + step * count
+        spans = []
+        first, last = count, -1
+        for side in (self.bids, self.asks):
+            keys = side._keys
+            a, b = bisect_left(keys, lo), bisect_left(keys, hi)
+            if a < b:
+                spans.append((side.levels, keys[a:b]))
+                first = min(first, int((keys[a] - lo) / step))
+                last = max(last, int((keys[b - 1] - lo) / step))
+        first, last = max(first, 0), min(last, count - 1)
+        if first > last:
+            return 0, []
+        out = [0.0] * (last - first + 1)
+        n = len(out)
+        for levels, prices in spans:
+            for p in prices:
+                i = int((p - lo) / step) - first
+                if 0 <= i < n:
+                    out[i] += levels[p]
+        return first, out

@@ -174,7 +174,10 @@ class HeatmapSampler:
         else:
             step = self.step
             start = int(math.floor(mid / step)) - self.buckets // 2
-            sizes = book.bucket_sizes(start * step, step, self.buckets)
+            # only the occupied stretch of the window is kept: a column costs what the book
+            # spans, not the whole +-span_pct window (mostly empty buckets)
+            first, sizes = book.bucket_span(start * step, step, self.buckets)
+            start += first
             if inst.size_unit != "base":
                 sizes = [inst.to_base((start + i + 0.5) * step, s) for i, s in enumerate(sizes)]
             bb, ba = book.best_bid(), book.best_ask()
