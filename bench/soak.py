@@ -296,7 +296,7 @@ def summarize(run: Run) -> list[str]:
         + (
             f"; heatmap ring {a.heatmap_history} columns"
             if a.heatmap_history
-            else "; heatmap ring at the app default (fills in 5 min)"
+            else "; heatmap ring at the app default (720 columns at 4 Hz: fills in 3 min)"
         )
         + ("; headless app running" if a.app else "")
         + (
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "--heatmap-history",
         type=int,
         default=None,
-        help="heatmap ring length in columns (default: the app's, 1200 = 5 min)",
+        help="heatmap ring length in columns (default: the app's, 720 = 3 min at 4 Hz)",
     )
     p.add_argument(
         "--interval", type=float, default=5.0, help="seconds between samples (default 5)"

@@ -14,11 +14,13 @@ import orjson
 import pytest
 
 from fastpath import check, check_all, recorded_frames, sim_frames
+from obview.book import OrderBook
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import FeedStatus
+from obview.sim.dialects.okx import OkxDialect
 from obview.venues.base import FrameError
-from obview.venues.okx import OkxAdapter, OkxBookDelta, OkxSync, okx_checksum
+from obview.venues.okx import ZERO_RUN, OkxAdapter, OkxBookDelta, OkxSync, okx_checksum
 
 INSTRUMENTS = ("BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP")
 
@@ -102,9 +104,7 @@ def trade(**kw: str) -> str:
     return TRADE % trade_data(**kw)
 
 
-@pytest.mark.parametrize(
-    "frame",
-    [
+HOSTILE = [
         # numbers the book must never hold
         book(bids='["NaN","1","0","1"]'),
         book(bids='["100","-1","0","1"]'),
@@ -139,8 +139,10 @@ def trade(**kw: str) -> str:
         "pong",
         "not json",
         '{"arg":{"channel":"books"},"action":"update","data":[]}',
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("frame", HOSTILE)
 def test_fast_path_leaves_odd_and_hostile_frames_to_the_slow_path(frame):
     adapter = OkxAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
     assert adapter.parse_fast("public", frame, 0.0) is None
@@ -313,3 +315,102 @@ def test_sync_verifies_a_nonzero_checksum_after_a_run_of_zero_ones_and_catches_a
         assert any(isinstance(a, NeedResync) for a in actions)
         assert p.market.stats.checksum_errors == 1 and "checksum" in p.market.state.reason
     assert pipe.on_frame("public", good, 0.0) == [] and pipe.sync.checksums_verified == 3
+
+
+# -- the live feed: checksum 0 on every update, no texts kept ------------------------------------
+
+
+def textless_adapter() -> OkxAdapter:
+    """An adapter whose sync has stopped wanting texts (after ZERO_RUN checksum-0 updates)."""
+    adapter = OkxAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    adapter.make_sync(OrderBook()).texts_wanted = False
+    return adapter
+
+
+@pytest.fixture
+def live_style_sim(monkeypatch):
+    monkeypatch.setattr(OkxDialect, "send_checksum", False)  # what OKX sends since mid-2026
+
+
+def test_without_texts_fast_and_slow_paths_agree_on_live_style_frames_and_mutations(live_style_sim):
+    frames = sim_frames("okx")
+    books = [f for _, f in frames if '"channel":"books"' in f and '"action":"update"' in f]
+    assert len(books) > 200 and all('"checksum":0' in f for f in books)
+    adapter = textless_adapter()
+    handled, _ = check_all(adapter, "public", [f for _, f in frames])
+    assert handled > 200
+    for f in books:
+        (d,) = adapter.parse_fast("public", f, 0.0)
+        assert d.raw_bids is None and d.raw_asks is None
+    # a snapshot and an update with a non-zero checksum carry their texts all the same
+    snap = next(f for _, f in frames if '"action":"snapshot"' in f)
+    assert adapter.parse_fast("public", snap, 0.0)[0].raw_bids
+    (d,) = adapter.parse_fast("public", book(bids='["100.5","1.0","0","1"]').replace('"checksum":0', '"checksum":5'), 0.0)
+    assert d.raw_bids == ["100.5:1.0"]
+
+
+@pytest.mark.parametrize("frame", HOSTILE)
+def test_without_texts_hostile_frames_get_what_the_slow_path_gives(frame):
+    adapter = textless_adapter()
+    check(adapter, "public", frame)
+    fast = adapter.parse_fast("public", frame, 0.0)
+    if "NaN" in frame or '"-1"' in frame or "1e999" in frame or "inf" in frame or '["0"' in frame:
+        assert fast is None  # never a bad number in the book
+
+
+def test_without_texts_levels_are_read_like_the_slow_path():
+    adapter = textless_adapter()
+    for frame in (
+        book(bids='["100.5","1.0","0","1"],["100"," 2","0","1"],["99","0","0","0"]'),
+        book(asks='["101","3"],["102","1_0","0","1","x"]', bids='["100","1e-400","0","1"]'),
+        book(asks='["101","3"],["102","10","0","1","x"]', bids='["100","1e-3","0","1"]'),
+        book(),
+        BOOK % ",".join([DATA % ('["101","1","0","1"]', ""), DATA % ("", '["100","2","0","1"]')]),
+    ):
+        check(adapter, "public", frame)
+    (d,) = adapter.parse_fast("public", book(asks='["101","3"],["102","10","0","1","x"]'), 0.0)
+    assert d.asks == [(101.0, 3.0), (102.0, 10.0)] and d.raw_asks is None
+
+
+def test_live_style_stream_drops_the_texts_and_builds_the_same_book(live_style_sim):
+    frames = [f for _, f in sim_frames("okx", steps=600)]
+    results = []
+    for cls in (OkxAdapter, SlowOkxAdapter):
+        adapter = cls("BTC-PERP", endpoint="ws://127.0.0.1:9")
+        pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
+        wanted_at = None
+        for i, f in enumerate(frames):
+            pipe.on_frame("public", f, 0.0)
+            assert pipe.market.state.status in (FeedStatus.LIVE, FeedStatus.CONNECTING, FeedStatus.SYNCING)
+            if wanted_at is None and not pipe.sync.texts_wanted:
+                wanted_at = i
+        sync = pipe.sync
+        assert wanted_at is not None and sync.zero_run >= ZERO_RUN
+        assert not sync.texts_ok and sync.bid_raw == {} and sync.ask_raw == {}
+        assert pipe.market.state.status is FeedStatus.LIVE and pipe.market.stats.gaps == 0
+        results.append((pipe.market.book.top(400), sync.checksums_skipped, pipe.market.resyncs))
+    assert results[0] == results[1]
+
+
+def test_checksums_resuming_after_the_texts_were_dropped_resync_and_verify_again():
+    pipe = make_pipe()
+    ob = StrBook()
+    pipe.on_frame("public", ob.frame("snapshot", [("100", "1"), ("99", "2")], [("101", "1")]), 0.0)
+    for k in range(ZERO_RUN + 5):
+        pipe.on_frame(
+            "public", ob.frame("update", [(f"{98 - k % 50}", f"{k % 7 + 1}")], [], False), 0.0
+        )
+    assert not pipe.sync.texts_wanted and not pipe.sync.texts_ok
+    assert pipe.market.state.status is FeedStatus.LIVE
+    # the venue sends checksums again: the book cannot be verified without the texts -> resync
+    actions = pipe.on_frame("public", ob.frame("update", [("97.5", "4")], []), 0.0)
+    assert any(isinstance(a, NeedResync) for a in actions)
+    assert pipe.market.state.status is FeedStatus.SYNCING and "checksum" in pipe.market.state.reason
+    # the fresh snapshot brings the texts back; the next checksums verify
+    verified = pipe.sync.checksums_verified
+    pipe.on_frame("public", ob.frame("snapshot", *ob.top()), 0.0)
+    assert pipe.sync.texts_wanted and pipe.sync.texts_ok
+    for k in range(5):
+        pipe.on_frame("public", ob.frame("update", [(f"{95 - k}", "1")], []), 0.0)
+    assert pipe.market.state.status is FeedStatus.LIVE
+    assert pipe.sync.checksums_verified == verified + 6

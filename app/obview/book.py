@@ -195,6 +195,8 @@ class OrderBook:
 
     def truncate(self, depth: int) -> None:
         """Keep only the best ``depth`` levels per side (venues that define book depth)."""
+        if len(self.bids._keys) <= depth and len(self.asks._keys) <= depth:
+            return  # the common case, checked after every update of such a venue
         while len(self.bids) > depth:
             self.bids.popitem(0)
         while len(self.asks) > depth:

@@ -131,8 +131,11 @@ class OkxBookSnapshot(BookSnapshot):
 
 @dataclass(slots=True)
 class OkxBookDelta(BookDelta):
-    raw_bids: list[RawText] = field(default_factory=list)
-    raw_asks: list[RawText] = field(default_factory=list)
+    """An update; ``raw_bids`` / ``raw_asks`` are None when it carries no texts: its checksum
+    is 0 (the live feed since mid-2026) and the sync has stopped keeping them (``OkxSync``)."""
+
+    raw_bids: list[RawText] | None = field(default_factory=list)
+    raw_asks: list[RawText] | None = field(default_factory=list)
 
 
 # -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
@@ -180,8 +183,28 @@ class _Trade(msgspec.Struct):
     ts: str
 
 
+class _LevelF(msgspec.Struct, array_like=True, gc=False):
+    """``[price, size, ...]`` read as numbers in C (lax decoder: numeric strings to floats)."""
+
+    px: Price
+    sz: Size
+
+
+class _BookF(msgspec.Struct):
+    """An update whose levels are decoded on their own (``_decode_levels``), as floats."""
+
+    bids: msgspec.Raw
+    asks: msgspec.Raw
+    ts: str
+    checksum: _Int64 | None = None
+    seqId: _Int64 | None = None
+    prevSeqId: _Int64 | None = None
+
+
 _decode_push = msgspec.json.Decoder(_Push).decode
 _decode_books = msgspec.json.Decoder(list[_Book]).decode
+_decode_books_f = msgspec.json.Decoder(list[_BookF]).decode
+_decode_levels = msgspec.json.Decoder(list[_LevelF], strict=False).decode
 _decode_trades = msgspec.json.Decoder(list[_Trade], strict=False).decode
 #: what the fast path leaves to ``parse``: a frame the decoders do not describe, a level or a
 #: time ``float`` / ``int`` refuse, a time no float can hold
@@ -208,6 +231,11 @@ def _float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[R
     return out, raw
 
 
+#: checksum-0 updates in a row after which the sync stops keeping the level texts (and the
+#: adapter stops building them): the live feed sends 0 on every update since mid-2026
+ZERO_RUN = 100
+
+
 class OkxSync(BookSync):
     """seqId/prevSeqId chain (base rules) plus the CRC32 check over the original strings.
 
@@ -216,6 +244,13 @@ class OkxSync(BookSync):
     ``dict.update`` per side instead of a Python loop): only prices in the book are ever looked
     up, and each of those holds the text of the message that last set it. Entries of deleted
     or cut-off levels are pruned once a side's map grows past ``raw_limit``.
+
+    The texts cost as much as the book itself and only a non-zero checksum reads them. After
+    ``ZERO_RUN`` updates in a row with checksum 0 (OKX's live feed since mid-2026) the sync
+    stops wanting them (``texts_wanted``, which the adapter reads) and drops them once an update
+    arrives without them; a stream that mixes zero and non-zero checksums keeps them. Should a
+    non-zero checksum arrive after the texts were dropped, the book cannot be verified against
+    it: that is a resync (the fresh snapshot brings the texts back), never an unchecked book.
     """
 
     def __init__(self, book: OrderBook, depth: int | None = BOOK_DEPTH) -> None:
@@ -226,20 +261,28 @@ class OkxSync(BookSync):
         self.checksums_verified = 0
         self.checksums_skipped = 0  # checksum 0 or absent: nothing to verify
         self.first_pending = False
+        self.texts_wanted = True  # updates with checksum 0 should still carry their texts
+        self.texts_ok = False  # the maps hold the text of every level of the book
+        self.zero_run = 0  # checksum-0 updates applied in a row
 
     def reset(self) -> None:
         super().reset()
         self.bid_raw.clear()
         self.ask_raw.clear()
         self.first_pending = False
+        self.texts_ok = False
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
         if isinstance(snap, OkxBookSnapshot):
             self.bid_raw = dict(zip(map(_PRICE, snap.bids), snap.raw_bids, strict=False))
             self.ask_raw = dict(zip(map(_PRICE, snap.asks), snap.raw_asks, strict=False))
+            self.texts_ok = True
         else:
             self.bid_raw = {}
             self.ask_raw = {}
+            self.texts_ok = False
+        self.texts_wanted = True
+        self.zero_run = 0
         return super().on_snapshot(snap)
 
     def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
@@ -272,12 +315,18 @@ class OkxSync(BookSync):
             res = super().check_delta(delta)
             if res.status is not SyncStatus.APPLIED:
                 return res
-        if delta.__class__ is OkxBookDelta or isinstance(delta, OkxBookDelta):
+        if self.texts_ok and (delta.__class__ is OkxBookDelta or isinstance(delta, OkxBookDelta)):
             # the base class applies the floats right after this; keep the texts in step
-            if delta.bids:
-                self.bid_raw.update(zip(map(_PRICE, delta.bids), delta.raw_bids, strict=False))
-            if delta.asks:
-                self.ask_raw.update(zip(map(_PRICE, delta.asks), delta.raw_asks, strict=False))
+            raw_bids, raw_asks = delta.raw_bids, delta.raw_asks
+            if raw_bids is None or raw_asks is None:
+                self.texts_ok = False  # an update without texts: the maps fall behind
+                self.bid_raw = {}
+                self.ask_raw = {}
+            else:
+                if delta.bids:
+                    self.bid_raw.update(zip(map(_PRICE, delta.bids), raw_bids, strict=False))
+                if delta.asks:
+                    self.ask_raw.update(zip(map(_PRICE, delta.asks), raw_asks, strict=False))
         return APPLIED
 
     def verify(self, checksum: int) -> bool:
@@ -296,9 +345,20 @@ class OkxSync(BookSync):
     def _post_apply(self, checksum: int | None) -> SyncResult:
         if not checksum:
             self.checksums_skipped += 1
-        limit = self.raw_limit
-        if len(self.bid_raw) > limit or len(self.ask_raw) > limit:
-            self._prune()
+            self.zero_run += 1
+            if self.zero_run >= ZERO_RUN:
+                self.texts_wanted = False
+        else:
+            self.zero_run = 0
+            self.texts_wanted = True
+            if not self.texts_ok:
+                return self._fail(
+                    SyncResult(SyncStatus.GAP, "checksums resumed after zero ones: resync to verify")
+                )
+        if self.texts_ok:
+            limit = self.raw_limit
+            if len(self.bid_raw) > limit or len(self.ask_raw) > limit:
+                self._prune()
         return super()._post_apply(checksum)
 
     def _prune(self) -> None:
@@ -365,6 +425,7 @@ class OkxAdapter(VenueAdapter):
 
     stream_name: ClassVar[str] = "public"
     ping_interval: ClassVar[float] = 25.0
+    _sync: OkxSync | None = None  # the book's sync, once made: it says whether texts are wanted
 
     # -- connection -------------------------------------------------------------------------
     def ws_url(self) -> str:
@@ -412,6 +473,10 @@ class OkxAdapter(VenueAdapter):
                 action = push.action
                 if action != "update" and action != "snapshot":
                     return None
+                if action == "update" and not self.texts_wanted():
+                    out = self._updates_without_texts(push.data, ts_local)
+                    if out is not None:
+                        return out
                 out: list[Event] = []
                 for d in _decode_books(push.data):
                     b = _float_levels(d.bids)
@@ -448,6 +513,26 @@ class OkxAdapter(VenueAdapter):
             return []  # tickers and other channels: not ours
         except _FAST_MISS:
             return None
+
+    def _updates_without_texts(self, data: msgspec.Raw, ts_local: float) -> list[Event] | None:
+        """Updates whose checksums are all 0, levels read as floats in C and no texts kept; None
+        when one has a non-zero checksum (its texts are needed) or a level only ``parse`` can
+        judge (``_FAST_MISS`` raised to the caller)."""
+        out: list[Event] = []
+        name, symbol = self.name, self.symbol
+        for d in _decode_books_f(data):
+            if d.checksum:
+                return None
+            bids = [(lv.px, lv.sz) for lv in _decode_levels(d.bids)]
+            asks = [(lv.px, lv.sz) for lv in _decode_levels(d.asks)]
+            ts = int(d.ts) / 1000.0
+            out.append(
+                OkxBookDelta(
+                    name, symbol, bids, asks, d.seqId, d.prevSeqId, None, ts, ts_local,
+                    d.checksum, None, None,
+                )
+            )  # fmt: skip
+        return out
 
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         if frame == "pong" or frame == b"pong":
@@ -503,6 +588,8 @@ class OkxAdapter(VenueAdapter):
                     )
                 )  # fmt: skip
             elif action == "update":
+                if not checksum and not self.texts_wanted():
+                    raw_bids = raw_asks = None
                 out.append(
                     OkxBookDelta(
                         self.name, self.symbol, bids, asks, seq=seq,
@@ -531,7 +618,14 @@ class OkxAdapter(VenueAdapter):
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:
-        return OkxSync(book)
+        self._sync = OkxSync(book)
+        return self._sync
+
+    def texts_wanted(self) -> bool:
+        """Whether an update with checksum 0 must carry its level texts (``OkxSync``); an
+        update with a non-zero checksum and a snapshot always carry them."""
+        sync = self._sync
+        return sync is None or sync.texts_wanted
 
     def snapshot_request(self) -> HttpRequest | None:
         """REST book, for when the websocket snapshot is not sent (OKX announced its removal)."""
