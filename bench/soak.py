@@ -27,6 +27,7 @@ import asyncio
 import gc
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
@@ -314,6 +315,17 @@ def summarize(run: Run) -> list[str]:
             f" C heap in use {first.heap_used:.1f} -> {last.heap_used:.1f} MiB (slope {slope(xs, [s.heap_used for s in warm]):+.3f} MiB/min);"
             f" Python blocks {first.py_blocks:,} -> {last.py_blocks:,} (slope {slope(xs, [s.py_blocks for s in warm]):+,.0f}/min);"
             f" tasks {first.tasks} -> {last.tasks} (slope {task_slope:+.3f}/min); fds {first.fds} -> {last.fds} (slope {fd_slope:+.3f}/min)",
+        ]
+        end = run.samples[-1].t
+        tail = [s for s in warm if s.t >= end - 300] if end - a.warmup > 300 else []
+        if len(tail) >= 2:
+            tx = [s.t / 60 for s in tail]
+            lines.append(
+                f"- last 5 min: RSS {tail[0].rss:.1f} -> {tail[-1].rss:.1f} MiB (slope {slope(tx, [s.rss for s in tail]):+.3f} MiB/min);"
+                f" C heap in use slope {slope(tx, [s.heap_used for s in tail]):+.3f} MiB/min, free {tail[0].heap_free:.1f} -> {tail[-1].heap_free:.1f} MiB;"
+                f" peak RSS of the run {max(s.rss for s in run.samples):.1f} MiB"
+            )
+        lines += [
             f"- queue depth max: simulator send {max(s.server_q for s in run.samples)}, held by the client {max(s.recv_q for s in run.samples)},"
             f" book-sync buffer {max(s.sync_buf for s in run.samples)}",
         ]
@@ -415,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         expected = 3600 * a.nominal_rate / a.rate if a.accelerated_hour else a.duration
         a.warmup = min(60.0, 0.2 * expected)
     sys.path.insert(0, str(ROOT / "app"))
+    # a SIGTERM ends the run through its cleanup (the simulator child process with it)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = asyncio.run(soak(a))
     lines = summarize(run)
     print("\n".join(["", "## Soak", "", *lines]))
