@@ -195,3 +195,19 @@ def test_book_side_sorted_map_helpers(ops, a, b, inc_lo, inc_hi):
         assert len(side) == len(side.keys()) == max(0, len(ref) - 2)
     side.clear()
     assert not side and side.keys() == []
+
+
+odd_sizes = st.one_of(sizes, st.just(float("nan")), st.just(-1.0), st.just(-0.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(prices, odd_sizes), max_size=40), st.booleans())
+def test_snapshot_keeps_positive_sizes_last_spelling_wins_like_a_filter(levels, as_generator):
+    # the reference: a Python filter over the levels, then a dict (a later level of the same
+    # price replaces an earlier one only if its own size is > 0)
+    want = dict((p, s) for p, s in levels if s > 0)
+    book = OrderBook()
+    book.apply_snapshot((lv for lv in levels) if as_generator else levels, list(levels))
+    for side in (book.bids, book.asks):
+        assert side.levels == want and side.keys() == sorted(want)
+        assert all(s > 0 for s in side.levels.values())

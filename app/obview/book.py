@@ -138,6 +138,23 @@ def bucket_ceil(price: float, tick: float) -> float:
     return round(math.ceil(price / tick - _EPS) * tick, 10)
 
 
+def _snapshot_side(levels: Iterable[Level]) -> BookSide:
+    """A side holding ``levels`` of size > 0 (of a price given twice, the last such one).
+
+    Venues that send only snapshots (Hyperliquid) build one per message: the common case (no
+    price twice, no size <= 0) is built and checked by C calls instead of a Python filter."""
+    if not isinstance(levels, list):
+        levels = list(levels)
+    d = dict(levels)
+    sizes = d.values()
+    if len(d) != len(levels) or (d and (not min(sizes) > 0 or any(map(math.isnan, sizes)))):
+        d = dict((p, s) for p, s in levels if s > 0)
+    side = BookSide.__new__(BookSide)
+    side.levels = d
+    side._keys = sorted(d)
+    return side
+
+
 class OrderBook:
     """Price levels of one instrument.
 
@@ -157,8 +174,8 @@ class OrderBook:
         self.asks.clear()
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        self.bids = BookSide((p, s) for p, s in bids if s > 0)
-        self.asks = BookSide((p, s) for p, s in asks if s > 0)
+        self.bids = _snapshot_side(bids)
+        self.asks = _snapshot_side(asks)
 
     def apply_delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         # Hot path: the sides' dicts and key lists are written directly (one Python frame per
