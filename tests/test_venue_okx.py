@@ -666,6 +666,36 @@ async def test_e2e_zero_checksums_stay_live_and_instrument_from_rest():
         await server.close()
 
 
+async def test_e2e_live_style_feed_drops_the_texts_then_resyncs_when_checksums_resume():
+    server = await start_server(seed=13, rate=200, symbols=["BTC-PERP"])
+    adapter = OkxAdapter(
+        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=fast_options())
+    task = session.start()
+    try:
+        await until(lambda: market.live)
+        dialect = okx_client(server)
+        dialect.send_checksum = False  # the live feed since mid-2026
+        sync = session.pipeline.sync
+        await until(lambda: not sync.texts_wanted and not sync.texts_ok, market=market)
+        assert sync.bid_raw == {} and sync.ask_raw == {}
+        assert market.live and market.resyncs == 0 and market.stats.checksum_errors == 0
+        await assert_books_equal(server, session, market)
+        # checksums come back: one resync, then they verify against the fresh snapshot's texts
+        dialect.send_checksum = True
+        verified = sync.checksums_verified
+        await until(lambda: sync.checksums_verified > verified + 5 and market.live, market=market)
+        assert market.resyncs == 1 and sync.texts_ok and sync.texts_wanted
+        assert "checksums resumed" in " ".join(s.reason for s in market.state_log)
+        await assert_books_equal(server, session, market)
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
 def test_dialect_checksums_and_errors_follow_the_fact_sheet():
     from obview.sim.engine import SimMarket
 
