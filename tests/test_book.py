@@ -211,3 +211,34 @@ def test_snapshot_keeps_positive_sizes_last_spelling_wins_like_a_filter(levels, 
     for side in (book.bids, book.asks):
         assert side.levels == want and side.keys() == sorted(want)
         assert all(s > 0 for s in side.levels.values())
+
+
+def _grouped_reference(side_items, tick, n, is_bid):
+    """Grouping as the ladder defines it: each level to bucket_floor (bids) / bucket_ceil (asks),
+    buckets best first, sizes summed, cumulative sizes; the first ``n`` buckets."""
+    items = sorted(side_items, reverse=is_bid)
+    buckets: dict[float, float] = {}
+    for p, s in items:
+        b = bucket_floor(p, tick) if is_bid else bucket_ceil(p, tick)
+        buckets[b] = buckets.get(b, 0.0) + s
+    out, cum = [], 0.0
+    for b, s in buckets.items():
+        cum += s
+        out.append((b, s, cum))
+    return out[:n]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 3000), st.floats(0.001, 100)), max_size=80),
+    st.lists(st.tuples(st.integers(1, 3000), st.floats(0.001, 100)), max_size=80),
+    st.sampled_from([(0.1, 0.1), (0.1, 1.0), (0.1, 0.5), (0.01, 0.05), (0.5, 2.5), (0.001, 0.01), (1.0, 10.0)]),
+    st.integers(1, 60),
+)
+def test_grouped_equals_the_per_level_bucket_reference(bids, asks, ticks, n):
+    tick, group = ticks
+    book = OrderBook()
+    book.apply_snapshot([(round(i * tick, 6), s) for i, s in bids], [(round(i * tick, 6), s) for i, s in asks])
+    gb, ga = book.grouped(group, n)
+    assert gb == _grouped_reference(book.bids.items(), group, n, True)
+    assert ga == _grouped_reference(book.asks.items(), group, n, False)

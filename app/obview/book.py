@@ -291,29 +291,35 @@ class OrderBook:
 
     @staticmethod
     def _group(side: BookSide, tick: float, n: int, is_bid: bool) -> list[tuple[float, float, float]]:
+        # Per level only the bucket's integer index (as bucket_floor / bucket_ceil compute it) is
+        # taken; the bucket's price is rounded once per bucket, not once per level.
         out: list[tuple[float, float, float]] = []
         if n <= 0 or not side:
             return out
-        keys = reversed(side._keys) if is_bid else iter(side._keys)
-        bucket_of = bucket_floor if is_bid else bucket_ceil
-        cur_price: float | None = None
+        levels = side.levels
+        if is_bid:
+            keys: Iterable[float] = reversed(side._keys)
+            to_bucket, eps = math.floor, _EPS
+        else:
+            keys = side._keys
+            to_bucket, eps = math.ceil, -_EPS
+        cur: int | None = None
         cur_size = 0.0
         cum = 0.0
-        levels = side.levels
         for p in keys:
-            b = bucket_of(p, tick)
-            if b != cur_price:
-                if cur_price is not None:
+            k = to_bucket(p / tick + eps)
+            if k != cur:
+                if cur is not None:
                     cum += cur_size
-                    out.append((cur_price, cur_size, cum))
+                    out.append((round(cur * tick, 10), cur_size, cum))
                     if len(out) >= n:
                         return out
-                cur_price = b
+                cur = k
                 cur_size = 0.0
             cur_size += levels[p]
-        if cur_price is not None:
+        if cur is not None:
             cum += cur_size
-            out.append((cur_price, cur_size, cum))
+            out.append((round(cur * tick, 10), cur_size, cum))
         return out
 
     def depth_within(self, pct: float) -> tuple[float, float]:
