@@ -44,6 +44,20 @@ def machine() -> str:
     )
 
 
+def calibration() -> float:
+    """ns per iteration of a fixed pure-Python loop (median of 5): how fast this machine ran
+    Python during the run. Shared machines drift by 2x from hour to hour; figures of runs whose
+    calibration differs are not comparable, ratios within one run are."""
+    def loop() -> float:
+        t0 = time.perf_counter()
+        s = 0
+        for i in range(2_000_000):
+            s += i
+        return (time.perf_counter() - t0) / 2_000_000 * 1e9
+
+    return sorted(loop() for _ in range(5))[2]
+
+
 def table(figs: list[Figure]) -> list[str]:
     lines = ["| benchmark | unit | median | min | max | runs | target | note |", "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for f in figs:
@@ -59,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     chosen = [s.strip() for s in a.only.split(",") if s.strip()]
     sections: list[tuple[str, list[Figure], float]] = []
+    cal_before = calibration()
+    print(f"calibration: {cal_before:.1f} ns per Python loop iteration")
     for name in chosen:
         if name not in SUITES:
             print(f"unknown suite {name!r}; valid: {', '.join(SUITES)}", file=sys.stderr)
@@ -73,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.append((name, figs, dt))
         print(f"\n## {name} ({dt:.1f} s)")
         print("\n".join(table(figs)))
+    cal_after = calibration()
+    print(f"calibration: {cal_after:.1f} ns per Python loop iteration (after)")
     if not a.no_write:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         out = [
@@ -80,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Run {now} with `python -m bench{' --quick' if a.quick else ''}`.",
             f"Machine: {machine()}.",
+            f"Calibration: a fixed pure-Python loop ran at {cal_before:.1f} ns per iteration before the"
+            f" suites and {cal_after:.1f} ns after (lower is faster).",
             "",
             "Figures are the median of several runs in one process, with min and max; ratios in the notes",
             "compare figures from the same run. These machines are noisy: compare ratios, not absolutes.",

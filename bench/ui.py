@@ -3,6 +3,8 @@
 Each figure comes from a fresh child process (``python -m bench.ui probe MODE ...``), so Textual
 state never leaks between runs and start-up is measured from a real process start:
 
+The app runs as ``obview`` runs it, with its garbage-collector policy (``tune_gc``).
+
 - frame cost: demo feed from the replay server (bench/replay_server.py, its own process) at
   1k deltas/s; CPU time (``time.process_time``) of each paint tick (``ObviewApp._frame``: ladder,
   tape, heatmap and bars rebuilt from the Market) at 160x48 and 240x70, median and p99; and the
@@ -33,7 +35,8 @@ def _app(endpoint: str | None):
 
     endpoints = {"demo": endpoint} if endpoint else {}
     mgr = FeedManager(venues=["demo"], endpoints=endpoints, warm_limit=1)
-    return ObviewApp(mgr, "demo", "BTC-PERP", close_manager=True)
+    # the collector policy ``obview`` itself runs with (obview.ui.app.tune_gc)
+    return ObviewApp(mgr, "demo", "BTC-PERP", close_manager=True, gc_policy=True)
 
 
 def _ladder_text(app) -> str:
