@@ -333,7 +333,7 @@ def _case(
 
 def run(quick: bool) -> list[Figure]:
     runs = 3 if quick else 5
-    budget = 2000 if quick else 10000
+    budget = 1000 if quick else 10000
     figs: list[Figure] = []
     for venue, fname, inst, marker in CASES:
         path = RECORDINGS / fname
