@@ -50,6 +50,8 @@ class LineWidget(Widget):
         known = dict(zip(old_keys, self._strips, strict=False))
         new_keys: list[Hashable] = []
         new_strips: list[Strip] = []
+        # changed lines, as runs of consecutive rows: one region each, one refresh call in all
+        runs: list[list[int]] = []
         for y, (key, payload) in enumerate(keyed):
             k = (key, width)
             new_keys.append(k)
@@ -61,11 +63,16 @@ class LineWidget(Widget):
                 strip = Strip(build(payload)).adjust_cell_length(width, self._blank_style)
             new_strips.append(strip)
             changed += 1
-            self.refresh(Region(0, y, width, 1))
+            if runs and runs[-1][1] == y:
+                runs[-1][1] = y + 1
+            else:
+                runs.append([y, y + 1])
         if len(keyed) < len(old_keys):
-            self.refresh(Region(0, len(keyed), width, len(old_keys) - len(keyed)))
+            runs.append([len(keyed), len(old_keys)])
             changed += len(old_keys) - len(keyed)
         self._keys, self._strips = new_keys, new_strips
+        if runs:
+            self.refresh(*(Region(0, a, width, b - a) for a, b in runs))
         return changed
 
     def render_line(self, y: int) -> Strip:
