@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import statistics
 
-from bench.common import Figure, per_call_ms, rate
+from bench.common import Figure, per_call_ms, rates_interleaved
 from obview.book import OrderBook
 
 TICK = 0.1
@@ -83,12 +83,7 @@ def run(quick: bool) -> list[Figure]:
             asks.peekitem(0)
         return updates
 
-    ob = rate(obview_book, runs)
-    figs = [
-        Figure("book: obview OrderBook (dict + sorted list), best bid/ask read per message", "level updates/s", ob, target=">= 1.0M"),
-        Figure("book: plain dict floor (no ordering, no best read)", "level updates/s", rate(dict_floor, runs)),
-    ]
-    # the list's O(n) insert must not bite on deep books: the same mix on 20k levels a side
+    # the same mix on 20k levels a side: the list's O(n) insert must not bite on deep books
     big_b, big_a, big_stream = make_stream(messages // 2, depth=20_000)
     big_updates = sum(len(b) + len(a) for b, a in big_stream)
 
@@ -101,13 +96,13 @@ def run(quick: bool) -> list[Figure]:
             book.best_ask()
         return big_updates
 
-    figs.append(Figure("book: obview OrderBook on a 20k-level-a-side book", "level updates/s", rate(obview_big, runs)))
+    fns = {"obview": obview_book, "dict": dict_floor, "big": obview_big}
     try:
-        sd = rate(sorteddict_book, runs)
-        figs.append(Figure("book: sortedcontainers SortedDict, best bid/ask read per message", "level updates/s", sd,
-                           note=f"obview/SortedDict = {statistics.median(ob) / statistics.median(sd):.2f}x"))
+        import sortedcontainers  # noqa: F401
+
+        fns["sorteddict"] = sorteddict_book
     except ImportError:
-        figs.append(Figure("book: sortedcontainers SortedDict", "level updates/s", [], note="sortedcontainers not installed (pip install '.[bench]')"))
+        pass
     try:
         from order_book import OrderBook as CBook
 
@@ -146,12 +141,32 @@ def run(quick: bool) -> list[Figure]:
                     oba.index(0)
             return short_updates if read_best else updates
 
-        c_best = rate(lambda: c_book(True), runs)
-        c_raw = rate(lambda: c_book(False), runs)
-        figs.append(Figure("book: cryptofeed order-book (C), best bid/ask read per message", "level updates/s", c_best,
-                           note=f"obview/C = {figs[0].median / statistics.median(c_best):.1f}x; C re-sorts on index(); first {len(short):,} messages"))
-        figs.append(Figure("book: cryptofeed order-book (C), updates only (no best read)", "level updates/s", c_raw))
+        fns["c_best"] = lambda: c_book(True)
+        fns["c_raw"] = lambda: c_book(False)
     except ImportError:
+        short = []
+    # round-robin runs: the ratios in the notes compare runs taken side by side
+    got = rates_interleaved(fns, runs)
+    ob = got["obview"]
+    med = statistics.median
+    figs = [
+        Figure("book: obview OrderBook (dict + sorted list), best bid/ask read per message", "level updates/s", ob, target=">= 1.0M"),
+        Figure("book: plain dict floor (no ordering, no best read)", "level updates/s", got["dict"],
+               note=f"obview/dict = {med(ob) / med(got['dict']):.2f}x"),
+        Figure("book: obview OrderBook on a 20k-level-a-side book", "level updates/s", got["big"]),
+    ]
+    if "sorteddict" in got:
+        sd = got["sorteddict"]
+        figs.append(Figure("book: sortedcontainers SortedDict, best bid/ask read per message", "level updates/s", sd,
+                           note=f"obview/SortedDict = {med(ob) / med(sd):.2f}x"))
+    else:
+        figs.append(Figure("book: sortedcontainers SortedDict", "level updates/s", [], note="sortedcontainers not installed (pip install '.[bench]')"))
+    if "c_best" in got:
+        c_best = got["c_best"]
+        figs.append(Figure("book: cryptofeed order-book (C), best bid/ask read per message", "level updates/s", c_best,
+                           note=f"obview/C = {med(ob) / med(c_best):.1f}x; C re-sorts on index(); first {len(short):,} messages"))
+        figs.append(Figure("book: cryptofeed order-book (C), updates only (no best read)", "level updates/s", got["c_raw"]))
+    else:
         figs.append(Figure("book: cryptofeed order-book (C)", "level updates/s", [], note="package order-book not installed (pip install '.[bench]')"))
     msg_fig = Figure("book: obview messages/s (10 levels each)", "messages/s", [v / 10 for v in figs[0].values])
     figs.insert(1, msg_fig)

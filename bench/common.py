@@ -57,6 +57,17 @@ def rate(fn: Callable[[], int], runs: int) -> list[float]:
     return out
 
 
+def rates_interleaved(fns: dict[str, Callable[[], int]], runs: int) -> dict[str, list[float]]:
+    """``rate`` of several functions, round-robin (run 1 of each, then run 2 of each, ...): a
+    machine whose speed drifts during the suite then shifts all of them alike, so the ratios
+    between them hold."""
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            out[k] += rate(fn, 1)
+    return out
+
+
 def per_call_ms(fn: Callable[[], object], calls: int, runs: int) -> list[float]:
     out = []
     for _ in range(runs):
