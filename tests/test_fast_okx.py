@@ -323,7 +323,7 @@ def test_sync_verifies_a_nonzero_checksum_after_a_run_of_zero_ones_and_catches_a
 def textless_adapter() -> OkxAdapter:
     """An adapter whose sync has stopped wanting texts (after ZERO_RUN checksum-0 updates)."""
     adapter = OkxAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
-    adapter.make_sync(OrderBook()).texts_wanted = False
+    adapter.make_sync(OrderBook()).zero_run = ZERO_RUN
     return adapter
 
 

@@ -351,8 +351,8 @@ class OrderBook:
         """``bucket_sizes`` cut to the buckets from the lowest to the highest occupied one:
         (index of the first of them, their sizes); (0, []) when no level is in the window.
 
-        A window is usually far wider than the book (the heatmap keeps +-1% of the mid, a
-        500-level book covers a tenth of that), so this is what a history of columns stores.
+        The heatmap's window is +-1% of the mid; a narrow book (Hyperliquid's 20 levels,
+        Bybit's 200) covers a small part of it, so this is what a history of columns stores.
         """
         hi = lo + step * count
         spans = []

@@ -175,7 +175,7 @@ class HeatmapSampler:
             step = self.step
             start = int(math.floor(mid / step)) - self.buckets // 2
             # only the occupied stretch of the window is kept: a column costs what the book
-            # spans, not the whole +-span_pct window (mostly empty buckets)
+            # spans, not the whole +-span_pct window
             first, sizes = book.bucket_span(start * step, step, self.buckets)
             start += first
             if inst.size_unit != "base":

@@ -261,9 +261,13 @@ class OkxSync(BookSync):
         self.checksums_verified = 0
         self.checksums_skipped = 0  # checksum 0 or absent: nothing to verify
         self.first_pending = False
-        self.texts_wanted = True  # updates with checksum 0 should still carry their texts
         self.texts_ok = False  # the maps hold the text of every level of the book
         self.zero_run = 0  # checksum-0 updates applied in a row
+
+    @property
+    def texts_wanted(self) -> bool:
+        """Whether updates with checksum 0 should still carry their level texts."""
+        return self.zero_run < ZERO_RUN
 
     def reset(self) -> None:
         super().reset()
@@ -281,7 +285,6 @@ class OkxSync(BookSync):
             self.bid_raw = {}
             self.ask_raw = {}
             self.texts_ok = False
-        self.texts_wanted = True
         self.zero_run = 0
         return super().on_snapshot(snap)
 
@@ -346,11 +349,8 @@ class OkxSync(BookSync):
         if not checksum:
             self.checksums_skipped += 1
             self.zero_run += 1
-            if self.zero_run >= ZERO_RUN:
-                self.texts_wanted = False
         else:
             self.zero_run = 0
-            self.texts_wanted = True
             if not self.texts_ok:
                 return self._fail(
                     SyncResult(SyncStatus.GAP, "checksums resumed after zero ones: resync to verify")
