@@ -40,7 +40,7 @@ def _app(endpoint: str | None):
 
 
 def _ladder_text(app) -> str:
-    return "\n".join(s.text for s in app.w_ladder._strips)
+    return "\n".join(app.w_ladder.line_texts())
 
 
 def _book_painted(app) -> bool:

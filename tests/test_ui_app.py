@@ -33,7 +33,7 @@ def make_app(size_reason: str | None = None) -> tuple[ObviewApp, StaticManager]:
 
 
 def text_of(widget) -> str:
-    return "\n".join(s.text for s in widget._strips)
+    return "\n".join(widget.line_texts())
 
 
 async def settle(pilot, t: float = 0.05) -> None:
@@ -214,7 +214,7 @@ async def test_unavailable_venue_shows_why():
 
 
 def ladder_prices(ladder) -> list[float]:
-    return [float(s.text.split()[0]) for s in ladder._strips[1:]]
+    return [float(t.split()[0]) for t in ladder.line_texts()[1:]]
 
 
 def axis_labels(hm) -> dict[int, float]:
@@ -310,3 +310,41 @@ async def test_heatmap_cut_offs_are_adjustable_both_ends():
         await pilot.press("less_than_sign", "less_than_sign", "less_than_sign", "comma")
         await settle(pilot)
         assert (hm.low_pct, hm.high_pct) == (0.0, 99.0)
+
+
+def _cells(strips) -> list[list[tuple[str, object]]]:
+    return [[(seg.text, seg.style) for seg in strip] for strip in strips]
+
+
+async def test_line_widgets_hand_the_compositor_what_textual_styles_cache_would():
+    """LineWidget.render_lines skips Textual's styles cache for plain widgets: its lines (whole,
+    cropped, past the last line, and with the light theme's filters) equal that path's."""
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    app, _mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        for theme in ("obview-dark", "obview-light"):
+            app.theme = theme
+            await settle(pilot)
+            for w in (app.query_one(Heatmap), app.query_one(Ladder), app.query_one(Tape)):
+                width, height = w.size
+                assert w.size == w.region.size  # no CSS gutter: the fast path is the one taken
+                for crop in (
+                    Region(0, 0, width, height),
+                    Region(3, 2, width - 5, 7),
+                    Region(0, height - 2, width, 2),
+                ):
+                    fast = w.render_lines(crop)
+                    slow = Widget.render_lines(w, crop)
+                    assert len(fast) == crop.height
+                    assert _cells(fast) == _cells(slow), (type(w).__name__, crop)
+                if w.edge:
+                    assert all(t.startswith("▏") for t in (s.text for s in w.render_lines(w.size.region)))
+        # a widget given a CSS gutter falls back to Textual's own path (and draws the padding)
+        tape = app.query_one(Tape)
+        tape.styles.padding = (0, 0, 0, 2)
+        await settle(pilot)
+        (line,) = tape.render_lines(Region(0, 1, tape.region.width, 1))
+        assert line.text.startswith("  ▏")

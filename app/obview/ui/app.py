@@ -190,8 +190,11 @@ class ObviewApp(App):
         panel = (
             self.panels.get(self.theme) or self.panels[resolve_theme_name(None, list(self.panels))]
         )
-        for w in (self.w_heatmap, self.w_ladder, self.w_tape):
-            w.set_colors(panel)
+        # the ladder and tape draw their left separator in the theme's panel colour
+        edge = self.get_css_variables().get("panel", panel.surface)
+        self.w_heatmap.set_colors(panel)
+        self.w_ladder.set_colors(panel, edge)
+        self.w_tape.set_colors(panel, edge)
         self.w_stats.pal = panel
         strip = self.w_venues
         strip.pal = panel

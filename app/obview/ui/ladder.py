@@ -66,7 +66,7 @@ class Ladder(LineWidget):
 
         d = decimals_for(step)
         unit = inst.quote if quote else inst.base
-        width = self.size.width
+        width = self.content_width
         show_cum = width >= 34
         lines: list[tuple] = []
         c = self.pal
@@ -197,7 +197,7 @@ class Ladder(LineWidget):
         self.tick = market.instrument.tick
         c = self.pal
         book, inst = market.book, market.instrument
-        width = self.size.width
+        width = self.content_width
         rows = max(0, self.size.height - 1)
         if self._prev_step != (step, quote):
             self._prev_sizes.clear()

@@ -38,7 +38,7 @@ class Tape(LineWidget):
             return 0
         c = self.pal
         inst = market.instrument
-        width = self.size.width
+        width = self.content_width
         n = max(0, self.size.height - 2)
         rows = aggregate_tape(market.trades, inst, n)
         # a one-minute figure: recomputed at most 4 times a second, not on every frame
