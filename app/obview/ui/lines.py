@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region, Spacing
@@ -67,7 +68,13 @@ class LineWidget(Widget):
         """A full-width Strip: the edge separator (if any), then ``segments``, padded or cut."""
         if self.edge and width > 0:
             segments = [Segment("▏", self.edge_style), *segments]
-        return Strip(segments).adjust_cell_length(width, self._blank_style)
+        else:
+            segments = list(segments)
+        n = sum([cell_len(s.text) for s in segments])
+        if n < width:  # the common case: padded here, one Strip instead of two
+            segments.append(Segment(" " * (width - n), self._blank_style))
+            return Strip(segments, width)
+        return Strip(segments, n).adjust_cell_length(width, self._blank_style)
 
     def set_lines(self, keyed: list[tuple[Hashable, object]], build) -> int:
         """``keyed`` = [(key, payload)] per line; ``build(payload) -> list[Segment]`` is called
