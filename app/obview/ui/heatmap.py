@@ -26,7 +26,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from obview.market import HeatmapColumn, Market
-from obview.ui.lines import LineWidget
+from obview.ui.lines import LineWidget, release_strips
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
 from obview.ui.viewmodel import (
     ColorScale,
@@ -373,6 +373,7 @@ class Heatmap(LineWidget):
             else:
                 axis = Segment("│".ljust(AXIS_WIDTH), axis_style)
             strips.append(Strip([*plot, axis], w))
+        release_strips(self._strips, strips)
         self._strips = strips
 
     def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
