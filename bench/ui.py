@@ -65,9 +65,11 @@ async def _probe(mode: str, arg: dict) -> dict:
     app = _app(arg["endpoint"])
     w, h = arg.get("size", (160, 48))
     costs: list[float] = []
+    stamps: list[float] = []
     orig = app._frame
 
     def timed_frame(force: bool = False) -> None:
+        stamps.append(time.perf_counter())
         c0 = time.process_time()
         orig(force)
         costs.append(time.process_time() - c0)
@@ -80,11 +82,15 @@ async def _probe(mode: str, arg: dict) -> dict:
         if mode == "frames":
             await asyncio.sleep(0.5)  # heatmap and tape fill in
             costs.clear()
+            stamps.clear()
             c0, f0 = time.process_time(), app.frames
             t0 = time.perf_counter()
             await asyncio.sleep(arg["seconds"])
             cpu, frames, wall = time.process_time() - c0, app.frames - f0, time.perf_counter() - t0
+            gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False)) or [0.0]
             return {
+                "gap_p99_ms": gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))] * 1000,
+                "gap_max_ms": gaps[-1] * 1000,
                 "costs_ms": [c * 1000 for c in costs],
                 "cpu_per_frame_ms": cpu / max(frames, 1) * 1000,
                 "fps": frames / wall,
@@ -145,30 +151,52 @@ def run(quick: bool) -> list[Figure]:
     proc, port = start_server(1500 if quick else 4000)
     try:
         endpoint = f"ws://127.0.0.1:{port}/demo"
-        for w, h in ((160, 48), (240, 70)):
-            _ctl(port, 1000, 1_000_000)
+        # (width, height, deltas/s): the 1k/s stress feed at both sizes, and the rate the demo
+        # venue itself runs at (about 50 deltas/s, like a busy real book stream)
+        for w, h, rate in ((160, 48, 1000), (240, 70, 1000), (160, 48, 50)):
+            _ctl(port, rate, 1_000_000)
             res = [
                 _child("frames", {"endpoint": endpoint, "size": [w, h], "seconds": seconds})
                 for _ in range(runs)
             ]
-            med = [statistics.median(r["costs_ms"]) for r in res]
-            p99 = [
-                sorted(r["costs_ms"])[min(len(r["costs_ms"]) - 1, int(len(r["costs_ms"]) * 0.99))]
-                for r in res
-            ]
-            allin = statistics.median(r["cpu_per_frame_ms"] for r in res)
+            feed = f"demo feed {rate:g} deltas/s" if rate < 1000 else "demo feed 1k deltas/s"
             fps = statistics.median(r["fps"] for r in res)
             share = statistics.median(r["cpu_share"] for r in res)
+            if rate == 1000:
+                med = [statistics.median(r["costs_ms"]) for r in res]
+                p99 = [
+                    sorted(r["costs_ms"])[
+                        min(len(r["costs_ms"]) - 1, int(len(r["costs_ms"]) * 0.99))
+                    ]
+                    for r in res
+                ]
+                figs.append(
+                    Figure(
+                        f"ui: paint tick CPU at {w}x{h} (median), {feed}",
+                        "ms/frame",
+                        med,
+                        target="<= 8 ms" if w == 160 else "",
+                        note=f"{fps:.0f} frames/s painted",
+                    )
+                )
+                figs.append(Figure(f"ui: paint tick CPU at {w}x{h} (p99)", "ms/frame", p99))
             figs.append(
                 Figure(
-                    f"ui: paint tick CPU at {w}x{h} (median), demo feed 1k deltas/s",
+                    f"ui: whole process CPU per painted frame at {w}x{h}, {feed}",
                     "ms/frame",
-                    med,
-                    target="<= 8 ms" if w == 160 else "",
-                    note=f"{fps:.0f} frames/s painted; whole process {allin:.1f} ms CPU per frame incl. feed and compositor ({share:.0%} of a core)",
+                    [r["cpu_per_frame_ms"] for r in res],
+                    target="<= 8 ms (25% of a core at 30 fps)" if w == 160 else "",
+                    note=f"feed, paint, Textual compositor, collector and all; {share:.0%} of a core",
                 )
             )
-            figs.append(Figure(f"ui: paint tick CPU at {w}x{h} (p99)", "ms/frame", p99))
+            figs.append(
+                Figure(
+                    f"ui: interval between paints at {w}x{h}, {feed} (p99)",
+                    "ms",
+                    [r["gap_p99_ms"] for r in res],
+                    note=f"the clock ticks every 33.3 ms; worst interval {max(r['gap_max_ms'] for r in res):.0f} ms",
+                )
+            )
         _ctl(port, 20000, 10_000_000)
         res = [
             _child("key", {"endpoint": endpoint, "size": [160, 48], "presses": 5 if quick else 10})

@@ -54,10 +54,11 @@ MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
 def tune_gc() -> None:
     """Garbage-collector policy for the running app (a latency choice for the whole process).
 
-    Every replaced Textual ``Strip`` is cyclic garbage, so the collector runs often; a full
-    collection that walks Textual's widget tree and the heatmap history stalls a frame for
-    tens of ms. Freezing the heap built at start-up takes it out of every later collection, and
-    a larger young generation batches the frequent ones. Called once the app is on screen.
+    A full collection that walks Textual's widget tree and the heatmap history stalls a frame
+    for tens of ms. Freezing the heap built at start-up takes it out of every later collection,
+    and a larger young generation batches the young ones (the hot widgets free their replaced
+    lines without the collector: ``obview.ui.lines.release_strips``). Called once the app is on
+    screen.
     """
     gc.collect()
     gc.freeze()
