@@ -348,3 +348,29 @@ async def test_line_widgets_hand_the_compositor_what_textual_styles_cache_would(
         await settle(pilot)
         (line,) = tape.render_lines(Region(0, 1, tape.region.width, 1))
         assert line.text.startswith("  ▏")
+
+
+async def test_a_line_with_an_ansi_colour_still_goes_through_the_filter():
+    """The fast path skips the ANSI-to-truecolor filter only while every style is RGB: a line
+    built with a named colour is converted as Textual's own path converts it."""
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual.widget import Widget
+
+    app, _mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.action_pause()  # the frame clock would rebuild the tape's lines
+        tape = app.query_one(Tape)
+        odd = Style(color="red", bgcolor="default")
+
+        def build(text):
+            tape._note_style(odd)
+            return [Segment(text, odd)]
+
+        tape.set_lines([(("odd", i), f"line {i}") for i in range(5)], build)
+        crop = tape.size.region
+        fast, slow = tape.render_lines(crop), Widget.render_lines(tape, crop)
+        assert _cells(fast) == _cells(slow)
+        (shown,) = [seg for seg in fast[1] if seg.text.startswith("line")]
+        assert shown.style.color.triplet is not None and shown.style.bgcolor.triplet is not None

@@ -57,3 +57,17 @@ def test_release_keeps_lines_still_shown_and_their_content():
     assert b.divide([13])[0].text == b.text
     # a released line still works if painted again: its caches simply refill
     assert a.crop(0, 7).text == "97000.1"
+
+
+def test_ansi_neutral_styles():
+    from obview.ui.theming import PanelColors, ansi_neutral
+
+    assert ansi_neutral(Style()) and ansi_neutral(STYLE) and ansi_neutral(Style(bold=True))
+    assert not ansi_neutral(Style(color="red"))  # a named colour: the filter maps it to RGB
+    assert not ansi_neutral(Style(bgcolor="default"))
+    assert not ansi_neutral(Style(color="#ffffff", dim=True))  # the filter blends dim text
+    pal = PanelColors("t", "#000000", "#ffffff", "#111111", {"bid": "#00ff00", "odd": "green"})
+    pal.style("bid", pal.background)
+    assert pal.neutral
+    pal.style("odd")
+    assert not pal.neutral

@@ -128,6 +128,7 @@ class Heatmap(LineWidget):
         if st is None:
             st = Style(color=self._color(upper), bgcolor=self._color(lower))
             self._cell_styles[k] = st
+            self._note_style(st)
         return st
 
     def _mark_style(self, color: str, lower: int) -> Style:
@@ -136,6 +137,7 @@ class Heatmap(LineWidget):
         if st is None:
             st = Style(color=color, bgcolor=self._color(lower), bold=True)
             self._mark_styles[k] = st
+            self._note_style(st)
         return st
 
     # -- model -> rows ------------------------------------------------------------------------

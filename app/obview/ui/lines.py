@@ -7,15 +7,16 @@ from collections.abc import Hashable
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual.filter import ANSIToTruecolor
 from textual.geometry import Region, Spacing
 from textual.strip import Strip
 from textual.widget import Widget
 
-from obview.ui.theming import PanelColors
+from obview.ui.theming import PanelColors, ansi_neutral
 
 _NO_GUTTER = Spacing(0, 0, 0, 0)
 
-#: the per-Strip caches of Textual's ``Strip`` (slots; a version without them makes
+#: the per-Strip caches of Textual's ``Strip`` (slots; a version without them all makes
 #: ``release_strips`` a no-op)
 _STRIP_CACHES = (
     "_divide_cache",
@@ -30,7 +31,7 @@ _STRIP_CACHES = (
 
 def _release(strip: Strip, depth: int) -> None:
     for name in _STRIP_CACHES:
-        entries = getattr(getattr(strip, name, None), "_cache", None)
+        entries = getattr(strip, name)._cache
         if not entries:
             continue
         if depth:
@@ -39,6 +40,14 @@ def _release(strip: Strip, depth: int) -> None:
                     if derived is not strip and isinstance(derived, Strip):
                         _release(derived, depth - 1)
         entries.clear()
+
+
+def _has_caches() -> bool:
+    probe = Strip([])
+    return all(hasattr(getattr(probe, name, None), "_cache") for name in _STRIP_CACHES)
+
+
+_HAS_CACHES = _has_caches()
 
 
 def release_strips(old: list[Strip], kept: list[Strip]) -> None:
@@ -52,6 +61,8 @@ def release_strips(old: list[Strip], kept: list[Strip]) -> None:
     objects (about 10 ms each) and, through them, stalls of 30-100 ms. Emptied caches break the
     cycles, so reference counting frees a replaced line at once. Clearing a cache never changes
     a Strip's content."""
+    if not _HAS_CACHES:
+        return
     keep = {id(s) for s in kept}
     for strip in old:
         if id(strip) not in keep:
@@ -83,6 +94,7 @@ class LineWidget(Widget):
         self.edge = 0
         self.edge_style = Style()
         self._blank_line: Strip | None = None
+        self._neutral = True  # see ``_note_style``
         self.needs_update = True  # set on resize: the app repaints this widget next frame
 
     @property
@@ -102,9 +114,15 @@ class LineWidget(Widget):
         if edge_color is not None:
             self.edge = 1
             self.edge_style = colors.style(edge_color, colors.background)
+        self._note_style(self._blank_style)
         self._blank_line = None
         self._keys = []  # every line rebuilds with the new styles
         self.refresh()
+
+    def _note_style(self, style: Style) -> None:
+        """Made a Style outside ``PanelColors.style``: note whether it is ``ansi_neutral``."""
+        if self._neutral and not ansi_neutral(style):
+            self._neutral = False
 
     def _line(self, segments: list[Segment], width: int) -> Strip:
         """A full-width Strip: the edge separator (if any), then ``segments``, padded or cut."""
@@ -183,6 +201,11 @@ class LineWidget(Widget):
         width = self.size.width
         background = self.background_colors[1]
         filters = self.get_line_filters()
+        pal = self.pal
+        if self._neutral and pal is not None and pal.neutral:
+            # every style in these lines is RGB and not dim, which the ANSI-to-truecolor filter
+            # would only copy: skip it, and with it a filtered copy of each new line
+            filters = [f for f in filters if not isinstance(f, ANSIToTruecolor)]
         blank_style = self._blank_style
         lines = self._strips
         count = len(lines)

@@ -43,6 +43,17 @@ _PANEL_KEYS = [
 ]
 
 
+def ansi_neutral(style: Style) -> bool:
+    """Whether Textual's ANSI-to-truecolor line filter leaves ``style`` as it is: its colours
+    are RGB (or unset) and it is not dim."""
+    color, bgcolor = style.color, style.bgcolor
+    return (
+        not style.dim
+        and (color is None or color.triplet is not None)
+        and (bgcolor is None or bgcolor.triplet is not None)
+    )
+
+
 @dataclass(slots=True)
 class PanelColors:
     """Colours the hot widgets paint with, plus the panel background and foreground."""
@@ -54,6 +65,8 @@ class PanelColors:
     colors: dict[str, str]
     colormap: str = DEFAULT_COLORMAP
     _styles: dict[tuple, Style] = field(default_factory=dict)
+    #: every style made so far is ``ansi_neutral`` (a theme of hex colours, no dim text)
+    neutral: bool = True
 
     def __getitem__(self, key: str) -> str:
         return self.colors[key]
@@ -72,6 +85,8 @@ class PanelColors:
                 dim=dim or None,
             )
             self._styles[k] = st
+            if not ansi_neutral(st):
+                self.neutral = False
         return st
 
 
