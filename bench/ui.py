@@ -134,6 +134,52 @@ def _child(mode: str, arg: dict) -> dict:
     raise RuntimeError(f"ui probe {mode} failed: {out.stderr.strip()[-400:]}")
 
 
+# -- the machine's own cost of being woken ---------------------------------------------------------
+def _send_paced(port: int, rate: float, count: int) -> None:
+    """Child side: ``count`` 200-byte messages to ``port`` at ``rate`` a second, then close."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        for i in range(count):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            s.sendall(b"x" * 200)
+
+
+async def _bare_wakeups(rate: float, count: int) -> float:
+    """CPU seconds per wakeup of a bare asyncio loop that a socket wakes ``rate`` times a second
+    and that does nothing with the data: what being woken costs on this machine, before any
+    work (the feed in the UI figures is woken this way once per frame it receives)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+    got = 0
+
+    class Counter(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            nonlocal got
+            got += 1
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not done.done():
+                done.set_result(None)
+
+    server = await loop.create_server(Counter, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = f"from bench.ui import _send_paced; _send_paced({port}, {rate!r}, {count})"
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    try:
+        c0 = time.process_time()
+        async with asyncio.timeout(count / rate + 20):
+            await done
+        cpu = time.process_time() - c0
+    finally:
+        server.close()
+        child.wait(10)
+    return cpu / max(got, 1)
+
+
 # -- parent side --------------------------------------------------------------------------------
 def _ctl(port: int, rate: float, count: int) -> None:
     import urllib.request
@@ -224,6 +270,16 @@ def run(quick: bool) -> list[Figure]:
         )
     finally:
         stop_server(proc)
+    wake = [asyncio.run(_bare_wakeups(1000, 1500 if quick else 3000)) for _ in range(runs)]
+    figs.append(
+        Figure(
+            "ui: context: a bare asyncio loop woken 1k times/s, doing nothing (CPU per 33 ms frame)",
+            "ms/frame",
+            [w * 1000 * 1000 / 30 for w in wake],
+            note=f"{statistics.median(wake) * 1e6:.0f} us per wakeup on this machine: part of the"
+            + " whole-process figures at 1k deltas/s before any work is done",
+        )
+    )
     first = [_child("first", {})["first_book_s"] for _ in range(runs)]
     figs.append(
         Figure(
