@@ -374,3 +374,21 @@ async def test_a_line_with_an_ansi_colour_still_goes_through_the_filter():
         assert _cells(fast) == _cells(slow)
         (shown,) = [seg for seg in fast[1] if seg.text.startswith("line")]
         assert shown.style.color.triplet is not None and shown.style.bgcolor.triplet is not None
+
+
+async def test_resizing_the_terminal_lays_the_panels_out_for_the_new_size():
+    """Each resize picks the panels for the size it goes to (the layout once lagged a resize
+    behind: growing from 80 to 240 columns left the heatmap hidden)."""
+    app, _mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        for size in ((80, 24), (240, 70), (160, 48), (100, 30), (240, 70), (99, 40), (140, 40)):
+            await pilot.resize_terminal(*size)
+            await settle(pilot, 0.1)
+            w = size[0]
+            shown = (app.w_heatmap.display, app.w_ladder.display, app.w_tape.display)
+            expected = (w >= 100, True, w >= 140 or w < 100)
+            assert shown == expected, (size, shown)
+            assert app.w_ladder.region.width == (46 if w >= 120 else 40) or not expected[0], size
+            if expected[0]:
+                assert "HEATMAP" in app.w_heatmap.line_texts()[0], size

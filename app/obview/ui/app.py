@@ -203,8 +203,8 @@ class ObviewApp(App):
         self.w_heatmap.set_colormap(self.colormaps[self.colormap_name])
         self._repaint_all()
 
-    def _apply_layout(self) -> None:
-        w = self.size.width
+    def _apply_layout(self, width: int | None = None) -> None:
+        w = self.size.width if width is None else width
         auto = {
             "heatmap": w >= MEDIUM,
             "ladder": True,
@@ -222,8 +222,9 @@ class ObviewApp(App):
         tape.styles.width = "1fr" if not shown["heatmap"] else (44 if w >= 200 else 40)
         self._repaint_all()
 
-    def on_resize(self, _event) -> None:
-        self._apply_layout()
+    def on_resize(self, event) -> None:
+        # the event's size: when this handler runs, ``self.size`` still holds the old one
+        self._apply_layout(event.size.width)
 
     # -- switching ----------------------------------------------------------------------------
     @property
