@@ -153,14 +153,24 @@ async def test_snapshot_and_deltas_rebuild_the_server_book(server) -> None:
         assert snap["type"] == "snapshot" and isinstance(snap["bids"][0][0], str)
         full = OrderBook()
         full.apply_snapshot(lv(snap["bids"]), lv(snap["asks"]))
-        eth = await subscribe(ws, "ETH-PERP")
+        last = {"BTC-PERP": snap["seq"]}
+        trade_ids: dict[str, list[int]] = {"BTC-PERP": [], "ETH-PERP": []}
+        # BTC keeps streaming while ETH's snapshot is on its way: apply those deltas too (a
+        # reader that skipped them would see a gap in BTC's chain that the server never made)
+        await ws.send('{"op":"subscribe","symbol":"ETH-PERP"}')
+        while (eth := await recv(ws))["type"] != "snapshot" or eth["symbol"] != "ETH-PERP":
+            if eth["type"] == "delta" and eth["symbol"] == "BTC-PERP":
+                assert eth["prev_seq"] == last["BTC-PERP"]
+                last["BTC-PERP"] = eth["seq"]
+                full.apply_delta(lv(eth["bids"]), lv(eth["asks"]))
+            elif eth["type"] == "trade" and eth["symbol"] == "BTC-PERP":
+                trade_ids["BTC-PERP"].append(eth["id"])
         assert len(eth["bids"]) == 500 and len(eth["asks"]) == 500
         top = OrderBook()
         top.apply_snapshot(lv(eth["bids"]), lv(eth["asks"]))
-        last = {"BTC-PERP": snap["seq"], "ETH-PERP": eth["seq"]}
+        last["ETH-PERP"] = eth["seq"]
         books = {"BTC-PERP": full, "ETH-PERP": top}
         deltas = 0
-        trade_ids: dict[str, list[int]] = {"BTC-PERP": [], "ETH-PERP": []}
         while deltas < 60:
             msg = await recv(ws)
             if msg["type"] == "trade":
