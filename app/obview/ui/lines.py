@@ -114,7 +114,6 @@ class LineWidget(Widget):
         if edge_color is not None:
             self.edge = 1
             self.edge_style = colors.style(edge_color, colors.background)
-        self._note_style(self._blank_style)
         self._blank_line = None
         self._keys = []  # every line rebuilds with the new styles
         self.refresh()
@@ -179,13 +178,17 @@ class LineWidget(Widget):
         e = self.edge
         return [s.text[e:] for s in self._strips]
 
+    def _blank(self, width: int) -> Strip:
+        """A line past the last one: the edge separator (if any) on the background."""
+        blank = self._blank_line
+        if blank is None or blank.cell_length != width:
+            blank = self._blank_line = self._line([], width)
+        return blank
+
     def render_line(self, y: int) -> Strip:
         if 0 <= y < len(self._strips):
             return self._strips[y]
-        blank = self._blank_line
-        if blank is None or blank.cell_length != self.size.width:
-            blank = self._blank_line = self._line([], self.size.width)
-        return blank
+        return self._blank(self.size.width)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         styles = self.styles
@@ -209,9 +212,7 @@ class LineWidget(Widget):
         blank_style = self._blank_style
         lines = self._strips
         count = len(lines)
-        blank = self._blank_line
-        if blank is None or blank.cell_length != width:
-            blank = self._blank_line = self._line([], width)
+        blank = self._blank(width)
         strips: list[Strip] = []
         for y in crop.line_range:
             strip = lines[y] if 0 <= y < count else blank
