@@ -20,7 +20,8 @@ from obview.market import Market
 from obview.model import FeedStatus
 from obview.sim.dialects.okx import OkxDialect
 from obview.venues.base import FrameError
-from obview.venues.okx import ZERO_RUN, OkxAdapter, OkxBookDelta, OkxSync, okx_checksum
+from obview.venues.okx import OkxAdapter
+from obview.venues.okx_book import ZERO_RUN, OkxBookDelta, OkxSync, okx_checksum
 
 INSTRUMENTS = ("BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP")
 

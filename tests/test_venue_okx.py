@@ -23,7 +23,8 @@ from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
 from obview.sim.dialects.okx import OkxDialect
 from obview.sim.server import start_server
 from obview.venues.base import FrameError, ResyncMode, VenueError
-from obview.venues.okx import OkxAdapter, OkxBookSnapshot, inst_type, okx_checksum
+from obview.venues.okx import OkxAdapter, inst_type
+from obview.venues.okx_book import OkxBookSnapshot, okx_checksum
 from obview.venues.registry import get_adapter
 
 RECORDING = Path(__file__).resolve().parents[2] / "shared" / "recordings" / "okx.jsonl"
