@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
-from obview.feed.session import SessionOptions
+from obview.feed.session import FeedSession, SessionOptions
+from obview.market import Market
+from obview.sim.server import start_server
 
 #: short backoff and timeouts, so a test's reconnects and resyncs take milliseconds
 FAST = dict(backoff_base=0.05, backoff_max=0.3, connect_timeout=2.0, resync_min_interval=0.05)
@@ -27,3 +30,25 @@ async def until(pred, timeout: float = 8.0, market=None, bad: list | None = None
             ):
                 bad.append((market.state, market.book.best_bid(), market.book.best_ask()))
             await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def venue_feed(
+    adapter_cls, symbol: str, path: str, *, seed: int, rate: float, options=None, **session_kw
+):
+    """A simulator server on 127.0.0.1 speaking ``adapter_cls``'s dialect at ``path``, and a
+    started FeedSession on it (REST from the same server). Yields (server, adapter, market,
+    session); stops the session and closes the server on the way out."""
+    server = await start_server(seed=seed, rate=rate, symbols=[symbol])
+    try:
+        adapter = adapter_cls(symbol, endpoint=server.url(path), rest_endpoint=server.http_url())
+        market = Market(adapter.default_instrument())
+        session = FeedSession(adapter, market, options=options or fast_options(), **session_kw)
+        task = session.start()
+        try:
+            yield server, adapter, market, session
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()

@@ -15,12 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from e2e import fast_options, until
+from e2e import until, venue_feed
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
-from obview.feed.session import FeedSession
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side
-from obview.sim.server import start_server
 from obview.venues.base import FrameError, Reply, ResyncMode, VenueError
 from obview.venues.deribit import DeribitAdapter
 from obview.venues.registry import get_adapter
@@ -418,6 +416,7 @@ def test_changes_before_first_snapshot_are_held_then_chained():
 
 # -- end to end: the simulator speaking Deribit on 127.0.0.1 --------------------------------------
 
+
 def deribit_client(server):
     clients = [c.dialect for c in server.clients if c.dialect.name == "deribit"]
     assert len(clients) == 1
@@ -449,16 +448,10 @@ async def assert_books_equal(server, session, market, instrument, symbol):
 
 
 async def test_e2e_live_gap_reconnect_and_heartbeat():
-    server = await start_server(seed=21, rate=40, symbols=["BTC-PERP"])
-    adapter = DeribitAdapter(
-        "BTC-PERP", endpoint=server.url("/ws/api/v2"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
-    assert market.instrument.tick == 0.5  # built-in default
-    session = FeedSession(adapter, market, options=fast_options())
-    task = session.start()
-    bad: list = []
-    try:
+    feed = venue_feed(DeribitAdapter, "BTC-PERP", "/ws/api/v2", seed=21, rate=40)
+    async with feed as (server, _adapter, market, session):
+        assert market.instrument.tick == 0.5  # built-in default
+        bad: list = []
         await until(lambda: market.live and market.instrument.tick == 0.1, market=market, bad=bad)
         inst = market.instrument
         assert (inst.size_unit, inst.contract_value, inst.lot) == ("quote", 1.0, 10.0)
@@ -497,21 +490,11 @@ async def test_e2e_live_gap_reconnect_and_heartbeat():
         )
         await assert_books_equal(server, session, market, "BTC-PERPETUAL", "BTC-PERP")
         assert bad == []
-    finally:
-        await session.stop()
-        task.cancel()
-        await server.close()
 
 
 async def test_e2e_linear_sol_amounts_in_coins():
-    server = await start_server(seed=22, rate=40, symbols=["SOL-PERP"])
-    adapter = DeribitAdapter(
-        "SOL-PERP", endpoint=server.url("/ws/api/v2"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=fast_options())
-    task = session.start()
-    try:
+    feed = venue_feed(DeribitAdapter, "SOL-PERP", "/ws/api/v2", seed=22, rate=40)
+    async with feed as (server, _adapter, market, session):
         await until(lambda: market.live and market.instrument.tick == 0.001)
         assert market.instrument.size_unit == "base"
         server.set_rate(0)
@@ -521,10 +504,6 @@ async def test_e2e_linear_sol_amounts_in_coins():
         sim_bids, sim_asks = sim.book.top(50)
         assert bids == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_bids]
         assert asks == [(pytest.approx(p), pytest.approx(s)) for p, s in sim_asks]
-    finally:
-        await session.stop()
-        task.cancel()
-        await server.close()
 
 
 def test_dialect_refuses_raw_and_leaves_out_unknown_instruments():

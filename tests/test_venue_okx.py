@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from e2e import fast_options, until
+from e2e import fast_options, until, venue_feed
 from obview.feed.pipeline import FeedPipeline, NeedResync, Send
 from obview.feed.session import FeedSession
 from obview.market import Market
@@ -560,6 +560,7 @@ def test_pipeline_answers_nothing_to_pong_and_counts_garbage():
 
 # -- end to end: the simulator speaking OKX on 127.0.0.1 ------------------------------------------
 
+
 def okx_client(server):
     clients = [c.dialect for c in server.clients if c.dialect.name == "okx"]
     assert len(clients) == 1
@@ -589,15 +590,9 @@ async def assert_books_equal(server, session, market, inst_id="BTC-USDT-SWAP", s
 
 
 async def test_e2e_live_gap_checksum_and_reconnect_recover():
-    server = await start_server(seed=11, rate=40, symbols=["BTC-PERP"])
-    adapter = OkxAdapter(
-        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=fast_options())
-    task = session.start()
-    bad: list = []
-    try:
+    feed = venue_feed(OkxAdapter, "BTC-PERP", "/ws/v5/public", seed=11, rate=40)
+    async with feed as (server, _adapter, market, session):
+        bad: list = []
         await until(lambda: market.live, market=market, bad=bad)
         await until(lambda: len(market.trades) >= 2 and market.instrument.size_unit == "contract")
         await assert_books_equal(server, session, market)
@@ -636,22 +631,12 @@ async def test_e2e_live_gap_checksum_and_reconnect_recover():
         )
         await assert_books_equal(server, session, market)
         assert bad == []
-    finally:
-        await session.stop()
-        task.cancel()
-        await server.close()
 
 
 async def test_e2e_zero_checksums_stay_live_and_instrument_from_rest():
-    server = await start_server(seed=12, rate=40, symbols=["SOL-PERP"])
-    adapter = OkxAdapter(
-        "SOL-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
-    assert market.instrument.tick == 0.01  # built-in default
-    session = FeedSession(adapter, market, options=fast_options())
-    task = session.start()
-    try:
+    feed = venue_feed(OkxAdapter, "SOL-PERP", "/ws/v5/public", seed=12, rate=40)
+    async with feed as (server, _adapter, market, session):
+        assert market.instrument.tick == 0.01  # built-in default
         await until(lambda: market.live and market.instrument.tick == 0.001)  # the simulator's tick
         dialect = okx_client(server)
         dialect.send_checksum = False  # the live feed since mid-2026
@@ -661,21 +646,11 @@ async def test_e2e_zero_checksums_stay_live_and_instrument_from_rest():
         assert market.live and market.stats.checksum_errors == 0 and market.resyncs == 0
         await assert_books_equal(server, session, market, "SOL-USDT-SWAP", "SOL-PERP")
         assert dialect.on_message("ping")[0].text == "pong"
-    finally:
-        await session.stop()
-        task.cancel()
-        await server.close()
 
 
 async def test_e2e_live_style_feed_drops_the_texts_then_resyncs_when_checksums_resume():
-    server = await start_server(seed=13, rate=200, symbols=["BTC-PERP"])
-    adapter = OkxAdapter(
-        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=fast_options())
-    task = session.start()
-    try:
+    feed = venue_feed(OkxAdapter, "BTC-PERP", "/ws/v5/public", seed=13, rate=200)
+    async with feed as (server, _adapter, market, session):
         await until(lambda: market.live)
         dialect = okx_client(server)
         dialect.send_checksum = False  # the live feed since mid-2026
@@ -691,10 +666,6 @@ async def test_e2e_live_style_feed_drops_the_texts_then_resyncs_when_checksums_r
         assert market.resyncs == 1 and sync.texts_ok and sync.texts_wanted
         assert "checksums resumed" in " ".join(s.reason for s in market.state_log)
         await assert_books_equal(server, session, market)
-    finally:
-        await session.stop()
-        task.cancel()
-        await server.close()
 
 
 def test_dialect_checksums_and_errors_follow_the_fact_sheet():
@@ -735,7 +706,9 @@ async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
     monkeypatch.setattr(OkxDialect, "send_snapshot", False)
     monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
     server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
-    adapter = OkxAdapter("BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url())
+    adapter = OkxAdapter(
+        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
+    )
     market = Market(adapter.default_instrument())
     fetched: list[str] = []
     from obview.feed.http import fetch
