@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from functools import lru_cache
 
+from textual.geometry import Region
+
 from obview.market import Market
 from obview.model import FeedStatus
 from obview.ui.app import ObviewApp
-from obview.ui.heatmap import Heatmap
+from obview.ui.heatmap import AXIS_WIDTH, Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.screens import HelpScreen
 from obview.ui.statsbar import StatsBar
@@ -276,6 +278,42 @@ async def test_a_new_heatmap_column_costs_one_column():
         app._frame()
         assert hm.columns_coded == coded + 1
         assert hm.frames_built == built + 1
+
+
+async def test_a_last_price_move_repaints_only_the_marker_cells():
+    market, now = build_market(seed=8, seconds=12, gap=None)
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.query_one(Heatmap)
+        app._frame()
+        lay, x = hm.layout_, hm.size.width - AXIS_WIDTH
+        old_row = next(y for y, s in enumerate(hm._strips) if "◀" in s.text)
+        built, moves = hm.frames_built, hm.axis_moves
+        refreshed: list = []
+        real_refresh = hm.refresh
+        hm.refresh = lambda *regions, **kw: (refreshed.append(regions), real_refresh(*regions, **kw))
+        market.last_price += 4 * lay.row_step  # four rows up, no new column
+        app._frame()
+        assert (hm.frames_built, hm.axis_moves) == (built, moves + 1)
+        new_row = next(y for y, s in enumerate(hm._strips) if "◀" in s.text)
+        assert new_row == old_row - 4
+        # the two rows' axis cells are all that is repainted
+        assert [set(r) for r in refreshed] == [
+            {Region(x, old_row, AXIS_WIDTH, 1), Region(x, new_row, AXIS_WIDTH, 1)}
+        ]
+        # and the lines are those a full rebuild draws
+        moved = list(hm._strips)
+        hm._last_key = None
+        app._frame()
+        assert hm.frames_built == built + 1 and hm._strips == moved
+        # off the window: the marker is gone, its row repainted
+        refreshed.clear()
+        market.last_price += 1000 * lay.row_step
+        app._frame()
+        assert not any("◀" in s.text for s in hm._strips)
+        assert [set(r) for r in refreshed] == [{Region(x, new_row, AXIS_WIDTH, 1)}]
 
 
 async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():

@@ -23,6 +23,7 @@ import math
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 
 from obview.market import HeatmapColumn, Market
@@ -92,6 +93,8 @@ class Heatmap(LineWidget):
         self._gen = 0
         self.bucket: float | None = None
         self.frames_built = 0
+        self.axis_moves = 0  # repaints of only the last-price marker's rows, for tests
+        self._lp_row: int | None = None
         self.columns_coded = 0  # how many columns had their cells (re)computed, for tests
 
     def set_colors(self, colors) -> None:
@@ -174,7 +177,14 @@ class Heatmap(LineWidget):
         axis_key = (view, self._gen, market.last_price)
         if axis_key == self._axis_key:
             return False
+        only_axis = self._axis_key is not None and self._axis_key[:2] == axis_key[:2]
         self._axis_key = axis_key
+        if only_axis and self._plot and len(self._strips) == len(self._plot) + 1:
+            # only the last price moved: its marker leaves one row of the axis for another;
+            # the plot (most of the screen) is not written again
+            self._move_marker(market, layout, origin, w)
+            self.axis_moves += 1
+            return True
         self._assemble(market, layout, origin, w, h)
         self.frames_built += 1
         self.refresh()
@@ -350,33 +360,56 @@ class Heatmap(LineWidget):
         """Legend + cached plot rows + the price axis (which follows the last price)."""
         if lay is None or not self._plot:
             return  # the waiting message is already in place
-        c = self.pal
-        rows = len(self._plot)
-        dec = decimals_for(lay.row_step)
-        last_price = market.last_price
-        lp_row = None
-        if last_price is not None:
-            j = bucket_index(last_price, lay.row_step) - origin
-            if 0 <= j < rows:
-                lp_row = rows - 1 - j
-        lp_dec = max(dec, decimals_for(market.instrument.tick))
-        axis_style = c.style("axis", c.background)
-        lp_style = c.style(c.background, "spread", bold=True)
+        lp_row = self._lp_row = self._marker_row(market, lay, origin)
         strips: list[Strip] = [self._legend(market, lay, w)]
-        for y, plot in enumerate(self._plot):
-            # price axis: a row is the bucket [p, p + step); labels sit on round buckets
-            b = origin + rows - 1 - y
-            if y == lp_row:
-                label = "◀" + format_price(last_price, lp_dec).rjust(AXIS_WIDTH - 1)
-                axis = Segment(label[:AXIS_WIDTH], lp_style)
-            elif b % LABEL_EVERY == 0:
-                label = "┤" + format_price(b * lay.row_step, dec).rjust(AXIS_WIDTH - 2) + " "
-                axis = Segment(label[:AXIS_WIDTH], axis_style)
-            else:
-                axis = Segment("│".ljust(AXIS_WIDTH), axis_style)
-            strips.append(Strip([*plot, axis], w))
+        strips += [
+            Strip([*plot, self._axis(market, lay, origin, y, lp_row)], w)
+            for y, plot in enumerate(self._plot)
+        ]
         release_strips(self._strips, strips)
         self._strips = strips
+
+    def _marker_row(self, market: Market, lay: HeatLayout, origin: int) -> int | None:
+        """The plot row of the last price, or None when it is off the window."""
+        last_price = market.last_price
+        if last_price is None:
+            return None
+        rows = len(self._plot)
+        j = bucket_index(last_price, lay.row_step) - origin
+        return rows - 1 - j if 0 <= j < rows else None
+
+    def _axis(
+        self, market: Market, lay: HeatLayout, origin: int, y: int, lp_row: int | None
+    ) -> Segment:
+        """Plot row ``y``'s axis cell: the last price marker, a label on round buckets (a row
+        is the bucket [p, p + step)), or the bare axis line."""
+        c = self.pal
+        b = origin + len(self._plot) - 1 - y
+        if y == lp_row:
+            dec = max(decimals_for(lay.row_step), decimals_for(market.instrument.tick))
+            label = "◀" + format_price(market.last_price, dec).rjust(AXIS_WIDTH - 1)
+            return Segment(label[:AXIS_WIDTH], c.style(c.background, "spread", bold=True))
+        if b % LABEL_EVERY == 0:
+            label = "┤" + format_price(b * lay.row_step, decimals_for(lay.row_step)).rjust(
+                AXIS_WIDTH - 2
+            )
+            return Segment((label + " ")[:AXIS_WIDTH], c.style("axis", c.background))
+        return Segment("│".ljust(AXIS_WIDTH), c.style("axis", c.background))
+
+    def _move_marker(self, market: Market, lay: HeatLayout, origin: int, w: int) -> None:
+        """Redraw the rows the last-price marker left and reached, and repaint only their
+        axis cells."""
+        old, new = self._lp_row, self._marker_row(market, lay, origin)
+        self._lp_row = new
+        x = max(0, w - AXIS_WIDTH)
+        strips = list(self._strips)
+        for y in {old, new} - {None}:
+            strips[y + 1] = Strip([*self._plot[y], self._axis(market, lay, origin, y, new)], w)
+        release_strips(self._strips, strips)
+        self._strips = strips
+        regions = [Region(x, y + 1, w - x, 1) for y in {old, new} - {None}]
+        if regions:
+            self.refresh(*regions)
 
     def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
         c = self.pal
