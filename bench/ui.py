@@ -8,7 +8,9 @@ The app runs as ``obview`` runs it, with its garbage-collector policy (``tune_gc
 - frame cost: demo feed from the replay server (bench/replay_server.py, its own process) at
   1k deltas/s; CPU time (``time.process_time``) of each paint tick (``ObviewApp._frame``: ladder,
   tape, heatmap and bars rebuilt from the Market) at 160x48 and 240x70, median and p99; and the
-  whole process's CPU per painted frame (feed, Textual compositor and all) as a note;
+  whole process's CPU per painted frame (feed, Textual compositor and all) as a note. Each
+  screen update is also rendered to the escape codes a terminal would get (Textual's headless
+  driver skips that), so the whole-process figure includes it, and their volume is a figure;
 - first book: process start (the parent's clock at spawn) to the first ladder painted from a LIVE
   book, with the app's own in-process simulator as ``obview --venue demo`` uses it;
 - key -> screen: while the replay server bursts 20k deltas/s into the app, press ``u`` (units) and
@@ -54,6 +56,26 @@ def _book_painted(app) -> bool:
     )
 
 
+def _render_as_a_terminal(app, out: dict) -> None:
+    """Make the headless app turn each screen update into the escape codes a terminal would
+    be sent, as Textual's terminal driver does (headless, Textual skips that step), so the
+    whole-process figures include it; ``out`` counts the bytes and the CPU time it took. Only
+    the write to a terminal is left out."""
+    from textual._compositor import CompositorUpdate
+
+    display = app._display
+
+    def rendering_display(screen, renderable) -> None:
+        if isinstance(renderable, CompositorUpdate):
+            c0 = time.process_time()
+            text = renderable.render_segments(app.console)
+            out["render_s"] += time.process_time() - c0
+            out["bytes"] += len(text.encode())
+        display(screen, renderable)
+
+    app._display = rendering_display
+
+
 async def _probe(mode: str, arg: dict) -> dict:
     if mode == "first":
         app = _app(None)
@@ -75,7 +97,10 @@ async def _probe(mode: str, arg: dict) -> dict:
         costs.append(time.process_time() - c0)
 
     app._frame = timed_frame
+    out = {"bytes": 0, "render_s": 0.0}
     async with app.run_test(size=(w, h)):
+        if mode == "frames":
+            _render_as_a_terminal(app, out)
         async with asyncio.timeout(20):
             while not _book_painted(app):
                 await asyncio.sleep(0.005)
@@ -85,6 +110,7 @@ async def _probe(mode: str, arg: dict) -> dict:
             stamps.clear()
             c0, f0 = time.process_time(), app.frames
             t0 = time.perf_counter()
+            out["bytes"], out["render_s"] = 0, 0.0
             await asyncio.sleep(arg["seconds"])
             cpu, frames, wall = time.process_time() - c0, app.frames - f0, time.perf_counter() - t0
             gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False)) or [0.0]
@@ -95,6 +121,8 @@ async def _probe(mode: str, arg: dict) -> dict:
                 "cpu_per_frame_ms": cpu / max(frames, 1) * 1000,
                 "fps": frames / wall,
                 "cpu_share": cpu / wall,
+                "term_kb_s": out["bytes"] / wall / 1000,
+                "term_render_ms": out["render_s"] / max(frames, 1) * 1000,
             }
         # key: under the burst, press "u" and wait for the ladder to change
         await asyncio.sleep(0.3)
@@ -232,7 +260,17 @@ def run(quick: bool) -> list[Figure]:
                     "ms/frame",
                     [r["cpu_per_frame_ms"] for r in res],
                     target="<= 8 ms (25% of a core at 30 fps)" if w == 160 else "",
-                    note=f"feed, paint, Textual compositor, collector and all; {share:.0%} of a core",
+                    note=f"feed, paint, Textual compositor, escape codes, collector and all; {share:.0%} of a core",
+                )
+            )
+            render = statistics.median(r["term_render_ms"] for r in res)
+            figs.append(
+                Figure(
+                    f"ui: terminal output at {w}x{h}, {feed}",
+                    "kB/s",
+                    [r["term_kb_s"] for r in res],
+                    note=f"escape codes the screen updates make; rendering them costs {render:.2f} ms"
+                    + " per frame (in the whole-process figure; the write itself is not)",
                 )
             )
             figs.append(

@@ -430,3 +430,24 @@ async def test_resizing_the_terminal_lays_the_panels_out_for_the_new_size():
             assert app.w_ladder.region.width == (46 if w >= 120 else 40) or not expected[0], size
             if expected[0]:
                 assert "HEATMAP" in app.w_heatmap.line_texts()[0], size
+
+
+async def test_kept_lines_follow_a_theme_switch_and_a_venue_switch():
+    from textual.widget import Widget
+
+    from obview.ui.lines import SteadyLines
+
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        kept = [w for w in [app.screen, *app.screen.walk_children()] if isinstance(w, SteadyLines)]
+        assert {type(w).__name__ for w in kept} == {
+            "MainScreen", "StatsBar", "VenueStrip", "Panels", "Keys"
+        }  # fmt: skip
+        for keys in ([], ["t"], ["2"], ["t", "1"]):
+            for k in keys:
+                await pilot.press(k)
+            await settle(pilot)
+            for w in kept:
+                crop = w.size.region
+                assert w.render_lines(crop) == Widget.render_lines(w, crop), (keys, w)

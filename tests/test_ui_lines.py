@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+from textual.app import App
 from textual.color import Color
-from textual.filter import ANSIToTruecolor
+from textual.filter import ANSIToTruecolor, Monochrome
+from textual.geometry import Region
 from textual.strip import Strip
+from textual.widgets import Static
 
-from obview.ui.lines import release_strips
+from obview.ui.lines import SteadyLines, release_strips
 
 STYLE = Style(color="#ff0000", bgcolor="#000000")
 
@@ -71,3 +75,44 @@ def test_ansi_neutral_styles():
     assert pal.neutral
     pal.style("odd")
     assert not pal.neutral
+
+
+
+class _Steady(SteadyLines, Static):
+    pass
+
+
+class _SteadyApp(App):
+    CSS = "Static { height: 2; background: #102030; }"
+
+    def compose(self):
+        yield _Steady("ask 97000.5", id="steady")
+        yield Static("ask 97000.5", id="plain")
+
+
+async def test_steady_lines_are_kept_until_textual_marks_the_widget_dirty():
+    app = _SteadyApp()
+    async with asyncio.timeout(10), app.run_test(size=(40, 6)) as pilot:
+        await pilot.pause()
+        steady, plain = app.query_one("#steady"), app.query_one("#plain")
+        crop = Region(0, 0, 40, 2)
+
+        def both(change) -> None:
+            change(steady)
+            change(plain)
+
+        first = steady.render_lines(crop)
+        assert first == plain.render_lines(crop)  # what Textual's own path draws
+        assert steady.render_lines(crop) is first  # nothing changed: the same lines
+        assert steady.render_lines(Region(0, 1, 40, 1)) == first[1:]  # another crop
+        for change in (
+            lambda: both(lambda w: w.update("bid 96999.5")),  # new content
+            lambda: both(lambda w: setattr(w.styles, "background", "#403020")),  # a style
+            lambda: app._filters.append(Monochrome()),  # a line filter for the whole app
+        ):
+            before = steady.render_lines(crop)
+            change()
+            await pilot.pause()
+            after = steady.render_lines(crop)
+            assert after != before
+            assert after == plain.render_lines(crop)

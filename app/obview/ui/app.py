@@ -22,6 +22,7 @@ from obview.symbols import CANONICAL, normalize
 from obview.text import safe
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
+from obview.ui.lines import SteadyLines
 from obview.ui.screens import HelpScreen, SymbolPrompt, VenuePicker
 from obview.ui.statsbar import StatsBar
 from obview.ui.tape import Tape
@@ -64,6 +65,19 @@ def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
 
+
+
+class MainScreen(SteadyLines, Screen):
+    """The default screen (stats, venues, panels, keys): fully covered by its widgets, so its
+    own lines are kept rather than rebuilt every frame (``SteadyLines``)."""
+
+
+class Panels(SteadyLines, Horizontal):
+    """The row of panels: heatmap, ladder, tape."""
+
+
+class Keys(SteadyLines, Footer):
+    """The key bar."""
 
 class ObviewApp(App):
     """Order-book visualizer for one (venue, symbol) at a time, with warm venue switching."""
@@ -142,6 +156,9 @@ class ObviewApp(App):
         self.colormap_name = DEFAULT_COLORMAP
 
     # -- setup --------------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         # kept as attributes: ``query_one`` searches the active screen, which may be a modal
         self.w_stats = StatsBar(id="stats")
@@ -151,11 +168,11 @@ class ObviewApp(App):
         self.w_tape = Tape(id="tape")
         yield self.w_stats
         yield self.w_venues
-        with Horizontal(id="main"):
+        with Panels(id="main"):
             yield self.w_heatmap
             yield self.w_ladder
             yield self.w_tape
-        yield Footer()
+        yield Keys()
 
     def on_mount(self) -> None:
         for th in self.themes:

@@ -69,6 +69,42 @@ def release_strips(old: list[Strip], kept: list[Strip]) -> None:
             _release(strip, 3)
 
 
+class SteadyLines:
+    """For a widget (or container) that Textual's compositor asks for its lines every frame
+    although they rarely change: hands back the lines it gave last time until Textual marks it
+    dirty.
+
+    The compositor renders every widget whose clip overlaps the frame's dirty box, and for a
+    child of the screen the clip is the whole screen: the bars, the footer, the panels'
+    container and the screen itself go through Textual's styles cache each frame (about 1 ms a
+    frame between them, for lines that change a few times a second). A repaint request
+    (``refresh``) marks the styles cache dirty or clears it, and a new size, crop, background or
+    line filter (a theme, a dimmed screen below a modal) is part of the key, so none of them is
+    ever answered from the memo."""
+
+    _steady: tuple | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        cache = self._styles_cache  # type: ignore[attr-defined]
+        key = (
+            crop,
+            self.size,  # type: ignore[attr-defined]
+            self.background_colors,  # type: ignore[attr-defined]
+            tuple(self.get_line_filters()),  # type: ignore[attr-defined]
+        )
+        memo = self._steady
+        if (
+            memo is not None
+            and memo[0] == key
+            and not getattr(cache, "_dirty_lines", True)
+            and getattr(cache, "_cache", None)
+        ):
+            return memo[1]
+        lines = super().render_lines(crop)  # type: ignore[misc]
+        self._steady = (key, lines)
+        return lines
+
+
 class LineWidget(Widget):
     """Keeps one (key, Strip) per line. ``set_lines`` swaps in new lines and marks dirty only
     those whose key changed, so a frame where one level moved repaints one line.

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from obview.market import Market
 from obview.model import FeedStatus
 from obview.text import safe
+from obview.ui.lines import SteadyLines
 from obview.ui.theming import PanelColors
 from obview.ui.viewmodel import (
     bps,
@@ -40,7 +41,7 @@ STATE_MARK = {
 }
 
 
-class StatsBar(Widget):
+class StatsBar(SteadyLines, Widget):
     DEFAULT_CSS = """
     StatsBar { height: 2; width: 1fr; }
     """

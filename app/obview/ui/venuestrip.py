@@ -7,11 +7,12 @@ from textual.widget import Widget
 
 from obview.model import FeedState
 from obview.text import safe
+from obview.ui.lines import SteadyLines
 from obview.ui.statsbar import STATE_COLOR, STATE_MARK
 from obview.ui.theming import PanelColors
 
 
-class VenueStrip(Widget):
+class VenueStrip(SteadyLines, Widget):
     DEFAULT_CSS = """
     VenueStrip { height: 1; width: 1fr; }
     """
