@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from obview.market import HeatmapSampler, LatencyWindow, Market, RateCounter
+import pytest
+
+from obview.market import FlowWindow, HeatmapSampler, LatencyWindow, Market, RateCounter
 from obview.model import FeedStatus, Instrument, Side, Trade
 
 INST = Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001)
@@ -131,3 +133,45 @@ def test_sampler_column_keeps_only_the_books_stretch_of_the_window():
         got = {col.start + i: v for i, v in enumerate(col.sizes) if v}
         assert got.keys() == want.keys()
         assert all(abs(got[b] - want[b]) <= 1e-6 * want[b] for b in want)
+
+
+def test_flow_covers_the_whole_minute_when_the_trade_ring_holds_less():
+    inst = Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001)
+    m = Market(inst, trade_history=2000)
+    # a busy minute: 100 fills a second, buys of 1 and sells of 0.5 coin, for 60 s
+    for i in range(6000):
+        ts = 1000.0 + i / 100
+        side = Side.BUY if i % 2 == 0 else Side.SELL
+        m.add_trade(Trade("demo", "BTC-PERP", 100.0, 1.0 if side is Side.BUY else 0.5, side, str(i), ts, ts))
+    assert len(m.trades) == 2000  # the ring holds the last 20 s only
+    f = m.flow.summary(now=1060.0)
+    assert f.count == 6000
+    assert (f.buy_base, f.sell_base) == (pytest.approx(3000.0), pytest.approx(1500.0))
+    assert (f.buy_quote, f.sell_quote) == (pytest.approx(300_000.0), pytest.approx(150_000.0))
+    # 30 s later the first half has left the window
+    assert m.flow.summary(now=1090.0).count == 3000
+    assert m.flow.summary(now=1200.0).count == 0
+
+
+def test_flow_window_slots_are_bounded_and_late_fills_outside_it_are_dropped():
+    w = FlowWindow(horizon=60)
+    w.add(100.2, True, 1.0, 100.0)
+    w.add(100.9, False, 2.0, 200.0)
+    w.add(161.5, True, 4.0, 400.0)  # reuses slot 100's place: second 100 has left the window
+    w.add(100.5, True, 8.0, 800.0)  # a fill from second 100 arriving now: too old, dropped
+    f = w.summary(now=161.6)
+    assert (f.buy_base, f.sell_base, f.count) == (4.0, 0.0, 1)
+    assert len(w._secs) == len(w._slots) == 61
+    # a fill a little out of order but inside the window counts
+    w.add(150.0, False, 1.0, 100.0)
+    assert w.summary(now=161.6).sell_base == 1.0
+
+
+def test_new_instrument_facts_recount_the_flow():
+    inst = Instrument("okx", "BTC-PERP", "BTC-USDT-SWAP", 0.1, 0.1, "contract", 1.0)
+    m = Market(inst)
+    m.add_trade(Trade("okx", "BTC-PERP", 100.0, 10.0, Side.BUY, "1", 5.0, 5.0))
+    assert m.flow.summary(now=5.5).buy_base == 10.0  # contracts of 1 coin, the default
+    m.set_instrument(Instrument("okx", "BTC-PERP", "BTC-USDT-SWAP", 0.1, 0.1, "contract", 0.01))
+    f = m.flow.summary(now=5.5)
+    assert f.buy_base == pytest.approx(0.1) and f.buy_quote == pytest.approx(10.0)

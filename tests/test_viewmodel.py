@@ -7,11 +7,11 @@ import math
 import pytest
 
 from obview.book import OrderBook
+from obview.market import Market
 from obview.model import Instrument, Side, Trade
 from obview.text import safe
 from obview.ui.tapemodel import (
     aggregate_tape,
-    flow_summary,
     large_trade_tiers,
     sweep_text,
     tier_of,
@@ -168,9 +168,13 @@ def test_tape_and_flow_in_base_units_for_inverse_contracts():
     rows = aggregate_tape(trades, INVERSE, 5)
     assert rows[0].base == pytest.approx(2.0)
     assert rows[0].quote == pytest.approx(100_000.0)
-    f = flow_summary(trades, INVERSE, now=1.5)
-    assert f.buy_base == pytest.approx(2.0) and f.sell_base == 0
-    assert flow_summary(trades, INVERSE, now=100.0).count == 0  # older than a minute
+    m = Market(INVERSE)
+    for t in trades:
+        m.add_trade(t)
+    f = m.flow.summary(now=1.5)
+    assert f.buy_base == pytest.approx(2.0) and f.buy_quote == pytest.approx(100_000.0)
+    assert f.sell_base == 0 and f.count == 1
+    assert m.flow.summary(now=100.0).count == 0  # older than a minute
 
 
 def test_large_trade_tiers():

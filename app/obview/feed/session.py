@@ -510,8 +510,7 @@ class FeedSession:
         if checked is None:
             log.warning("instrument facts for %s %s rejected (tick, lot or contract value not a finite positive number)", self.market.venue, self.market.symbol)
             return
-        self.market.instrument = checked
-        self.market.version += 1
+        self.market.set_instrument(checked)
 
 
 def checked_instrument(inst: Instrument) -> Instrument | None:

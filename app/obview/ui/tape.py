@@ -9,7 +9,6 @@ from obview.model import Side
 from obview.ui.lines import LineWidget
 from obview.ui.tapemodel import (
     aggregate_tape,
-    flow_summary,
     sweep_text,
     tier_of,
 )
@@ -30,8 +29,6 @@ class Tape(LineWidget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.tiers: tuple[float, float, float] = (100_000.0, 1_000_000.0, 5_000_000.0)
-        self._flow = None
-        self._flow_key: tuple | None = None
 
     def update_from(self, market: Market, quote: bool, now: float) -> int:
         if self.pal is None or self.size.height <= 0:
@@ -41,12 +38,7 @@ class Tape(LineWidget):
         width = self.content_width
         n = max(0, self.size.height - 2)
         rows = aggregate_tape(market.trades, inst, n)
-        # a one-minute figure: recomputed at most 4 times a second, not on every frame
-        fk = (id(market), int(now * 4))
-        if fk != self._flow_key or self._flow is None:
-            self._flow_key = fk
-            self._flow = flow_summary(market.trades, inst, now)
-        flow = self._flow
+        flow = market.flow.summary(now)
         rate = market.stats.trades.rate(now)
         unit = inst.quote if quote else inst.base
         lines: list[tuple] = []
@@ -78,7 +70,8 @@ class Tape(LineWidget):
             used = 12 + 3 + len(p) + 1 + max(7, len(s))
             swept = sweep_text(r.first, r.last, r.count, dec, width - used)
             key = (r.ts, buy, p, s, swept, tier)
-            lines.append((key, self._row(r.ts, buy, p, s, swept, tier, width)))
+            # the row's parts are made only if its line is new (``_build``): most are kept
+            lines.append((key, (r.ts, buy, p, s, swept, tier, width)))
         return self.set_lines(lines, self._build)
 
     def _row(self, ts, buy, price, size, swept, tier, width):
@@ -104,5 +97,7 @@ class Tape(LineWidget):
         parts.append((" " * max(0, width - used), c.style(bg=bg)))
         return parts
 
-    def _build(self, parts) -> list[Segment]:
+    def _build(self, payload) -> list[Segment]:
+        """A line's segments: from its parts (the bars), or a trade row's fields."""
+        parts = payload if isinstance(payload, list) else self._row(*payload)
         return [Segment(t, s) for t, s in parts if t]

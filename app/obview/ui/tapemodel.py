@@ -1,5 +1,6 @@
-"""Trade tape view model: fills aggregated per taker order, large-trade tiers, the flow of
-the last minute, and the text of a sweep. Pure functions, unit-tested without a terminal."""
+"""Trade tape view model: fills aggregated per taker order, large-trade tiers and the text of
+a sweep (the flow of the last minute is ``Market.flow``). Pure functions, unit-tested without a
+terminal."""
 
 from __future__ import annotations
 
@@ -84,38 +85,6 @@ def tier_of(notional: float, tiers: Sequence[float]) -> int:
         if notional >= th:
             k = i + 1
     return k
-
-
-@dataclass(slots=True, frozen=True)
-class FlowSummary:
-    buy_base: float
-    sell_base: float
-    buy_quote: float
-    sell_quote: float
-    count: int
-
-
-def flow_summary(
-    trades: Sequence[Trade], inst: Instrument, now: float, horizon: float = 60.0
-) -> FlowSummary:
-    """Buy and sell volume over the last ``horizon`` seconds (by local receive time)."""
-    bb = sb = bq = sq = 0.0
-    n = 0
-    cutoff = now - horizon
-    for i in range(len(trades) - 1, -1, -1):
-        t = trades[i]
-        if t.ts_local < cutoff:
-            break
-        b = inst.to_base(t.price, t.size)
-        q = inst.to_quote(t.price, t.size)
-        n += 1
-        if t.side is Side.BUY:
-            bb += b
-            bq += q
-        else:
-            sb += b
-            sq += q
-    return FlowSummary(bb, sb, bq, sq, n)
 
 
 def sweep_text(first: float, last: float, count: int, decimals: int, room: int) -> str:
