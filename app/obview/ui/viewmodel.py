@@ -386,11 +386,14 @@ def dom_grid(book, inst: Instrument, quote: bool, origin: int, rows: int, step: 
     asks = [0.0] * rows
     lo, hi = origin * step, (origin + rows) * step
     conv = inst.to_quote if quote else inst.to_base
+    coins = not quote and inst.size_unit == "base"  # sizes are already in display units
+    floor = math.floor
     for side, acc in ((book.bids, bids), (book.asks, asks)):
+        levels = side.levels
         for p in side.irange(lo - step, hi + step):
-            j = bucket_index(p, step) - origin
+            j = int(floor(p / step + 1e-9)) - origin  # bucket_index, inlined: the hot loop
             if 0 <= j < rows:
-                acc[j] += conv(p, side[p])
+                acc[j] += levels[p] if coins else conv(p, levels[p])
     # what lies between the touch and the window edge still counts toward the cumulative sums
     asks_side, bids_side = book.asks, book.bids
     ask_cum = sum(
