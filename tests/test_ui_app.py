@@ -444,7 +444,7 @@ async def test_kept_lines_follow_a_theme_switch_and_a_venue_switch():
         assert {type(w).__name__ for w in kept} == {
             "MainScreen", "StatsBar", "VenueStrip", "Panels", "Keys"
         }  # fmt: skip
-        for keys in ([], ["t"], ["2"], ["t", "1"]):
+        for keys in ([], ["t"], ["2"], ["t", "1"], ["H"], ["T", "L"], ["H", "T", "L"]):
             for k in keys:
                 await pilot.press(k)
             await settle(pilot)
