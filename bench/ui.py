@@ -9,8 +9,9 @@ The app runs as ``obview`` runs it, with its garbage-collector policy (``tune_gc
   1k deltas/s; CPU time (``time.process_time``) of each paint tick (``ObviewApp._frame``: ladder,
   tape, heatmap and bars rebuilt from the Market) at 160x48 and 240x70, median and p99; and the
   whole process's CPU per painted frame (feed, Textual compositor and all) as a note. Each
-  screen update is also rendered to the escape codes a terminal would get (Textual's headless
-  driver skips that), so the whole-process figure includes it, and their volume is a figure;
+  screen update is also rendered to the escape codes a 24-bit colour terminal would get
+  (Textual's headless driver skips that), so the whole-process figure includes it, and their
+  volume is a figure;
 - first book: process start (the parent's clock at spawn) to the first ladder painted from a LIVE
   book, with the app's own in-process simulator as ``obview --venue demo`` uses it;
 - key -> screen: while the replay server bursts 20k deltas/s into the app, press ``u`` (units) and
@@ -61,14 +62,28 @@ def _render_as_a_terminal(app, out: dict) -> None:
     be sent, as Textual's terminal driver does (headless, Textual skips that step), so the
     whole-process figures include it; ``out`` counts the bytes and the CPU time it took. Only
     the write to a terminal is left out."""
+    import io
+
+    from rich.console import Console
     from textual._compositor import CompositorUpdate
 
+    # a terminal that reports 24-bit colour (COLORTERM=truecolor), as most do; the headless
+    # app's own console renders 16 colours, shorter codes than a real session writes
+    console = Console(
+        file=io.StringIO(),
+        color_system="truecolor",
+        force_terminal=True,
+        legacy_windows=False,
+        markup=False,
+        highlight=False,
+        emoji=False,
+    )
     display = app._display
 
     def rendering_display(screen, renderable) -> None:
         if isinstance(renderable, CompositorUpdate):
             c0 = time.process_time()
-            text = renderable.render_segments(app.console)
+            text = renderable.render_segments(console)
             out["render_s"] += time.process_time() - c0
             out["bytes"] += len(text.encode())
         display(screen, renderable)
