@@ -66,7 +66,6 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-
 class MainScreen(SteadyLines, Screen):
     """The default screen (stats, venues, panels, keys): fully covered by its widgets, so its
     own lines are kept rather than rebuilt every frame (``SteadyLines``)."""
