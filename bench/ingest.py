@@ -12,6 +12,10 @@ this process (one thread, so one core). Measured per run:
 - receive -> applied latency: the time the delta was applied to the book minus the server's
   send stamp (same host clock), p50 and p99 over the run after a short warm-up;
 - CPU: this process's CPU time per applied frame (``time.process_time``).
+
+While the 10k/s runs go, a bystander process times a fixed small loop every 5 ms and notes how
+late it wakes: when the machine itself slows down or stalls, it shows there, and a latency tail
+that comes with it is the machine's, not the code's.
 """
 
 from __future__ import annotations
@@ -121,6 +125,42 @@ async def one_run(port: int, rate: float, count: int, timeout: float) -> dict:
     }
 
 
+# A bystander process that, every 5 ms, times a fixed small loop and notes how late it woke:
+# the machine's own speed dips and stalls during a run, which a latency tail includes whatever
+# the code does (about 4% of a core).
+_SLEEPER = """
+import sys, time
+work, late, end = [], [], time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    t = time.perf_counter()
+    sum(range(3000))
+    work.append(time.perf_counter() - t)
+    t = time.monotonic()
+    time.sleep(0.005)
+    late.append(time.monotonic() - t - 0.005)
+work.sort()
+late.sort()
+print(work[len(work) // 2] * 1e6, work[int(len(work) * 0.99)] * 1e6, late[-1] * 1000)
+"""
+
+
+def _start_sleeper(seconds: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _SLEEPER, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def _sleeper_result(proc: subprocess.Popen) -> tuple[float, float, float] | None:
+    """(median, p99 of the fixed loop in us, latest wake-up in ms), or None."""
+    try:
+        out, _ = proc.communicate(timeout=30)
+        med, p99, late = (float(x) for x in out.split())
+        return med, p99, late
+    except Exception:
+        proc.kill()
+        return None
+
+
 def run(quick: bool) -> list[Figure]:
     runs = 2 if quick else 3
     plan = [  # (label, offered rate, deltas per run)
@@ -133,10 +173,12 @@ def run(quick: bool) -> list[Figure]:
     try:
         for label, rate, count in plan:
             results = []
+            sleeper = _start_sleeper(runs * (count / rate + 0.5)) if label == "10k/s" else None
             for _ in range(runs):
                 results.append(
                     asyncio.run(one_run(port, rate, count, timeout=count / (rate or 5000) + 15))
                 )
+            stalls = _sleeper_result(sleeper) if sleeper is not None else None
             whole = all(r["complete"] and r["intact"] for r in results)
             drop_note = (
                 f"all {count} deltas x {runs} runs applied, seq chain intact"
@@ -183,7 +225,13 @@ def run(quick: bool) -> list[Figure]:
                     target="<= 2 ms" if label == "10k/s" else "",
                     note="at max the client is saturated: latency is queueing in socket buffers"
                     if rate == 0
-                    else "",
+                    else (
+                        "machine meanwhile (a bystander process every 5 ms): a fixed loop took"
+                        + f" {stalls[0]:.0f} us median, {stalls[1]:.0f} us p99"
+                        + f" ({stalls[1] / stalls[0]:.1f}x); latest wake-up {stalls[2]:.1f} ms"
+                        if stalls
+                        else ""
+                    ),
                 )
             )
     finally:
