@@ -129,9 +129,11 @@ async def one_run(port: int, rate: float, count: int, timeout: float) -> dict:
 # the machine's own speed dips and stalls during a run, which a latency tail includes whatever
 # the code does (about 4% of a core).
 _SLEEPER = """
-import sys, time
-work, late, end = [], [], time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
+import signal, sys, time
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+work, late, end = [], [], time.monotonic() + 120
+while not stop and time.monotonic() < end:
     t = time.perf_counter()
     sum(range(3000))
     work.append(time.perf_counter() - t)
@@ -140,20 +142,19 @@ while time.monotonic() < end:
     late.append(time.monotonic() - t - 0.005)
 work.sort()
 late.sort()
-print(work[len(work) // 2] * 1e6, work[int(len(work) * 0.99)] * 1e6, late[-1] * 1000)
+print(work[len(work) // 2] * 1e6, work[int(len(work) * 0.99)] * 1e6, late[-1] * 1000, flush=True)
 """
 
 
-def _start_sleeper(seconds: float) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", _SLEEPER, str(seconds)], stdout=subprocess.PIPE, text=True
-    )
+def _start_sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _SLEEPER], stdout=subprocess.PIPE, text=True)
 
 
 def _sleeper_result(proc: subprocess.Popen) -> tuple[float, float, float] | None:
-    """(median, p99 of the fixed loop in us, latest wake-up in ms), or None."""
+    """Stop the bystander: (median, p99 of the fixed loop in us, latest wake-up in ms), or None."""
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
         med, p99, late = (float(x) for x in out.split())
         return med, p99, late
     except Exception:
@@ -173,7 +174,7 @@ def run(quick: bool) -> list[Figure]:
     try:
         for label, rate, count in plan:
             results = []
-            sleeper = _start_sleeper(runs * (count / rate + 0.5)) if label == "10k/s" else None
+            sleeper = _start_sleeper() if label == "10k/s" else None
             for _ in range(runs):
                 results.append(
                     asyncio.run(one_run(port, rate, count, timeout=count / (rate or 5000) + 15))
