@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from e2e import until
+from e2e import until, venue_feed
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -573,47 +573,33 @@ def session_opts() -> SessionOptions:
 
 
 async def test_e2e_dialect_sync_gap_and_reconnect():
-    server = await start_server(seed=7, symbols=["BTC-PERP"], rate=40)
-    try:
-        ad = BinanceAdapter("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
-        market = Market(ad.default_instrument())
-        session = FeedSession(ad, market, options=session_opts())
-        task = session.start()
+    feed = venue_feed(BinanceAdapter, "BTC-PERP", "", seed=7, rate=40, options=session_opts())
+    async with feed as (server, _adapter, market, session):
         sim = server.markets["BTC-PERP"]
         sync = session.pipeline.sync
-        try:
-            await until(lambda: market.live)
-            # instrument facts came from the dialect's exchangeInfo
-            await until(
-                lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
-            )
-            await frozen_equal(server, market, sim, sync)
-            await until(lambda: session.pipeline.trades > 0)
-            t = market.trades[-1]
-            assert t.side in (Side.BUY, Side.SELL) and t.price > 0
-            # a dropped depth event: pu breaks -> SYNCING with a reason -> REST resync -> LIVE
-            n_sockets = session.connect_attempts
-            server.faults.drop_next("delta")
-            await until(lambda: market.stats.gaps >= 1)
-            assert any(
-                s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
-            )
-            await until(lambda: market.live)
-            assert session.connect_attempts == n_sockets  # resynced over REST, socket kept
-            await frozen_equal(server, market, sim, sync)
-            # a kick: both sockets reconnect, the book is fetched again
-            await server.kick()
-            await until(
-                lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
-            )
-            await until(lambda: market.live and session.connect_attempts >= n_sockets + 2)
-            await frozen_equal(server, market, sim, sync)
-            assert session.pipeline.parse_errors == 0
-        finally:
-            await session.stop()
-            task.cancel()
-    finally:
-        await server.close()
+        await until(lambda: market.live)
+        # instrument facts came from the dialect's exchangeInfo
+        await until(lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot)
+        await frozen_equal(server, market, sim, sync)
+        await until(lambda: session.pipeline.trades > 0)
+        t = market.trades[-1]
+        assert t.side in (Side.BUY, Side.SELL) and t.price > 0
+        # a dropped depth event: pu breaks -> SYNCING with a reason -> REST resync -> LIVE
+        n_sockets = session.connect_attempts
+        server.faults.drop_next("delta")
+        await until(lambda: market.stats.gaps >= 1)
+        assert any(
+            s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
+        )
+        await until(lambda: market.live)
+        assert session.connect_attempts == n_sockets  # resynced over REST, socket kept
+        await frozen_equal(server, market, sim, sync)
+        # a kick: both sockets reconnect, the book is fetched again
+        await server.kick()
+        await until(lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log))
+        await until(lambda: market.live and session.connect_attempts >= n_sockets + 2)
+        await frozen_equal(server, market, sim, sync)
+        assert session.pipeline.parse_errors == 0
 
 
 async def test_dialect_routes_and_rest_errors():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from e2e import until
+from e2e import until, venue_feed
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -335,61 +335,45 @@ async def frozen_equal(server, market, sim, sync) -> None:
 
 
 async def test_e2e_dialect_sync_gap_restart_and_reconnect():
-    server = await start_server(seed=11, symbols=["BTC-PERP"], rate=40)
-    try:
-        ad = BybitAdapter(
-            "BTC-PERP", endpoint=server.url("/v5/public/linear"), rest_endpoint=server.http_url()
-        )
-        market = Market(ad.default_instrument())
-        opts = SessionOptions(
-            backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05
-        )
-        session = FeedSession(ad, market, options=opts)
-        task = session.start()
+    opts = SessionOptions(
+        backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05
+    )
+    feed = venue_feed(BybitAdapter, "BTC-PERP", "/v5/public/linear", seed=11, rate=40, options=opts)
+    async with feed as (server, _adapter, market, session):
         sim = server.markets["BTC-PERP"]
         sync = session.pipeline.sync
-        try:
-            await until(lambda: market.live)
-            await until(
-                lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot
-            )
-            await frozen_equal(server, market, sim, sync)
-            await until(lambda: session.pipeline.trades > 0)
-            # dropped delta: u jumps -> SYNCING with a reason -> resubscribe -> snapshot -> LIVE
-            attempts = session.connect_attempts
-            server.faults.drop_next("delta")
-            await until(lambda: market.stats.gaps >= 1)
-            assert any(
-                s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
-            )
-            await until(lambda: market.live)
-            assert session.connect_attempts == attempts  # resubscribed on the same socket
-            await frozen_equal(server, market, sim, sync)
-            # duplicated delta: ignored, no gap
-            gaps = market.stats.gaps
-            server.faults.duplicate_next("delta")
-            await until(lambda: server.faults.duplicated >= 1)
-            await frozen_equal(server, market, sim, sync)
-            assert market.stats.gaps == gaps
-            # the venue's book service restarts: a u = 1 snapshot, no gap, still equal
-            for d in book_dialects(server):
-                d.restart()
-            await until(lambda: sync.last_seq is not None and sync.last_seq < 10)
-            await frozen_equal(server, market, sim, sync)
-            assert market.stats.gaps == gaps
-            # kick: reconnect, subscribe again, snapshot
-            await server.kick()
-            await until(
-                lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log)
-            )
-            await until(lambda: market.live and session.connect_attempts > attempts)
-            await frozen_equal(server, market, sim, sync)
-            assert session.pipeline.parse_errors == 0
-        finally:
-            await session.stop()
-            task.cancel()
-    finally:
-        await server.close()
+        await until(lambda: market.live)
+        await until(lambda: market.instrument.tick == sim.tick and market.instrument.lot == sim.lot)
+        await frozen_equal(server, market, sim, sync)
+        await until(lambda: session.pipeline.trades > 0)
+        # dropped delta: u jumps -> SYNCING with a reason -> resubscribe -> snapshot -> LIVE
+        attempts = session.connect_attempts
+        server.faults.drop_next("delta")
+        await until(lambda: market.stats.gaps >= 1)
+        assert any(
+            s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
+        )
+        await until(lambda: market.live)
+        assert session.connect_attempts == attempts  # resubscribed on the same socket
+        await frozen_equal(server, market, sim, sync)
+        # duplicated delta: ignored, no gap
+        gaps = market.stats.gaps
+        server.faults.duplicate_next("delta")
+        await until(lambda: server.faults.duplicated >= 1)
+        await frozen_equal(server, market, sim, sync)
+        assert market.stats.gaps == gaps
+        # the venue's book service restarts: a u = 1 snapshot, no gap, still equal
+        for d in book_dialects(server):
+            d.restart()
+        await until(lambda: sync.last_seq is not None and sync.last_seq < 10)
+        await frozen_equal(server, market, sim, sync)
+        assert market.stats.gaps == gaps
+        # kick: reconnect, subscribe again, snapshot
+        await server.kick()
+        await until(lambda: any(s.status is FeedStatus.RECONNECTING for s in market.state_log))
+        await until(lambda: market.live and session.connect_attempts > attempts)
+        await frozen_equal(server, market, sim, sync)
+        assert session.pipeline.parse_errors == 0
 
 
 async def test_e2e_pings_are_answered():
