@@ -39,6 +39,30 @@ def test_latency_window_empty_after_horizon():
     assert w.percentiles(100.0) == (None, None)
 
 
+def test_latency_covers_the_whole_horizon_at_a_fast_feed():
+    w = LatencyWindow(horizon=60, maxlen=6000)
+    # 1000 messages/s for 60 s, read twice a second as the stats bar does: 100 ms of latency for
+    # 50 s, then 1 ms for the last 10 s
+    for i in range(60_000):
+        t = 1000.0 + i / 1000
+        w.add(t, 0.100 if t < 1050.0 else 0.001)
+        if i % 500 == 499:
+            w.percentiles(t)
+    p50, p99 = w.percentiles(1060.0)
+    assert p50 == 0.100  # a 6000-sample ring of every message would hold only the last 6 s
+    assert len(w._samples) <= 6000
+    oldest = w._samples[0][0]
+    assert oldest <= 1005.0  # the kept samples reach back across the horizon
+    # the feed slows to 10 messages/s: the stride comes back down and the window fills again
+    for i in range(1200):
+        t = 1060.0 + i / 10
+        w.add(t, 0.002)
+        if i % 5 == 4:
+            w.percentiles(t)
+    assert w._stride == 1
+    assert w.percentiles(1180.0) == (0.002, 0.002)
+
+
 def test_trade_ring_is_bounded():
     m = _market(trade_history=10)
     for i in range(100):

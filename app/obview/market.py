@@ -52,25 +52,55 @@ class RateCounter:
 
 
 class LatencyWindow:
-    """Recent (time, latency) samples: bounded ring, percentiles over the last ``horizon`` s."""
+    """Recent latency samples: bounded ring, percentiles over the last ``horizon`` s.
 
-    __slots__ = ("horizon", "_samples", "_cache", "_cache_at")
+    The ring holds at most ``maxlen`` samples. When messages come faster than ``maxlen`` per
+    horizon, only every ``stride``-th one is kept; the stride is re-estimated from the kept
+    samples each time the percentiles are read, so the figures cover the whole horizon at any
+    message rate, at a fixed memory cost, for one counter on the hot path."""
+
+    __slots__ = ("horizon", "_samples", "_cache", "_cache_at", "_stride", "_skip")
+
+    MAX_STRIDE = 4096
 
     def __init__(self, horizon: float = 60.0, maxlen: int = 6000) -> None:
         self.horizon = horizon
-        self._samples: deque[tuple[float, float]] = deque(maxlen=maxlen)
+        # (time, latency, stride when kept): a sample stands for ``stride`` messages
+        self._samples: deque[tuple[float, float, int]] = deque(maxlen=maxlen)
         self._cache: tuple[float | None, float | None] = (None, None)
         self._cache_at = -1.0
+        self._stride = 1
+        self._skip = 0
 
     def add(self, now: float, latency: float) -> None:
-        self._samples.append((now, latency))
+        skip = self._skip + 1
+        if skip < self._stride:
+            self._skip = skip
+            return
+        self._skip = 0
+        self._samples.append((now, latency, self._stride))
+
+    def _retune(self, now: float) -> None:
+        """Drop samples past the horizon, then pick the stride that spreads ``maxlen`` samples
+        over the horizon at the message rate the kept samples show."""
+        samples = self._samples
+        cutoff = now - self.horizon
+        while samples and samples[0][0] < cutoff:
+            samples.popleft()
+        if not samples:
+            self._stride = 1
+            return
+        span = max(now - samples[0][0], 1.0)
+        rate = sum(k for _, _, k in samples) / span
+        want = math.ceil(rate * self.horizon / (samples.maxlen or 1))
+        self._stride = max(1, min(want, self.MAX_STRIDE))
 
     def percentiles(self, now: float) -> tuple[float | None, float | None]:
         """(p50, p99) in seconds, recomputed at most every 0.5 s."""
         if now - self._cache_at < 0.5:
             return self._cache
-        cutoff = now - self.horizon
-        vals = sorted(lat for t, lat in self._samples if t >= cutoff)
+        self._retune(now)
+        vals = sorted(lat for _, lat, _ in self._samples)
         if not vals:
             res: tuple[float | None, float | None] = (None, None)
         else:
