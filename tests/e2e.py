@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from obview.feed.session import FeedSession, SessionOptions
 from obview.market import Market
+from obview.model import FeedStatus
 from obview.sim.server import start_server
 
 #: short backoff and timeouts, so a test's reconnects and resyncs take milliseconds
@@ -52,3 +53,12 @@ async def venue_feed(
             task.cancel()
     finally:
         await server.close()
+
+
+async def drop_a_delta_and_recover(server, market) -> None:
+    """The server drops one delta: the feed must see the gap, say so (SYNCING, "seq gap"), and
+    come back LIVE."""
+    server.faults.drop_next("delta")
+    await until(lambda: market.stats.gaps >= 1)
+    assert any(s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log)
+    await until(lambda: market.live)

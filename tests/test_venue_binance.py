@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from e2e import until, venue_feed
+from e2e import drop_a_delta_and_recover, until, venue_feed
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -586,12 +586,7 @@ async def test_e2e_dialect_sync_gap_and_reconnect():
         assert t.side in (Side.BUY, Side.SELL) and t.price > 0
         # a dropped depth event: pu breaks -> SYNCING with a reason -> REST resync -> LIVE
         n_sockets = session.connect_attempts
-        server.faults.drop_next("delta")
-        await until(lambda: market.stats.gaps >= 1)
-        assert any(
-            s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
-        )
-        await until(lambda: market.live)
+        await drop_a_delta_and_recover(server, market)
         assert session.connect_attempts == n_sockets  # resynced over REST, socket kept
         await frozen_equal(server, market, sim, sync)
         # a kick: both sockets reconnect, the book is fetched again

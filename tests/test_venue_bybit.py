@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from e2e import until, venue_feed
+from e2e import drop_a_delta_and_recover, until, venue_feed
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
@@ -348,12 +348,7 @@ async def test_e2e_dialect_sync_gap_restart_and_reconnect():
         await until(lambda: session.pipeline.trades > 0)
         # dropped delta: u jumps -> SYNCING with a reason -> resubscribe -> snapshot -> LIVE
         attempts = session.connect_attempts
-        server.faults.drop_next("delta")
-        await until(lambda: market.stats.gaps >= 1)
-        assert any(
-            s.status is FeedStatus.SYNCING and "seq gap" in s.reason for s in market.state_log
-        )
-        await until(lambda: market.live)
+        await drop_a_delta_and_recover(server, market)
         assert session.connect_attempts == attempts  # resubscribed on the same socket
         await frozen_equal(server, market, sim, sync)
         # duplicated delta: ignored, no gap
