@@ -338,24 +338,23 @@ class Market:
         self.instrument = instrument
         self.flow = FlowWindow(self.flow.horizon)
         for t in self.trades:
-            self.flow.add(
-                t.ts_local,
-                t.side is Side.BUY,
-                instrument.to_base(t.price, t.size),
-                instrument.to_quote(t.price, t.size),
-            )
+            self._count_flow(t)
         self.version += 1
 
-    def add_trade(self, trade: Trade) -> None:
-        self.trades.append(trade)
-        self.last_price = trade.price
-        self.stats.trades.add(trade.ts_local)
+    def _count_flow(self, trade: Trade) -> float:
+        """Add ``trade`` to the flow; returns its size in coins."""
         inst = self.instrument
         base = inst.to_base(trade.price, trade.size)
         self.flow.add(
             trade.ts_local, trade.side is Side.BUY, base, inst.to_quote(trade.price, trade.size)
         )
-        self.heatmap.add_trade(trade.price, base, trade.side)
+        return base
+
+    def add_trade(self, trade: Trade) -> None:
+        self.trades.append(trade)
+        self.last_price = trade.price
+        self.stats.trades.add(trade.ts_local)
+        self.heatmap.add_trade(trade.price, self._count_flow(trade), trade.side)
         self.version += 1
 
     def tick(self, now: float | None = None) -> HeatmapColumn | None:

@@ -78,6 +78,7 @@ class Panels(SteadyLines, Horizontal):
 class Keys(SteadyLines, Footer):
     """The key bar."""
 
+
 class ObviewApp(App):
     """Order-book visualizer for one (venue, symbol) at a time, with warm venue switching."""
 
