@@ -42,3 +42,31 @@ def test_rest_base_follows_an_overridden_endpoint_unless_given(venue):
     # the venue's own WebSocket host named explicitly keeps the venue's REST host
     c = cls("BTC-PERP", endpoint=cls.default_endpoint)
     assert c.rest_endpoint == cls("BTC-PERP").rest_endpoint
+
+
+def test_the_installed_venues_are_scanned_once_per_process(monkeypatch):
+    # The simulator looks instruments up on every step it serves: a scan of the installed
+    # distributions' entry points each time cost milliseconds per lookup.
+    from obview.venues import registry
+
+    calls = []
+    real = registry.entry_points
+
+    def counting(**kw):
+        calls.append(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(registry, "entry_points", counting)
+    registry._targets.cache_clear()
+    registry.native_map.cache_clear()
+    try:
+        for _ in range(5):
+            assert registry.native_map("binance")["BTCUSDT"] == "BTC-PERP"
+            assert get_adapter("okx").name == "okx"
+            assert venue_names()[0] == "demo"
+        assert len(calls) == 1
+        with pytest.raises(TypeError):
+            registry.native_map("binance")["X"] = "Y"  # shared, so read-only
+    finally:
+        registry._targets.cache_clear()
+        registry.native_map.cache_clear()

@@ -1,13 +1,17 @@
 """Venue registry: built-in adapters by name, third-party ones by entry point ``obview.venues``.
 
 Modules are imported lazily so that one broken or slow venue module never stops the others.
+The list of venues is read once per process: scanning the installed distributions' entry points
+costs milliseconds, and the simulator looks venue instruments up on every step it serves.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from importlib.metadata import entry_points
+from types import MappingProxyType
 
 from obview.venues.base import VenueAdapter
 
@@ -25,8 +29,9 @@ class UnknownVenue(ValueError):
     pass
 
 
-def _targets() -> dict[str, str]:
-    targets = {}
+@functools.cache
+def _targets() -> MappingProxyType[str, str]:
+    targets: dict[str, str] = {}
     for name, target in BUILTIN.items():
         mod = target.split(":")[0]
         if importlib.util.find_spec(mod) is not None:
@@ -36,7 +41,7 @@ def _targets() -> dict[str, str]:
             targets.setdefault(ep.name, ep.value)
     except Exception:  # a broken third-party distribution must not break the built-ins
         pass
-    return targets
+    return MappingProxyType(targets)
 
 
 def venue_names() -> list[str]:
@@ -52,6 +57,7 @@ def get_adapter(name: str) -> type[VenueAdapter]:
     return getattr(importlib.import_module(mod_name), attr)
 
 
-def native_map(name: str) -> dict[str, str]:
-    """Venue-native instrument -> canonical symbol."""
-    return {v: k for k, v in get_adapter(name).symbols.items()}
+@functools.cache
+def native_map(name: str) -> MappingProxyType[str, str]:
+    """Venue-native instrument -> canonical symbol (read-only, built once per venue)."""
+    return MappingProxyType({v: k for k, v in get_adapter(name).symbols.items()})

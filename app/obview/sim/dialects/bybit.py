@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 import orjson
@@ -41,7 +42,7 @@ def _ms(ts: float) -> int:
     return int(round(ts * 1000))
 
 
-def _native_map() -> dict[str, str]:
+def _native_map() -> Mapping[str, str]:
     from obview.venues.registry import native_map
 
     return native_map("bybit")
