@@ -289,6 +289,21 @@ def test_cli_replay_exit_codes(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+def test_replay_as_the_wrong_venue_or_instrument_is_one_clear_error(tmp_path, capsys):
+    # every frame unparseable as the venue: the wrong --venue, said once, not a line a frame
+    p = tmp_path / "s.jsonl"
+    write_hl_session(p).close()
+    with pytest.raises(ReplayError, match=r"none of the \d+ frames of s.jsonl parse as binance .*--venue"):
+        replay_summary(p, "binance", "BTC-PERP")
+    # frames of the venue, but no book of the instrument asked for
+    with pytest.raises(ReplayError, match="no hyperliquid book frames of DOGE among the 9 frames"):
+        replay_summary(p, "hyperliquid", instrument="DOGE")
+    cli = pytest.importorskip("obview.cli")
+    assert cli.main(["replay", str(p), "--venue", "okx", "--symbol", "BTC-PERP"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is --venue right?" in err and "Traceback" not in err
+
+
 # -- real recordings, against books rebuilt straight from the raw frames ---------------------
 def _records(name: str):
     path = REC / name

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import logging
 import re
 import shutil
 import ssl
@@ -415,3 +416,37 @@ def test_demo_server_command_binds_loopback_by_default():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_flood_of_bad_frames_is_logged_in_bounded_lines(monkeypatch):
+    # A feed of nothing but malformed frames (or a recording replayed as the wrong venue)
+    # must not write a log line per frame: the first at once, then one per interval that
+    # says how many it stood for. Every frame is still counted.
+    from obview.feed import pipeline as pl
+
+    clock = [1000.0]
+    monkeypatch.setattr(pl.time, "monotonic", lambda: clock[0])
+    adapter = DemoAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    market = Market(adapter.default_instrument())
+    p = FeedPipeline(adapter, market)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda rec: lines.append(rec.getMessage())  # type: ignore[method-assign]
+    logger = pl.log
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel("INFO")
+    try:
+        for _ in range(5000):
+            p.on_frame("demo", '{"type":"delta","seq":', 0.0)
+        assert len(lines) == 1 and "malformed JSON" in lines[0] and "more" not in lines[0]
+        clock[0] += pl.BAD_FRAME_LOG_INTERVAL - 0.5
+        p.on_frame("demo", "[1]", 0.0)
+        assert len(lines) == 1
+        clock[0] += 0.5
+        p.on_frame("demo", "[1]", 0.0)
+        assert len(lines) == 2 and "(and 5000 more bad frames since the last such line)" in lines[1]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert market.stats.bad_frames == p.parse_errors == 5002

@@ -124,6 +124,7 @@ def cmd_replay(argv: list[str]) -> int:
         from obview.record import ReplayError, replay_summary
     except ImportError:
         return _fail("replay is not available in this build")
+    _setup_logging(None)  # bad frames are counted in the summary, not written one line each
     try:
         summary = replay_summary(a.file, a.venue, symbol=a.symbol, instrument=a.instrument)
     except (ReplayError, UnknownSymbol) as e:

@@ -239,6 +239,7 @@ def replay_summary(
     """
     replay = Replay(venue, symbol=symbol, instrument=instrument)
     replay.run(path)
+    replay.check(path)
     return replay.summary()
 
 
@@ -345,6 +346,23 @@ class Replay:
                     raw = orjson.dumps(raw).decode()
                 self.frames += 1
                 pipeline.on_frame(name, raw, ts)
+
+    def check(self, path: str | os.PathLike[str]) -> None:
+        """Raise ReplayError when the recording cannot be what the user meant: no frame of it
+        parses as this venue's (the wrong ``--venue``), or none carries this instrument's book."""
+        name = os.path.basename(os.fspath(path))
+        pipe, venue = self.pipeline, self.adapter.name
+        if self.frames and pipe.parse_errors == self.frames:
+            raise ReplayError(
+                f"none of the {self.frames} frames of {name} parse as {venue} frames "
+                f"(the last: {self.market.stats.last_error}); is --venue right?"
+            )
+        if not pipe.book_events and not self.market.book:
+            raise ReplayError(
+                f"no {venue} book frames of {self.adapter.native} among the {self.frames} frames "
+                f"of {name}; pass --instrument with the name the recording subscribed to (see its "
+                f"'connect' and 'sent' lines)"
+            )
 
     def summary(self) -> dict[str, Any]:
         m = self.market

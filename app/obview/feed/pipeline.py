@@ -9,6 +9,7 @@ exactly the logic the app runs.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from obview.bus import BOOK, STATE, TRADE, Bus
@@ -30,6 +31,9 @@ _INF = float("inf")
 _APPLIED = SyncStatus.APPLIED
 _LIVE = FeedStatus.LIVE
 NOT_FINITE = "price or size not a finite positive number"
+#: bad frames are logged at most once per this many seconds per pipeline (the first at once);
+#: a venue sending nothing but malformed frames at 50k/s must not fill the log file
+BAD_FRAME_LOG_INTERVAL = 10.0
 
 
 def _levels_ok(levels: list[Level]) -> bool:
@@ -91,6 +95,8 @@ class FeedPipeline:
         # repeats): the book stream's pulse for the stale watchdog
         self.book_events = 0
         self.resync_pending = False
+        self._bad_logged_at = -BAD_FRAME_LOG_INTERVAL  # monotonic time of the last bad-frame line
+        self._bad_unlogged = 0  # bad frames since that line
 
     # -- state ------------------------------------------------------------------------------
     def set_state(self, status: FeedStatus, reason: str = "") -> None:
@@ -177,7 +183,19 @@ class FeedPipeline:
         self.parse_errors += 1
         self.market.stats.bad_frames += 1
         self.market.stats.last_error = reason
-        log.warning("%s %s: bad frame on %s: %s", self.market.venue, self.market.symbol, stream, reason)
+        now = time.monotonic()
+        if now - self._bad_logged_at < BAD_FRAME_LOG_INTERVAL:
+            self._bad_unlogged += 1
+            return []
+        more, self._bad_unlogged, self._bad_logged_at = self._bad_unlogged, 0, now
+        log.warning(
+            "%s %s: bad frame on %s: %s%s",
+            self.market.venue,
+            self.market.symbol,
+            stream,
+            reason,
+            f" (and {more} more bad frames since the last such line)" if more else "",
+        )
         return []
 
     def _on_sync_result(self, res, ts_exchange: float | None, ts_local: float, actions: list[Action]) -> None:
