@@ -124,11 +124,18 @@ def cmd_replay(argv: list[str]) -> int:
         from obview.record import ReplayError, replay_summary
     except ImportError:
         return _fail("replay is not available in this build")
-    _setup_logging(None)  # bad frames are counted in the summary, not written one line each
+    # bad frames are counted in the summary (or make the one error line), not logged to stderr
+    root = logging.getLogger("obview")
+    quiet, propagate = logging.NullHandler(), root.propagate
+    root.addHandler(quiet)
+    root.propagate = False
     try:
         summary = replay_summary(a.file, a.venue, symbol=a.symbol, instrument=a.instrument)
     except (ReplayError, UnknownSymbol) as e:
         return _fail(str(e))
+    finally:
+        root.removeHandler(quiet)
+        root.propagate = propagate
     print(json.dumps(summary))
     return 0
 

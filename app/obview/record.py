@@ -358,10 +358,13 @@ class Replay:
                 f"(the last: {self.market.stats.last_error}); is --venue right?"
             )
         if not pipe.book_events and not self.market.book:
+            said = self.market.stats.last_error
             raise ReplayError(
                 f"no {venue} book frames of {self.adapter.native} among the {self.frames} frames "
-                f"of {name}; pass --instrument with the name the recording subscribed to (see its "
-                f"'connect' and 'sent' lines)"
+                f"of {name}"
+                + (f" (the last error: {said})" if said else "")
+                + "; pass --instrument with the name the recording subscribed to (see its "
+                "'connect' and 'sent' lines)"
             )
 
     def summary(self) -> dict[str, Any]:
