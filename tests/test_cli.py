@@ -28,6 +28,11 @@ def run(*args, timeout=30):
         (["BTC-PERP", "--venue", "demo", "--print", "--duration", "-1"], "positive"),
         (["demo-server", "--port", "70000"], "out of range"),
         (["replay", "/nonexistent/file.jsonl", "--venue", "nasdaq"], "valid: "),
+        (["BTC-PERP", "--venue", "demo", "--print", "--duration", "nan"], "positive number"),
+        (["BTC-PERP", "--venue", "demo", "--print", "--duration", "inf"], "positive number"),
+        (["BTC-PERP", "--venue", "demo", "--log", "/nonexistent-dir/x.log"], "cannot write the log"),
+        (["demo-server", "--rate", "-5"], "above 0"),
+        (["demo-server", "--rate", "nan"], "above 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, needle, capsys, monkeypatch):
@@ -66,3 +71,15 @@ def test_print_mode_on_demo_venue_reports_live_book():
     assert last["venue"] == "demo" and last["symbol"] == "BTC-PERP" and last["state"] == "LIVE"
     assert last["best_bid"] < last["best_ask"] and last["spread"] > 0 and last["msgs_per_s"] > 0
     assert last["latency_ms_p50"] is not None
+
+
+def test_demo_server_on_a_port_in_use_is_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("demo-server", "--port", str(port))
+    assert res.returncode == 2
+    assert res.stderr == f"obview: error: cannot listen on 127.0.0.1:{port}: address already in use\n"

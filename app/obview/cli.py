@@ -16,18 +16,29 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import sys
 import time
 
 from obview import __version__
 
 EXIT_USAGE = 2
+#: the simulator's step rate ceiling (per symbol): a burst test's 20k deltas/s is far below it
+MAX_SIM_RATE = 100_000.0
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _os_reason(e: OSError) -> str:
+    """An OSError in a few words (asyncio's bind error repeats the address before them)."""
+    reason = e.strerror or str(e)
+    if reason.startswith("error while attempting to bind"):
+        reason = reason.rsplit(": ", 1)[-1]
+    return reason
 
 
 def _fail(msg: str) -> int:
@@ -95,12 +106,14 @@ def cmd_demo_server(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not 0 <= a.port <= 65535:
         return _fail(f"--port {a.port} is out of range 0-65535")
+    if not 0 < a.rate <= MAX_SIM_RATE:
+        return _fail(f"--rate {a.rate:g}: steps per second must be above 0 and at most {MAX_SIM_RATE:g}")
     from obview.sim.server import run_demo_server
 
     try:
         run_demo_server(a.host, a.port, a.seed, rate=a.rate)
     except OSError as e:
-        return _fail(f"cannot listen on {a.host}:{a.port}: {e.strerror or e}")
+        return _fail(f"cannot listen on {a.host}:{a.port}: {_os_reason(e)}")
     return 0
 
 
@@ -162,9 +175,12 @@ def cmd_view(argv: list[str]) -> int:
     for flag, url in (("--endpoint", a.endpoint), ("--rest-endpoint", a.rest_endpoint)):
         if url and not url.startswith(("ws://", "wss://", "http://", "https://")):
             return _fail(f"{flag} {url!r}: must be a ws://, wss://, http:// or https:// URL")
-    if a.duration is not None and a.duration <= 0:
-        return _fail("--duration must be positive")
-    _setup_logging(a.log)
+    if a.duration is not None and not 0 < a.duration < math.inf:
+        return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
+    try:
+        _setup_logging(a.log)
+    except OSError as e:
+        return _fail(f"cannot write the log {a.log}: {_os_reason(e)}")
     endpoints = dict(cfg.endpoints)
     rest = {}
     if a.endpoint:

@@ -466,10 +466,7 @@ def run_demo_server(
     """Run the server until Ctrl-C (the ``obview demo-server`` command)."""
 
     async def main() -> None:
-        try:
-            server = await start_server(host, port, seed, rate=rate)
-        except OSError as e:
-            raise SystemExit(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        server = await start_server(host, port, seed, rate=rate)  # OSError: the caller says it
         try:
             print(f"obview demo server on {server.url('/demo')} (seed {seed})", flush=True)
             for name, cls in server.dialects.items():
