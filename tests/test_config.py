@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from obview.config import Config, ConfigError, load_config
@@ -21,11 +23,11 @@ def test_reads_values_from_xdg_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     (tmp_path / "obview").mkdir()
     (tmp_path / "obview" / "config.toml").write_text(
-        'default_venue = "demo"\ndefault_symbol = "eth"\nvenues = ["demo"]\ntheme = "light"\nwarm_venues = 2\n[ui]\nlarge_trade = [1, 2, 3]\n'
+        'default_venue = "demo"\ndefault_symbol = "eth"\nvenues = ["demo"]\ntheme = "light"\nwarm_venues = 2\n[ui]\nlarge_trades = [1, 2, 3]\n'
     )
     cfg = load_config()
     assert (cfg.default_venue, cfg.default_symbol, cfg.venues, cfg.theme, cfg.warm_venues) == ("demo", "ETH-PERP", ["demo"], "light", 2)
-    assert cfg.ui == {"large_trade": [1, 2, 3]}
+    assert cfg.ui == {"large_trades": {"default": [1.0, 2.0, 3.0]}}
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,15 @@ def test_reads_values_from_xdg_dir(tmp_path, monkeypatch):
         ("warm_venues = 0", "warm_venues", "1 to 9"),
         ("colour = 1", "colour", "unknown key"),
         ('[endpoints]\ndemo = "http://x"', "endpoints.demo", "ws://"),
+        ('theme = "nope"', "theme", "valid: colorblind, dark, light"),
+        ('colormap = "jet"', "colormap", "valid: viridis"),
+        ("[ui]\nlarge_trade = [1, 2, 3]", "ui.large_trade", "valid: large_trades"),
+        ("[ui]\nlarge_trades = [1, 2]", "ui.large_trades", "three ascending"),
+        ("[ui]\nlarge_trades = [3, 2, 1]", "ui.large_trades", "three ascending"),
+        ('[ui]\nlarge_trades = ["a", "b", "c"]', "ui.large_trades", "three ascending"),
+        ("[ui]\nlarge_trades = [0, 1, nan]", "ui.large_trades", "three ascending"),
+        ("[ui.large_trades]\nBTC = 5", "ui.large_trades.BTC", "three ascending"),
+        ("[ui]\nlarge_trades = 5", "ui.large_trades", "per coin"),
         ('default_venue = "demo"\nvenues = ["binance"]', "default_venue", "listed"),
     ],
 )
@@ -58,3 +69,20 @@ def test_invalid_toml_binary_and_huge_files(tmp_path):
         load_config(write(tmp_path, "# " + "x" * 300_000))
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_themes_colormaps_and_large_trade_tiers_are_read_as_the_app_uses_them(tmp_path):
+    from obview.config import parse_config
+    from obview.ui.tapemodel import large_trade_tiers
+
+    cfg = parse_config(
+        tomllib.loads(
+            'theme = "obview-light"\ncolormap = "magma"\n'
+            "[ui.large_trades]\nbtc = [1, 2, 3]\ndefault = [4, 5, 6]\n"
+        ),
+        tmp_path / "c.toml",
+    )
+    assert (cfg.theme, cfg.colormap) == ("obview-light", "magma")
+    tiers = cfg.ui["large_trades"]
+    assert large_trade_tiers("BTC", tiers) == (1.0, 2.0, 3.0)
+    assert large_trade_tiers("SOL", tiers) == (4.0, 5.0, 6.0)

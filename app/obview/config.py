@@ -13,12 +13,15 @@ is optional. A bad file is one clear line naming the file, the key and what is v
     [endpoints]          # optional overrides (mirrors, local simulators)
     binance = "wss://fstream.binance.com"
 
-    [ui]                 # free-form UI settings, e.g. large-trade thresholds in quote currency
-    large_trade = [50000, 250000, 1000000]
+    [ui.large_trades]    # quote notional of the tape's three large-trade tiers, per base coin
+    BTC = [100000, 1000000, 5000000]
+    default = [10000, 100000, 1000000]   # every other coin
+    # or one list for every coin:  [ui]  large_trades = [50000, 250000, 1000000]
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -51,6 +54,26 @@ class Config:
     endpoints: dict[str, str] = field(default_factory=dict)
     ui: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+
+def _shipped(kind: str) -> list[str]:
+    """Names of the themes (their [textual] name) or colormaps shipped in ``obview/themes``;
+    empty when the files cannot be read (the UI then reports that itself)."""
+    from importlib import resources
+
+    names: list[str] = []
+    try:
+        folder = resources.files("obview") / "themes"
+        if kind == "colormap":
+            return list(tomllib.loads((folder / "colormaps.toml").read_text(encoding="utf-8")))
+        for f in folder.iterdir():
+            if f.name.endswith(".toml") and f.name != "colormaps.toml":
+                name = tomllib.loads(f.read_text(encoding="utf-8")).get("textual", {}).get("name")
+                if isinstance(name, str):
+                    names.append(name)
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return []
+    return sorted(names)
 
 
 def config_path() -> Path:
@@ -120,9 +143,15 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
         cfg.default_symbol = sym
     for key in ("theme", "colormap"):
         if key in data:
-            if not isinstance(data[key], str) or not data[key]:
+            v = data[key]
+            if not isinstance(v, str) or not v:
                 raise bad(key, "must be a non-empty string")
-            setattr(cfg, key, data[key])
+            names = _shipped(key)
+            # a theme may be named without its "obview-" prefix ("dark")
+            if names and v not in names and (key != "theme" or f"obview-{v}" not in names):
+                shown = [n.removeprefix("obview-") for n in names] if key == "theme" else names
+                raise bad(key, f"{v!r} is not a {key}; valid: {', '.join(shown)}")
+            setattr(cfg, key, v)
     if "warm_venues" in data:
         v = data["warm_venues"]
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 9:
@@ -141,7 +170,43 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
     if "ui" in data:
         if not isinstance(data["ui"], dict):
             raise bad("ui", "must be a table")
-        cfg.ui = dict(data["ui"])
+        cfg.ui = _ui_settings(data["ui"], bad)
     if "venues" in data and cfg.default_venue not in cfg.venues:
         raise bad("default_venue", f"{cfg.default_venue!r} must also be listed in 'venues'")
     return cfg
+
+
+def _tiers(v: Any) -> list[float] | None:
+    """Three ascending positive finite numbers, or None."""
+    if not isinstance(v, list) or len(v) != 3:
+        return None
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return None
+    out = [float(x) for x in v]
+    if not all(0 < x < math.inf for x in out) or not out[0] < out[1] < out[2]:
+        return None
+    return out
+
+
+def _ui_settings(ui: dict[str, Any], bad) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in ui.items():
+        if key != "large_trades":
+            raise bad(f"ui.{key}", "unknown key; valid: large_trades")
+        want = "three ascending positive quote amounts, e.g. [100000, 1000000, 5000000]"
+        if isinstance(v, list):
+            tiers = _tiers(v)
+            if tiers is None:
+                raise bad("ui.large_trades", f"must be {want}, or a table of them per coin")
+            out[key] = {"default": tiers}
+        elif isinstance(v, dict):
+            per_coin = {}
+            for coin, t in v.items():
+                tiers = _tiers(t)
+                if tiers is None:
+                    raise bad(f"ui.large_trades.{coin}", f"must be {want}")
+                per_coin[coin if coin == "default" else coin.upper()] = tiers
+            out[key] = per_coin
+        else:
+            raise bad("ui.large_trades", f"must be {want}, or a table of them per coin")
+    return out
