@@ -216,14 +216,12 @@ def cmd_view(argv: list[str]) -> int:
 
 def _setup_logging(path: str | None) -> None:
     root = logging.getLogger("obview")
+    h: logging.Handler = logging.FileHandler(path) if path else logging.NullHandler()  # may raise
     root.propagate = False
     if path:
-        h = logging.FileHandler(path)
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(h)
         root.setLevel(logging.DEBUG)
-    else:
-        root.addHandler(logging.NullHandler())
+    root.addHandler(h)
 
 
 def snapshot_line(market, now: float) -> dict:
