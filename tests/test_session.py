@@ -269,6 +269,29 @@ async def test_rest_resync_mode_fetches_snapshot(venue):
         await wait_for(lambda: len(fetched) >= 2 and market.state.status is FeedStatus.LIVE)
 
 
+async def test_rest_snapshot_waits_as_long_as_the_venue_asks(venue):
+    # Binance answers a REST burst with 429 and a Retry-After; asking again sooner gets the IP
+    # banned (418, minutes to days). The session's own backoff here would retry in 0.05 s.
+    from obview.feed.http import HttpError
+
+    fetched: list[float] = []
+
+    async def fetcher(req):
+        fetched.append(time.monotonic())
+        if len(fetched) == 2:
+            raise HttpError("HTTP 429 from http://127.0.0.1:9/snap; the venue asks to wait 1 s", 429, 0.8)
+        return json.dumps({"s": venue.seq, "b": [[venue.bid, 1.0]], "a": [[venue.ask, 1.0]]}).encode()
+
+    async with running(venue.url, opts(), fetcher=fetcher, rest_endpoint="http://127.0.0.1:9", mode=ResyncMode.REST) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE and len(fetched) == 1)
+        venue.skip_next = True  # a gap: the book needs a new REST snapshot
+        await wait_for(lambda: len(fetched) == 2)
+        await wait_for(lambda: "asks to wait" in market.state.reason)
+        assert market.state.status is FeedStatus.SYNCING
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        assert len(fetched) == 3 and fetched[2] - fetched[1] >= 0.75
+
+
 async def test_oversized_frame_reconnects_with_reason(venue):
     async with running(venue.url, opts(max_size=4096)) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)

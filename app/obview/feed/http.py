@@ -7,17 +7,49 @@ at start and on resync only, so a dependency is not worth its weight.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import ssl
+import time
 import urllib.error
 import urllib.request
 
 from obview.venues.base import HttpRequest
 
 MAX_BODY = 32 * 1024 * 1024
+#: the longest wait a venue's Retry-After is taken at (Binance bans an IP for up to 3 days)
+MAX_RETRY_AFTER = 3 * 24 * 3600.0
 
 
 class HttpError(OSError):
-    pass
+    """A failed request. ``status`` is the HTTP status if one came back; ``retry_after`` the
+    seconds the venue asked us to wait (its Retry-After header), if it said."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delta-seconds or an HTTP date (RFC 9110);
+    None when absent or unreadable. Binance sends it with 429 (wait this long to avoid a ban)
+    and 418 (the IP is banned until then)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        secs = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        secs = when.timestamp() - (time.time() if now is None else now)
+    if secs != secs:  # NaN
+        return None
+    return min(max(secs, 0.0), MAX_RETRY_AFTER)
 
 
 def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
@@ -30,7 +62,9 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
         with urllib.request.urlopen(r, timeout=req.timeout, context=ctx) as resp:
             body = resp.read(max_body + 1)
     except urllib.error.HTTPError as e:
-        raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}") from None
+        wait = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
+        said = f"; the venue asks to wait {wait:.0f} s" if wait else ""
+        raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}{said}", e.code, wait) from None
     except urllib.error.URLError as e:
         raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None
     except TimeoutError:

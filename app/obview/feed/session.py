@@ -99,6 +99,7 @@ class FeedSession:
         self._resync_task: asyncio.Task | None = None
         self._resync_delay = self.opts.resync_min_interval
         self._last_resync_at = 0.0
+        self._resync_not_before = 0.0  # a venue's Retry-After: no REST snapshot before this
         self._stopping = False
         self.failed: str | None = None
         self.connect_attempts = 0
@@ -374,10 +375,11 @@ class FeedSession:
                 asyncio.ensure_future(st.ws.close())
 
     # -- resync -----------------------------------------------------------------------------
-    def _request_resync(self, reason: str, initial: bool = False) -> None:
+    def _request_resync(self, reason: str, initial: bool = False, not_before: float = 0.0) -> None:
         if self._resync_task is not None and not self._resync_task.done():
             return
         now = time.time()
+        self._resync_not_before = max(self._resync_not_before, not_before)
         if initial:
             self._resync_delay = self.opts.resync_min_interval
             wait = 0.0
@@ -388,6 +390,7 @@ class FeedSession:
                 self._resync_delay = self.opts.resync_min_interval
             wait = max(0.0, self._last_resync_at + self._resync_delay - now)
             self._resync_delay = min(self.opts.resync_max_interval, self._resync_delay * 2)
+        wait = max(wait, self._resync_not_before - now)
         self._resync_task = asyncio.create_task(self._resync(reason, wait))
 
     async def _snapshot_fallback(self, st: _Stream, timeout: float) -> None:
@@ -404,6 +407,7 @@ class FeedSession:
                 and time.time() - state.since >= timeout
                 and (self._resync_task is None or self._resync_task.done())
                 and st.ws is not None
+                and time.time() >= self._resync_not_before
             ):
                 self._resync_task = asyncio.create_task(self._rest_snapshot(st))
                 await self._resync_task
@@ -420,7 +424,9 @@ class FeedSession:
         except HttpError as e:
             self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
             self._resync_task = None
-            self._request_resync(str(e))
+            # a venue that says how long to wait is obeyed: asking again sooner after a 429
+            # gets the IP banned (Binance: 418, from 2 minutes to 3 days)
+            self._request_resync(str(e), not_before=time.time() + (e.retry_after or 0.0))
             return
         if self.recorder is not None:
             self.recorder.http(req.url, body.decode("utf-8", "replace"))

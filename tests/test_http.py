@@ -1,0 +1,107 @@
+"""The REST client against a real local HTTP server: statuses, Retry-After, size and time
+limits, refused connections. Every failure is an HttpError with a short reason."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from obview.feed.http import MAX_RETRY_AFTER, HttpError, fetch, retry_after_seconds
+from obview.venues.base import HttpRequest
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        path = self.path.split("?")[0]
+        status, headers, body, delay = self.routes.get(path, (404, {}, b"{}", 0.0))
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", _Handler.routes
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        _Handler.routes = {}
+
+
+async def test_ok_body(server):
+    base, routes = server
+    routes["/depth"] = (200, {}, b'{"lastUpdateId":1}', 0.0)
+    assert await fetch(HttpRequest(f"{base}/depth?symbol=BTCUSDT")) == b'{"lastUpdateId":1}'
+
+
+@pytest.mark.parametrize(
+    "status, headers, wait",
+    [(429, {"Retry-After": "7"}, 7.0), (418, {"Retry-After": "120"}, 120.0), (503, {}, None)],
+)
+async def test_status_and_retry_after_reach_the_caller(server, status, headers, wait):
+    base, routes = server
+    routes["/depth"] = (status, headers, b'{"code":-1003,"msg":"Way too many requests"}', 0.0)
+    with pytest.raises(HttpError) as e:
+        await fetch(HttpRequest(f"{base}/depth?symbol=BTCUSDT"))
+    assert e.value.status == status and e.value.retry_after == wait
+    assert str(e.value).startswith(f"HTTP {status} from {base}/depth")  # no query string
+    assert ("asks to wait" in str(e.value)) is (wait is not None)
+
+
+async def test_a_body_over_the_limit_is_refused(server):
+    base, routes = server
+    routes["/big"] = (200, {}, b"x" * 5000, 0.0)
+    with pytest.raises(HttpError, match="response over 4096 bytes"):
+        await fetch(HttpRequest(f"{base}/big"), max_body=4096)
+
+
+async def test_a_slow_answer_times_out(server):
+    base, routes = server
+    routes["/slow"] = (200, {}, b"{}", 1.5)
+    t0 = time.monotonic()
+    with pytest.raises(HttpError, match="timed out|timeout after"):
+        await fetch(HttpRequest(f"{base}/slow", timeout=0.3))
+    assert time.monotonic() - t0 < 1.4
+
+
+async def test_a_refused_connection_says_so():
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(HttpError, match="connection refused") as e:
+        await fetch(HttpRequest(f"http://127.0.0.1:{port}/x", timeout=2.0))
+    assert e.value.status is None and e.value.retry_after is None
+
+
+def test_retry_after_forms():
+    now = 1_800_000_000.0
+    assert retry_after_seconds("30") == 30.0
+    assert retry_after_seconds(" 2.5 ") == 2.5
+    assert retry_after_seconds(email.utils.formatdate(now + 90, usegmt=True), now=now) == 90.0
+    assert retry_after_seconds(email.utils.formatdate(now - 90, usegmt=True), now=now) == 0.0
+    assert retry_after_seconds("-5") == 0.0
+    assert retry_after_seconds("1e12") == MAX_RETRY_AFTER
+    for bad in (None, "", "soon", "nan", "Mon, 99 Foo 2026"):
+        assert retry_after_seconds(bad) is None
