@@ -17,7 +17,7 @@ bounded per-client send queues, ``Faults`` for dropped / duplicated / corrupted 
 ``reorder_next()``         the next two deltas swapped
 ``faults.corrupt_next``    wrong checksum (dialects with checksums: OKX)
 ``cross_next()``           a delta, correctly sequenced, that crosses the book (demo dialect)
-``refuse_handshake(429)``  HTTP status instead of the upgrade (SimServer)
+``refuse_handshake(429)``  HTTP status instead of the upgrade, optionally with Retry-After (SimServer)
 ``hang_upgrades = True``   accept TCP, read the upgrade request, never answer it
 ``pong_delay = s``         answer application pings ``s`` seconds late (demo dialect)
 ``burst(n)``               ``n`` deltas as fast as the socket allows (back-pressured)

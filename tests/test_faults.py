@@ -393,6 +393,23 @@ async def test_refused_handshake_backs_off_then_recovers(status):
         r.assert_never_wrong_while_live()
 
 
+async def test_refused_handshake_waits_as_long_as_the_venue_asks():
+    # backoff here starts at 0.05 s; the venue's Retry-After (1 s) wins
+    async with rig(start=False) as r:
+        r.server.faults.refuse_handshake(429, retry_after="1")
+        r.task = r.session.start()
+        t0 = time.monotonic()
+        await r.until(lambda: "asks to wait" in r.state.reason)
+        assert r.state.reason.startswith("handshake refused: HTTP 429; the venue asks to wait 1 s; retry in 1.0 s")
+        await asyncio.sleep(1.6)
+        attempts = r.server.attempts_between(t0)
+        assert 2 <= len(attempts) <= 3, attempts
+        assert all(b - a >= 0.95 for a, b in zip(attempts, attempts[1:], strict=False)), attempts
+        r.server.faults.refuse_handshake(None)
+        await r.live()
+        r.assert_never_wrong_while_live()
+
+
 async def test_upgrade_never_answered_times_out_and_backs_off():
     async with rig(start=False, connect_timeout=0.3) as r:
         r.server.hang_upgrades = True

@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.http import HttpError, describe_os_error, fetch
+from obview.feed.http import HttpError, describe_os_error, fetch, retry_after_seconds
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
@@ -175,6 +175,7 @@ class FeedSession:
         spec = st.spec
         while not self._stopping and self.failed is None:
             reason = ""
+            asked = None  # seconds the venue asked us to wait (Retry-After on a refused upgrade)
             self.connect_attempts += 1
             st.connects += 1
             st.close_reason = ""
@@ -187,6 +188,9 @@ class FeedSession:
                 reason = _describe_close(e)
             except InvalidStatus as e:
                 reason = f"handshake refused: HTTP {e.response.status_code}"
+                asked = retry_after_seconds(e.response.headers.get("Retry-After"))
+                if asked:
+                    reason += f"; the venue asks to wait {asked:.0f} s"
             except InvalidURI as e:
                 self._fail(f"bad URL {safe(spec.url)}: {e}")
                 return
@@ -206,7 +210,7 @@ class FeedSession:
             if st.up_since and time.time() - st.up_since >= self.opts.stable_after:
                 st.attempt = 0
             st.up_since = 0.0
-            delay = self._backoff(st)
+            delay = max(self._backoff(st), asked or 0.0)
             st.attempt += 1
             if st is self.book_stream:
                 self.pipeline.sync.reset()

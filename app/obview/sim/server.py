@@ -50,6 +50,7 @@ class Faults:
         self._corrupt: dict[str, int] = {}
         self._dup: dict[str, int] = {}
         self.refuse_status: int | None = None
+        self.refuse_retry_after: str | None = None
         self.dropped = 0
         self.corrupted = 0
         self.duplicated = 0
@@ -78,9 +79,11 @@ class Faults:
             return 0
         return self._broadcast(text)
 
-    def refuse_handshake(self, status: int | None = 503) -> None:
-        """Answer WebSocket upgrades with HTTP ``status`` until called with None."""
+    def refuse_handshake(self, status: int | None = 503, retry_after: str | None = None) -> None:
+        """Answer WebSocket upgrades with HTTP ``status`` (and a Retry-After header when
+        ``retry_after`` is given) until called with None."""
         self.refuse_status = status
+        self.refuse_retry_after = retry_after
 
     def clear(self) -> None:
         self._drop.clear()
@@ -258,7 +261,10 @@ class SimServer:
         if upgrade:
             self.connections_total += 1
             if self.faults.refuse_status is not None:
-                return connection.respond(self.faults.refuse_status, "refused (fault injection)\n")
+                res = connection.respond(self.faults.refuse_status, "refused (fault injection)\n")
+                if self.faults.refuse_retry_after is not None:
+                    res.headers["Retry-After"] = self.faults.refuse_retry_after
+                return res
             if self._closed:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
             if match_path(self.dialects, target.path) is None:
