@@ -14,8 +14,8 @@ The app runs as ``obview`` runs it, with its garbage-collector policy (``tune_gc
   volume is a figure;
 - first book: process start (the parent's clock at spawn) to the first ladder painted from a LIVE
   book, with the app's own in-process simulator as ``obview --venue demo`` uses it;
-- key -> screen: while the replay server bursts 20k deltas/s into the app, press ``u`` (units) and
-  time until the ladder's rendered lines have changed.
+- key -> screen: while the replay server bursts 20k and then 50k deltas/s into the app, press ``u``
+  (units) and time until the ladder's rendered lines have changed.
 """
 
 from __future__ import annotations
@@ -296,31 +296,34 @@ def run(quick: bool) -> list[Figure]:
                     note=f"the clock ticks every 33.3 ms; worst interval {max(r['gap_max_ms'] for r in res):.0f} ms",
                 )
             )
-        _ctl(port, 20000, 10_000_000)
-        res = [
-            _child("key", {"endpoint": endpoint, "size": [160, 48], "presses": 5 if quick else 10})
-            for _ in range(runs)
-        ]
-        figs.append(
-            Figure(
-                "ui: key press -> ladder changed, feed bursting 20k deltas/s",
-                "ms",
-                [statistics.median(r["key_ms"]) for r in res],
-                target="<= 50 ms",
-                note="median of the presses per run (until the ladder's lines are rebuilt; the"
-                + f" compositor writes them on its next refresh); worst press {max(max(r['key_ms']) for r in res):.1f} ms;"
-                + f" frames received per run {min(r['frames_applied'] for r in res):,}+",
+        # the issue's 20k deltas/s burst, and 50k/s: the burst the app must stay responsive under
+        for burst in (20_000, 50_000):
+            _ctl(port, burst, 10_000_000)
+            res = [
+                _child("key", {"endpoint": endpoint, "size": [160, 48], "presses": 5 if quick else 10})
+                for _ in range(runs)
+            ]
+            label = f"{burst // 1000}k deltas/s"
+            figs.append(
+                Figure(
+                    f"ui: key press -> ladder changed, feed bursting {label}",
+                    "ms",
+                    [statistics.median(r["key_ms"]) for r in res],
+                    target="<= 50 ms",
+                    note="median of the presses per run (until the ladder's lines are rebuilt; the"
+                    + f" compositor writes them on its next refresh); worst press {max(max(r['key_ms']) for r in res):.1f} ms;"
+                    + f" frames received per run {min(r['frames_applied'] for r in res):,}+",
+                )
             )
-        )
-        figs.append(
-            Figure(
-                "ui: paint frames/s while the feed bursts 20k deltas/s (1 s without key presses)",
-                "frames/s",
-                [r["burst_fps"] for r in res],
-                target="holds ~30",
-                note=f"feed applied {statistics.median(r['burst_msgs_per_s'] for r in res):,.0f} deltas/s meanwhile (server in its own process)",
+            figs.append(
+                Figure(
+                    f"ui: paint frames/s while the feed bursts {label} (1 s without key presses)",
+                    "frames/s",
+                    [r["burst_fps"] for r in res],
+                    target="holds ~30",
+                    note=f"feed applied {statistics.median(r['burst_msgs_per_s'] for r in res):,.0f} deltas/s meanwhile (server in its own process)",
+                )
             )
-        )
     finally:
         stop_server(proc)
     wake = [asyncio.run(_bare_wakeups(1000, 1500 if quick else 3000)) for _ in range(runs)]
