@@ -33,6 +33,30 @@ def test_latency_percentiles_over_window():
     assert LatencyWindow().percentiles(5.0) == (None, None)
 
 
+def test_behind_measures_a_backlog_not_a_clock_offset():
+    w = LatencyWindow(horizon=60)
+    # our clock 3 s ahead of the venue's, 50 messages/s arriving promptly (±20 ms jitter)
+    t = 1000.0
+    for i in range(30 * 50):
+        t = 1000.0 + i / 50
+        w.add(t, 3.0 + (i % 5) * 0.01)
+    assert w.behind(t) < 0.05  # the constant offset cancels out
+    assert w.percentiles(t)[0] > 2.9  # (the raw latency still shows it)
+    # then the client falls behind: over 1 s each message arrives later, then 2.5 s late
+    for i in range(150):
+        t += 0.02
+        w.add(t, 3.0 + 2.5 * min(1.0, (i + 1) / 50))
+    assert 2.45 < w.behind(t + 0.1) < 2.55
+    # caught up again
+    for _ in range(150):
+        t += 0.02
+        w.add(t, 3.0)
+    assert w.behind(t + 0.5) < 0.05
+    # silence: nothing recent to judge (the stale watchdog's business)
+    assert w.behind(t + 10.0) is None
+    assert LatencyWindow().behind(5.0) is None
+
+
 def test_latency_window_empty_after_horizon():
     w = LatencyWindow(horizon=60)
     w.add(0.0, 0.01)

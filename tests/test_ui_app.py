@@ -451,3 +451,28 @@ async def test_kept_lines_follow_a_theme_switch_and_a_venue_switch():
             for w in kept:
                 crop = w.size.region
                 assert w.render_lines(crop) == Widget.render_lines(w, crop), (keys, w)
+
+
+async def test_a_live_book_that_arrives_late_says_how_far_behind():
+    # a LIVE book whose messages come 2.5 s later than the minute's quickest: the stats bar
+    # flags it (a backlog here, on the network or at the venue); a constant offset does not
+    m, now = build_market(seed=5, seconds=20)
+    assert m.live
+    lat = m.stats.latency
+    for i in range(600):  # the minute so far: 40 ms
+        lat.add(now - 40 + i * 0.05, 0.040)
+    for i in range(40):  # the last 2 s: 2.5 s late
+        lat.add(now - 2 + i * 0.05, 2.540)
+    mgr = StaticManager({("demo", "BTC-PERP"): m}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        stats = app.query_one(StatsBar)._text.plain
+        assert "● LIVE 2.5s behind" in stats, stats
+    ok, now2 = build_market(seed=5, seconds=20)
+    for i in range(600):
+        ok.stats.latency.add(now2 - 40 + i * 0.05, 3.0)  # a clock 3 s off, but no backlog
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): ok}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert "behind" not in app.query_one(StatsBar)._text.plain

@@ -230,6 +230,7 @@ def snapshot_line(market, now: float) -> dict:
     live = market.live
     bb, ba = (book.best_bid(), book.best_ask()) if live else (None, None)
     p50, p99 = market.stats.latency.percentiles(now)
+    behind = market.stats.latency.behind(now)
     return {
         "t": round(now, 3),
         "venue": market.venue,
@@ -243,6 +244,7 @@ def snapshot_line(market, now: float) -> dict:
         "msgs_per_s": round(market.stats.messages.rate(now), 1),
         "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
         "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
+        "behind_s": round(behind, 3) if behind is not None else None,
         "trades": len(market.trades),
         "resyncs": market.resyncs,
     }

@@ -7,6 +7,7 @@ Nothing here knows about sockets or terminals, so all of it is unit-testable.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from array import array
@@ -59,9 +60,11 @@ class LatencyWindow:
     samples each time the percentiles are read, so the figures cover the whole horizon at any
     message rate, at a fixed memory cost, for one counter on the hot path."""
 
-    __slots__ = ("horizon", "_samples", "_cache", "_cache_at", "_stride", "_skip")
+    __slots__ = ("horizon", "_samples", "_cache", "_cache_at", "_stride", "_skip", "_behind")
 
     MAX_STRIDE = 4096
+    #: ``behind`` reads the latency of the messages of the last this many seconds
+    RECENT = 2.0
 
     def __init__(self, horizon: float = 60.0, maxlen: int = 6000) -> None:
         self.horizon = horizon
@@ -71,6 +74,7 @@ class LatencyWindow:
         self._cache_at = -1.0
         self._stride = 1
         self._skip = 0
+        self._behind: float | None = None
 
     def add(self, now: float, latency: float) -> None:
         skip = self._skip + 1
@@ -100,13 +104,29 @@ class LatencyWindow:
         if now - self._cache_at < 0.5:
             return self._cache
         self._retune(now)
-        vals = sorted(lat for _, lat, _ in self._samples)
+        samples = self._samples
+        vals = sorted(lat for _, lat, _ in samples)
         if not vals:
             res: tuple[float | None, float | None] = (None, None)
+            self._behind = None
         else:
             res = (vals[len(vals) // 2], vals[min(len(vals) - 1, int(math.ceil(len(vals) * 0.99)) - 1)])
+            recent_from = now - self.RECENT
+            recent = sorted(
+                x[1] for x in itertools.takewhile(lambda x: x[0] >= recent_from, reversed(samples))
+            )
+            self._behind = recent[len(recent) // 2] - vals[0] if recent else None
         self._cache, self._cache_at = res, now
         return res
+
+    def behind(self, now: float) -> float | None:
+        """How much later than usual the messages of the last ``RECENT`` seconds arrive, in
+        seconds: their median latency less the least latency of the horizon. A constant
+        offset between the venue's clock and ours cancels out; what remains is a backlog (this
+        client, its network or the venue falling behind the market). None without recent
+        messages (silence is the stale watchdog's business)."""
+        self.percentiles(now)
+        return self._behind
 
 
 @dataclass(slots=True, frozen=True)

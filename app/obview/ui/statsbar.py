@@ -22,6 +22,9 @@ from obview.ui.viewmodel import (
     format_price,
 )
 
+#: a LIVE book whose messages arrive this much later than the minute's quickest is flagged
+BEHIND_WARN = 1.0
+
 STATE_COLOR = {
     FeedStatus.LIVE: "live",
     FeedStatus.SYNCING: "syncing",
@@ -90,6 +93,10 @@ class StatsBar(SteadyLines, Widget):
         if st.reason:
             t.append(" ")
             t.append(safe(st.reason, 120), c.style(STATE_COLOR[st.status]))
+        behind = market.stats.latency.behind(now)
+        if st.status is FeedStatus.LIVE and behind is not None and behind >= BEHIND_WARN:
+            # the book is whole but late: a backlog here, on the network or at the venue
+            t.append(f" {format_duration(behind)} behind", c.style("stale", bold=True))
         age = market.book_age(now)
         t.append("   book age ", c.style("muted"))
         t.append(format_duration(age), c.style("stale" if age is not None and age > 2 else "axis"))
