@@ -476,3 +476,25 @@ async def test_a_live_book_that_arrives_late_says_how_far_behind():
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         assert "behind" not in app.query_one(StatsBar)._text.plain
+
+
+async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
+    from textual.containers import VerticalScroll
+
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        body = app.screen.query_one(VerticalScroll)
+        assert body.max_scroll_y > 0 and body.scroll_y == 0
+        await pilot.press("end")
+        await settle(pilot, 0.3)
+        assert body.scroll_y == body.max_scroll_y  # the last legend line can be reached
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert app.screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits

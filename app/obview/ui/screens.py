@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -29,19 +29,21 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("q", "quit"),
 ]
 
-LEGEND = """Reading the screen
-  Heatmap: x = time (newest right), y = price; colour = resting size, log scale between
-  the low/high cut-offs shown in its title. Bright lines trace best bid and best ask.
-  Dots are trades, coloured by taker side, area growing with volume.
-  ╱╱ hatching = the feed was not LIVE then: no book is shown for that time.
-  State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected"""
+LEGEND: list[str] = [
+    "Heatmap: x = time (newest right), y = price; colour = resting size, log scale between the"
+    " low/high cut-offs shown in its title. Bright lines trace best bid and best ask.",
+    "Dots are trades, coloured by taker side, area growing with volume.",
+    "╱╱ hatching = the feed was not LIVE then: no book is shown for that time.",
+    "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
+    '"LIVE 2.3s behind": the book is whole but its messages arrive that much later than usual.',
+]
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 100; max-width: 100%; height: auto; max-height: 100%;
+    HelpScreen > VerticalScroll { width: 100; max-width: 100%; height: auto; max-height: 100%;
         border: round $primary; background: $surface; padding: 0 1; }
     """
 
@@ -51,10 +53,16 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for k, d in HELP_ROWS:
             table.add_row(Text(k), Text(d))
-        with Vertical():
+        legend = Table.grid(padding=(0, 0, 0, 2), pad_edge=True)  # wrapped lines keep the indent
+        legend.add_column()
+        for line in LEGEND:
+            legend.add_row(Text(line))
+        # scrolls (arrow keys, page keys, wheel) where the terminal is too small for it all
+        with VerticalScroll():
             yield Label(Text("obview — keys", style="bold"))
             yield Static(table)
-            yield Static(Text(LEGEND))
+            yield Label(Text("Reading the screen"))
+            yield Static(legend)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
