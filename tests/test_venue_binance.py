@@ -597,6 +597,26 @@ async def test_e2e_dialect_sync_gap_and_reconnect():
         assert session.pipeline.parse_errors == 0
 
 
+async def test_a_lost_trade_socket_leaves_the_book_live_and_says_so():
+    # Binance needs two sockets: the book on /public, trades on /market. Losing the trade
+    # socket does not make the book wrong: it stays LIVE, its reason names the trade stream's
+    # trouble, and the reason clears once trades flow again.
+    feed = venue_feed(BinanceAdapter, "BTC-PERP", "", seed=7, rate=40, options=session_opts())
+    async with feed as (server, _adapter, market, session):
+        await until(lambda: market.live and session.pipeline.trades > 0)
+        resyncs, seen = market.resyncs, len(market.state_log)
+        server.faults.refuse_handshake(503)  # it cannot come back at once
+        await server.kick(path="/market")
+        await until(lambda: market.live and market.state.reason.startswith("trades: reconnecting"))
+        server.faults.refuse_handshake(None)
+        await until(lambda: market.live and market.state.reason == "")
+        states = list(market.state_log)[seen:]
+        assert states and all(s.status is FeedStatus.LIVE for s in states), states
+        trades = session.pipeline.trades
+        await until(lambda: session.pipeline.trades > trades)
+        assert market.resyncs == resyncs  # the book was never touched
+
+
 async def test_dialect_routes_and_rest_errors():
     from obview.sim.dialects.binance import BinanceDialect
 

@@ -203,9 +203,10 @@ class SimServer:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    async def kick(self, abrupt: bool = False) -> None:
-        """Close every client connection: a clean close (1001), or a TCP abort."""
-        clients = list(self.clients)
+    async def kick(self, abrupt: bool = False, path: str | None = None) -> None:
+        """Close every client connection (only those on a path starting with ``path``, when
+        given): a clean close (1001), or a TCP abort."""
+        clients = [c for c in self.clients if path is None or c.dialect.path.startswith(path)]
         if abrupt:
             for c in clients:
                 c.closing = True
