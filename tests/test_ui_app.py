@@ -498,3 +498,21 @@ async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
         await pilot.press("question_mark")
         await settle(pilot)
         assert app.screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits
+
+
+async def test_stats_bar_keeps_both_lines_at_80_columns():
+    # at 80 columns the bar used to wrap its first line, pushing the second (prices, spread,
+    # rates) out of its two rows; now fields that do not fit are left out whole, from the end
+    from rich.text import Text
+
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatsBar)
+        lines = bar._text.plain.split("\n")
+        assert len(lines) == 2 and lines[1].startswith(" last ")
+        assert all(Text(x).cell_len <= 80 for x in lines), lines
+        assert "…" not in lines[1] and "latency" not in lines[1]  # left out whole, not cut
+        await pilot.resize_terminal(160, 48)
+        await settle(pilot)
+        assert "latency p50" in bar._text.plain.split("\n")[1]  # there is room again

@@ -46,13 +46,14 @@ STATE_MARK = {
 
 class StatsBar(SteadyLines, Widget):
     DEFAULT_CSS = """
-    StatsBar { height: 2; width: 1fr; }
+    StatsBar { height: 2; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pal: PanelColors | None = None
         self._text = Text()
+        self._last_show: tuple[tuple, dict] | None = None  # shown again on a resize
 
     def show(
         self,
@@ -66,6 +67,10 @@ class StatsBar(SteadyLines, Widget):
         quote: bool = False,
         error: str = "",
     ) -> None:
+        self._last_show = (
+            (venue, symbol, market, now),
+            {"paused": paused, "step": step, "quote": quote, "error": error},
+        )
         c = self.pal
         if c is None:
             return
@@ -97,53 +102,80 @@ class StatsBar(SteadyLines, Widget):
         if st.status is FeedStatus.LIVE and behind is not None and behind >= BEHIND_WARN:
             # the book is whole but late: a backlog here, on the network or at the venue
             t.append(f" {format_duration(behind)} behind", c.style("stale", bold=True))
+        width = self.size.width or 10_000
+        # the fields after the state, each whole or not at all: a narrow terminal drops them
+        # from the end instead of wrapping the bar (which hid its second line)
         age = market.book_age(now)
-        t.append("   book age ", c.style("muted"))
-        t.append(format_duration(age), c.style("stale" if age is not None and age > 2 else "axis"))
-        t.append("   resyncs ", c.style("muted"))
-        t.append(str(market.resyncs), c.style("stale" if market.resyncs else "axis"))
-        if step is not None:
-            t.append("   group ", c.style("muted"))
-            t.append(format_price(step, decimals_for(step)), c.style("axis"))
-        t.append("   units ", c.style("muted"))
         inst = market.instrument
-        t.append(inst.quote if quote else inst.base, c.style("axis"))
+        fields = [
+            _field(c, "   book age ", format_duration(age), "stale" if age is not None and age > 2 else "axis"),
+            _field(c, "   resyncs ", str(market.resyncs), "stale" if market.resyncs else "axis"),
+        ]
+        if step is not None:
+            fields.append(_field(c, "   group ", format_price(step, decimals_for(step)), "axis"))
+        fields.append(_field(c, "   units ", inst.quote if quote else inst.base, "axis"))
+        _append_fitting(t, fields, width)
         t.append("\n")
 
+        line = Text()
         book = market.book
         d = decimals_for(inst.tick)
         lp = market.last_price
-        t.append(" last ", c.style("muted"))
-        t.append(format_price(lp, d) if lp is not None else "—", c.style("spread", bold=True))
+        line.append(" last ", c.style("muted"))
+        line.append(format_price(lp, d) if lp is not None else "—", c.style("spread", bold=True))
         mid = book.mid()
-        t.append("  mid ", c.style("muted"))
-        t.append(format_price(mid, d + 1) if mid is not None else "—", c.style("axis"))
+        fields = [_field(c, "  mid ", format_price(mid, d + 1) if mid is not None else "—", "axis")]
         sp = book.spread()
-        t.append("  spread ", c.style("muted"))
         if sp is None:
-            t.append("—", c.style("axis"))
+            fields.append(_field(c, "  spread ", "—", "axis"))
         else:
             b = bps(sp, mid)
-            t.append(format_price(sp, d), c.style("axis"))
-            t.append(f" ({b:.2f} bp)" if b is not None else "", c.style("axis"))
+            sp_text = format_price(sp, d) + (f" ({b:.2f} bp)" if b is not None else "")
+            fields.append(_field(c, "  spread ", sp_text, "axis"))
         imb = book.imbalance(10)
-        t.append("  imb10 ", c.style("muted"))
         if imb is None:
-            t.append("—", c.style("axis"))
+            fields.append(_field(c, "  imb10 ", "—", "axis"))
         else:
-            t.append(
-                f"{imb:+.2f}", c.style("bid" if imb > 0.1 else "ask" if imb < -0.1 else "axis")
-            )
-        t.append("   ", c.style("muted"))
-        t.append(compact(market.stats.messages.rate(now)), c.style("axis"))
-        t.append(" msg/s", c.style("muted"))
+            tone = "bid" if imb > 0.1 else "ask" if imb < -0.1 else "axis"
+            fields.append(_field(c, "  imb10 ", f"{imb:+.2f}", tone))
+        rate = Text("   ", c.style("muted"))
+        rate.append(compact(market.stats.messages.rate(now)), c.style("axis"))
+        rate.append(" msg/s", c.style("muted"))
+        fields.append(rate)
         p50, p99 = market.stats.latency.percentiles(now)
-        t.append("   latency p50 ", c.style("muted"))
-        t.append(format_ms(p50), c.style("axis"))
-        t.append(" p99 ", c.style("muted"))
-        t.append(format_ms(p99), c.style("stale" if p99 is not None and p99 > 0.5 else "axis"))
+        lat = _field(c, "   latency p50 ", format_ms(p50), "axis")
+        lat.append(" p99 ", c.style("muted"))
+        lat.append(format_ms(p99), c.style("stale" if p99 is not None and p99 > 0.5 else "axis"))
+        fields.append(lat)
+        _append_fitting(line, fields, width)
+        t.append_text(line)
         self._text = t
         self.refresh()
 
+    def on_resize(self) -> None:
+        # which fields fit depends on the width
+        if self._last_show is not None:
+            args, kw = self._last_show
+            self.show(*args, **kw)
+
     def render(self) -> Text:
         return self._text
+
+
+def _field(c: PanelColors, label: str, value: str, tone: str) -> Text:
+    t = Text(label, c.style("muted"))
+    t.append(value, c.style(tone))
+    return t
+
+
+def _append_fitting(line: Text, fields: list[Text], width: int) -> None:
+    """Append ``fields`` in order while the line stays within ``width`` cells (the line's own
+    last line: ``line`` may already hold a first line)."""
+    used = line.plain.rsplit("\n", 1)[-1]
+    room = width - Text(used).cell_len
+    for f in fields:
+        n = f.cell_len
+        if n > room:
+            break
+        line.append_text(f)
+        room -= n

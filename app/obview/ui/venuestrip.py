@@ -35,6 +35,7 @@ class VenueStrip(SteadyLines, Widget):
             tuple((s.status, s.reason) if s else None for s in states),
             hint,
             c.name,
+            self.size.width,
         )
         if key == self._key:
             return
@@ -50,8 +51,8 @@ class VenueStrip(SteadyLines, Widget):
                 t.append(f" {STATE_MARK[st.status]} ", c.style(STATE_COLOR[st.status], bold=True))
             t.append(safe(v, 20), c.style("spread" if cur else "axis", bold=cur))
             t.append("  ")
-        if hint:
-            t.append(hint, c.style("muted"))
+        if hint and t.cell_len + len(hint) <= (self.size.width or 10_000):
+            t.append(hint, c.style("muted"))  # whole or not at all
         self._text = t
         self.refresh()
 
