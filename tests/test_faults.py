@@ -400,7 +400,7 @@ async def test_refused_handshake_waits_as_long_as_the_venue_asks():
         r.task = r.session.start()
         t0 = time.monotonic()
         await r.until(lambda: "asks to wait" in r.state.reason)
-        assert r.state.reason.startswith("handshake refused: HTTP 429; the venue asks to wait 1 s; retry in 1.0 s")
+        assert r.state.reason.startswith("handshake refused: HTTP 429; the venue asks to wait 1.0 s; retry in 1.0 s")
         await asyncio.sleep(1.6)
         attempts = r.server.attempts_between(t0)
         assert 2 <= len(attempts) <= 3, attempts

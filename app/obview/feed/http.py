@@ -63,7 +63,7 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
             body = resp.read(max_body + 1)
     except urllib.error.HTTPError as e:
         wait = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
-        said = f"; the venue asks to wait {wait:.0f} s" if wait else ""
+        said = f"; the venue asks to wait {wait:.{0 if wait >= 10 else 1}f} s" if wait else ""
         raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}{said}", e.code, wait) from None
     except urllib.error.URLError as e:
         raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None

@@ -190,7 +190,7 @@ class FeedSession:
                 reason = f"handshake refused: HTTP {e.response.status_code}"
                 asked = retry_after_seconds(e.response.headers.get("Retry-After"))
                 if asked:
-                    reason += f"; the venue asks to wait {asked:.0f} s"
+                    reason += f"; the venue asks to wait {asked:.{0 if asked >= 10 else 1}f} s"
             except InvalidURI as e:
                 self._fail(f"bad URL {safe(spec.url)}: {e}")
                 return
