@@ -129,13 +129,18 @@ async def test_pause_freezes_display_and_resume_catches_up():
             demo.on_book_changed(demo.stats.last_book_at)
 
 
+async def open_help(app, pilot) -> HelpScreen:
+    await settle(pilot)
+    await pilot.press("question_mark")
+    await settle(pilot)
+    assert isinstance(app.screen, HelpScreen)
+    return app.screen
+
+
 async def test_help_opens_and_closes():
     app, _ = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await settle(pilot)
-        assert isinstance(app.screen, HelpScreen)
+        await open_help(app, pilot)
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, HelpScreen)
@@ -483,21 +488,15 @@ async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
 
     app, _ = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await settle(pilot)
-        assert isinstance(app.screen, HelpScreen)
-        body = app.screen.query_one(VerticalScroll)
+        body = (await open_help(app, pilot)).query_one(VerticalScroll)
         assert body.max_scroll_y > 0 and body.scroll_y == 0
         await pilot.press("end")
         await settle(pilot, 0.3)
         assert body.scroll_y == body.max_scroll_y  # the last legend line can be reached
     app, _ = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await settle(pilot)
-        assert app.screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits
+        help_screen = await open_help(app, pilot)
+        assert help_screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits
 
 
 async def test_stats_bar_keeps_both_lines_at_80_columns():
