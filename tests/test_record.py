@@ -298,6 +298,10 @@ def test_replay_as_the_wrong_venue_or_instrument_is_one_clear_error(tmp_path, ca
     # frames of the venue, but no book of the instrument asked for
     with pytest.raises(ReplayError, match="no hyperliquid book frames of DOGE among the 9 frames"):
         replay_summary(p, "hyperliquid", instrument="DOGE")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"t":1,"connect":"wss://ws.okx.com:8443/ws/v5/public"}\n')
+    with pytest.raises(ReplayError, match="empty.jsonl holds no received frames"):
+        replay_summary(empty, "okx", "BTC-PERP")
     cli = pytest.importorskip("obview.cli")
     assert cli.main(["replay", str(p), "--venue", "okx", "--symbol", "BTC-PERP"]) == 2
     err = capsys.readouterr().err

@@ -352,6 +352,8 @@ class Replay:
         parses as this venue's (the wrong ``--venue``), or none carries this instrument's book."""
         name = os.path.basename(os.fspath(path))
         pipe, venue = self.pipeline, self.adapter.name
+        if not self.frames:
+            raise ReplayError(f"{name} holds no received frames to replay")
         if self.frames and pipe.parse_errors == self.frames:
             raise ReplayError(
                 f"none of the {self.frames} frames of {name} parse as {venue} frames "
