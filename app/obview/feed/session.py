@@ -2,7 +2,8 @@
 
 One task per stream the adapter declares: connect (with timeout), subscribe, heartbeat,
 receive into the ``FeedPipeline``, stale watchdog, reconnect with capped exponential backoff
-and jitter. Resyncs follow the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
+and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py): backed off, as the
+venue allows, per the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
 Every transition is written to the Market (and the Bus) with a reason a user can read.
 """
 
@@ -23,8 +24,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.http import HttpError, describe_os_error, fetch, retry_after_seconds
+from obview.feed.http import describe_os_error, fetch, retry_after_seconds
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
+from obview.feed.repair import BookRepair
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
 from obview.model import FeedStatus, Instrument
@@ -96,10 +98,7 @@ class FeedSession:
         self.streams = {s.name: _Stream(s) for s in adapter.streams()}
         self.book_stream = next((s for s in self.streams.values() if s.spec.book), None)
         self._tasks: list[asyncio.Task] = []
-        self._resync_task: asyncio.Task | None = None
-        self._resync_delay = self.opts.resync_min_interval
-        self._last_resync_at = 0.0
-        self._resync_not_before = 0.0  # a venue's Retry-After: no REST snapshot before this
+        self.repair = BookRepair(self)
         self._stopping = False
         self.failed: str | None = None
         self.connect_attempts = 0
@@ -127,8 +126,8 @@ class FeedSession:
 
     async def _cancel_all(self) -> None:
         tasks = [t for t in self._tasks if not t.done()]
-        if self._resync_task and not self._resync_task.done():
-            tasks.append(self._resync_task)
+        if self.repair.busy:
+            tasks.append(self.repair.task)
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -244,7 +243,7 @@ class FeedSession:
         watchdog = asyncio.create_task(self._watchdog(st))
         fallback = None
         if st is self.book_stream and self.adapter.ws_snapshot_timeout and self.adapter.resync_mode is not ResyncMode.REST:
-            fallback = asyncio.create_task(self._snapshot_fallback(st, self.adapter.ws_snapshot_timeout))
+            fallback = asyncio.create_task(self.repair.snapshot_fallback(st, self.adapter.ws_snapshot_timeout))
         pinger = asyncio.create_task(self._pinger(st)) if spec.ping_interval and spec.ping_frame else None
         try:
             if st is self.book_stream:
@@ -255,7 +254,7 @@ class FeedSession:
             for frame in spec.subscribe:
                 await self._send(st, frame)
             if st is self.book_stream and self.adapter.resync_mode is ResyncMode.REST:
-                self._request_resync("initial snapshot", initial=True)
+                self.repair.request("initial snapshot", initial=True)
             await self._read(st, ws)
             # a clean close (1000/1001) ends the iteration without raising: keep its code and reason
             if not st.close_reason:
@@ -347,7 +346,7 @@ class FeedSession:
             elif isinstance(a, NeedResync):
                 if st is self.book_stream:
                     st.status, st.reason = FeedStatus.SYNCING, a.reason
-                self._request_resync(a.reason)
+                self.repair.request(a.reason)
             elif isinstance(a, Fatal):
                 self._fail(a.reason)
 
@@ -359,7 +358,7 @@ class FeedSession:
             elif isinstance(a, NeedResync):
                 if st is self.book_stream:
                     st.status, st.reason = FeedStatus.SYNCING, a.reason
-                self._request_resync(a.reason)
+                self.repair.request(a.reason)
             elif isinstance(a, Fatal):
                 self._fail(a.reason)
 
@@ -378,87 +377,6 @@ class FeedSession:
             if st.ws is not None:
                 asyncio.ensure_future(st.ws.close())
 
-    # -- resync -----------------------------------------------------------------------------
-    def _request_resync(self, reason: str, initial: bool = False, not_before: float = 0.0) -> None:
-        if self._resync_task is not None and not self._resync_task.done():
-            return
-        now = time.time()
-        self._resync_not_before = max(self._resync_not_before, not_before)
-        if initial:
-            self._resync_delay = self.opts.resync_min_interval
-            wait = 0.0
-        else:
-            # bounded: consecutive resyncs back off, so a broken feed cannot cause a storm
-            since = now - self._last_resync_at
-            if since > self._resync_delay * 4 + 10:
-                self._resync_delay = self.opts.resync_min_interval
-            wait = max(0.0, self._last_resync_at + self._resync_delay - now)
-            self._resync_delay = min(self.opts.resync_max_interval, self._resync_delay * 2)
-        wait = max(wait, self._resync_not_before - now)
-        self._resync_task = asyncio.create_task(self._resync(reason, wait))
-
-    async def _snapshot_fallback(self, st: _Stream, timeout: float) -> None:
-        """For venues whose websocket snapshot may not come: when the book has been SYNCING
-        for ``timeout`` s with updates buffered, take the snapshot over REST instead."""
-        sync = self.pipeline.sync
-        while True:
-            await asyncio.sleep(min(0.25, timeout / 4))
-            state = self.market.state
-            if (
-                state.status is FeedStatus.SYNCING
-                and not sync.synced
-                and sync.buffer
-                and time.time() - state.since >= timeout
-                and (self._resync_task is None or self._resync_task.done())
-                and st.ws is not None
-                and time.time() >= self._resync_not_before
-            ):
-                self._resync_task = asyncio.create_task(self._rest_snapshot(st))
-                await self._resync_task
-
-    async def _rest_snapshot(self, st: _Stream) -> None:
-        """Fetch the REST snapshot into the book. Runs as the resync task: it clears that slot
-        before acting, so a failure or a snapshot that does not fit schedules the next
-        (backed-off) resync instead of being dropped."""
-        req = self.adapter.snapshot_request()
-        if req is None:
-            return
-        try:
-            body = await self.fetch(req)
-        except HttpError as e:
-            self.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
-            self._resync_task = None
-            # a venue that says how long to wait is obeyed: asking again sooner after a 429
-            # gets the IP banned (Binance: 418, from 2 minutes to 3 days)
-            self._request_resync(str(e), not_before=time.time() + (e.retry_after or 0.0))
-            return
-        if self.recorder is not None:
-            self.recorder.http(req.url, body.decode("utf-8", "replace"))
-        actions = self.pipeline.on_snapshot_body(body, time.time())
-        self._resync_task = None
-        if actions:
-            await self._act(st, actions)
-
-    async def _resync(self, reason: str, wait: float) -> None:
-        if wait:
-            await asyncio.sleep(wait)
-        self._last_resync_at = time.time()
-        mode = self.adapter.resync_mode
-        st = self.book_stream
-        if st is None or st.ws is None:
-            return
-        if mode is ResyncMode.REST:
-            await self._rest_snapshot(st)
-        elif mode is ResyncMode.RESUBSCRIBE:
-            self.pipeline.reset_book(FeedStatus.SYNCING, reason)
-            for frame in self.adapter.resubscribe_frames(st.spec.name):
-                await self._send(st, frame)
-        elif mode is ResyncMode.RECONNECT:
-            st.close_reason = f"resync: {reason}"
-            with contextlib.suppress(Exception):
-                await st.ws.close(1000, "resync")
-        # NONE: the next full snapshot repairs the book
-
     # -- timers -----------------------------------------------------------------------------
     async def _watchdog(self, st: _Stream) -> None:
         stale_after = self.opts.stale_after or st.spec.stale_after
@@ -472,9 +390,9 @@ class FeedSession:
                 now = time.time()
                 if self.pipeline.sync.synced:
                     unsynced_since = now
-                elif now - unsynced_since >= self.opts.sync_timeout and (self._resync_task is None or self._resync_task.done()):
+                elif now - unsynced_since >= self.opts.sync_timeout and not self.repair.busy:
                     unsynced_since = now
-                    self._request_resync(f"no snapshot for {self.opts.sync_timeout:g} s")
+                    self.repair.request(f"no snapshot for {self.opts.sync_timeout:g} s")
             silent = time.time() - st.last_rx
             if silent >= stale_after * (1 + self.opts.stale_grace):
                 ws = st.ws

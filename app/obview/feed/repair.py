@@ -1,0 +1,121 @@
+"""BookRepair: when and how a FeedSession rebuilds a broken book.
+
+A gap, a checksum mismatch, a crossed book or a snapshot that never came all end here as a
+request. Requests back off (consecutive ones wait 0.5 s doubling to 30 s, so a broken feed cannot
+cause a storm), a venue's Retry-After is obeyed (asking Binance again sooner after a 429 gets the
+IP banned for minutes to days), and the repair follows the adapter's ``ResyncMode``: a REST
+snapshot on the same socket, a resubscribe, or a reconnect. Venues whose websocket snapshot may
+not come (OKX announced its removal) also get a REST fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from obview.feed.http import HttpError
+from obview.model import FeedStatus
+from obview.venues.base import ResyncMode
+
+if TYPE_CHECKING:
+    from obview.feed.session import FeedSession, _Stream
+
+
+class BookRepair:
+    """One per FeedSession; at most one repair runs at a time (``task``)."""
+
+    def __init__(self, session: FeedSession) -> None:
+        self.session = session
+        self.task: asyncio.Task | None = None
+        self._delay = session.opts.resync_min_interval
+        self._last_at = 0.0
+        self._not_before = 0.0  # a venue's Retry-After: no REST snapshot before this
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def request(self, reason: str, initial: bool = False, not_before: float = 0.0) -> None:
+        """Repair the book soon (a request while one runs is already being served)."""
+        if self.busy:
+            return
+        opts = self.session.opts
+        now = time.time()
+        self._not_before = max(self._not_before, not_before)
+        if initial:
+            self._delay = opts.resync_min_interval
+            wait = 0.0
+        else:
+            # bounded: consecutive resyncs back off, so a broken feed cannot cause a storm
+            since = now - self._last_at
+            if since > self._delay * 4 + 10:
+                self._delay = opts.resync_min_interval
+            wait = max(0.0, self._last_at + self._delay - now)
+            self._delay = min(opts.resync_max_interval, self._delay * 2)
+        wait = max(wait, self._not_before - now)
+        self.task = asyncio.create_task(self._run(reason, wait))
+
+    async def snapshot_fallback(self, st: _Stream, timeout: float) -> None:
+        """For venues whose websocket snapshot may not come: when the book has been SYNCING
+        for ``timeout`` s with updates buffered, take the snapshot over REST instead."""
+        session = self.session
+        sync = session.pipeline.sync
+        while True:
+            await asyncio.sleep(min(0.25, timeout / 4))
+            state = session.market.state
+            if (
+                state.status is FeedStatus.SYNCING
+                and not sync.synced
+                and sync.buffer
+                and time.time() - state.since >= timeout
+                and not self.busy
+                and st.ws is not None
+                and time.time() >= self._not_before
+            ):
+                self.task = asyncio.create_task(self.rest_snapshot(st))
+                await self.task
+
+    async def rest_snapshot(self, st: _Stream) -> None:
+        """Fetch the REST snapshot into the book. Runs as the repair task: it clears that slot
+        before acting, so a failure or a snapshot that does not fit schedules the next
+        (backed-off) repair instead of being dropped."""
+        session = self.session
+        req = session.adapter.snapshot_request()
+        if req is None:
+            return
+        try:
+            body = await session.fetch(req)
+        except HttpError as e:
+            session.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
+            self.task = None
+            self.request(str(e), not_before=time.time() + (e.retry_after or 0.0))
+            return
+        if session.recorder is not None:
+            session.recorder.http(req.url, body.decode("utf-8", "replace"))
+        actions = session.pipeline.on_snapshot_body(body, time.time())
+        self.task = None
+        if actions:
+            await session._act(st, actions)
+
+    async def _run(self, reason: str, wait: float) -> None:
+        if wait:
+            await asyncio.sleep(wait)
+        self._last_at = time.time()
+        session = self.session
+        mode = session.adapter.resync_mode
+        st = session.book_stream
+        if st is None or st.ws is None:
+            return
+        if mode is ResyncMode.REST:
+            await self.rest_snapshot(st)
+        elif mode is ResyncMode.RESUBSCRIBE:
+            session.pipeline.reset_book(FeedStatus.SYNCING, reason)
+            for frame in session.adapter.resubscribe_frames(st.spec.name):
+                await session._send(st, frame)
+        elif mode is ResyncMode.RECONNECT:
+            st.close_reason = f"resync: {reason}"
+            with contextlib.suppress(Exception):
+                await st.ws.close(1000, "resync")
+        # NONE: the next full snapshot repairs the book
