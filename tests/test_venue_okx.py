@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import orjson
@@ -731,6 +732,39 @@ async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
         assert sum("/api/v5/market/books" in u for u in fetched) >= 2
         await assert_books_equal(server, session, market)
         assert bad == []
+    finally:
+        await session.stop()
+        task.cancel()
+        await server.close()
+
+
+async def test_rest_fallback_waits_as_long_as_the_venue_asks(monkeypatch):
+    # OKX's REST fallback (no websocket snapshot) answered 429 with a Retry-After of 1.2 s: the
+    # fallback, which looks every 0.125 s here, must not ask again before then
+    from obview.feed.http import HttpError, fetch
+
+    monkeypatch.setattr(OkxDialect, "send_snapshot", False)
+    monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
+    server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
+    adapter = OkxAdapter(
+        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
+    )
+    market = Market(adapter.default_instrument())
+    books: list[float] = []
+
+    async def limited_fetch(req):
+        if "/api/v5/market/books" in req.url:
+            books.append(time.monotonic())
+            if len(books) == 1:
+                raise HttpError("HTTP 429 from the books endpoint", 429, 1.2)
+        return await fetch(req)
+
+    session = FeedSession(adapter, market, options=fast_options(), fetcher=limited_fetch)
+    task = session.start()
+    try:
+        await until(lambda: market.live, market=market, bad=[])
+        assert len(books) >= 2 and books[1] - books[0] >= 1.15, books
+        await assert_books_equal(server, session, market)
     finally:
         await session.stop()
         task.cancel()
