@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from obview.feed.http import MAX_RETRY_AFTER, HttpError, fetch, retry_after_seconds
+from obview.feed.http import MAX_RETRY_AFTER, HttpError, fetch, format_wait, retry_after_seconds
 from obview.venues.base import HttpRequest
 
 
@@ -67,7 +67,7 @@ async def test_status_and_retry_after_reach_the_caller(server, status, headers, 
         await fetch(HttpRequest(f"{base}/depth?symbol=BTCUSDT"))
     assert e.value.status == status and e.value.retry_after == wait
     assert str(e.value).startswith(f"HTTP {status} from {base}/depth")  # no query string
-    said = {7.0: "; the venue asks to wait 7.0 s", 120.0: "; the venue asks to wait 120 s"}
+    said = {7.0: "; the venue asks to wait 7.0 s", 120.0: "; the venue asks to wait 2 min"}
     assert str(e.value).endswith(said.get(wait, "/depth"))
 
 
@@ -106,3 +106,9 @@ def test_retry_after_forms():
     assert retry_after_seconds("1e12") == MAX_RETRY_AFTER
     for bad in (None, "", "soon", "nan", "Mon, 99 Foo 2026"):
         assert retry_after_seconds(bad) is None
+
+
+def test_waits_read_as_a_person_reads_them():
+    assert [format_wait(x) for x in (0.44, 9.96, 45.2, 119, 720, 9000, 259200)] == [
+        "0.4 s", "10.0 s", "45 s", "119 s", "12 min", "2.5 h", "3.0 d"
+    ]

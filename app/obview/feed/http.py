@@ -30,6 +30,19 @@ class HttpError(OSError):
         self.retry_after = retry_after
 
 
+def format_wait(seconds: float) -> str:
+    """A wait as a person reads it: "0.4 s", "45 s", "12 min", "2.5 h", "3.0 d"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """A Retry-After header as seconds from now: delta-seconds or an HTTP date (RFC 9110);
     None when absent or unreadable. Binance sends it with 429 (wait this long to avoid a ban)
@@ -63,7 +76,7 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
             body = resp.read(max_body + 1)
     except urllib.error.HTTPError as e:
         wait = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
-        said = f"; the venue asks to wait {wait:.{0 if wait >= 10 else 1}f} s" if wait else ""
+        said = f"; the venue asks to wait {format_wait(wait)}" if wait else ""
         raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}{said}", e.code, wait) from None
     except urllib.error.URLError as e:
         raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None

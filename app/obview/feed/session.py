@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.http import describe_os_error, fetch, retry_after_seconds
+from obview.feed.http import describe_os_error, fetch, format_wait, retry_after_seconds
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.feed.repair import BookRepair
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
@@ -189,7 +189,7 @@ class FeedSession:
                 reason = f"handshake refused: HTTP {e.response.status_code}"
                 asked = retry_after_seconds(e.response.headers.get("Retry-After"))
                 if asked:
-                    reason += f"; the venue asks to wait {asked:.{0 if asked >= 10 else 1}f} s"
+                    reason += f"; the venue asks to wait {format_wait(asked)}"
             except InvalidURI as e:
                 self._fail(f"bad URL {safe(spec.url)}: {e}")
                 return
@@ -213,7 +213,7 @@ class FeedSession:
             st.attempt += 1
             if st is self.book_stream:
                 self.pipeline.sync.reset()
-            self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {delay:.1f} s")
+            self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(delay)}")
             await asyncio.sleep(delay)
 
     async def _connect_and_read(self, st: _Stream) -> None:
