@@ -18,7 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from obview.book import OrderBook
 from obview.sim.dialects import DIALECTS, load_dialects, match_path
 from obview.sim.dialects.base import Dialect, Out
-from obview.sim.server import Faults, start_server
+from obview.sim.faults import Faults
+from obview.sim.server import start_server
 
 T = 10  # seconds allowed for any single wait
 
