@@ -515,3 +515,18 @@ async def test_stats_bar_keeps_both_lines_at_80_columns():
         await pilot.resize_terminal(160, 48)
         await settle(pilot)
         assert "latency p50" in bar._text.plain.split("\n")[1]  # there is room again
+
+
+async def test_venue_strip_keeps_every_name_at_80_columns():
+    demo, _, now = _markets()
+    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid"]
+    mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        strip = app.query_one(VenueStrip)._text.plain
+        assert all(n in strip for n in names) and len(strip) <= 80, strip
+        assert "cycle" not in strip  # the hint only where it fits whole
+        await pilot.resize_terminal(160, 48)
+        await settle(pilot)
+        assert "[ ] cycle · v pick · s symbol" in app.query_one(VenueStrip)._text.plain

@@ -22,10 +22,12 @@ class VenueStrip(SteadyLines, Widget):
         self.pal: PanelColors | None = None
         self._text = Text()
         self._key: tuple | None = None
+        self._last_show: tuple | None = None  # shown again on a resize
 
     def show(
         self, venues: list[str], current: str, states: list[FeedState | None], hint: str = ""
     ) -> None:
+        self._last_show = (venues, current, states, hint)
         c = self.pal
         if c is None:
             return
@@ -40,21 +42,37 @@ class VenueStrip(SteadyLines, Widget):
         if key == self._key:
             return
         self._key = key
+        width = self.size.width or 10_000
+        t = self._entries(venues, current, states, " ", "  ")
+        if t.cell_len > width:  # a narrow terminal: tighter, so every venue keeps its name
+            t = self._entries(venues, current, states, "", " ")
+        if hint and t.cell_len + len(hint) <= width:
+            t.append(hint, c.style("muted"))  # whole or not at all
+        self._text = t
+        self.refresh()
+
+    def on_resize(self) -> None:
+        # how much fits depends on the width
+        if self._last_show is not None:
+            self.show(*self._last_show)
+
+    def _entries(
+        self, venues: list[str], current: str, states: list[FeedState | None], pad: str, gap: str
+    ) -> Text:
+        c = self.pal
+        assert c is not None
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         for i, (v, st) in enumerate(zip(venues, states, strict=True)):
             num = str(i + 1) if i < 9 else " "
             cur = v == current
-            t.append(f" {num} ", c.style(c.background, "muted" if not cur else "spread", bold=True))
+            t.append(f"{pad}{num}{pad}", c.style(c.background, "muted" if not cur else "spread", bold=True))
             if st is None:
                 t.append(" ○ ", c.style("muted"))
             else:
                 t.append(f" {STATE_MARK[st.status]} ", c.style(STATE_COLOR[st.status], bold=True))
             t.append(safe(v, 20), c.style("spread" if cur else "axis", bold=cur))
-            t.append("  ")
-        if hint and t.cell_len + len(hint) <= (self.size.width or 10_000):
-            t.append(hint, c.style("muted"))  # whole or not at all
-        self._text = t
-        self.refresh()
+            t.append(gap)
+        return t
 
     def render(self) -> Text:
         return self._text
