@@ -701,16 +701,22 @@ def test_dialect_checksums_and_errors_follow_the_fact_sheet():
     assert json.loads(err.text)["event"] == "error" and json.loads(err.text)["code"] == "60018"
 
 
-async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
-    """OKX announced the removal of the websocket snapshot: the adapter must then build the
-    book from the REST snapshot plus the buffered updates (prevSeqId <= S < seqId)."""
+async def _okx_without_ws_snapshot(monkeypatch):
+    """A simulator whose OKX dialect sends no websocket snapshot, and an adapter on it that
+    falls back to REST after 0.5 s: (server, adapter, market)."""
     monkeypatch.setattr(OkxDialect, "send_snapshot", False)
     monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
     server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
     adapter = OkxAdapter(
         "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
     )
-    market = Market(adapter.default_instrument())
+    return server, adapter, Market(adapter.default_instrument())
+
+
+async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
+    """OKX announced the removal of the websocket snapshot: the adapter must then build the
+    book from the REST snapshot plus the buffered updates (prevSeqId <= S < seqId)."""
+    server, adapter, market = await _okx_without_ws_snapshot(monkeypatch)
     fetched: list[str] = []
     from obview.feed.http import fetch
 
@@ -743,13 +749,7 @@ async def test_rest_fallback_waits_as_long_as_the_venue_asks(monkeypatch):
     # fallback, which looks every 0.125 s here, must not ask again before then
     from obview.feed.http import HttpError, fetch
 
-    monkeypatch.setattr(OkxDialect, "send_snapshot", False)
-    monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
-    server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
-    adapter = OkxAdapter(
-        "BTC-PERP", endpoint=server.url("/ws/v5/public"), rest_endpoint=server.http_url()
-    )
-    market = Market(adapter.default_instrument())
+    server, adapter, market = await _okx_without_ws_snapshot(monkeypatch)
     books: list[float] = []
 
     async def limited_fetch(req):
