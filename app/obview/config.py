@@ -188,12 +188,15 @@ def _tiers(v: Any) -> list[float] | None:
     return out
 
 
+_TIERS_WANTED = "three ascending positive quote amounts, e.g. [100000, 1000000, 5000000]"
+
+
 def _ui_settings(ui: dict[str, Any], bad) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    want = _TIERS_WANTED
     for key, v in ui.items():
         if key != "large_trades":
             raise bad(f"ui.{key}", "unknown key; valid: large_trades")
-        want = "three ascending positive quote amounts, e.g. [100000, 1000000, 5000000]"
         if isinstance(v, list):
             tiers = _tiers(v)
             if tiers is None:

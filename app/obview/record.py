@@ -354,7 +354,7 @@ class Replay:
         pipe, venue = self.pipeline, self.adapter.name
         if not self.frames:
             raise ReplayError(f"{name} holds no received frames to replay")
-        if self.frames and pipe.parse_errors == self.frames:
+        if pipe.parse_errors == self.frames:
             raise ReplayError(
                 f"none of the {self.frames} frames of {name} parse as {venue} frames "
                 f"(the last: {self.market.stats.last_error}); is --venue right?"

@@ -5,6 +5,7 @@ Everything that came from the network is appended as plain ``Text`` spans, never
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
@@ -171,8 +172,7 @@ def _field(c: PanelColors, label: str, value: str, tone: str) -> Text:
 def _append_fitting(line: Text, fields: list[Text], width: int) -> None:
     """Append ``fields`` in order while the line stays within ``width`` cells (the line's own
     last line: ``line`` may already hold a first line)."""
-    used = line.plain.rsplit("\n", 1)[-1]
-    room = width - Text(used).cell_len
+    room = width - cell_len(line.plain.rsplit("\n", 1)[-1])
     for f in fields:
         n = f.cell_len
         if n > room:
