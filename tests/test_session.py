@@ -325,6 +325,47 @@ async def test_fatal_venue_error_fails_with_reason(venue):
             await task  # the session ends by itself
 
 
+async def test_fatal_venue_error_stays_failed_when_deltas_follow_it(venue):
+    """Frames the venue wrote after its fatal error (read in the same burst) must not bring
+    the state back to LIVE."""
+    async with running(venue.url, opts()) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        for ws in list(venue.conns):
+            burst = [json.dumps({"t": "error", "reason": "gone", "fatal": True})]
+            burst += [venue.delta() for _ in range(20)]
+            await asyncio.gather(*(ws.send(m) for m in burst))
+        async with asyncio.timeout(3):
+            await task
+        assert market.state.status is FeedStatus.FAILED and market.state.reason == "gone"
+
+
+def test_pipeline_acts_on_nothing_after_a_fatal_error():
+    from obview.feed.pipeline import Fatal, FeedPipeline
+
+    class ErrorThenDelta(FakeAdapter):
+        def parse(self, stream, frame, ts_local):
+            events = super().parse(stream, frame, ts_local)
+            if events and isinstance(events[0], VenueError):  # the delta after it in one frame
+                return [*events, *super().parse(stream, Script().delta(), ts_local)]
+            return events
+
+    adapter = ErrorThenDelta("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    market = Market(adapter.default_instrument())
+    pipeline = FeedPipeline(adapter, market)
+    script = Script()
+    pipeline.on_frame("book", script.snap(), time.time())
+    assert market.state.status is FeedStatus.LIVE
+    applied = pipeline.book_events
+    actions = pipeline.on_frame("book", json.dumps({"t": "error", "reason": "gone", "fatal": True}), time.time())
+    assert [type(a) for a in actions] == [Fatal]
+    assert pipeline.book_events == applied  # the delta behind the error in that frame: ignored
+    assert pipeline.on_frame("book", script.delta(), time.time()) == []
+    assert pipeline.on_snapshot_body(script.snap().encode(), time.time()) == []
+    pipeline.set_state(FeedStatus.LIVE)
+    assert market.state.status is FeedStatus.FAILED and market.state.reason == "gone"
+    assert pipeline.book_events == applied
+
+
 async def test_stuck_book_with_trades_flowing_is_stale(venue):
     async with running(venue.url, opts(), stale_after=0.4) as (market, session, task):
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)

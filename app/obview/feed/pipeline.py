@@ -95,13 +95,23 @@ class FeedPipeline:
         # repeats): the book stream's pulse for the stale watchdog
         self.book_events = 0
         self.resync_pending = False
+        # set on a fatal error: the feed is over, and frames still buffered behind the error
+        # (or a snapshot in flight) must not bring the state back from FAILED
+        self.halted = False
         self._bad_logged_at = -BAD_FRAME_LOG_INTERVAL  # monotonic time of the last bad-frame line
         self._bad_unlogged = 0  # bad frames since that line
 
     # -- state ------------------------------------------------------------------------------
     def set_state(self, status: FeedStatus, reason: str = "") -> None:
+        if self.halted and status is not FeedStatus.FAILED:
+            return
         if self.market.set_state(status, reason) and self.bus is not None:
             self.bus.publish(STATE, self.market.venue, self.market.symbol, self.market.state)
+
+    def halt(self, reason: str) -> None:
+        """The feed has failed for good: FAILED from now on, and no frame is acted on."""
+        self.set_state(FeedStatus.FAILED, reason)
+        self.halted = True
 
     def reset_book(self, status: FeedStatus = FeedStatus.SYNCING, reason: str = "awaiting snapshot") -> None:
         """Forget the book (stream reconnected or resync started)."""
@@ -111,6 +121,8 @@ class FeedPipeline:
 
     # -- frames -----------------------------------------------------------------------------
     def on_frame(self, stream: str, data: str | bytes, ts_local: float) -> list[Action]:
+        if self.halted:
+            return []
         market = self.market
         market.on_frame(ts_local)
         events = None
@@ -154,13 +166,16 @@ class FeedPipeline:
                 market.stats.last_error = reason
                 log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, reason)
                 if ev.fatal:
-                    self.set_state(FeedStatus.FAILED, reason)
+                    self.halt(reason)
                     actions.append(Fatal(reason))
+                    break  # what the frame says after a fatal error is not acted on
         return actions
 
     def on_snapshot_body(self, body: bytes, ts_local: float) -> list[Action]:
         """A REST snapshot arrived (ResyncMode.REST venues)."""
         actions: list[Action] = []
+        if self.halted:
+            return actions
         try:
             snap = self.adapter.parse_snapshot(body, ts_local)
             if not _numbers_ok(snap):

@@ -372,7 +372,7 @@ class FeedSession:
 
     def _fail(self, reason: str) -> None:
         self.failed = safe(reason)
-        self._publish_state()
+        self.pipeline.halt(self.failed)
         for st in self.streams.values():
             if st.ws is not None:
                 asyncio.ensure_future(st.ws.close())
