@@ -530,3 +530,23 @@ async def test_venue_strip_keeps_every_name_at_80_columns():
         await pilot.resize_terminal(160, 48)
         await settle(pilot)
         assert "[ ] cycle · v pick · s symbol" in app.query_one(VenueStrip)._text.plain
+
+
+async def test_a_long_reason_on_an_empty_book_wraps_in_the_ladder():
+    from obview.model import Instrument
+
+    _, _, now = _markets()
+    market = Market(Instrument("binance", "BTC-PERP", "BTCUSDT", tick=0.1, lot=0.001, base="BTC", quote="USDT"))
+    reason = "no network: cannot resolve host fstream.binance.com; retry in 3.8 s"
+    market.set_state(FeedStatus.RECONNECTING, reason)
+    app = ObviewApp(StaticManager({("binance", "BTC-PERP"): market}, ["binance"]), "binance", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        w = app.query_one(Ladder)
+        lines = w.line_texts()
+        assert w.content_width < len(reason)  # the panel is narrower than the reason
+        head = lines[0].rstrip()
+        assert head.startswith(" RECONNECTING: no network") and head.endswith("…")
+        body = " ".join(line.strip() for line in lines[1:] if line.strip())
+        assert body == reason  # every word of it, over several lines
+        assert all(len(line) <= w.content_width for line in lines)

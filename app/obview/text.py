@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
+
 
 def safe(text: object, maxlen: int = 160) -> str:
     """Printable one-line text: control characters (ESC, CR, BEL ...) and other characters a
@@ -14,3 +16,12 @@ def safe(text: object, maxlen: int = 160) -> str:
     if len(s) > maxlen:
         s = s[: maxlen - 1] + "\u2026"
     return s
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal cells, with an ellipsis in the last cell when cut."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return set_cell_size(text, max(0, width))
+    return set_cell_size(text, width - 1).rstrip() + "\u2026"

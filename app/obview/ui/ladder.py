@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.segment import Segment
 
 from obview.market import Market
-from obview.text import safe
+from obview.text import fit, safe
 from obview.ui.lines import LineWidget
 from obview.ui.viewmodel import (
     align_on_point,
@@ -71,7 +73,7 @@ class Ladder(LineWidget):
         lines: list[tuple] = []
         c = self.pal
         if not market.live:
-            head = f" {market.state.status.value}: {safe(market.state.reason, 60)}"
+            head = fit(f" {market.state.status.value}: {safe(market.state.reason, 60)}", self.content_width)
             lines.append((("head", head, "stale"), (head, c.style("stale", c.surface, bold=True))))
         else:
             head = None  # needs the column widths, set below
@@ -84,14 +86,7 @@ class Ladder(LineWidget):
                 if market.live
                 else safe(market.state.reason or market.state.status.value, 80)
             )
-            body = [
-                (("empty", i), ("", c.style(bg=c.background)))
-                for i in range(max(0, self.size.height - 2))
-            ]
-            mid_i = len(body) // 2
-            if body:
-                body[mid_i] = (("msg", msg), (msg.center(width), c.style("muted", c.background)))
-            lines.extend(body)
+            lines.extend(self._message_body(msg, width, max(0, self.size.height - 2)))
             return self.set_lines(lines, self._build_plain)
 
         visible = asks[:n] + bids[:n]
@@ -181,13 +176,25 @@ class Ladder(LineWidget):
         segs.append(Segment(bar.ljust(bar_w), c.style("bid_bar" if is_bid else "ask_bar", bg)))
         return segs
 
+    def _message_body(self, msg: str, width: int, rows: int) -> list[tuple]:
+        """``rows`` blank lines with ``msg`` wrapped to the panel and centred in them."""
+        c = self.pal
+        body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
+        text = textwrap.wrap(msg, max(8, width - 2)) or [msg]
+        text = text[: max(1, rows)]
+        top = max(0, (rows - len(text)) // 2)
+        for i, part in enumerate(text):
+            if top + i < rows:
+                body[top + i] = (("msg", i, part), (part.center(width), c.style("muted", c.background)))
+        return body
+
     # -- continuous grid (shared axis with the heatmap) -----------------------------------------
     def _header(self, market: Market, text: str) -> tuple | None:
         """The state line replaces the column titles while the feed is not LIVE."""
         if market.live:
             return None
         c = self.pal
-        head = f" {market.state.status.value}: {safe(market.state.reason, 60)}"
+        head = fit(f" {market.state.status.value}: {safe(market.state.reason, 60)}", self.content_width)
         return (("head", head, "stale"), (head, c.style("stale", c.surface, bold=True)))
 
     def _update_grid(
@@ -212,13 +219,7 @@ class Ladder(LineWidget):
                 if market.live
                 else safe(market.state.reason or market.state.status.value, 80)
             )
-            body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
-            if body:
-                body[len(body) // 2] = (
-                    ("msg", msg),
-                    (msg.center(width), c.style("muted", c.background)),
-                )
-            return self.set_lines(lines + body, self._build_plain)
+            return self.set_lines(lines + self._message_body(msg, width, rows), self._build_plain)
 
         grid = dom_grid(book, inst, quote, origin, rows, step)
         self._track_flashes(
