@@ -379,3 +379,37 @@ async def test_live_session_recording_replays_to_the_same_book(tmp_path):
     assert s["bids"] == [[px, sz] for px, sz in live_book[0]]
     assert s["asks"] == [[px, sz] for px, sz in live_book[1]]
     assert s["trades"] == live_trades
+
+
+def test_replay_a_fatal_error_ends_its_session_and_a_new_connection_starts_again(tmp_path):
+    engine = pytest.importorskip("obview.sim.engine")
+    demo = pytest.importorskip("obview.sim.dialects.demo")
+    market = engine.SimMarket("BTC-PERP", seed=5, start_time=1000.0)
+    dialect = demo.DemoDialect({"BTC-PERP": market}, "/demo")
+    sub = '{"op":"subscribe","symbol":"BTC-PERP"}'
+    error = '{"type":"error","reason":"maintenance","fatal":true}'
+    now = [1000.0]
+
+    def session(rec: Recorder, steps: int) -> None:
+        rec.connect("ws://127.0.0.1:8765/demo")
+        rec.sent(sub)
+        for out in dialect.on_message(sub):
+            rec.received(out.text)
+        for _ in range(steps):
+            now[0] += 0.05
+            for out in dialect.on_update(market.step(now[0])):
+                rec.received(out.text)
+
+    failed, again = tmp_path / "failed.jsonl", tmp_path / "again.jsonl"
+    with Recorder(failed, clock=Clock()) as rec:
+        session(rec, 50)
+        rec.received(error)
+    s = replay_summary(failed, "demo", "BTC-PERP")
+    assert s["state"] == "FAILED"
+    with Recorder(again, clock=Clock()) as rec:
+        session(rec, 50)
+        rec.received(error)
+        session(rec, 50)
+    s = replay_summary(again, "demo", "BTC-PERP")
+    bids, _ = market.book.top(20)
+    assert s["state"] == "LIVE" and s["bids"] == [[px, sz] for px, sz in bids]

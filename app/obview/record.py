@@ -332,7 +332,10 @@ class Replay:
                 if name is None:
                     self.skipped_connections += 1
                 elif name == self.book_spec.name:
-                    pipeline.reset_book()  # as the live session does on (re)connect
+                    # a new session of the recording's, after a fatal error too: as the live
+                    # session does on (re)connect
+                    pipeline.halted = False
+                    pipeline.reset_book()
             elif "http" in rec:
                 if self._snapshot_is_ours(str(rec["http"])):
                     body = rec.get("raw", "")
