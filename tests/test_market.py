@@ -223,3 +223,37 @@ def test_new_instrument_facts_recount_the_flow():
     m.set_instrument(Instrument("okx", "BTC-PERP", "BTC-USDT-SWAP", 0.1, 0.1, "contract", 0.01))
     f = m.flow.summary(now=5.5)
     assert f.buy_base == pytest.approx(0.1) and f.buy_quote == pytest.approx(10.0)
+
+
+def test_a_step_of_the_local_clock_starts_the_latency_window_afresh(monkeypatch):
+    import obview.market as m
+
+    offset = [0.0]
+    monkeypatch.setattr(m, "_clock_offset", lambda: offset[0])
+    w = LatencyWindow(horizon=60)
+    t = 1000.0
+    for i in range(30 * 50):  # 30 s of prompt messages, 10 ms each
+        t = 1000.0 + i / 50
+        w.add(t, 0.010)
+    assert w.behind(t) < 0.001
+    offset[0] = 5.0  # the wall clock jumps 5 s forward: every latency from now on reads 5 s more
+    for _ in range(100):
+        t += 0.02
+        w.add(t + 5.0, 5.010)
+    t += 5.0
+    # the first read after the step drops every sample (which side of it each was taken on is
+    # not known); then the window fills again
+    assert w.behind(t + 0.6) is None
+    for _ in range(100):
+        t += 0.02
+        w.add(t, 5.010)
+    assert w.behind(t + 0.6) < 0.001  # not "5 s behind": the old baseline is gone
+    p50, _ = w.percentiles(t + 1.2)
+    assert p50 is not None and 5.0 < p50 < 5.02
+    # without a step, the same late messages are a backlog
+    w2 = LatencyWindow(horizon=60)
+    for i in range(30 * 50):
+        w2.add(1000.0 + i / 50, 0.010)
+    for i in range(100):
+        w2.add(1030.0 + i / 50, 5.010)
+    assert w2.behind(1032.1) > 4.9

@@ -52,6 +52,11 @@ class RateCounter:
         return total / full
 
 
+def _clock_offset() -> float:
+    """The wall clock less the monotonic one: constant until the wall clock is stepped."""
+    return time.time() - time.monotonic()
+
+
 class LatencyWindow:
     """Recent latency samples: bounded ring, percentiles over the last ``horizon`` s.
 
@@ -60,11 +65,13 @@ class LatencyWindow:
     samples each time the percentiles are read, so the figures cover the whole horizon at any
     message rate, at a fixed memory cost, for one counter on the hot path."""
 
-    __slots__ = ("horizon", "_samples", "_cache", "_cache_at", "_stride", "_skip", "_behind")
+    __slots__ = ("horizon", "_samples", "_cache", "_cache_at", "_stride", "_skip", "_behind", "_offset")
 
     MAX_STRIDE = 4096
     #: ``behind`` reads the latency of the messages of the last this many seconds
     RECENT = 2.0
+    #: a wall-clock step larger than this (seconds) starts the window afresh
+    CLOCK_STEP = 0.25
 
     def __init__(self, horizon: float = 60.0, maxlen: int = 6000) -> None:
         self.horizon = horizon
@@ -75,6 +82,7 @@ class LatencyWindow:
         self._stride = 1
         self._skip = 0
         self._behind: float | None = None
+        self._offset = _clock_offset()
 
     def add(self, now: float, latency: float) -> None:
         skip = self._skip + 1
@@ -103,6 +111,13 @@ class LatencyWindow:
         """(p50, p99) in seconds, recomputed at most every 0.5 s."""
         if now - self._cache_at < 0.5:
             return self._cache
+        offset = _clock_offset()
+        if abs(offset - self._offset) > self.CLOCK_STEP:
+            # the local clock was stepped (NTP, a resumed laptop): latencies taken before the
+            # step are off by its size, and would read as a backlog (or hide one) for a minute
+            self._samples.clear()
+            self._stride, self._skip = 1, 0
+        self._offset = offset
         self._retune(now)
         samples = self._samples
         vals = sorted(lat for _, lat, _ in samples)
