@@ -90,3 +90,22 @@ async def test_manager_keeps_warm_feeds_bounded():
                 assert "valid: BTC-PERP" in str(e)
     finally:
         await manager.close()
+
+
+async def test_manager_opens_a_failed_feed_afresh():
+    manager = FeedManager(venues=["demo"], options=OPTS)
+    try:
+        async with asyncio.timeout(10):
+            a = await manager.open("demo", "BTC-PERP")
+            await until(lambda: a.live)
+            # the venue ends the feed with a fatal error
+            manager.demo_server.faults.inject('{"type":"error","reason":"maintenance","fatal":true}')
+            await until(lambda: a.state.status is FeedStatus.FAILED)
+            await until(lambda: manager._open[("demo", "BTC-PERP")].task.done())
+            b = await manager.open("demo", "BTC-PERP")  # asked again: a new session
+            assert b is not a and manager.get("demo", "BTC-PERP") is b
+            await until(lambda: b.live)
+            assert a.state.status is FeedStatus.FAILED  # the old one stays as it ended
+            assert await manager.open("demo", "BTC-PERP") is b  # a running one is kept
+    finally:
+        await manager.close()

@@ -550,3 +550,40 @@ async def test_a_long_reason_on_an_empty_book_wraps_in_the_ladder():
         body = " ".join(line.strip() for line in lines[1:] if line.strip())
         assert body == reason  # every word of it, over several lines
         assert all(len(line) <= w.content_width for line in lines)
+
+
+async def test_the_venue_key_retries_a_failed_feed():
+    demo, _, now = _markets()
+    failed = Market(demo.instrument)
+    failed.set_state(FeedStatus.FAILED, "bybit subscribe: invalid symbol")
+
+    class Retry(StaticManager):
+        async def open(self, venue, symbol):
+            if venue == "okx" and not any(v == "okx" for v, _ in self.opened):
+                self.opened.append((venue, symbol))
+                raise ConnectionRefusedError("no network: connection refused")
+            return await super().open(venue, symbol)
+
+    mgr = Retry({("demo", "BTC-PERP"): demo, ("bybit", "BTC-PERP"): failed, ("okx", "BTC-PERP"): demo}, ["demo", "bybit", "okx"])
+    app = ObviewApp(mgr, "bybit", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        plain = app.query_one(StatsBar)._text.plain
+        assert "FAILED press 2 to retry" in plain and "invalid symbol" in plain
+        opened = len(mgr.opened)
+        await pilot.press("2")  # the current venue's key: open it again
+        await settle(pilot)
+        assert len(mgr.opened) == opened + 1 and mgr.opened[-1] == ("bybit", "BTC-PERP")
+        await pilot.press("1")
+        await settle(pilot)
+        n = len(mgr.opened)
+        await pilot.press("1")  # a LIVE feed: its key does nothing
+        await settle(pilot)
+        assert len(mgr.opened) == n
+        await pilot.press("3")  # cannot be opened: UNAVAILABLE, and its key retries
+        await settle(pilot)
+        plain = app.query_one(StatsBar)._text.plain
+        assert "UNAVAILABLE press 3 to retry" in plain and "connection refused" in plain
+        await pilot.press("3")
+        await settle(pilot)
+        assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain

@@ -66,8 +66,13 @@ class FeedManager:
         async with self._lock:
             key = (venue, symbol)
             if key in self._open:
-                self._open.move_to_end(key)
-                return self._open[key].market
+                o = self._open[key]
+                if not o.task.done():
+                    self._open.move_to_end(key)
+                    return o.market
+                # the session has ended (a fatal venue error): asking again tries again
+                del self._open[key]
+                await o.session.stop()
             adapter = await self._make_adapter(venue, symbol)
             market = Market(adapter.default_instrument())
             session = FeedSession(adapter, market, self.bus, options=self.options, recorder=self.recorder)

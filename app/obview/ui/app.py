@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from obview.market import Market
+from obview.model import FeedStatus
 from obview.symbols import CANONICAL, normalize
 from obview.text import safe
 from obview.ui.heatmap import Heatmap
@@ -380,6 +381,7 @@ class ObviewApp(App):
             step=self.step,
             quote=self.quote_units,
             error=self.error,
+            retry_key=self._retry_key(),
         )
         venues = self.venues
         state = getattr(self.manager, "state", None)
@@ -407,8 +409,22 @@ class ObviewApp(App):
 
     def action_venue(self, n: int) -> None:
         venues = self.venues
-        if 1 <= n <= len(venues) and venues[n - 1] != self.venue:
-            self._switch(venues[n - 1], self.symbol)
+        if not 1 <= n <= len(venues):
+            return
+        if venues[n - 1] != self.venue or self._failed():
+            self._switch(venues[n - 1], self.symbol)  # the current venue's key retries a failed feed
+
+    def _failed(self) -> bool:
+        """The feed on screen has ended: it could not be opened, or the venue refused it."""
+        m = self.market
+        return (m is None and bool(self.error)) or (m is not None and m.state.status is FeedStatus.FAILED)
+
+    def _retry_key(self) -> str | None:
+        """The key that retries the feed on screen, when it has failed."""
+        venues = self.venues
+        if self._failed() and self.venue in venues and venues.index(self.venue) < 9:
+            return str(venues.index(self.venue) + 1)
+        return None
 
     def action_cycle_venue(self, direction: int) -> None:
         venues = self.venues

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP_ROWS: list[tuple[str, str]] = [
-    ("1 – 9", "switch to venue N of the strip"),
+    ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed)"),
     ("[  ]", "previous / next venue"),
     ("v", "venue picker"),
     ("s", "switch symbol (validated)"),

@@ -67,10 +67,11 @@ class StatsBar(SteadyLines, Widget):
         step: float | None = None,
         quote: bool = False,
         error: str = "",
+        retry_key: str | None = None,
     ) -> None:
         self._last_show = (
             (venue, symbol, market, now),
-            {"paused": paused, "step": step, "quote": quote, "error": error},
+            {"paused": paused, "step": step, "quote": quote, "error": error, "retry_key": retry_key},
         )
         c = self.pal
         if c is None:
@@ -85,6 +86,8 @@ class StatsBar(SteadyLines, Widget):
         if market is None:
             if error:
                 t.append("✕ UNAVAILABLE ", c.style("down", bold=True))
+                if retry_key:
+                    t.append(f"press {retry_key} to retry  ", c.style("axis", bold=True))
                 t.append(safe(error, 160), c.style("down"))
             else:
                 t.append("◐ CONNECTING", c.style("syncing", bold=True))
@@ -96,6 +99,9 @@ class StatsBar(SteadyLines, Widget):
         t.append(
             f"{STATE_MARK[st.status]} {st.status.value}", c.style(STATE_COLOR[st.status], bold=True)
         )
+        if retry_key and st.status is FeedStatus.FAILED:
+            # before the reason, which may be long: the way out stays on screen
+            t.append(f" press {retry_key} to retry ", c.style("axis", bold=True))
         if st.reason:
             t.append(" ")
             t.append(safe(st.reason, 120), c.style(STATE_COLOR[st.status]))
