@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from obview.book import OrderBook
@@ -37,6 +37,14 @@ async def next_type(ws, *types: str, symbol: str | None = None) -> dict:
         msg = await recv(ws)
         if msg.get("type") in types and (symbol is None or msg.get("symbol") == symbol):
             return msg
+
+
+def connect(url: str, **kw):
+    """A test client that takes in everything the simulator streams. With a bounded queue, a
+    client that stopped reading (it has seen what the test needed) pauses the socket, and its
+    close then waits out the close timeout (10 s) for the server's answer stuck behind the
+    unread deltas."""
+    return ws_connect(url, **{"max_queue": None, **kw})
 
 
 async def subscribe(ws, symbol: str, **extra) -> dict:

@@ -438,7 +438,7 @@ async def test_e2e_eth_and_sol_books_equal_dialect(sim):
 async def test_e2e_dialect_answers_ping_and_refuses_double_subscribe(sim):
     from websockets.asyncio.client import connect
 
-    async with asyncio.timeout(10), connect(sim.url("/ws")) as ws:
+    async with asyncio.timeout(10), connect(sim.url("/ws"), max_queue=None) as ws:  # reads all: a prompt close
         assert await ws.recv() == "Websocket connection established."
         await ws.send('{"method":"ping"}')
         assert orjson.loads(await ws.recv()) == {"channel": "pong"}
