@@ -53,16 +53,15 @@ async def test_demo_book_equals_simulator_book_and_gap_resyncs():
     try:
         await until(lambda: market.live)
         server.set_rate(0)  # hold the simulator still so both books can be compared
-        await asyncio.sleep(0.3)
         sim = server.markets["ETH-PERP"]
-        assert session.pipeline.sync.last_seq == sim.seq
+        await until(lambda: session.pipeline.sync.last_seq == sim.seq)  # caught up
         assert market.book.top(200) == sim.book.top(200)
         server.set_rate(40)
         server.faults.drop_next("delta")
         await until(lambda: market.resyncs >= 1 and market.live, market=market, bad=bad)
         assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap") for s in market.state_log)
         server.set_rate(0)
-        await asyncio.sleep(0.3)
+        await until(lambda: session.pipeline.sync.last_seq == sim.seq and market.live)
         assert market.book.top(200) == sim.book.top(200)
         assert bad == []
     finally:
