@@ -587,3 +587,43 @@ async def test_the_venue_key_retries_a_failed_feed():
         await pilot.press("3")
         await settle(pilot)
         assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
+
+
+def _queue_keys(app, *keys: str) -> None:
+    """Keys as the terminal driver delivers them, back to back (as they arrive when the app was
+    busy), without the test pilot's waits for a quiet screen between them."""
+    from textual import events
+
+    for k in keys:
+        ev = events.Key(k, k if len(k) == 1 else None)
+        ev.set_sender(app)
+        app._driver.send_message(ev)
+
+
+async def test_page_keys_queued_behind_the_command_palette_do_not_crash():
+    from textual.command import CommandPalette as Palette
+
+    for keys in (("ctrl+p", "pageup"), ("ctrl+p", "pagedown"), ("ctrl+p", "down", "pageup"), ("ctrl+p", "o", "pagedown")):
+        app, _ = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            _queue_keys(app, *keys)
+            await settle(pilot, 0.3)
+            assert app.is_running and isinstance(app.screen, Palette), keys
+            _queue_keys(app, "escape")
+            await settle(pilot, 0.1)
+            assert app.is_running and not isinstance(app.screen, Palette)
+
+
+async def test_the_command_palette_switches_venue():
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot, 0.2)
+        for ch in "venue: binance":
+            await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
+        await settle(pilot, 0.5)  # the palette gathers its matches
+        await pilot.press("enter")
+        await settle(pilot, 0.2)
+        assert app.venue == "binance" and ("binance", "BTC-PERP") in mgr.opened

@@ -24,7 +24,7 @@ from obview.text import safe
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.lines import SteadyLines
-from obview.ui.screens import HelpScreen, SymbolPrompt, VenuePicker
+from obview.ui.screens import HelpScreen, Palette, SymbolPrompt, VenuePicker
 from obview.ui.statsbar import StatsBar
 from obview.ui.tape import Tape
 from obview.ui.tapemodel import (
@@ -479,6 +479,10 @@ class ObviewApp(App):
         self._apply_layout()
 
     # -- command palette ----------------------------------------------------------------------
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not Palette.is_open(self):
+            self.push_screen(Palette(id="--command-palette"))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for i, v in enumerate(self.venues):

@@ -1,4 +1,4 @@
-"""Modal screens: help, venue picker, symbol prompt."""
+"""Modal screens: help, venue picker, symbol prompt, command palette."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
@@ -131,3 +132,16 @@ class SymbolPrompt(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class Palette(CommandPalette):
+    """Textual's command palette, minus a crash: PageUp / PageDown reaching its list before the
+    list has been laid out (keys queued behind ctrl+p, as when the app is busy with a burst)
+    raised a KeyError in ``OptionList._move_page`` and took the app down. Such a key now does
+    nothing, as it would on an empty list."""
+
+    def _action_command_list(self, action: str) -> None:
+        try:
+            super()._action_command_list(action)
+        except (KeyError, IndexError):
+            pass
