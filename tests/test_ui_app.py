@@ -627,3 +627,14 @@ async def test_the_command_palette_switches_venue():
         await pilot.press("enter")
         await settle(pilot, 0.2)
         assert app.venue == "binance" and ("binance", "BTC-PERP") in mgr.opened
+
+
+async def test_a_modal_closed_twice_by_keys_arriving_together_closes_once():
+    for keys in (("s", "enter", "escape"), ("s", "enter", "enter"), ("v", "enter", "escape"), ("v", "escape", "escape"), ("question_mark", "escape", "escape")):
+        app, _ = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            _queue_keys(app, *keys)
+            await settle(pilot, 0.3)
+            assert app.is_running and len(app.screen_stack) == 1, keys
+            assert app.market is not None and app.venue == "demo"

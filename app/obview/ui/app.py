@@ -252,7 +252,12 @@ class ObviewApp(App):
     def _switch(self, venue: str, symbol: str) -> None:
         self._open_token += 1
         token = self._open_token
-        self.run_worker(self._open(venue, symbol, token), exclusive=True, group="open")
+        async def work() -> None:
+            await self._open(venue, symbol, token)
+
+        # a function, not a coroutine: a switch cancelled by the next one before it started
+        # (keys pressed together) leaves no coroutine that was never awaited
+        self.run_worker(work, exclusive=True, group="open")
 
     async def _open(self, venue: str, symbol: str, token: int) -> None:
         prev = (self.venue, self.symbol, self.market)

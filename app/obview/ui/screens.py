@@ -40,7 +40,17 @@ LEGEND: list[str] = [
 ]
 
 
-class HelpScreen(ModalScreen[None]):
+class _Modal(ModalScreen):
+    """A modal screen that closes once: a second close (Enter then Escape, or two Enters,
+    arriving together) is ignored instead of popping the screen beneath it, which raised
+    ScreenStackError and took the app down."""
+
+    def close(self, result: object = None) -> None:
+        if self.is_current:
+            self.dismiss(result)
+
+
+class HelpScreen(_Modal):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -66,10 +76,10 @@ class HelpScreen(ModalScreen[None]):
             yield Static(legend)
 
     def action_dismiss_help(self) -> None:
-        self.dismiss(None)
+        self.close(None)
 
 
-class VenuePicker(ModalScreen[str | None]):
+class VenuePicker(_Modal):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     VenuePicker { align: center middle; }
@@ -100,13 +110,13 @@ class VenuePicker(ModalScreen[str | None]):
         ol.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        self.close(event.option.id)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.close(None)
 
 
-class SymbolPrompt(ModalScreen[str | None]):
+class SymbolPrompt(_Modal):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     SymbolPrompt { align: center middle; }
@@ -128,10 +138,10 @@ class SymbolPrompt(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(value or None)
+        self.close(value or None)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.close(None)
 
 
 class Palette(CommandPalette):
