@@ -638,3 +638,27 @@ async def test_a_modal_closed_twice_by_keys_arriving_together_closes_once():
             await settle(pilot, 0.3)
             assert app.is_running and len(app.screen_stack) == 1, keys
             assert app.market is not None and app.venue == "demo"
+
+
+async def test_a_modal_answers_once_and_never_closes_the_screen_over_it():
+    from obview.ui.screens import SymbolPrompt
+
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        got: list = []
+        prompt = SymbolPrompt("BTC-PERP", ["BTC-PERP", "ETH-PERP"])
+        app.push_screen(prompt, got.append)
+        await settle(pilot)
+        help_screen = HelpScreen()
+        app.push_screen(help_screen)  # another modal over the prompt (ctrl+p, ?)
+        await settle(pilot)
+        prompt.close("SOL-PERP")  # an Enter queued for the prompt, handled after that
+        await settle(pilot)
+        assert got == [] and app.screen is help_screen
+        app.pop_screen()
+        await settle(pilot)
+        prompt.close("ETH-PERP")
+        prompt.close("SOL-PERP")  # a second answer: ignored
+        await settle(pilot, 0.2)
+        assert got == ["ETH-PERP"] and app.is_running and len(app.screen_stack) == 1

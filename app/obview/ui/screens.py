@@ -41,12 +41,15 @@ LEGEND: list[str] = [
 
 
 class _Modal(ModalScreen):
-    """A modal screen that closes once: a second close (Enter then Escape, or two Enters,
-    arriving together) is ignored instead of popping the screen beneath it, which raised
-    ScreenStackError and took the app down."""
+    """A modal screen that closes once and only itself: a second close (Enter then Escape, or
+    two Enters, arriving together) popped the screen beneath it, which raised ScreenStackError
+    and took the app down; a close while another modal covers it popped that one instead."""
 
     def close(self, result: object = None) -> None:
-        if self.is_current:
+        # only from the top of the stack: ``dismiss`` pops whatever screen is on top, so a
+        # modal under another one (the command palette opened over it by a key that arrived
+        # first) would close that one and answer twice
+        if self.app.screen is self:
             self.dismiss(result)
 
 
