@@ -653,12 +653,26 @@ async def test_a_modal_answers_once_and_never_closes_the_screen_over_it():
         help_screen = HelpScreen()
         app.push_screen(help_screen)  # another modal over the prompt (ctrl+p, ?)
         await settle(pilot)
-        prompt.close("SOL-PERP")  # an Enter queued for the prompt, handled after that
+        prompt.dismiss("SOL-PERP")  # an Enter queued for the prompt, handled after that
         await settle(pilot)
         assert got == [] and app.screen is help_screen
         app.pop_screen()
         await settle(pilot)
-        prompt.close("ETH-PERP")
-        prompt.close("SOL-PERP")  # a second answer: ignored
+        prompt.dismiss("ETH-PERP")
+        prompt.dismiss("SOL-PERP")  # a second answer: ignored
         await settle(pilot, 0.2)
         assert got == ["ETH-PERP"] and app.is_running and len(app.screen_stack) == 1
+
+
+async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it_once():
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await settle(pilot, 0.2)
+        for ch in "venue: binance":
+            await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
+        await settle(pilot, 0.5)
+        _queue_keys(app, "enter", "enter", "enter", "enter")
+        await settle(pilot, 0.5)
+        assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.containers import Vertical, VerticalScroll
@@ -40,17 +41,24 @@ LEGEND: list[str] = [
 ]
 
 
-class _Modal(ModalScreen):
-    """A modal screen that closes once and only itself: a second close (Enter then Escape, or
-    two Enters, arriving together) popped the screen beneath it, which raised ScreenStackError
-    and took the app down; a close while another modal covers it popped that one instead."""
+class _OnTop:
+    """A screen that is dismissed once, and only while it is on top of the stack.
 
-    def close(self, result: object = None) -> None:
-        # only from the top of the stack: ``dismiss`` pops whatever screen is on top, so a
-        # modal under another one (the command palette opened over it by a key that arrived
-        # first) would close that one and answer twice
-        if self.app.screen is self:
-            self.dismiss(result)
+    ``Screen.dismiss`` pops whatever screen is on top. Keys that arrive together (the app was
+    busy) are handled one after another by a screen that may already be gone: Enter then
+    Escape, or two Enters, dismissed a modal twice, which popped the main screen's stack and
+    crashed the app with ScreenStackError; an Enter queued for the symbol prompt after ctrl+p
+    closed the command palette instead and answered the prompt twice. Such a dismiss now does
+    nothing."""
+
+    def dismiss(self, result: object = None) -> AwaitComplete:
+        if self.app.screen is not self:  # type: ignore[attr-defined]
+            return AwaitComplete()
+        return super().dismiss(result)  # type: ignore[misc]
+
+
+class _Modal(_OnTop, ModalScreen):
+    pass
 
 
 class HelpScreen(_Modal):
@@ -79,7 +87,7 @@ class HelpScreen(_Modal):
             yield Static(legend)
 
     def action_dismiss_help(self) -> None:
-        self.close(None)
+        self.dismiss(None)
 
 
 class VenuePicker(_Modal):
@@ -113,10 +121,10 @@ class VenuePicker(_Modal):
         ol.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.close(event.option.id)
+        self.dismiss(event.option.id)
 
     def action_cancel(self) -> None:
-        self.close(None)
+        self.dismiss(None)
 
 
 class SymbolPrompt(_Modal):
@@ -141,17 +149,17 @@ class SymbolPrompt(_Modal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.close(value or None)
+        self.dismiss(value or None)
 
     def action_cancel(self) -> None:
-        self.close(None)
+        self.dismiss(None)
 
 
-class Palette(CommandPalette):
-    """Textual's command palette, minus a crash: PageUp / PageDown reaching its list before the
-    list has been laid out (keys queued behind ctrl+p, as when the app is busy with a burst)
-    raised a KeyError in ``OptionList._move_page`` and took the app down. Such a key now does
-    nothing, as it would on an empty list."""
+class Palette(_OnTop, CommandPalette):
+    """Textual's command palette, minus two crashes on keys that arrive together (as when the
+    app is busy with a burst): PageUp / PageDown reaching its list before the list has been
+    laid out raised a KeyError in ``OptionList._move_page`` (such a key now does nothing, as on
+    an empty list), and a second Enter dismissed it again once gone (``_OnTop``)."""
 
     def _action_command_list(self, action: str) -> None:
         try:
