@@ -615,15 +615,20 @@ async def test_page_keys_queued_behind_the_command_palette_do_not_crash():
             assert app.is_running and not isinstance(app.screen, Palette)
 
 
+async def palette_search(pilot, text: str) -> None:
+    """Open the command palette and type ``text`` into it; its matches are gathered."""
+    await pilot.press("ctrl+p")
+    await settle(pilot, 0.2)
+    for ch in text:
+        await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
+    await settle(pilot, 0.5)
+
+
 async def test_the_command_palette_switches_venue():
     app, mgr = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await pilot.press("ctrl+p")
-        await settle(pilot, 0.2)
-        for ch in "venue: binance":
-            await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
-        await settle(pilot, 0.5)  # the palette gathers its matches
+        await palette_search(pilot, "venue: binance")
         await pilot.press("enter")
         await settle(pilot, 0.2)
         assert app.venue == "binance" and ("binance", "BTC-PERP") in mgr.opened
@@ -668,11 +673,7 @@ async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it
     app, mgr = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await pilot.press("ctrl+p")
-        await settle(pilot, 0.2)
-        for ch in "venue: binance":
-            await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
-        await settle(pilot, 0.5)
+        await palette_search(pilot, "venue: binance")
         _queue_keys(app, "enter", "enter", "enter", "enter")
         await settle(pilot, 0.5)
         assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"
