@@ -39,3 +39,21 @@ async def test_a_storm_of_keys_and_resizes_neither_crashes_nor_hangs(seed: int) 
         await asyncio.sleep(0.3)
         assert app._exception is None, app._exception
         assert app.is_running or app.return_code == 0  # the palette's Quit may have been chosen
+
+
+async def test_keys_queued_behind_quit_or_behind_closing_the_palette_are_harmless() -> None:
+    from test_ui_app import palette_search
+
+    for after in (("b", "escape"), ("b", "c", "escape", "d"), ("backspace", "escape")):
+        app, _ = make_app()
+        async with asyncio.timeout(20), app.run_test(size=(120, 40)) as pilot:
+            await palette_search(pilot, "venue")
+            _queue_keys(app, *after)  # the search changes as the palette closes
+            await asyncio.sleep(0.3)
+            assert app._exception is None and app.is_running, after
+    app, _ = make_app()
+    async with asyncio.timeout(20), app.run_test(size=(120, 40)) as pilot:
+        await palette_search(pilot, "quit")
+        _queue_keys(app, "enter", "enter", "x", "1", "s", "enter", "q")
+        await asyncio.sleep(0.5)
+        assert app._exception is None and app.return_code == 0

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -484,6 +485,14 @@ class ObviewApp(App):
         self._apply_layout()
 
     # -- command palette ----------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            try:
+                self.screen  # noqa: B018
+            except Exception:  # the app is closing (Quit chosen): keys queued behind it go
+                return  # nowhere, instead of raising ScreenStackError on the way out
+        await super().on_event(event)
+
     def action_command_palette(self) -> None:
         if self.use_command_palette and not Palette.is_open(self):
             self.push_screen(Palette(id="--command-palette"))

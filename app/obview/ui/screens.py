@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -155,14 +157,30 @@ class SymbolPrompt(_Modal):
         self.dismiss(None)
 
 
+#: the command palette's search, undecorated (``Palette`` runs it in a worker of its own)
+_GATHER = getattr(CommandPalette._gather_commands, "__wrapped__", None)
+
+
 class Palette(_OnTop, CommandPalette):
     """Textual's command palette, minus two crashes on keys that arrive together (as when the
     app is busy with a burst): PageUp / PageDown reaching its list before the list has been
     laid out raised a KeyError in ``OptionList._move_page`` (such a key now does nothing, as on
-    an empty list), and a second Enter dismissed it again once gone (``_OnTop``)."""
+    an empty list), and a second Enter dismissed it again once gone (``_OnTop``); also a
+    search started as it closes."""
 
     def _action_command_list(self, action: str) -> None:
         try:
             super()._action_command_list(action)
         except (KeyError, IndexError):
             pass
+
+    if _GATHER is not None:
+
+        @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+        async def _gather_commands(self, search_value: str) -> None:
+            # a key typed into the search as the palette closes starts a search on a palette
+            # whose list is already gone: its worker failed with NoMatches and ended the app
+            try:
+                await _GATHER(self, search_value)
+            except NoMatches:
+                pass
