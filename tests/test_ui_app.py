@@ -677,3 +677,17 @@ async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it
         _queue_keys(app, "enter", "enter", "enter", "enter")
         await settle(pilot, 0.5)
         assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"
+
+
+async def test_every_theme_the_app_offers_renders():
+    """obview's themes and Textual's own (its palette's theme picker offers them all)."""
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        names = list(app.available_themes)
+        assert "ansi-dark" in names and "obview-dark" in names
+        for name in names:
+            app.theme = name
+            await settle(pilot)
+            assert app.is_running and app._exception is None, name
+            assert text_of(app.query_one(Ladder)).strip(), name

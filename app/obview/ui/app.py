@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich.color import Color as RichColor
+from rich.color import ColorParseError
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -212,6 +214,10 @@ class ObviewApp(App):
         )
         # the ladder and tape draw their left separator in the theme's panel colour
         edge = self.get_css_variables().get("panel", panel.surface)
+        try:
+            RichColor.parse(edge)
+        except ColorParseError:  # Textual's own ansi themes say "transparent": not a colour
+            edge = panel.surface
         self.w_heatmap.set_colors(panel)
         self.w_ladder.set_colors(panel, edge)
         self.w_tape.set_colors(panel, edge)
