@@ -72,21 +72,14 @@ class Ladder(LineWidget):
         show_cum = width >= 34
         lines: list[tuple] = []
         c = self.pal
-        if not market.live:
-            head = fit(f" {market.state.status.value}: {safe(market.state.reason, 60)}", self.content_width)
-            lines.append((("head", head, "stale"), (head, c.style("stale", c.surface, bold=True))))
-        else:
-            head = None  # needs the column widths, set below
+        state_line = self._header(market, "")  # replaces the column titles when not LIVE
+        if state_line is not None:
+            lines.append(state_line)
 
         if book.empty:
-            if head is None:
+            if state_line is None:
                 lines.append((("head0",), ("", c.style(bg=c.surface))))
-            msg = (
-                "waiting for the book…"
-                if market.live
-                else safe(market.state.reason or market.state.status.value, 80)
-            )
-            lines.extend(self._message_body(msg, width, max(0, self.size.height - 2)))
+            lines.extend(self._message_body(market, width, max(0, self.size.height - 2)))
             return self.set_lines(lines, self._build_plain)
 
         visible = asks[:n] + bids[:n]
@@ -99,7 +92,7 @@ class Ladder(LineWidget):
         cw = max(max((len(s) for s in cums), default=5) + 1, 7) if show_cum else 0
         bar_w = max(0, width - pw - sw - cw - 2)
 
-        if head is None:
+        if state_line is None:
             head = "price".rjust(pw) + "size".rjust(sw) + ("cum".rjust(cw) if cw else "")
             head += f"  {unit} grp {format_price(step, d)} compact"
             lines.append((("head", head), (head, c.style("muted", c.surface))))
@@ -176,9 +169,15 @@ class Ladder(LineWidget):
         segs.append(Segment(bar.ljust(bar_w), c.style("bid_bar" if is_bid else "ask_bar", bg)))
         return segs
 
-    def _message_body(self, msg: str, width: int, rows: int) -> list[tuple]:
-        """``rows`` blank lines with ``msg`` wrapped to the panel and centred in them."""
+    def _message_body(self, market: Market, width: int, rows: int) -> list[tuple]:
+        """``rows`` blank lines with what an empty book waits for (or why there is none),
+        wrapped to the panel and centred in them."""
         c = self.pal
+        msg = (
+            "waiting for the book…"
+            if market.live
+            else safe(market.state.reason or market.state.status.value, 80)
+        )
         body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
         text = textwrap.wrap(msg, max(8, width - 2)) or [msg]
         text = text[: max(1, rows)]
@@ -214,12 +213,7 @@ class Ladder(LineWidget):
         if book.empty:
             self.flashing = False
             lines = [state_line or (("head0",), ("", c.style(bg=c.surface)))]
-            msg = (
-                "waiting for the book…"
-                if market.live
-                else safe(market.state.reason or market.state.status.value, 80)
-            )
-            return self.set_lines(lines + self._message_body(msg, width, rows), self._build_plain)
+            return self.set_lines(lines + self._message_body(market, width, rows), self._build_plain)
 
         grid = dom_grid(book, inst, quote, origin, rows, step)
         self._track_flashes(
