@@ -1,7 +1,7 @@
-"""Random key storms at the app: keys delivered back to back the way the terminal driver hands
-them over when the app was busy (no waiting for a quiet screen between them), mixed with
-resizes, on prepared markets. The app must neither crash nor hang; quitting through the
-command palette's Quit is allowed."""
+"""Keys arriving together at the app: delivered back to back the way the terminal driver hands
+them over when the app was busy (no waiting for a quiet screen between them), on prepared
+markets. Named cases (modals, the command palette), then random storms mixed with resizes.
+The app must neither crash nor hang; quitting through the command palette's Quit is allowed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import random
 
 import pytest
 
-from test_ui_app import _queue_keys, make_app
+from obview.ui.screens import HelpScreen
+from test_ui_app import make_app, settle
 
 KEYS = [
     "question_mark", "escape", "space", "plus", "minus", "u", "v", "s", "enter", "down", "up",
@@ -19,6 +20,97 @@ KEYS = [
     "pagedown", "pageup", "home", "end", "tab", "e", "b", "x", "minus", "backspace",
 ]  # fmt: skip
 SIZES = [(160, 48), (80, 24), (240, 70), (40, 10), (1, 1), (100, 30)]
+
+
+def _queue_keys(app, *keys: str) -> None:
+    """Keys as the terminal driver delivers them, back to back (as they arrive when the app was
+    busy), without the test pilot's waits for a quiet screen between them."""
+    from textual import events
+
+    for k in keys:
+        ev = events.Key(k, k if len(k) == 1 else None)
+        ev.set_sender(app)
+        app._driver.send_message(ev)
+
+
+async def test_page_keys_queued_behind_the_command_palette_do_not_crash():
+    from textual.command import CommandPalette as Palette
+
+    for keys in (("ctrl+p", "pageup"), ("ctrl+p", "pagedown"), ("ctrl+p", "down", "pageup"), ("ctrl+p", "o", "pagedown")):
+        app, _ = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            _queue_keys(app, *keys)
+            await settle(pilot, 0.3)
+            assert app.is_running and isinstance(app.screen, Palette), keys
+            _queue_keys(app, "escape")
+            await settle(pilot, 0.1)
+            assert app.is_running and not isinstance(app.screen, Palette)
+
+
+async def palette_search(pilot, text: str) -> None:
+    """Open the command palette and type ``text`` into it; its matches are gathered."""
+    await pilot.press("ctrl+p")
+    await settle(pilot, 0.2)
+    for ch in text:
+        await pilot.press({" ": "space", ":": "colon"}.get(ch, ch))
+    await settle(pilot, 0.5)
+
+
+async def test_the_command_palette_switches_venue():
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await palette_search(pilot, "venue: binance")
+        await pilot.press("enter")
+        await settle(pilot, 0.2)
+        assert app.venue == "binance" and ("binance", "BTC-PERP") in mgr.opened
+
+
+async def test_a_modal_closed_twice_by_keys_arriving_together_closes_once():
+    for keys in (("s", "enter", "escape"), ("s", "enter", "enter"), ("v", "enter", "escape"), ("v", "escape", "escape"), ("question_mark", "escape", "escape")):
+        app, _ = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            _queue_keys(app, *keys)
+            await settle(pilot, 0.3)
+            assert app.is_running and len(app.screen_stack) == 1, keys
+            assert app.market is not None and app.venue == "demo"
+
+
+async def test_a_modal_answers_once_and_never_closes_the_screen_over_it():
+    from obview.ui.screens import SymbolPrompt
+
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        got: list = []
+        prompt = SymbolPrompt("BTC-PERP", ["BTC-PERP", "ETH-PERP"])
+        app.push_screen(prompt, got.append)
+        await settle(pilot)
+        help_screen = HelpScreen()
+        app.push_screen(help_screen)  # another modal over the prompt (ctrl+p, ?)
+        await settle(pilot)
+        prompt.dismiss("SOL-PERP")  # an Enter queued for the prompt, handled after that
+        await settle(pilot)
+        assert got == [] and app.screen is help_screen
+        app.pop_screen()
+        await settle(pilot)
+        prompt.dismiss("ETH-PERP")
+        prompt.dismiss("SOL-PERP")  # a second answer: ignored
+        await settle(pilot, 0.2)
+        assert got == ["ETH-PERP"] and app.is_running and len(app.screen_stack) == 1
+
+
+async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it_once():
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await palette_search(pilot, "venue: binance")
+        _queue_keys(app, "enter", "enter", "enter", "enter")
+        await settle(pilot, 0.5)
+        assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"
+
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -42,8 +134,6 @@ async def test_a_storm_of_keys_and_resizes_neither_crashes_nor_hangs(seed: int) 
 
 
 async def test_keys_queued_behind_quit_or_behind_closing_the_palette_are_harmless() -> None:
-    from test_ui_app import palette_search
-
     for after in (("b", "escape"), ("b", "c", "escape", "d"), ("backspace", "escape")):
         app, _ = make_app()
         async with asyncio.timeout(20), app.run_test(size=(120, 40)) as pilot:
