@@ -107,9 +107,12 @@ async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         await palette_search(pilot, "venue: binance")
+        switch, runs = app._switch, []
+        app._switch = lambda *a: (runs.append(a), switch(*a))[1]
         _queue_keys(app, "enter", "enter", "enter", "enter")
         await settle(pilot, 0.5)
         assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"
+        assert runs == [("binance", "BTC-PERP")]  # run once, not once per Enter
 
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding
@@ -12,7 +12,7 @@ from textual.command import CommandPalette
 from textual.containers import Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP_ROWS: list[tuple[str, str]] = [
@@ -166,7 +166,23 @@ class Palette(_OnTop, CommandPalette):
     app is busy with a burst): PageUp / PageDown reaching its list before the list has been
     laid out raised a KeyError in ``OptionList._move_page`` (such a key now does nothing, as on
     an empty list), and a second Enter dismissed it again once gone (``_OnTop``); also a
-    search started as it closes."""
+    search started as it closes. A chosen command runs once: Enters queued behind the choice
+    ran it again, once each."""
+
+    _ran = False
+
+    @on(Input.Submitted)
+    @on(Button.Pressed)
+    def _select_or_command(self, event: Input.Submitted | Button.Pressed | None = None) -> None:
+        if event is not None:
+            # the base class registered its own copy of this handler: run only this one
+            event.prevent_default()
+            event.stop()
+        if self._ran:
+            return
+        if not self._list_visible and self._selected_command is not None:
+            self._ran = True  # this call runs the command and closes the palette
+        super()._select_or_command(event)
 
     def _action_command_list(self, action: str) -> None:
         try:
