@@ -3,6 +3,7 @@ limits, refused connections. Every failure is an HttpError with a short reason."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import socket
@@ -94,6 +95,37 @@ async def test_a_refused_connection_says_so():
     with pytest.raises(HttpError, match="connection refused") as e:
         await fetch(HttpRequest(f"http://127.0.0.1:{port}/x", timeout=2.0))
     assert e.value.status is None and e.value.retry_after is None
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"lastUpdateId\":1", "cut short (17 of 1000 bytes)"),
+        (b"<html>captive portal</html>\r\n\r\n", "bad HTTP answer from {base}/x (BadStatusLine)"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n{}", "bad HTTP answer from {base}/x (LineTooLong)"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: a\r\n" * 200 + b"\r\n{}", "bad HTTP answer from {base}/x (HTTPException)"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nab\r\n", "bad HTTP answer from {base}/x (IncompleteRead)"),
+    ],
+    ids=["cut-short", "not-http", "long-header", "many-headers", "bad-chunk"],
+)
+async def test_a_broken_answer_is_an_http_error(answer: bytes, reason: str):
+    # each of these escaped as an http.client exception, which ended the resync task that
+    # asked for the snapshot (the book waited out the 10 s sync timeout, saying nothing)
+    async def answer_once(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(HttpError) as e:
+                await fetch(HttpRequest(f"{base}/x?symbol=BTCUSDT", timeout=3.0))
+    finally:
+        srv.close()
+    assert str(e.value).endswith(reason.format(base=base)), str(e.value)
 
 
 def test_retry_after_forms():

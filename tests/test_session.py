@@ -185,6 +185,26 @@ async def test_gap_goes_syncing_with_reason_and_resyncs_to_live(venue):
         assert venue.connections == 1
 
 
+async def test_a_resync_whose_connection_is_lost_leaves_it_to_the_reconnect(venue):
+    # the connection drops as the resubscribe goes out: the repair task ends quietly (it raised
+    # ConnectionClosedError into a task nobody awaits) and the reconnect brings the book back
+    from websockets.exceptions import ConnectionClosedError
+
+    async with running(venue.url, opts()) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        ws = session.book_stream.ws
+
+        async def lost(frame):
+            ws.transport.abort()
+            raise ConnectionClosedError(None, None)
+
+        ws.send = lost
+        venue.skip_next = True
+        await wait_for(lambda: session.repair.task is not None and session.repair.task.done())
+        assert session.repair.task.exception() is None
+        await wait_for(lambda: venue.connections == 2 and market.state.status is FeedStatus.LIVE)
+
+
 async def test_crossed_book_is_never_live(venue):
     seen = []
     async with running(venue.url, opts()) as (market, session, task):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.client
 import ssl
 import time
 import urllib.error
@@ -71,9 +72,11 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
         headers.setdefault("Content-Type", "application/json")
     r = urllib.request.Request(req.url, data=req.body, headers=headers, method="POST" if req.body is not None else "GET")
     ctx = ssl.create_default_context() if req.url.startswith("https:") else None
+    url = req.url.split("?")[0]
     try:
         with urllib.request.urlopen(r, timeout=req.timeout, context=ctx) as resp:
             body = resp.read(max_body + 1)
+            short = resp.length  # bytes its Content-Length promised that did not come
     except urllib.error.HTTPError as e:
         wait = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
         said = f"; the venue asks to wait {format_wait(wait)}" if wait else ""
@@ -81,9 +84,15 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
     except urllib.error.URLError as e:
         raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None
     except TimeoutError:
-        raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
+        raise HttpError(f"timeout after {req.timeout:g} s ({url})") from None
+    except http.client.HTTPException as e:
+        # not HTTP, a header line over 64 KB, more than 100 headers, a broken chunk: a proxy or a
+        # captive portal answering, or a connection cut mid-answer (these are not OSErrors)
+        raise HttpError(f"bad HTTP answer from {url} ({type(e).__name__})") from None
     if len(body) > max_body:
-        raise HttpError(f"response over {max_body} bytes from {req.url.split('?')[0]}")
+        raise HttpError(f"response over {max_body} bytes from {url}")
+    if short:
+        raise HttpError(f"answer from {url} cut short ({len(body)} of {len(body) + short} bytes)")
     return body
 
 

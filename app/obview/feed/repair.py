@@ -15,6 +15,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
+from websockets.exceptions import ConnectionClosed
+
 from obview.feed.http import HttpError
 from obview.model import FeedStatus
 from obview.venues.base import ResyncMode
@@ -97,7 +99,8 @@ class BookRepair:
         actions = session.pipeline.on_snapshot_body(body, time.time())
         self.task = None
         if actions:
-            await session._act(st, actions)
+            with contextlib.suppress(ConnectionClosed):  # the stream reconnects and resyncs
+                await session._act(st, actions)
 
     async def _run(self, reason: str, wait: float) -> None:
         if wait:
@@ -112,8 +115,11 @@ class BookRepair:
             await self.rest_snapshot(st)
         elif mode is ResyncMode.RESUBSCRIBE:
             session.pipeline.reset_book(FeedStatus.SYNCING, reason)
-            for frame in session.adapter.resubscribe_frames(st.spec.name):
-                await session._send(st, frame)
+            # a connection lost meanwhile is the stream's to handle: it reconnects, and a new
+            # connection subscribes afresh (this raised in a task nobody awaits)
+            with contextlib.suppress(ConnectionClosed):
+                for frame in session.adapter.resubscribe_frames(st.spec.name):
+                    await session._send(st, frame)
         elif mode is ResyncMode.RECONNECT:
             st.close_reason = f"resync: {reason}"
             with contextlib.suppress(Exception):
