@@ -73,6 +73,18 @@ def test_print_mode_on_demo_venue_reports_live_book():
     assert last["latency_ms_p50"] is not None
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a disk that is always full)")
+def test_a_recording_that_stops_says_so_once():
+    # --record onto a full disk: the book goes on, and the user is told (it was only logged)
+    r = run("BTC-PERP", "--venue", "demo", "--print", "--duration", "2", "--record", "/dev/full")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["state"] for x in r.stdout.splitlines()][-1] == "LIVE"
+    said = r.stderr.splitlines()
+    assert len(said) == 1, said
+    assert said[0].startswith("obview: recording to /dev/full stopped: No space left on device (")
+    assert said[0].endswith(" frames not recorded)")
+
+
 def test_demo_server_on_a_port_in_use_is_one_line():
     import socket
 

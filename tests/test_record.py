@@ -121,11 +121,30 @@ def test_recorder_size_cap_stops_with_a_message(tmp_path, caplog):
     for i in range(50):
         rec.received(hl_trades(i))
     assert rec.full and "size cap" in rec.message and str(p) in rec.message
+    assert rec.reason == "size cap of 300 bytes reached"  # the stats bar's short form
     assert p.stat().st_size <= 300
     assert rec.dropped > 0 and rec.lines + rec.dropped == 50
     assert any("size cap" in r.getMessage() for r in caplog.records)
     rec.close()
     assert len(list(replay_frames(p))) == rec.lines  # what was written stays a valid recording
+
+
+def test_recorder_write_error_stops_with_a_short_reason(tmp_path):
+    class Full:
+        def write(self, line):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    rec = Recorder(tmp_path / "f.jsonl")
+    rec._fh.close()
+    rec._fh = Full()
+    rec.received("a")
+    rec.received("b")
+    assert rec.full and rec.reason == "No space left on device" and rec.dropped == 2
+    assert rec.message == f"recording to {tmp_path / 'f.jsonl'} stopped: No space left on device"
+    rec.close()
 
 
 def test_recorder_gz(tmp_path):

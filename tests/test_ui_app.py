@@ -44,6 +44,25 @@ async def settle(pilot, t: float = 0.05) -> None:
         await pilot.pause(t)
 
 
+async def test_the_stats_bar_shows_a_recording_and_says_when_it_stopped():
+    from types import SimpleNamespace
+
+    app, mgr = make_app()
+    mgr.recorder = SimpleNamespace(written=12_345_678, reason="")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatsBar)
+        first = bar._text.plain.splitlines()[0]
+        assert "● LIVE" in first and "● REC 12.3 MB" in first
+        mgr.recorder.reason = "No space left on device"
+        app._paint_slow(app.clock())
+        first = bar._text.plain.splitlines()[0]
+        assert "● LIVE   ✕ REC stopped: No space left on device" in first and "REC 12.3" not in first
+        await pilot.resize_terminal(60, 20)  # narrow: the fields go, the news stays
+        await settle(pilot)
+        assert "✕ REC stopped: No space" in bar._text.plain.splitlines()[0]
+
+
 async def test_app_starts_and_book_appears():
     app, mgr = make_app()
     demo = _markets()[0]

@@ -212,6 +212,15 @@ def cmd_view(argv: list[str]) -> int:
         if recorder is not None:
             with contextlib.suppress(Exception):
                 recorder.close()
+            _say_recording_stopped(recorder)
+
+
+def _say_recording_stopped(recorder) -> None:
+    """One line on stderr, once, when ``--record`` stopped early (disk full, its size cap)."""
+    if recorder.message and not recorder.said:
+        recorder.said = True
+        lost = f" ({recorder.dropped} frames not recorded)" if recorder.dropped else ""
+        print(f"obview: {recorder.message}{lost}", file=sys.stderr, flush=True)
 
 
 def _setup_logging(path: str | None) -> None:
@@ -265,6 +274,8 @@ async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> in
         while a.duration is None or time.time() - start < a.duration:
             await asyncio.sleep(1.0)
             print(json.dumps(snapshot_line(market, time.time())), flush=True)
+            if recorder is not None:
+                _say_recording_stopped(recorder)
     finally:
         await manager.close()
     return 0

@@ -76,7 +76,9 @@ class Recorder:
         self.lines = 0
         self.dropped = 0
         self.full = False
-        self.message = ""
+        self.message = ""  # why recording stopped, for the log and the exit line
+        self.reason = ""  # the same, short, for the stats bar
+        self.said = False  # the command line has told the user
         self._next_conn = 0
         self._conn_of_task: weakref.WeakKeyDictionary[asyncio.Task, int] = (
             weakref.WeakKeyDictionary()
@@ -109,7 +111,8 @@ class Recorder:
                 try:
                     fh.close()
                 except OSError as e:
-                    self._stop(f"recording to {self.path} failed on close: {e.strerror or e}")
+                    why = f"failed on close: {e.strerror or e}"
+                    self._stop(f"recording to {self.path} {why}", why)
 
     @property
     def closed(self) -> bool:
@@ -144,7 +147,8 @@ class Recorder:
             if self.written + size > self.max_bytes:
                 self.dropped += 1
                 self._stop(
-                    f"recording stopped: {self.path} reached its size cap of {_mib(self.max_bytes)}"
+                    f"recording stopped: {self.path} reached its size cap of {_mib(self.max_bytes)}",
+                    f"size cap of {_mib(self.max_bytes)} reached",
                 )
                 self._fh.close()
                 self._fh = None
@@ -153,16 +157,18 @@ class Recorder:
                 self._fh.write(line)
             except OSError as e:
                 self.dropped += 1
-                self._stop(f"recording to {self.path} stopped: {e.strerror or e}")
+                why = str(e.strerror or e)
+                self._stop(f"recording to {self.path} stopped: {why}", why)
                 self._fh = None
                 return
             self.written += size
             self.lines += 1
 
-    def _stop(self, message: str) -> None:
+    def _stop(self, message: str, reason: str) -> None:
         self.full = True
         if not self.message:
             self.message = message
+            self.reason = reason
             log.warning("%s", message)
 
 

@@ -383,6 +383,10 @@ class ObviewApp(App):
             self._paint_slow(now)
         self.frames += 1
 
+    def _recording(self) -> tuple[int, str] | None:
+        rec = getattr(self.manager, "recorder", None)
+        return None if rec is None else (rec.written, rec.reason)
+
     def _paint_slow(self, now: float) -> None:
         self.w_stats.show(
             self.venue,
@@ -394,6 +398,7 @@ class ObviewApp(App):
             quote=self.quote_units,
             error=self.error,
             retry_key=self._retry_key(),
+            recording=self._recording(),
         )
         venues = self.venues
         state = getattr(self.manager, "state", None)

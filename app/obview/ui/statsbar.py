@@ -68,10 +68,12 @@ class StatsBar(SteadyLines, Widget):
         quote: bool = False,
         error: str = "",
         retry_key: str | None = None,
+        recording: tuple[int, str] | None = None,
     ) -> None:
+        """``recording``: (bytes written, why it stopped or "") while ``--record`` is on."""
         self._last_show = (
             (venue, symbol, market, now),
-            {"paused": paused, "step": step, "quote": quote, "error": error, "retry_key": retry_key},
+            {"paused": paused, "step": step, "quote": quote, "error": error, "retry_key": retry_key, "recording": recording},
         )
         c = self.pal
         if c is None:
@@ -109,6 +111,11 @@ class StatsBar(SteadyLines, Widget):
         if st.status is FeedStatus.LIVE and behind is not None and behind >= BEHIND_WARN:
             # the book is whole but late: a backlog here, on the network or at the venue
             t.append(f" {format_duration(behind)} behind", c.style("stale", bold=True))
+        if recording is not None and recording[1]:
+            # a recording that stopped (disk full, its size cap) is news: it stays in the line,
+            # after the book's own state
+            t.append("   ✕ REC stopped: ", c.style("down", bold=True))
+            t.append(safe(recording[1], 60), c.style("down"))
         width = self.size.width or 10_000
         # the fields after the state, each whole or not at all: a narrow terminal drops them
         # from the end instead of wrapping the bar (which hid its second line)
@@ -118,6 +125,11 @@ class StatsBar(SteadyLines, Widget):
             _field(c, "   book age ", format_duration(age), "stale" if age is not None and age > 2 else "axis"),
             _field(c, "   resyncs ", str(market.resyncs), "stale" if market.resyncs else "axis"),
         ]
+        if recording is not None and not recording[1]:
+            rec = Text("   ● ", c.style("down"))
+            rec.append("REC ", c.style("muted"))
+            rec.append(format_bytes(recording[0]), c.style("axis"))
+            fields.append(rec)
         if step is not None:
             fields.append(_field(c, "   group ", format_price(step, decimals_for(step)), "axis"))
         fields.append(_field(c, "   units ", inst.quote if quote else inst.base, "axis"))
@@ -167,6 +179,17 @@ class StatsBar(SteadyLines, Widget):
 
     def render(self) -> Text:
         return self._text
+
+
+def format_bytes(n: int) -> str:
+    """A file size as the stats bar shows it: "812 B", "45 kB", "12.3 MB", "1.20 GB"."""
+    if n < 1000:
+        return f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1e3:.0f} kB"
+    if n < 1_000_000_000:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e9:.2f} GB"
 
 
 def _field(c: PanelColors, label: str, value: str, tone: str) -> Text:
