@@ -36,6 +36,7 @@ async def _bad_frame_case(r: Rig, log, send, expect: str) -> None:
     send()
     await r.until(lambda: r.market.stats.bad_frames == frames + 1)
     assert expect in r.market.stats.last_error
+    assert 0 <= time.time() - r.market.stats.last_error_at < 5  # the stats bar shows it a while
     assert any("bad frame on demo" in m and expect in m for m in log.messages), log.messages
     assert not [rec for rec in log.records if rec.exc_info]  # logged as a line, not a traceback
     await asyncio.sleep(0.2)

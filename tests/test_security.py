@@ -276,7 +276,7 @@ async def test_ui_renders_hostile_symbol_reason_and_trade_ids_as_plain_text():
             Trade("demo", HOSTILE, 100_000.0 + i, 0.5, Side.BUY, f"{HOSTILE}{i}", now - 1, now - 1)
         )
     market.set_state(FeedStatus.SYNCING, f"seq gap {HOSTILE}")
-    market.stats.last_error = HOSTILE
+    market.stats.last_error, market.stats.last_error_at = HOSTILE, now  # shown in the bar
     app = ObviewApp(
         StaticManager({("demo", HOSTILE): market}, ["demo"]), "demo", HOSTILE, clock=lambda: now
     )

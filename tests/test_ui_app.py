@@ -44,6 +44,37 @@ async def settle(pilot, t: float = 0.05) -> None:
         await pilot.pause(t)
 
 
+async def test_the_stats_bar_says_when_frames_are_bad_and_why_for_a_minute():
+    # a changed protocol or a broken proxy: frames the feed cannot use were only counted, so a
+    # book that stopped moving said STALE and never why
+    app, mgr = make_app()
+    demo = _markets()[0]
+    now = app.clock()
+    stats = demo.stats
+    saved = (stats.bad_frames, stats.last_error, stats.last_error_at)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            bar = app.query_one(StatsBar)
+            assert "⚠" not in bar._text.plain
+            stats.bad_frames, stats.last_error, stats.last_error_at = 3, "malformed JSON: [red]x at line 1 column 42", now - 5
+            app._paint_slow(now)
+            first = bar._text.plain.splitlines()[0]
+            assert "   ⚠ 3 bad frames, last: malformed JSON: [red]x at line 1 column 42   group" in first
+            await pilot.resize_terminal(100, 30)  # no room for the reason: the count stays
+            await settle(pilot)
+            first = bar._text.plain.splitlines()[0]
+            assert "⚠ 3 bad frames   group" in first and "malformed" not in first
+            stats.bad_frames, stats.last_error = 0, "subscription refused: topic unknown"
+            app._paint_slow(now)
+            assert "⚠ venue error   group" in bar._text.plain
+            stats.last_error_at = now - 61  # a minute without another: gone
+            app._paint_slow(now)
+            assert "⚠" not in bar._text.plain
+    finally:
+        stats.bad_frames, stats.last_error, stats.last_error_at = saved
+
+
 async def test_the_stats_bar_shows_a_recording_and_says_when_it_stopped():
     from types import SimpleNamespace
 

@@ -256,6 +256,8 @@ def snapshot_line(market, now: float) -> dict:
         "behind_s": round(behind, 3) if behind is not None else None,
         "trades": len(market.trades),
         "resyncs": market.resyncs,
+        "bad_frames": market.stats.bad_frames,
+        "last_error": market.stats.last_error,
     }
 
 

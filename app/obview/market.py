@@ -215,7 +215,8 @@ class FeedStats:
     checksum_errors: int = 0
     last_frame_at: float = 0.0  # local time of the last frame
     last_book_at: float = 0.0  # local time of the last applied book change
-    last_error: str = ""
+    last_error: str = ""  # the last bad frame's or venue error's reason
+    last_error_at: float = 0.0  # its local time
 
 
 @dataclass(slots=True)

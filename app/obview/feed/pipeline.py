@@ -163,7 +163,7 @@ class FeedPipeline:
                 self._gap(ev.reason, actions)
             elif isinstance(ev, VenueError):
                 reason = safe(ev.reason)  # venue text: no terminal escapes in the log or the UI
-                market.stats.last_error = reason
+                market.stats.last_error, market.stats.last_error_at = reason, time.time()
                 log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, reason)
                 if ev.fatal:
                     self.halt(reason)
@@ -184,7 +184,7 @@ class FeedPipeline:
             self.parse_errors += 1
             self.market.stats.bad_frames += 1
             reason = f"bad snapshot: {e}"
-            self.market.stats.last_error = reason
+            self.market.stats.last_error, self.market.stats.last_error_at = reason, time.time()
             self.resync_pending = False
             actions.append(NeedResync(reason))
             return actions
@@ -197,7 +197,7 @@ class FeedPipeline:
         reason = safe(reason)
         self.parse_errors += 1
         self.market.stats.bad_frames += 1
-        self.market.stats.last_error = reason
+        self.market.stats.last_error, self.market.stats.last_error_at = reason, time.time()
         now = time.monotonic()
         if now - self._bad_logged_at < BAD_FRAME_LOG_INTERVAL:
             self._bad_unlogged += 1

@@ -25,6 +25,8 @@ from obview.ui.viewmodel import (
 
 #: a LIVE book whose messages arrive this much later than the minute's quickest is flagged
 BEHIND_WARN = 1.0
+#: a bad frame or a venue error is shown this long (s) after the last one
+ERROR_SHOWN_FOR = 60.0
 
 STATE_COLOR = {
     FeedStatus.LIVE: "live",
@@ -121,10 +123,21 @@ class StatsBar(SteadyLines, Widget):
         # from the end instead of wrapping the bar (which hid its second line)
         age = market.book_age(now)
         inst = market.instrument
-        fields = [
+        fields: list[Text | tuple[Text, ...]] = [
             _field(c, "   book age ", format_duration(age), "stale" if age is not None and age > 2 else "axis"),
             _field(c, "   resyncs ", str(market.resyncs), "stale" if market.resyncs else "axis"),
         ]
+        stats = market.stats
+        if stats.last_error and 0 <= now - stats.last_error_at < ERROR_SHOWN_FOR:
+            # frames the feed could not use (a changed protocol, a broken proxy) or the venue's
+            # own complaint: otherwise a book that stopped moving would say STALE and not why
+            n = stats.bad_frames
+            short = Text("   ⚠ ", c.style("stale", bold=True))
+            short.append(f"{n:,} bad frame{'s' if n != 1 else ''}" if n else "venue error", c.style("stale"))
+            full = short.copy()
+            full.append(": " if not n else ", last: ", c.style("stale"))
+            full.append(safe(stats.last_error, 60), c.style("stale"))
+            fields.append((full, short))  # the reason when it fits
         if recording is not None and not recording[1]:
             rec = Text("   ● ", c.style("down"))
             rec.append("REC ", c.style("muted"))
@@ -198,13 +211,15 @@ def _field(c: PanelColors, label: str, value: str, tone: str) -> Text:
     return t
 
 
-def _append_fitting(line: Text, fields: list[Text], width: int) -> None:
+def _append_fitting(line: Text, fields: list[Text | tuple[Text, ...]], width: int) -> None:
     """Append ``fields`` in order while the line stays within ``width`` cells (the line's own
-    last line: ``line`` may already hold a first line)."""
+    last line: ``line`` may already hold a first line). A tuple is one field's forms, longest
+    first: the first that fits is taken."""
     room = width - cell_len(line.plain.rsplit("\n", 1)[-1])
-    for f in fields:
-        n = f.cell_len
-        if n > room:
+    for field in fields:
+        forms = field if isinstance(field, tuple) else (field,)
+        f = next((f for f in forms if f.cell_len <= room), None)
+        if f is None:
             break
         line.append_text(f)
-        room -= n
+        room -= f.cell_len
