@@ -21,6 +21,9 @@ bounded per-client send queues, ``Faults`` for dropped / duplicated / corrupted 
 ``hang_upgrades = True``   accept TCP, read the upgrade request, never answer it
 ``pong_delay = s``         answer application pings ``s`` seconds late (demo dialect)
 ``burst(n)``               ``n`` deltas as fast as the socket allows (back-pressured)
+``rest_fault = ...``       REST answers (snapshots, instrument facts): ``"error"`` (503),
+                           ``"429"``, ``"slow"`` (0.2-1.5 s late), ``"stale"`` (the last good
+                           answer again: an old snapshot), ``"broken"`` (cut short), None
 =========================  ===================================================================
 
 It also remembers, per symbol, the best bid and ask (with sizes) after every sequence number it
@@ -62,6 +65,9 @@ class FaultServer(SimServer):
         self.attempts: list[float] = []  # monotonic time of each upgrade request
         self.hang_upgrades = False
         self.hung = 0
+        self.rest_fault: str | None = None
+        self.rest_answers: dict[str, object] = {}  # path -> the last good REST answer
+        self.rest_faulted = 0
         self._unhang = asyncio.Event()
         self.pong_delay = 0.0
         self.pings = 0
@@ -102,7 +108,26 @@ class FaultServer(SimServer):
             if self.hang_upgrades:
                 self.hung += 1
                 await self._unhang.wait()  # the server's open_timeout or close() ends it
-        return super()._process_request(connection, request)
+            return super()._process_request(connection, request)
+        fault = self.rest_fault
+        if fault is not None:
+            self.rest_faulted += 1
+        if fault == "error":
+            return connection.respond(503, "busy\n")
+        if fault == "429":
+            return connection.respond(429, "too many requests\n")
+        if fault == "broken":  # a status line and a promise of 100 kB, then the socket closes
+            connection.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{\"a\":")
+            connection.transport.close()
+            return None
+        if fault == "slow":
+            await asyncio.sleep(0.2 + 1.3 * (len(self.attempts) % 7) / 6)
+        if fault == "stale" and request.path in self.rest_answers:
+            return self.rest_answers[request.path]
+        res = super()._process_request(connection, request)
+        if res is not None and res.status_code == 200:
+            self.rest_answers[request.path] = res
+        return res
 
     def attempts_between(self, t0: float, t1: float | None = None) -> list[float]:
         t1 = time.monotonic() if t1 is None else t1
@@ -308,12 +333,14 @@ class Watch:
         stale_limit: float,
         server: FaultServer | None = None,
         interval: float = 0.003,
+        sizes: bool = True,
     ) -> None:
         self.market = market
         self.session = session
         self.stale_limit = stale_limit
         self.server = server
         self.interval = interval
+        self.sizes = sizes  # False: compare prices only (a venue quoting contracts or USD)
         self.violations: list[str] = []
         self.live_checks = 0
         self.compared = 0
@@ -346,6 +373,9 @@ class Watch:
             if ref is not None:
                 self.compared += 1
                 mine = (book.best_bid(), book.best_ask())
+                if not self.sizes:
+                    mine = tuple(x and x[0] for x in mine)
+                    ref = tuple(x and x[0] for x in ref)
                 if mine != ref:
                     problem = f"book differs from server at seq {sync.last_seq}: {mine} != {ref}"
         if problem and len(self.violations) < 50:
