@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
-from textual import events
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from obview.market import Market
-from obview.model import FeedStatus
-from obview.symbols import CANONICAL, normalize
 from obview.text import safe
+from obview.ui.actions import KeyActions
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.lines import SteadyLines
-from obview.ui.screens import HelpScreen, Palette, SymbolPrompt, VenuePicker
 from obview.ui.statsbar import StatsBar
 from obview.ui.tape import Tape
 from obview.ui.tapemodel import (
@@ -45,13 +42,10 @@ from obview.ui.viewmodel import (
     group_steps,
     heat_layout,
     is_multiple,
-    next_step,
 )
 
 FRAME_INTERVAL = 1 / 30
 SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone
-HIGH_PCTS = [90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0]
-LOW_PCTS = [0.0, 1.0, 5.0, 10.0, 25.0, 50.0]
 WIDE = 140  # all three panels
 MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
 
@@ -83,7 +77,7 @@ class Keys(SteadyLines, Footer):
     """The key bar."""
 
 
-class ObviewApp(App):
+class ObviewApp(KeyActions, App):
     """Order-book visualizer for one (venue, symbol) at a time, with warm venue switching."""
 
     CSS_PATH = "obview.tcss"
@@ -404,134 +398,6 @@ class ObviewApp(App):
         state = getattr(self.manager, "state", None)
         states = [state(v, self.symbol) if state else None for v in venues]
         self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol")
-
-    # -- actions ------------------------------------------------------------------------------
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
-
-    def action_pause(self) -> None:
-        self.paused = not self.paused
-        self._frame(force=True)
-
-    def action_group(self, direction: int) -> None:
-        if not self.steps or self.step is None:
-            return
-        self.step = next_step(self.steps, self.step, direction)
-        self.step_auto = False
-        self._repaint_all()
-
-    def action_units(self) -> None:
-        self.quote_units = not self.quote_units
-        self._repaint_all()
-
-    def action_venue(self, n: int) -> None:
-        venues = self.venues
-        if not 1 <= n <= len(venues):
-            return
-        if venues[n - 1] != self.venue or self._failed():
-            self._switch(venues[n - 1], self.symbol)  # the current venue's key retries a failed feed
-
-    def _failed(self) -> bool:
-        """The feed on screen has ended: it could not be opened, or the venue refused it."""
-        m = self.market
-        return (m is None and bool(self.error)) or (m is not None and m.state.status is FeedStatus.FAILED)
-
-    def _retry_key(self) -> str | None:
-        """The key that retries the feed on screen, when it has failed."""
-        venues = self.venues
-        if self._failed() and self.venue in venues and venues.index(self.venue) < 9:
-            return str(venues.index(self.venue) + 1)
-        return None
-
-    def action_cycle_venue(self, direction: int) -> None:
-        venues = self.venues
-        if not venues:
-            return
-        i = venues.index(self.venue) if self.venue in venues else -1
-        self._switch(venues[(i + direction) % len(venues)], self.symbol)
-
-    def action_pick_venue(self) -> None:
-        def chosen(v: str | None) -> None:
-            if v and v != self.venue:
-                self._switch(v, self.symbol)
-
-        self.push_screen(VenuePicker(self.venues, self.venue), chosen)
-
-    def action_symbol(self) -> None:
-        def chosen(s: str | None) -> None:
-            if s:
-                self._switch(self.venue, normalize(s))
-
-        self.push_screen(SymbolPrompt(self.symbol, list(CANONICAL)), chosen)
-
-    def action_next_theme(self) -> None:
-        names = [t.name for t in self.themes]
-        i = names.index(self.theme) if self.theme in names else -1
-        self.theme = names[(i + 1) % len(names)]
-
-    def action_next_colormap(self) -> None:
-        names = list(self.colormaps)
-        i = names.index(self.colormap_name) if self.colormap_name in names else -1
-        self.set_colormap(names[(i + 1) % len(names)])
-
-    def set_colormap(self, name: str) -> None:
-        self.colormap_name = name
-        self.w_heatmap.set_colormap(self.colormaps[name])
-        self._repaint_all()
-
-    def action_contrast(self, direction: int) -> None:
-        i = min(range(len(HIGH_PCTS)), key=lambda k: abs(HIGH_PCTS[k] - self.high_pct))
-        self.high_pct = HIGH_PCTS[max(0, min(len(HIGH_PCTS) - 1, i + direction))]
-        self._repaint_all()
-
-    def action_floor(self, direction: int) -> None:
-        """Move the low cut-off: sizes below this percentile of the window draw as empty."""
-        i = min(range(len(LOW_PCTS)), key=lambda k: abs(LOW_PCTS[k] - self.low_pct))
-        self.low_pct = LOW_PCTS[max(0, min(len(LOW_PCTS) - 1, i + direction))]
-        self._repaint_all()
-
-    def action_toggle_panel(self, name: str) -> None:
-        widget = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}[name]
-        self.panel_override[name] = not widget.display
-        self._apply_layout()
-
-    # -- command palette ----------------------------------------------------------------------
-    async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
-            try:
-                self.screen  # noqa: B018
-            except Exception:  # the app is closing (Quit chosen): keys queued behind it go
-                return  # nowhere, instead of raising ScreenStackError on the way out
-        await super().on_event(event)
-
-    def action_command_palette(self) -> None:
-        if self.use_command_palette and not Palette.is_open(self):
-            self.push_screen(Palette(id="--command-palette"))
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for i, v in enumerate(self.venues):
-            yield SystemCommand(
-                f"Venue: {v}",
-                f"switch to {v} (key {i + 1})",
-                lambda v=v: self._switch(v, self.symbol),
-            )
-        for s in CANONICAL:
-            yield SystemCommand(
-                f"Symbol: {s}",
-                f"show {s} on the current venue",
-                lambda s=s: self._switch(self.venue, s),
-            )
-        for t in self.themes:
-            yield SystemCommand(
-                f"Theme: {t.name}",
-                "switch the colour theme",
-                lambda n=t.name: setattr(self, "theme", n),
-            )
-        for name in self.colormaps:
-            yield SystemCommand(
-                f"Colormap: {name}", "heatmap colormap", lambda n=name: self.set_colormap(n)
-            )
 
 
 def run_app(manager: Any, venue: str, symbol: str, config: Any = None) -> int:
