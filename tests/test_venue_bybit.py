@@ -149,6 +149,13 @@ def test_acks_pongs_errors_other_topics_and_garbage():
     assert isinstance(err, VenueError) and err.fatal and "Invalid symbol" in err.reason
     (err2,) = ad.parse("public", '{"success":false,"ret_msg":"busy","op":"ping"}', 0.0)
     assert not err2.fatal
+    # a resync's subscribe that overtook its unsubscribe: not the end of the feed
+    (err3,) = ad.parse(
+        "public",
+        '{"success":false,"ret_msg":"error:already subscribed,topic:orderbook.200.BTCUSDT","op":"subscribe"}',
+        0.0,
+    )
+    assert isinstance(err3, VenueError) and not err3.fatal
     assert ad.parse("public", book("snapshot", 5, BIDS, ASKS, sym="ETHUSDT"), 0.0) == []
     assert ad.parse("public", '{"topic":"tickers.BTCUSDT","type":"snapshot","data":{}}', 0.0) == []
     with pytest.raises(FrameError):

@@ -187,6 +187,8 @@ def test_symbols_streams_and_frames():
     assert spec.url == "wss://www.deribit.com/ws/api/v2"
     hb, sub = (json.loads(f) for f in spec.subscribe)
     assert hb["method"] == "public/set_heartbeat" and hb["params"]["interval"] >= 10
+    # a quiet book's socket still hears a heartbeat well before it would be called STALE
+    assert spec.stale_after >= 1.5 * hb["params"]["interval"]
     assert sub["method"] == "public/subscribe" and sub["jsonrpc"] == "2.0"
     assert sub["params"]["channels"] == ["book.BTC-PERPETUAL.100ms", "trades.BTC-PERPETUAL.100ms"]
     assert a.resync_mode is ResyncMode.RESUBSCRIBE

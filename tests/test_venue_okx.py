@@ -405,6 +405,14 @@ def test_rest_snapshot_parse():
         3.0,
     )
     assert (snap.bids, snap.asks, snap.seq) == ([(41006.3, 0.3)], [(41006.8, 0.6)], 77)
+    # without a seqId the updates buffered meanwhile cannot be joined to it (older ones would
+    # be replayed onto the newer book): refused, the pipeline asks again later
+    with pytest.raises(FrameError, match="without a seqId"):
+        a.parse_snapshot(
+            b'{"code":"0","msg":"","data":[{"asks":[["41006.8","0.6","0","1"]],'
+            b'"bids":[["41006.3","0.3","0","1"]],"ts":"1629966436396"}]}',
+            3.0,
+        )
 
 
 # -- sync rules ---------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Binance USD-M futures: diff depth on ``/public``, aggTrade on ``/market``, REST snapshot.
 
 Since the 2026 route split the book streams live on ``wss://fstream.binance.com/public`` and
-everything else public (trades) on ``/market``; the legacy routes still accept connections but
-stay silent, which only the per-stream stale watchdog can notice. The book is synced with the
+everything else public (trades) on ``/market``; a stream asked for on the wrong route is
+accepted but stays silent, which only the per-stream stale watchdog can notice. The book is synced with the
 venue's buffered procedure (fact sheet section 5):
 
 1. buffer ``depthUpdate`` events from the moment the socket is open;

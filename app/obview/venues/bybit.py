@@ -233,10 +233,11 @@ class BybitAdapter(VenueAdapter):
             raise FrameError("neither topic nor op")
         if msg.get("success") is False:
             reason = str(msg.get("ret_msg") or "request refused")
-            # a refused subscription (unknown symbol or topic) will not fix itself
-            return [
-                VenueError(stream, f"bybit {op or 'request'}: {reason}", fatal=op == "subscribe")
-            ]
+            # a refused subscription (unknown symbol or topic) will not fix itself; "already
+            # subscribed" (a resync's subscribe overtaking its unsubscribe) is no such refusal:
+            # the sync timeout asks again
+            fatal = op == "subscribe" and "already subscribed" not in reason.lower()
+            return [VenueError(stream, f"bybit {op or 'request'}: {reason}", fatal=fatal)]
         return []  # subscribe/unsubscribe ack, pong (either documented shape)
 
     def _book(self, msg: dict, ts_local: float) -> BookSnapshot | BookDelta:

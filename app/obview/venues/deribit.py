@@ -41,7 +41,7 @@ from obview.venues.base import (
 )
 
 WS_PATH = "/ws/api/v2"
-HEARTBEAT_INTERVAL = 15  # s; Deribit's minimum is 10
+HEARTBEAT_INTERVAL = 10  # s, Deribit's minimum: a quiet socket still speaks well within stale_after
 
 # JSON-RPC ids of our own requests (replies are matched on them)
 ID_HEARTBEAT = 1
@@ -185,7 +185,8 @@ class DeribitAdapter(VenueAdapter):
                     ),
                 ],
                 # the server's heartbeats keep a quiet socket talking, so silence means trouble
-                stale_after=10.0,
+                # (more than one and a half heartbeats: a quiet book alone is not STALE)
+                stale_after=15.0,
             )
         ]
 

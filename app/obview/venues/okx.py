@@ -425,10 +425,15 @@ class OkxAdapter(VenueAdapter):
 
     def parse_snapshot(self, body: bytes, ts_local: float) -> BookSnapshot:
         d = _first_data(body)
+        seq = _int_or_none(d.get("seqId"))
+        if seq is None:
+            # without it the updates buffered meanwhile cannot be told apart (older ones would
+            # be replayed onto the newer book): no book rather than a wrong one
+            raise FrameError("REST book without a seqId cannot be joined to the updates")
         bids, raw_bids = _levels(d["bids"])
         asks, raw_asks = _levels(d["asks"])
         return OkxBookSnapshot(
-            self.name, self.symbol, bids, asks, seq=_int_or_none(d.get("seqId")),
+            self.name, self.symbol, bids, asks, seq=seq,
             ts_exchange=_seconds(d["ts"]), ts_local=ts_local,
             checksum=_int_or_none(d.get("checksum")), raw_bids=raw_bids, raw_asks=raw_asks,
         )  # fmt: skip
