@@ -645,7 +645,8 @@ async def test_every_theme_the_app_offers_renders():
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         names = list(app.available_themes)
-        assert "ansi-dark" in names and "obview-dark" in names
+        # the ansi themes (a 'transparent' panel colour) crashed the app: one is among them
+        assert "obview-dark" in names and ({"ansi-dark", "textual-ansi"} & set(names))
         for name in names:
             app.theme = name
             await settle(pilot)
