@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import time
 
@@ -37,7 +38,8 @@ def _os_reason(e: OSError) -> str:
     """An OSError in a few words (asyncio's bind error repeats the address before them)."""
     reason = e.strerror or str(e)
     if reason.startswith("error while attempting to bind"):
-        reason = reason.rsplit(": ", 1)[-1]
+        # Python 3.13 puts "[errno 98]" before the words: take the system's words for the errno
+        reason = os.strerror(e.errno).lower() if e.errno else reason.rsplit(": ", 1)[-1]
     return reason
 
 

@@ -20,6 +20,7 @@ exact path the live app uses, at full speed and with no UI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import os
@@ -150,8 +151,7 @@ class Recorder:
                     f"recording stopped: {self.path} reached its size cap of {_mib(self.max_bytes)}",
                     f"size cap of {_mib(self.max_bytes)} reached",
                 )
-                self._fh.close()
-                self._fh = None
+                self._drop_file()
                 return
             try:
                 self._fh.write(line)
@@ -159,10 +159,19 @@ class Recorder:
                 self.dropped += 1
                 why = str(e.strerror or e)
                 self._stop(f"recording to {self.path} stopped: {why}", why)
-                self._fh = None
+                self._drop_file()
                 return
             self.written += size
             self.lines += 1
+
+    def _drop_file(self) -> None:
+        """Close the file after a stop. Its buffer may hold part of a line the disk refused:
+        closing fails to flush it, and left to the collector that failure is printed to stderr
+        with a traceback (Python 3.13 does), over the app's screen."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fh.close()
 
     def _stop(self, message: str, reason: str) -> None:
         self.full = True
