@@ -2,8 +2,8 @@
 
 Since the 2026 route split the book streams live on ``wss://fstream.binance.com/public`` and
 everything else public (trades) on ``/market``; a stream asked for on the wrong route is
-accepted but stays silent, which only the per-stream stale watchdog can notice. The book is synced with the
-venue's buffered procedure (fact sheet section 5):
+accepted but stays silent, which only the per-stream stale watchdog can notice. The book is
+synced with the venue's buffered procedure (fact sheet section 5):
 
 1. buffer ``depthUpdate`` events from the moment the socket is open;
 2. fetch ``/fapi/v1/depth?limit=1000`` -> ``lastUpdateId`` L;
