@@ -418,13 +418,13 @@ def test_checksums_resuming_after_the_texts_were_dropped_resync_and_verify_again
 
 
 def test_float_levels_reads_as_float_does_and_refuses_what_parse_must_judge():
-    from obview.venues.okx import _float_levels, _Level
+    from obview.venues.okx_wire import _Level, float_levels
 
     def rows(*pairs):
         return [_Level(p, s) for p, s in pairs]
 
-    assert _float_levels([]) == ([], [])
-    got = _float_levels(rows(("100.5", "2"), ("1e2", "0"), ("101", "-0.0"), ("1_0", " 3 ")))
+    assert float_levels([]) == ([], [])
+    got = float_levels(rows(("100.5", "2"), ("1e2", "0"), ("101", "-0.0"), ("1_0", " 3 ")))
     assert got == (
         [(100.5, 2.0), (100.0, 0.0), (101.0, -0.0), (10.0, 3.0)],
         ["100.5:2", "1e2:0", "101:-0.0", "1_0: 3 "],
@@ -439,6 +439,6 @@ def test_float_levels_reads_as_float_does_and_refuses_what_parse_must_judge():
         ("-5", "1"),
         ("100", "-1"),
     ):
-        assert _float_levels(rows(("99", "1"), bad)) is None, bad
+        assert float_levels(rows(("99", "1"), bad)) is None, bad
     with pytest.raises(ValueError):
-        _float_levels(rows(("abc", "1")))
+        float_levels(rows(("abc", "1")))

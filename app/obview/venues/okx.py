@@ -8,7 +8,7 @@ Integrity, per OKX's rules (see the venue notes):
 - ``checksum`` is a signed CRC32 over the top 25 levels of the book *after* the update,
   built from the original price/size strings. Since mid-2026 the live feed sends 0 there:
   0 means "not sent" and never fails a book. The checksum and the sync that keeps those
-  strings live in ``okx_book``.
+  strings live in ``okx_book``, the typed decoders of the fast path in ``okx_wire``.
 
 On a gap or a checksum mismatch the book is rebuilt by unsubscribing and subscribing the
 ``books`` channel again, which makes OKX send a fresh snapshot.
@@ -19,7 +19,7 @@ Sizes: SWAP and FUTURES books count contracts (``ctVal`` coins each for linear c
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -30,12 +30,9 @@ from obview.model import BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
     BookSync,
     Event,
-    FastMiss,
     FrameError,
     HttpRequest,
-    Price,
     ResyncMode,
-    Size,
     StreamSpec,
     VenueAdapter,
     VenueError,
@@ -48,6 +45,15 @@ from obview.venues.okx_book import (
     OkxBookSnapshot,
     OkxSync,
     RawText,
+)
+from obview.venues.okx_wire import (
+    FAST_MISS,
+    decode_books,
+    decode_books_f,
+    decode_levels,
+    decode_push,
+    decode_trades,
+    float_levels,
 )
 
 WS_PATH = "/ws/v5/public"
@@ -64,99 +70,6 @@ DEFAULTS: dict[str, tuple[float, float, float]] = {
 FATAL_ERRORS = {"60018", "51001"}
 
 _INF = float("inf")
-
-
-# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
-# A push is decoded in two steps: the envelope (``data`` left as raw JSON), then ``data`` with the
-# channel's type. Book levels stay strings: the checksum needs them exactly as sent, and ``float``
-# of them in Python reads them exactly as ``parse`` does. The book decoder is strict: it converts
-# nothing, so every integer it accepts is one ``parse`` reads the same way (within int64: orjson
-# reads longer ones as floats).
-_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-
-
-class _Arg(msgspec.Struct):
-    channel: str
-    instId: str
-
-
-class _Push(msgspec.Struct):
-    arg: _Arg
-    data: msgspec.Raw
-    action: str = ""
-    event: Any = None  # acks, errors and notices carry it: parse decides
-
-
-class _Level(msgspec.Struct, array_like=True, gc=False):
-    """``[price, size, ...]``: the two strings ``parse`` reads; the rest is skipped, as there."""
-
-    px: str
-    sz: str
-
-
-class _Book(msgspec.Struct):
-    bids: list[_Level]
-    asks: list[_Level]
-    ts: str
-    checksum: _Int64 | None = None
-    seqId: _Int64 | None = None
-    prevSeqId: _Int64 | None = None
-
-
-class _Trade(msgspec.Struct):
-    px: Price
-    sz: Size
-    side: Literal["buy", "sell"]
-    tradeId: str
-    ts: str
-
-
-class _LevelF(msgspec.Struct, array_like=True, gc=False):
-    """``[price, size, ...]`` read as numbers in C (lax decoder: numeric strings to floats)."""
-
-    px: Price
-    sz: Size
-
-
-class _BookF(msgspec.Struct):
-    """An update whose levels are decoded on their own (``_decode_levels``), as floats."""
-
-    bids: msgspec.Raw
-    asks: msgspec.Raw
-    ts: str
-    checksum: _Int64 | None = None
-    seqId: _Int64 | None = None
-    prevSeqId: _Int64 | None = None
-
-
-_decode_push = msgspec.json.Decoder(_Push).decode
-_decode_books = msgspec.json.Decoder(list[_Book]).decode
-_decode_books_f = msgspec.json.Decoder(list[_BookF]).decode
-_decode_levels = msgspec.json.Decoder(list[_LevelF], strict=False).decode
-_decode_trades = msgspec.json.Decoder(list[_Trade], strict=False).decode
-#: what the fast path leaves to ``parse``: a frame the decoders do not describe, a level or a
-#: time ``float`` / ``int`` refuse, a time no float can hold
-_FAST_MISS = (*FastMiss, OverflowError)
-
-
-def _float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[RawText]] | None:
-    """(price, size) floats and ``"price:size"`` texts of ``rows``, read by ``float`` as ``parse``
-    reads them; None if a price or size is not finite, a price <= 0 or a size < 0 (``parse``
-    then decides)."""
-    out: list[tuple[float, float]] = []
-    raw: list[RawText] = []
-    append = out.append
-    append_raw = raw.append
-    for row in rows:
-        px = row.px
-        sz = row.sz
-        p = float(px)
-        s = float(sz)
-        if not (0.0 < p < _INF and 0.0 <= s < _INF):
-            return None
-        append((p, s))
-        append_raw(f"{px}:{sz}")
-    return out, raw
 
 
 def inst_type(inst_id: str) -> str:
@@ -252,7 +165,7 @@ class OkxAdapter(VenueAdapter):
     def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
         # books and trades pushes; acks, errors, pongs and odd shapes go to parse()
         try:
-            push = _decode_push(frame)
+            push = decode_push(frame)
             if push.event is not None:
                 return None
             arg = push.arg
@@ -268,9 +181,9 @@ class OkxAdapter(VenueAdapter):
                     if out is not None:
                         return out
                 out: list[Event] = []
-                for d in _decode_books(push.data):
-                    b = _float_levels(d.bids)
-                    a = _float_levels(d.asks)
+                for d in decode_books(push.data):
+                    b = float_levels(d.bids)
+                    a = float_levels(d.asks)
                     if b is None or a is None:
                         return None
                     bids, raw_bids = b
@@ -298,23 +211,23 @@ class OkxAdapter(VenueAdapter):
                         name, symbol, t.px, t.sz, Side.BUY if t.side == "buy" else Side.SELL,
                         t.tradeId, int(t.ts) / 1000.0, ts_local,
                     )
-                    for t in _decode_trades(push.data)
+                    for t in decode_trades(push.data)
                 ]  # fmt: skip
             return []  # tickers and other channels: not ours
-        except _FAST_MISS:
+        except FAST_MISS:
             return None
 
     def _updates_without_texts(self, data: msgspec.Raw, ts_local: float) -> list[Event] | None:
         """Updates whose checksums are all 0, levels read as floats in C and no texts kept; None
         when one has a non-zero checksum (its texts are needed) or a level only ``parse`` can
-        judge (``_FAST_MISS`` raised to the caller)."""
+        judge (``FAST_MISS`` raised to the caller)."""
         out: list[Event] = []
         name, symbol = self.name, self.symbol
-        for d in _decode_books_f(data):
+        for d in decode_books_f(data):
             if d.checksum:
                 return None
-            bids = [(lv.px, lv.sz) for lv in _decode_levels(d.bids)]
-            asks = [(lv.px, lv.sz) for lv in _decode_levels(d.asks)]
+            bids = [(lv.px, lv.sz) for lv in decode_levels(d.bids)]
+            asks = [(lv.px, lv.sz) for lv in decode_levels(d.asks)]
             ts = int(d.ts) / 1000.0
             out.append(
                 OkxBookDelta(
