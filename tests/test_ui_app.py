@@ -44,56 +44,6 @@ async def settle(pilot, t: float = 0.05) -> None:
         await pilot.pause(t)
 
 
-async def test_the_stats_bar_says_when_frames_are_bad_and_why_for_a_minute():
-    # a changed protocol or a broken proxy: frames the feed cannot use were only counted, so a
-    # book that stopped moving said STALE and never why
-    app, mgr = make_app()
-    demo = _markets()[0]
-    now = app.clock()
-    stats = demo.stats
-    saved = (stats.bad_frames, stats.last_error, stats.last_error_at)
-    try:
-        async with app.run_test(size=(160, 48)) as pilot:
-            await settle(pilot)
-            bar = app.query_one(StatsBar)
-            assert "⚠" not in bar._text.plain
-            stats.bad_frames, stats.last_error, stats.last_error_at = 3, "malformed JSON: [red]x at line 1 column 42", now - 5
-            app._paint_slow(now)
-            first = bar._text.plain.splitlines()[0]
-            assert "   ⚠ 3 bad frames, last: malformed JSON: [red]x at line 1 column 42   group" in first
-            await pilot.resize_terminal(100, 30)  # no room for the reason: the count stays
-            await settle(pilot)
-            first = bar._text.plain.splitlines()[0]
-            assert "⚠ 3 bad frames   group" in first and "malformed" not in first
-            stats.bad_frames, stats.last_error = 0, "subscription refused: topic unknown"
-            app._paint_slow(now)
-            assert "⚠ venue error   group" in bar._text.plain
-            stats.last_error_at = now - 61  # a minute without another: gone
-            app._paint_slow(now)
-            assert "⚠" not in bar._text.plain
-    finally:
-        stats.bad_frames, stats.last_error, stats.last_error_at = saved
-
-
-async def test_the_stats_bar_shows_a_recording_and_says_when_it_stopped():
-    from types import SimpleNamespace
-
-    app, mgr = make_app()
-    mgr.recorder = SimpleNamespace(written=12_345_678, reason="")
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        bar = app.query_one(StatsBar)
-        first = bar._text.plain.splitlines()[0]
-        assert "● LIVE" in first and "● REC 12.3 MB" in first
-        mgr.recorder.reason = "No space left on device"
-        app._paint_slow(app.clock())
-        first = bar._text.plain.splitlines()[0]
-        assert "● LIVE   ✕ REC stopped: No space left on device" in first and "REC 12.3" not in first
-        await pilot.resize_terminal(60, 20)  # narrow: the fields go, the news stays
-        await settle(pilot)
-        assert "✕ REC stopped: No space" in bar._text.plain.splitlines()[0]
-
-
 async def test_app_starts_and_book_appears():
     app, mgr = make_app()
     demo = _markets()[0]
@@ -248,26 +198,6 @@ async def test_network_text_is_shown_literally_not_as_markup():
         assert "[bold]x[/]" in text_of(app.query_one(Ladder))  # ladder header shows it too
         strip = app.query_one(VenueStrip)._text.plain
         assert "◌" in strip  # the stale mark
-
-
-async def test_unavailable_venue_shows_why():
-    demo, _, now = _markets()
-
-    class Down(StaticManager):
-        async def open(self, venue, symbol):
-            if venue == "okx":
-                raise ConnectionRefusedError("no network: connection refused")
-            return await super().open(venue, symbol)
-
-    mgr = Down({("demo", "BTC-PERP"): demo}, ["demo", "okx"])
-    app = ObviewApp(mgr, "okx", "BTC-PERP", clock=lambda: now)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await settle(pilot)
-        plain = app.query_one(StatsBar)._text.plain
-        assert "UNAVAILABLE" in plain and "connection refused" in plain
-        await pilot.press("1")
-        await settle(pilot)
-        assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
 
 
 def ladder_prices(ladder) -> list[float]:
@@ -508,31 +438,6 @@ async def test_kept_lines_follow_a_theme_switch_and_a_venue_switch():
                 assert w.render_lines(crop) == Widget.render_lines(w, crop), (keys, w)
 
 
-async def test_a_live_book_that_arrives_late_says_how_far_behind():
-    # a LIVE book whose messages come 2.5 s later than the minute's quickest: the stats bar
-    # flags it (a backlog here, on the network or at the venue); a constant offset does not
-    m, now = build_market(seed=5, seconds=20)
-    assert m.live
-    lat = m.stats.latency
-    for i in range(600):  # the minute so far: 40 ms
-        lat.add(now - 40 + i * 0.05, 0.040)
-    for i in range(40):  # the last 2 s: 2.5 s late
-        lat.add(now - 2 + i * 0.05, 2.540)
-    mgr = StaticManager({("demo", "BTC-PERP"): m}, ["demo"])
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        stats = app.query_one(StatsBar)._text.plain
-        assert "● LIVE 2.5s behind" in stats, stats
-    ok, now2 = build_market(seed=5, seconds=20)
-    for i in range(600):
-        ok.stats.latency.add(now2 - 40 + i * 0.05, 3.0)  # a clock 3 s off, but no backlog
-    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): ok}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now2)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        assert "behind" not in app.query_one(StatsBar)._text.plain
-
-
 async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
     from textual.containers import VerticalScroll
 
@@ -547,24 +452,6 @@ async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
     async with app.run_test(size=(160, 48)) as pilot:
         help_screen = await open_help(app, pilot)
         assert help_screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits
-
-
-async def test_stats_bar_keeps_both_lines_at_80_columns():
-    # at 80 columns the bar used to wrap its first line, pushing the second (prices, spread,
-    # rates) out of its two rows; now fields that do not fit are left out whole, from the end
-    from rich.text import Text
-
-    app, _ = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        bar = app.query_one(StatsBar)
-        lines = bar._text.plain.split("\n")
-        assert len(lines) == 2 and lines[1].startswith(" last ")
-        assert all(Text(x).cell_len <= 80 for x in lines), lines
-        assert "…" not in lines[1] and "latency" not in lines[1]  # left out whole, not cut
-        await pilot.resize_terminal(160, 48)
-        await settle(pilot)
-        assert "latency p50" in bar._text.plain.split("\n")[1]  # there is room again
 
 
 async def test_venue_strip_keeps_every_name_at_80_columns():
@@ -600,43 +487,6 @@ async def test_a_long_reason_on_an_empty_book_wraps_in_the_ladder():
         body = " ".join(line.strip() for line in lines[1:] if line.strip())
         assert body == reason  # every word of it, over several lines
         assert all(len(line) <= w.content_width for line in lines)
-
-
-async def test_the_venue_key_retries_a_failed_feed():
-    demo, _, now = _markets()
-    failed = Market(demo.instrument)
-    failed.set_state(FeedStatus.FAILED, "bybit subscribe: invalid symbol")
-
-    class Retry(StaticManager):
-        async def open(self, venue, symbol):
-            if venue == "okx" and not any(v == "okx" for v, _ in self.opened):
-                self.opened.append((venue, symbol))
-                raise ConnectionRefusedError("no network: connection refused")
-            return await super().open(venue, symbol)
-
-    mgr = Retry({("demo", "BTC-PERP"): demo, ("bybit", "BTC-PERP"): failed, ("okx", "BTC-PERP"): demo}, ["demo", "bybit", "okx"])
-    app = ObviewApp(mgr, "bybit", "BTC-PERP", clock=lambda: now)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        plain = app.query_one(StatsBar)._text.plain
-        assert "FAILED press 2 to retry" in plain and "invalid symbol" in plain
-        opened = len(mgr.opened)
-        await pilot.press("2")  # the current venue's key: open it again
-        await settle(pilot)
-        assert len(mgr.opened) == opened + 1 and mgr.opened[-1] == ("bybit", "BTC-PERP")
-        await pilot.press("1")
-        await settle(pilot)
-        n = len(mgr.opened)
-        await pilot.press("1")  # a LIVE feed: its key does nothing
-        await settle(pilot)
-        assert len(mgr.opened) == n
-        await pilot.press("3")  # cannot be opened: UNAVAILABLE, and its key retries
-        await settle(pilot)
-        plain = app.query_one(StatsBar)._text.plain
-        assert "UNAVAILABLE press 3 to retry" in plain and "connection refused" in plain
-        await pilot.press("3")
-        await settle(pilot)
-        assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
 
 
 async def test_every_theme_the_app_offers_renders():
