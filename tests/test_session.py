@@ -108,7 +108,7 @@ class Script:
 
             rt = asyncio.create_task(reader())
             try:
-                while True:
+                while not rt.done():  # the reader ends with the connection, a silent venue too
                     await asyncio.sleep(0.02)
                     if self.book_silent:
                         await ws.send(json.dumps({"t": "trade", "px": self.bid, "sz": 0.1, "side": "buy", "id": self.seq, "ts": time.time()}))
@@ -129,6 +129,20 @@ async def venue():
         port = server.sockets[0].getsockname()[1]
         script.url = f"ws://127.0.0.1:{port}"
         yield script
+
+
+@pytest.fixture
+def wall_clock(monkeypatch):
+    """Steps the wall clock (``time.time``) as NTP, a VM restore or a resumed laptop does; the
+    monotonic clock runs on untouched."""
+    real = time.time
+    offset = [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + offset[0])
+
+    def step(seconds: float) -> None:
+        offset[0] += seconds
+
+    return step
 
 
 def opts(**kw):
@@ -289,9 +303,11 @@ async def test_rest_resync_mode_fetches_snapshot(venue):
         await wait_for(lambda: len(fetched) >= 2 and market.state.status is FeedStatus.LIVE)
 
 
-async def test_rest_snapshot_waits_as_long_as_the_venue_asks(venue):
+@pytest.mark.parametrize("step", [0.0, -3600.0], ids=["steady clock", "wall clock stepped back"])
+async def test_rest_snapshot_waits_as_long_as_the_venue_asks(venue, wall_clock, step):
     # Binance answers a REST burst with 429 and a Retry-After; asking again sooner gets the IP
-    # banned (418, minutes to days). The session's own backoff here would retry in 0.05 s.
+    # banned (418, minutes to days). The session's own backoff here would retry in 0.05 s. The
+    # wait is an interval: a wall clock stepped back an hour meanwhile must not add that hour.
     from obview.feed.http import HttpError
 
     fetched: list[float] = []
@@ -299,6 +315,7 @@ async def test_rest_snapshot_waits_as_long_as_the_venue_asks(venue):
     async def fetcher(req):
         fetched.append(time.monotonic())
         if len(fetched) == 2:
+            wall_clock(step)
             raise HttpError("HTTP 429 from http://127.0.0.1:9/snap; the venue asks to wait 1 s", 429, 0.8)
         return json.dumps({"s": venue.seq, "b": [[venue.bid, 1.0]], "a": [[venue.ask, 1.0]]}).encode()
 
@@ -396,3 +413,35 @@ async def test_stuck_book_with_trades_flowing_is_stale(venue):
         assert market.state.status in (FeedStatus.STALE, FeedStatus.RECONNECTING, FeedStatus.SYNCING)
         venue.book_silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+
+
+async def test_a_wall_clock_stepped_back_does_not_hide_a_silent_feed(venue, wall_clock):
+    # silence was measured on the wall clock: stepped back an hour, a dead feed read as an hour
+    # short of stale and stayed LIVE
+    async with running(venue.url, opts(), stale_after=0.4) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        wall_clock(-3600)
+        venue.silent = True
+        await wait_for(lambda: market.state.status is FeedStatus.STALE, timeout=3)
+        assert market.state.reason.startswith("no data for 0.")
+        await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING, timeout=3)
+        venue.silent = False
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+
+
+async def test_a_wall_clock_stepped_forward_does_not_cut_a_live_feed(venue, wall_clock):
+    # stepped forward an hour, a flowing feed read as an hour silent: STALE and a reconnect
+    async with running(venue.url, opts(), stale_after=0.4) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        seen = []
+        venue.silent = True  # a pause well short of stale_after, the step within it
+        with contextlib.suppress(TimeoutError):
+            await wait_for(lambda: False, timeout=0.1, history=seen, market=market)
+        wall_clock(3600)
+        with contextlib.suppress(TimeoutError):
+            await wait_for(lambda: False, timeout=0.15, history=seen, market=market)
+        venue.silent = False
+        with contextlib.suppress(TimeoutError):
+            await wait_for(lambda: False, timeout=1.0, history=seen, market=market)
+        assert {s for s, _ in seen} == {FeedStatus.LIVE}
+        assert venue.connections == 1

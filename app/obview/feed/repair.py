@@ -40,11 +40,12 @@ class BookRepair:
         return self.task is not None and not self.task.done()
 
     def request(self, reason: str, initial: bool = False, not_before: float = 0.0) -> None:
-        """Repair the book soon (a request while one runs is already being served)."""
+        """Repair the book soon (a request while one runs is already being served);
+        ``not_before`` is a ``time.monotonic()`` time."""
         if self.busy:
             return
         opts = self.session.opts
-        now = time.time()
+        now = time.monotonic()  # intervals: the wall clock may be stepped
         self._not_before = max(self._not_before, not_before)
         if initial:
             self._delay = opts.resync_min_interval
@@ -64,17 +65,21 @@ class BookRepair:
         for ``timeout`` s with updates buffered, take the snapshot over REST instead."""
         session = self.session
         sync = session.pipeline.sync
+        seen, seen_at = None, 0.0
         while True:
             await asyncio.sleep(min(0.25, timeout / 4))
             state = session.market.state
+            now = time.monotonic()
+            if state is not seen:  # each change of state is a new FeedState
+                seen, seen_at = state, now
             if (
                 state.status is FeedStatus.SYNCING
                 and not sync.synced
                 and sync.buffer
-                and time.time() - state.since >= timeout
+                and now - seen_at >= timeout
                 and not self.busy
                 and st.ws is not None
-                and time.time() >= self._not_before
+                and now >= self._not_before
             ):
                 self.task = asyncio.create_task(self.rest_snapshot(st))
                 await self.task
@@ -92,7 +97,7 @@ class BookRepair:
         except HttpError as e:
             session.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
             self.task = None
-            self.request(str(e), not_before=time.time() + (e.retry_after or 0.0))
+            self.request(str(e), not_before=time.monotonic() + (e.retry_after or 0.0))
             return
         if session.recorder is not None:
             session.recorder.http(req.url, body.decode("utf-8", "replace"))
@@ -105,7 +110,7 @@ class BookRepair:
     async def _run(self, reason: str, wait: float) -> None:
         if wait:
             await asyncio.sleep(wait)
-        self._last_at = time.time()
+        self._last_at = time.monotonic()
         session = self.session
         mode = session.adapter.resync_mode
         st = session.book_stream

@@ -206,7 +206,7 @@ class FeedSession:
                 reason = st.close_reason
             if self._stopping or self.failed is not None:
                 return
-            if st.up_since and time.time() - st.up_since >= self.opts.stable_after:
+            if st.up_since and time.monotonic() - st.up_since >= self.opts.stable_after:
                 st.attempt = 0
             st.up_since = 0.0
             delay = max(self._backoff(st), asked or 0.0)
@@ -238,7 +238,8 @@ class FeedSession:
             create_connection=sink_connection_factory,
         )
         st.ws = ws
-        st.up_since = st.last_rx = time.time()
+        st.last_rx = time.time()
+        st.up_since = time.monotonic()
         st.stale = False
         watchdog = asyncio.create_task(self._watchdog(st))
         fallback = None
@@ -381,19 +382,29 @@ class FeedSession:
     async def _watchdog(self, st: _Stream) -> None:
         stale_after = self.opts.stale_after or st.spec.stale_after
         check = min(0.5, stale_after / 4, self.opts.sync_timeout / 4)
-        unsynced_since = time.time()
+        # Intervals run on the monotonic clock: the wall clock can be stepped (NTP, a VM
+        # restored, a laptop resumed), and silence measured on it hid a dead feed for as long
+        # as the step back, or cut a live one after a step forward. Frames carry wall stamps
+        # (latency needs them), so a new one is placed by its wall age, kept within the
+        # interval since the last look.
+        unsynced_since = checked_at = heard_at = time.monotonic()
+        heard_rx = st.last_rx
         while True:
             await asyncio.sleep(check)
+            now = time.monotonic()
             if st is self.book_stream:
                 # a snapshot that never comes (lost, or the venue ignored the request) would
                 # leave the book SYNCING forever while deltas keep the stream busy: ask again
-                now = time.time()
                 if self.pipeline.sync.synced:
                     unsynced_since = now
                 elif now - unsynced_since >= self.opts.sync_timeout and not self.repair.busy:
                     unsynced_since = now
                     self.repair.request(f"no snapshot for {self.opts.sync_timeout:g} s")
-            silent = time.time() - st.last_rx
+            if st.last_rx != heard_rx:
+                heard_rx = st.last_rx
+                heard_at = now - min(max(time.time() - heard_rx, 0.0), now - checked_at)
+            checked_at = now
+            silent = now - heard_at
             if silent >= stale_after * (1 + self.opts.stale_grace):
                 ws = st.ws
                 if ws is not None:
