@@ -257,3 +257,50 @@ def test_a_step_of_the_local_clock_starts_the_latency_window_afresh(monkeypatch)
     for i in range(100):
         w2.add(1030.0 + i / 50, 5.010)
     assert w2.behind(1032.1) > 4.9
+
+
+def test_the_heatmap_keeps_sampling_after_the_clock_is_stepped_back():
+    # the next sample was due at a wall time: stepped back an hour, the heatmap froze for one
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.set_state(FeedStatus.LIVE)
+    assert m.tick(5000.0) is not None
+    assert m.tick(5000.1) is None  # not due: early by less than a cadence
+    t = 5000.1 - 3600
+    assert m.tick(t) is not None
+    assert m.tick(t + 0.1) is None and m.tick(t + 0.26) is not None  # the cadence goes on
+
+
+def test_the_flow_counts_fills_after_the_clock_is_stepped_back(monkeypatch):
+    # every slot held a second an hour ahead of the new fills: each was dropped as too old,
+    # and the tape's minute read zero for the hour
+    import obview.market as market_mod
+
+    offset = [0.0]
+    monkeypatch.setattr(market_mod, "_clock_offset", lambda: offset[0])
+    w = FlowWindow(horizon=60)
+    for i in range(120):
+        w.add(5000.0 + i / 2, True, 1.0, 100.0)
+    assert w.summary(now=5060.0).count == 120
+    offset[0] = -3600.0
+    for i in range(10):
+        w.add(1460.0 + i / 2, False, 2.0, 200.0)
+    f = w.summary(now=1465.0)
+    assert (f.buy_base, f.sell_base, f.count) == (0.0, 20.0, 10)
+    # with the clock steady, a fill from before the window is still dropped
+    w.add(1300.0, True, 8.0, 800.0)
+    assert w.summary(now=1465.0).buy_base == 0.0
+
+
+def test_a_rate_after_the_clock_is_stepped_back_counts_only_new_seconds():
+    r = RateCounter(window=5)
+    for i in range(400):
+        r.add(5000.0 + i / 100)  # 100 per second over 4 s
+    for i in range(60):
+        r.add(1400.0 + i / 20)  # stepped back an hour: 20 per second from here
+    assert r.rate(1403.5) == 15.0  # seconds 1399-1402: none, then 20 a second
+    # a stamp a moment older than the newest (the same second or the one before) is no step
+    r2 = RateCounter(window=5)
+    for i in range(300):
+        r2.add(7000.0 + i / 100)
+    r2.add(7001.99)
+    assert r2.rate(7003.5) == pytest.approx((100 + 101 + 100) / 4)  # seconds 6999-7002

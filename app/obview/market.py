@@ -35,7 +35,11 @@ class RateCounter:
         self._counts[sec % self.window] += n
 
     def _advance(self, sec: int) -> None:
-        if sec - self._sec >= self.window:
+        if sec < self._sec - 1:  # the wall clock was stepped back: the slots hold its future
+            self._counts = [0] * self.window
+        elif sec < self._sec:
+            return  # a stamp from the second before the newest: counted in its own slot
+        elif sec - self._sec >= self.window:
             self._counts = [0] * self.window
         else:
             for s in range(self._sec + 1, sec + 1):
@@ -163,13 +167,14 @@ class FlowWindow:
     oldest slot being whole). Summing the trade ring instead would cover less than the window
     whenever the ring holds less than it: 2000 trades are 20-40 s of a busy BTC perpetual."""
 
-    __slots__ = ("horizon", "_secs", "_slots")
+    __slots__ = ("horizon", "_secs", "_slots", "_offset")
 
     def __init__(self, horizon: int = 60) -> None:
         self.horizon = horizon
         n = horizon + 1
         self._secs = [-1] * n  # the second each slot holds (-1: none yet)
         self._slots = [[0.0, 0.0, 0.0, 0.0, 0] for _ in range(n)]
+        self._offset = _clock_offset()
 
     def add(self, ts: float, buy: bool, base: float, quote: float) -> None:
         sec = int(ts)
@@ -178,7 +183,13 @@ class FlowWindow:
         slot = self._slots[i]
         if held != sec:
             if held > sec:
-                return  # older than the window
+                offset = _clock_offset()
+                if abs(offset - self._offset) < 1.0:
+                    return  # older than the window
+                # the wall clock was stepped back: the window holds seconds of its future,
+                # which would drop every new fill as too old until the clock caught up
+                self._offset = offset
+                self._secs = [-1] * len(self._secs)
             self._secs[i] = sec
             slot[:] = (0.0, 0.0, 0.0, 0.0, 0)
         if buy:
@@ -286,7 +297,11 @@ class HeatmapSampler:
 
     def sample(self, now: float, book: OrderBook, live: bool, inst: Instrument) -> HeatmapColumn | None:
         if now < self.next_at:
-            return None
+            if self.next_at - now <= self.cadence:
+                return None
+            # earlier than the last sample: the wall clock was stepped back (sampling would
+            # wait for the old time to come round again); the cadence restarts from now
+            self.next_at = 0.0
         # keep a fixed cadence, but never try to catch up on missed ticks
         if self.next_at and now - self.next_at < self.cadence:
             self.next_at += self.cadence
