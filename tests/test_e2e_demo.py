@@ -78,7 +78,9 @@ async def test_manager_keeps_warm_feeds_bounded():
             b = await manager.open("demo", "ETH-PERP")
             await until(lambda: a.live and b.live)
             assert await manager.open("demo", "btc") is a  # warm: same market, instantly
+            b_task = manager._open[("demo", "ETH-PERP")].task
             c = await manager.open("demo", "SOL-PERP")
+            assert b_task.done()  # the closed feed's task has ended, not merely been asked to
             await until(lambda: c.live)
             assert manager.get("demo", "ETH-PERP") is None  # least recently viewed was closed
             assert manager.get("demo", "BTC-PERP") is a

@@ -72,7 +72,7 @@ class FeedManager:
                     return o.market
                 # the session has ended (a fatal venue error): asking again tries again
                 del self._open[key]
-                await o.session.stop()
+                await _end(o)
             adapter = await self._make_adapter(venue, symbol)
             market = Market(adapter.default_instrument())
             session = FeedSession(adapter, market, self.bus, options=self.options, recorder=self.recorder)
@@ -80,8 +80,7 @@ class FeedManager:
             self._open[key] = _Open(session, market, task)
             while len(self._open) > self.warm_limit:
                 _, old = self._open.popitem(last=False)
-                await old.session.stop()
-                old.task.cancel()
+                await _end(old)
             return market
 
     async def _make_adapter(self, venue: str, symbol: str):
@@ -114,10 +113,15 @@ class FeedManager:
     async def close(self) -> None:
         opened, self._open = list(self._open.values()), OrderedDict()
         for o in opened:
-            await o.session.stop()
-            o.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await o.task
+            await _end(o)
         if self._demo_server is not None:
             server, self._demo_server = self._demo_server, None
             await server.close()
+
+
+async def _end(o: _Open) -> None:
+    """Stop a session and wait for its task, so none outlives its place in the manager."""
+    await o.session.stop()
+    o.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await o.task
