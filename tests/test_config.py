@@ -40,6 +40,8 @@ def test_reads_values_from_xdg_dir(tmp_path, monkeypatch):
         ("warm_venues = 0", "warm_venues", "1 to 9"),
         ("colour = 1", "colour", "unknown key"),
         ('[endpoints]\ndemo = "http://x"', "endpoints.demo", "ws://"),
+        ('[endpoints]\nbinance = "wss://fstream.binance.com:444444"', "endpoints.binance", "Port out of range"),
+        ('[endpoints]\nokx = "wss://[::1/ws"', "endpoints.okx", "not a valid URL"),
         ('theme = "nope"', "theme", "valid: colorblind, dark, light"),
         ('colormap = "jet"', "colormap", "valid: viridis"),
         ("[ui]\nlarge_trade = [1, 2, 3]", "ui.large_trade", "valid: large_trades"),

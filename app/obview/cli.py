@@ -157,7 +157,7 @@ def cmd_replay(argv: list[str]) -> int:
 
 def cmd_view(argv: list[str]) -> int:
     a = _main_parser().parse_args(argv)
-    from obview.config import ConfigError, load_config
+    from obview.config import ConfigError, load_config, url_problem
     from obview.symbols import normalize
     from obview.venues.base import UnknownSymbol
     from obview.venues.registry import UnknownVenue, get_adapter
@@ -175,8 +175,9 @@ def cmd_view(argv: list[str]) -> int:
     if symbol not in cls.symbols:
         return _fail(f"unknown symbol {a.symbol or symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
     for flag, url in (("--endpoint", a.endpoint), ("--rest-endpoint", a.rest_endpoint)):
-        if url and not url.startswith(("ws://", "wss://", "http://", "https://")):
-            return _fail(f"{flag} {url!r}: must be a ws://, wss://, http:// or https:// URL")
+        problem = url and url_problem(url, ("ws", "wss", "http", "https"))
+        if problem:
+            return _fail(f"{flag} {url!r}: {problem}")
     if a.duration is not None and not 0 < a.duration < math.inf:
         return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
     try:

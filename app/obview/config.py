@@ -27,6 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from obview.symbols import normalize
 from obview.venues.registry import get_adapter, venue_names
@@ -74,6 +75,27 @@ def _shipped(kind: str) -> list[str]:
     except (OSError, tomllib.TOMLDecodeError, AttributeError):
         return []
     return sorted(names)
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why ``url`` cannot be an endpoint (None when it can): caught here, it is one line at
+    start; left to the connection, it was a traceback or a retry loop on a bad port."""
+    names = [f"{s}://" for s in schemes]
+    if not url.startswith(tuple(names)):
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        return f"must be a {listed} URL"
+    if any(c <= " " or c == "\x7f" for c in url):
+        return "has a space or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return f"is not a valid URL ({e})"
+    if not parts.hostname:
+        return "names no host"
+    if port == 0:
+        return "port 0 is not a port to connect to"
+    return None
 
 
 def config_path() -> Path:
@@ -164,8 +186,11 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
         for name, url in v.items():
             if name not in known:
                 raise bad(f"endpoints.{name}", f"not a venue; valid: {valid_venues}")
-            if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            if not isinstance(url, str):
                 raise bad(f"endpoints.{name}", "must be a ws:// or wss:// URL")
+            problem = url_problem(url, ("ws", "wss"))
+            if problem:
+                raise bad(f"endpoints.{name}", f"{url!r} {problem}")
         cfg.endpoints = dict(v)
     if "ui" in data:
         if not isinstance(data["ui"], dict):
