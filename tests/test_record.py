@@ -271,6 +271,19 @@ def test_unreadable_files(tmp_path):
         list(replay_frames(cut))
 
 
+def test_a_line_too_long_for_a_recording_is_refused_unread(tmp_path, monkeypatch):
+    # /dev/zero and the like have no line end: a line read whole took all the memory
+    import obview.record as rec
+
+    monkeypatch.setattr(rec, "MAX_LINE", 1000)
+    ok, long = tmp_path / "ok.jsonl", tmp_path / "long.jsonl"
+    ok.write_text('{"t":1,"raw":"' + "x" * 900 + '"}\n')
+    assert len(list(replay_frames(ok))) == 1
+    long.write_bytes(b'{"t":1,"raw":"x"}\n' + b"\0" * 5000)
+    with pytest.raises(ReplayError, match=r"long.jsonl:2: not a JSON-lines recording \(a line over 1000 bytes\)"):
+        list(replay_frames(long))
+
+
 def test_torn_last_line_is_tolerated(tmp_path):
     p = tmp_path / "s.jsonl"
     write_hl_session(p).close()

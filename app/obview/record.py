@@ -43,6 +43,9 @@ from obview.venues.registry import get_adapter
 log = logging.getLogger("obview.record")
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# the longest record a replay reads: a frame at the session's 4 MiB cap, with every character
+# escaped in the worst case, stays well below it
+MAX_LINE = 64 * 1024 * 1024
 SUMMARY_LEVELS = 20
 
 
@@ -216,8 +219,13 @@ def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     with fh:
         n = 0
         try:
-            for raw in fh:
+            while raw := fh.readline(MAX_LINE + 1):
                 n += 1
+                if len(raw) > MAX_LINE:
+                    # /dev/zero, a disk image: a line read whole would take all the memory
+                    raise ReplayError(
+                        f"{name}:{n}: not a JSON-lines recording (a line over {_mib(MAX_LINE)})"
+                    )
                 line = raw.strip()
                 if not line:
                     continue
