@@ -78,7 +78,7 @@ async def test_flapping_server_gets_backoff_not_a_reconnect_storm():
 
 
 # -- handshake faults -----------------------------------------------------------------------------
-@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("status", [429, 451, 503])
 async def test_refused_handshake_backs_off_then_recovers(status):
     async with rig(start=False) as r:
         r.server.faults.refuse_handshake(status)
@@ -87,7 +87,8 @@ async def test_refused_handshake_backs_off_then_recovers(status):
         await r.until(
             lambda: r.state.status is FeedStatus.RECONNECTING and "HTTP" in r.state.reason
         )
-        assert r.state.reason.startswith(f"handshake refused: HTTP {status}; retry in ")
+        meaning = {429: "too many requests", 451: "refused for legal reasons: the venue does not serve this location", 503: "venue unavailable, perhaps for maintenance"}[status]
+        assert r.state.reason.startswith(f"handshake refused: HTTP {status} ({meaning}); retry in ")
         await asyncio.sleep(1.5)
         attempts = r.server.attempts_between(t0)
         assert 3 <= len(attempts) <= 12, len(attempts)
@@ -106,7 +107,7 @@ async def test_refused_handshake_waits_as_long_as_the_venue_asks():
         r.task = r.session.start()
         t0 = time.monotonic()
         await r.until(lambda: "asks to wait" in r.state.reason)
-        assert r.state.reason.startswith("handshake refused: HTTP 429; the venue asks to wait 1.0 s; retry in 1.0 s")
+        assert r.state.reason.startswith("handshake refused: HTTP 429 (too many requests); the venue asks to wait 1.0 s; retry in 1.0 s")
         await asyncio.sleep(1.6)
         attempts = r.server.attempts_between(t0)
         assert 2 <= len(attempts) <= 3, attempts

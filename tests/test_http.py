@@ -67,9 +67,35 @@ async def test_status_and_retry_after_reach_the_caller(server, status, headers, 
     with pytest.raises(HttpError) as e:
         await fetch(HttpRequest(f"{base}/depth?symbol=BTCUSDT"))
     assert e.value.status == status and e.value.retry_after == wait
-    assert str(e.value).startswith(f"HTTP {status} from {base}/depth")  # no query string
+    # what the status means, where from (no query string) and the venue's own words
+    meaning = {429: "too many requests", 418: "this IP is banned", 503: "venue unavailable"}[status]
+    assert str(e.value).startswith(f"HTTP {status} ({meaning}")
+    assert f") from {base}/depth: \"Way too many requests\"" in str(e.value)
     said = {7.0: "; the venue asks to wait 7.0 s", 120.0: "; the venue asks to wait 2 min"}
-    assert str(e.value).endswith(said.get(wait, "/depth"))
+    assert str(e.value).endswith(said.get(wait, '"Way too many requests"'))
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        # Binance from a restricted country (the text it sends with 451)
+        (b'{"code":0,"msg":"Service unavailable from a restricted location according to \'b. Eligibility\'"}', "Service unavailable from a restricted location"),
+        (b'{"retCode":10001,"retMsg":"params error"}', "params error"),
+        (b'{"error":{"message":"Invalid params","code":-32602}}', "Invalid params"),
+        (b'<html>blocked</html>', None),
+        (rb'{"msg":"\u001b[31mred\u001b[0m"}', " [31mred [0m"),  # escape codes never reach the screen
+        (b'{"msg":"' + b"x" * 5000 + b'"}', None),  # too long to read: cut, so not JSON
+    ],
+)
+async def test_a_refusal_says_what_it_means_and_quotes_the_venue(server, body, words):
+    base, routes = server
+    routes["/depth"] = (451, {}, body, 0.0)
+    with pytest.raises(HttpError) as e:
+        await fetch(HttpRequest(f"{base}/depth"))
+    msg = str(e.value)
+    assert msg.startswith("HTTP 451 (refused for legal reasons: the venue does not serve this location)")
+    assert (f': "{words}' in msg) if words else msg.endswith("/depth")
+    assert msg.isprintable()
 
 
 async def test_a_body_over_the_limit_is_refused(server):

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
+from obview.text import safe
 from obview.venues.base import HttpRequest
 
 MAX_BODY = 32 * 1024 * 1024
@@ -29,6 +30,46 @@ class HttpError(OSError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+# What a refusal means to someone watching a book, for the statuses venues answer with
+# (Binance 451 "restricted location" and 418 "IP banned", Bybit's CDN 403 by country).
+_STATUS_MEANING = {
+    400: "bad request",
+    401: "needs a key",
+    403: "forbidden: this address or country may be blocked",
+    404: "not found: wrong URL?",
+    418: "this IP is banned for a while after too many requests",
+    429: "too many requests",
+    451: "refused for legal reasons: the venue does not serve this location",
+    500: "venue error",
+    502: "venue unreachable behind its gateway",
+    503: "venue unavailable, perhaps for maintenance",
+    504: "venue timed out behind its gateway",
+}
+
+
+def status_meaning(code: int) -> str:
+    """A few words on an HTTP status a venue refused with ("" when there is nothing to add)."""
+    return _STATUS_MEANING.get(code, "")
+
+
+def venue_message(body: bytes) -> str:
+    """The venue's own words in an error body, if it is JSON with a message: Binance's
+    ``msg``, Bybit's ``retMsg``, OKX's ``msg``, Deribit's ``error.message``."""
+    import json
+
+    try:
+        doc = json.loads(body[:4096])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    err = doc.get("error")
+    for v in (doc.get("msg"), doc.get("retMsg"), doc.get("message"), err.get("message") if isinstance(err, dict) else err):
+        if isinstance(v, str) and v.strip():
+            return safe(v.strip(), 120)
+    return ""
 
 
 def format_wait(seconds: float) -> str:
@@ -80,7 +121,14 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
     except urllib.error.HTTPError as e:
         wait = retry_after_seconds(e.headers.get("Retry-After") if e.headers else None)
         said = f"; the venue asks to wait {format_wait(wait)}" if wait else ""
-        raise HttpError(f"HTTP {e.code} from {req.url.split('?')[0]}{said}", e.code, wait) from None
+        meaning = status_meaning(e.code)
+        try:
+            words = venue_message(e.read(4096))
+        except (OSError, http.client.HTTPException):
+            words = ""
+        why = f" ({meaning})" if meaning else ""
+        quoted = f': "{words}"' if words else ""
+        raise HttpError(f"HTTP {e.code}{why} from {url}{quoted}{said}", e.code, wait) from None
     except urllib.error.URLError as e:
         raise HttpError(f"{describe_os_error(e.reason)} ({req.url.split('?')[0]})") from None
     except TimeoutError:

@@ -24,7 +24,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.http import describe_os_error, fetch, format_wait, retry_after_seconds
+from obview.feed.http import (
+    describe_os_error,
+    fetch,
+    format_wait,
+    retry_after_seconds,
+    status_meaning,
+)
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.feed.repair import BookRepair
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
@@ -186,7 +192,9 @@ class FeedSession:
             except ConnectionClosed as e:
                 reason = _describe_close(e)
             except InvalidStatus as e:
-                reason = f"handshake refused: HTTP {e.response.status_code}"
+                code = e.response.status_code
+                meaning = status_meaning(code)
+                reason = f"handshake refused: HTTP {code}" + (f" ({meaning})" if meaning else "")
                 asked = retry_after_seconds(e.response.headers.get("Retry-After"))
                 if asked:
                     reason += f"; the venue asks to wait {format_wait(asked)}"
