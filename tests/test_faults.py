@@ -87,7 +87,7 @@ async def test_refused_handshake_backs_off_then_recovers(status):
         await r.until(
             lambda: r.state.status is FeedStatus.RECONNECTING and "HTTP" in r.state.reason
         )
-        meaning = {429: "too many requests", 451: "refused for legal reasons: the venue does not serve this location", 503: "venue unavailable, perhaps for maintenance"}[status]
+        meaning = {429: "too many requests", 451: "not served in this location", 503: "venue unavailable: maintenance?"}[status]
         assert r.state.reason.startswith(f"handshake refused: HTTP {status} ({meaning}); retry in ")
         await asyncio.sleep(1.5)
         attempts = r.server.attempts_between(t0)

@@ -68,7 +68,7 @@ async def test_status_and_retry_after_reach_the_caller(server, status, headers, 
         await fetch(HttpRequest(f"{base}/depth?symbol=BTCUSDT"))
     assert e.value.status == status and e.value.retry_after == wait
     # what the status means, where from (no query string) and the venue's own words
-    meaning = {429: "too many requests", 418: "this IP is banned", 503: "venue unavailable"}[status]
+    meaning = {429: "too many requests", 418: "IP banned a while", 503: "venue unavailable"}[status]
     assert str(e.value).startswith(f"HTTP {status} ({meaning}")
     assert f") from {base}/depth: \"Way too many requests\"" in str(e.value)
     said = {7.0: "; the venue asks to wait 7.0 s", 120.0: "; the venue asks to wait 2 min"}
@@ -93,7 +93,7 @@ async def test_a_refusal_says_what_it_means_and_quotes_the_venue(server, body, w
     with pytest.raises(HttpError) as e:
         await fetch(HttpRequest(f"{base}/depth"))
     msg = str(e.value)
-    assert msg.startswith("HTTP 451 (refused for legal reasons: the venue does not serve this location)")
+    assert msg.startswith("HTTP 451 (not served in this location)")
     assert (f': "{words}' in msg) if words else msg.endswith("/depth")
     assert msg.isprintable()
 

@@ -37,14 +37,14 @@ class HttpError(OSError):
 _STATUS_MEANING = {
     400: "bad request",
     401: "needs a key",
-    403: "forbidden: this address or country may be blocked",
+    403: "forbidden: address or country blocked?",
     404: "not found: wrong URL?",
-    418: "this IP is banned for a while after too many requests",
+    418: "IP banned a while for too many requests",
     429: "too many requests",
-    451: "refused for legal reasons: the venue does not serve this location",
+    451: "not served in this location",
     500: "venue error",
     502: "venue unreachable behind its gateway",
-    503: "venue unavailable, perhaps for maintenance",
+    503: "venue unavailable: maintenance?",
     504: "venue timed out behind its gateway",
 }
 

@@ -176,7 +176,7 @@ class Ladder(LineWidget):
         msg = (
             "waiting for the book…"
             if market.live
-            else safe(market.state.reason or market.state.status.value, 80)
+            else safe(market.state.reason or market.state.status.value, 240)
         )
         body = [(("empty", i), ("", c.style(bg=c.background))) for i in range(rows)]
         text = textwrap.wrap(msg, max(8, width - 2)) or [msg]
