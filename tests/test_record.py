@@ -154,6 +154,27 @@ def test_recorder_gz(tmp_path):
     assert s["best_bid"] == 68680.0 and s["parse_errors"] == 0
 
 
+def test_a_gz_recording_shows_its_size_on_disk(tmp_path):
+    # the stats bar showed the uncompressed bytes: "REC 48 MB" for a 5 MB file
+    import random
+
+    rnd = random.Random(7)
+    p = tmp_path / "s.jsonl.gz"
+    rec = Recorder(p)
+    for i in range(20_000):  # book-like frames: repetitive text with some random digits
+        rec.received(f'{{"seq":{i},"b":[["{rnd.randint(96000, 97000)}.{rnd.randint(0, 9)}","{rnd.random():.4f}"]]}}')
+    assert rec.written > 1_000_000
+    assert 0 < rec.file_bytes < rec.written / 3
+    on_disk = p.stat().st_size
+    assert rec.file_bytes == on_disk  # as far as written out (a few buffers behind the frames)
+    rec.close()
+    assert rec.file_bytes == rec.written  # closed: the recorder's own count
+    plain = Recorder(tmp_path / "s.jsonl")
+    plain.received('{"x":1}')
+    assert plain.file_bytes == plain.written == (tmp_path / "s.jsonl").stat().st_size
+    plain.close()
+
+
 async def test_recorder_tags_interleaved_connections(tmp_path):
     """Two venues recorded into one file at once: replay follows only the chosen venue's."""
     p = tmp_path / "shared.jsonl"

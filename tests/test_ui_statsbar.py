@@ -46,7 +46,7 @@ async def test_the_stats_bar_shows_a_recording_and_says_when_it_stopped():
     from types import SimpleNamespace
 
     app, mgr = make_app()
-    mgr.recorder = SimpleNamespace(written=12_345_678, reason="")
+    mgr.recorder = SimpleNamespace(file_bytes=12_345_678, reason="")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         bar = app.query_one(StatsBar)

@@ -122,6 +122,19 @@ class Recorder:
     def closed(self) -> bool:
         return self._fh is None
 
+    @property
+    def file_bytes(self) -> int:
+        """The recording's size on disk as far as written out: ``written`` for a plain file;
+        for a ``.gz`` one the compressed file's size (a few buffers behind), as the stats bar
+        shows it (``written`` counts uncompressed bytes, which the cap limits)."""
+        fh = self._fh
+        if fh is None or not self.path.endswith(".gz"):
+            return self.written
+        try:
+            return os.fstat(fh.fileno()).st_size
+        except (OSError, ValueError):
+            return self.written
+
     def __enter__(self) -> Recorder:
         return self
 

@@ -379,7 +379,7 @@ class ObviewApp(KeyActions, App):
 
     def _recording(self) -> tuple[int, str] | None:
         rec = getattr(self.manager, "recorder", None)
-        return None if rec is None else (rec.written, rec.reason)
+        return None if rec is None else (rec.file_bytes, rec.reason)
 
     def _paint_slow(self, now: float) -> None:
         self.w_stats.show(
