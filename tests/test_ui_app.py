@@ -318,6 +318,35 @@ async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():
         assert app.query_one(Heatmap).layout_.aligned
 
 
+async def test_the_heatmap_time_zoom_looks_further_back_at_the_cost_of_one_column():
+    market, now = build_market(seed=8, seconds=30, gap=None)
+    clock = [now]
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.query_one(Heatmap)
+        app._frame()
+        samples = len(market.heatmap.columns)
+        plot_w = hm.size.width - AXIS_WIDTH
+        assert samples > plot_w  # at 0.25 s a column the plot shows the last part only
+        assert "0.25s/col" in text_of(hm).splitlines()[0] and len(hm._entries) == plot_w
+        await pilot.press("z", "z", "z")  # 0.5, 1, 2.5 s a column
+        await settle(pilot)
+        assert hm.zoom.k == 10 and "2.5s/col" in text_of(hm).splitlines()[0]
+        shown = len(hm._entries)
+        assert samples // 10 <= shown <= samples // 10 + 2  # every sample, ten to a column
+        app._frame()
+        coded, built = hm.columns_coded, hm.frames_built
+        market.tick(now + 0.3)  # a new sample: only the newest column is merged and coded
+        app._frame()
+        assert (hm.columns_coded, hm.frames_built) == (coded + 1, built + 1)
+        await pilot.press("Z", "Z", "Z", "Z")  # back to 1x, and no further
+        await settle(pilot)
+        assert hm.zoom.k == 1 and "0.25s/col" in text_of(hm).splitlines()[0]
+        assert len(hm._entries) == plot_w
+
+
 async def test_heatmap_cut_offs_are_adjustable_both_ends():
     app, _ = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

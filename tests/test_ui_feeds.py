@@ -32,7 +32,7 @@ PATHS = {
 }
 KEYS = [
     "1", "2", "3", "4", "5", "6", "left_square_bracket", "right_square_bracket", "space", "plus",
-    "minus", "u", "t", "c", "H", "L", "T", "comma", "full_stop",
+    "minus", "u", "t", "c", "H", "L", "T", "comma", "full_stop", "z", "Z",
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from test_ui_app import make_app, settle
 
 KEYS = [
     "question_mark", "escape", "space", "plus", "minus", "u", "v", "s", "enter", "down", "up",
-    "left_square_bracket", "right_square_bracket", "t", "c", "comma", "full_stop",
+    "left_square_bracket", "right_square_bracket", "t", "c", "comma", "full_stop", "z", "Z",
     "less_than_sign", "greater_than_sign", "H", "L", "T", "1", "2", "3", "ctrl+p",
     "pagedown", "pageup", "home", "end", "tab", "e", "b", "x", "minus", "backspace",
 ]  # fmt: skip

@@ -113,6 +113,11 @@ class KeyActions:
         self.low_pct = LOW_PCTS[max(0, min(len(LOW_PCTS) - 1, i + direction))]
         self._repaint_all()
 
+    def action_time_zoom(self, direction: int) -> None:
+        """Heatmap time axis: +1 draws more samples a column (a longer look back), -1 fewer."""
+        if self.w_heatmap.zoom.step(direction):
+            self._repaint_all()
+
     def action_toggle_panel(self, name: str) -> None:
         widget = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}[name]
         self.panel_override[name] = not widget.display

@@ -100,6 +100,8 @@ class ObviewApp(KeyActions, App):
         Binding("full_stop", "contrast(1)", "Contrast+", show=False),
         Binding("less_than_sign", "floor(-1)", "Floor-", show=False),
         Binding("greater_than_sign", "floor(1)", "Floor+", show=False),
+        Binding("z", "time_zoom(1)", "Zoom out time", show=False),
+        Binding("Z", "time_zoom(-1)", "Zoom in time", show=False),
         Binding("H", "toggle_panel('heatmap')", "Heatmap", show=False),
         Binding("L", "toggle_panel('ladder')", "Ladder", show=False),
         Binding("T", "toggle_panel('tape')", "Tape", show=False),

@@ -29,6 +29,7 @@ from textual.strip import Strip
 from obview.market import HeatmapColumn, Market
 from obview.ui.lines import LineWidget, release_strips
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
+from obview.ui.timezoom import TimeZoom
 from obview.ui.viewmodel import (
     ColorScale,
     HeatLayout,
@@ -96,6 +97,7 @@ class Heatmap(LineWidget):
         self.axis_moves = 0  # repaints of only the last-price marker's rows, for tests
         self._lp_row: int | None = None
         self.columns_coded = 0  # how many columns had their cells (re)computed, for tests
+        self.zoom = TimeZoom()
 
     def set_colors(self, colors) -> None:
         self._restyle()
@@ -160,7 +162,7 @@ class Heatmap(LineWidget):
         w, h = self.size.width, self.size.height
         cols = market.heatmap.columns
         last = cols[-1] if cols else None
-        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct)
+        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct, self.zoom.k)
         if view == self._last_key and self._scale_due(now) and layout is not None:
             # a periodic contrast check: repaint only if the scale really moved
             gen = self._gen
@@ -322,7 +324,7 @@ class Heatmap(LineWidget):
             self._view_key = view
             self._cache.clear()
             self.scale = None  # a new window: estimate the contrast at once
-        cols = list(market.heatmap.columns)[-plot_w:]
+        cols = self.zoom.view(market.heatmap.columns, plot_w, market.heatmap.cadence)
         entries = [self._column(col, lay, origin, rows) for col in cols]
         keep = {id(e.col) for e in entries}
         if len(self._cache) > len(keep):
@@ -420,6 +422,11 @@ class Heatmap(LineWidget):
         if lay.sub == 2:
             row += f" (½ {format_price(lay.row_step / 2, dec)})"
         parts.append((row, bar))
+        secs = self.zoom.seconds_per_column(market.heatmap.cadence)
+        zoomed = self.zoom.k > 1
+        parts.append(
+            (f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)
+        )
         if not lay.aligned and self.group is not None:
             g = format_price(self.group, decimals_for(self.group))
             sb = format_price(lay.row_step / 2, dec)

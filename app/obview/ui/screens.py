@@ -25,6 +25,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("space", "pause the display (feeds keep running; resume catches up)"),
     (",  .", "heatmap contrast: lower / raise the high percentile cut-off"),
     ("<  >", "heatmap floor: lower / raise the low percentile cut-off"),
+    ("z  Z", "heatmap time: more / fewer seconds a column (0.25 s to 5 s; a longer look back)"),
     ("t", "next theme"),
     ("c", "next heatmap colormap"),
     ("H  L  T", "show / hide heatmap, ladder, tape"),
@@ -35,7 +36,8 @@ HELP_ROWS: list[tuple[str, str]] = [
 
 LEGEND: list[str] = [
     "Heatmap: x = time (newest right), y = price; colour = resting size, log scale between the"
-    " low/high cut-offs shown in its title. Bright lines trace best bid and best ask.",
+    " low/high cut-offs shown in its title. Bright lines trace best bid and best ask. Zoomed out"
+    " in time (z), a column shows the mean resting size of its seconds and all their trades.",
     "Dots are trades, coloured by taker side, area growing with volume.",
     "╱╱ hatching = the feed was not LIVE then: no book is shown for that time.",
     "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
