@@ -246,11 +246,15 @@ async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
         assert "unaligned" in hm._strips[0].text and "compact" in text_of(ladder)
 
 
-async def test_a_new_heatmap_column_costs_one_column():
-    market, now = build_market(seed=8, seconds=12, gap=None)
-    clock = [now]
+def still_app(seconds: float) -> tuple[ObviewApp, Market, float]:
+    """An app on one prepared market whose frames are painted only when a test calls them."""
+    market, now = build_market(seed=8, seconds=seconds, gap=None)
     mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
+    return ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600), market, now
+
+
+async def test_a_new_heatmap_column_costs_one_column():
+    app, market, now = still_app(12)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         hm = app.query_one(Heatmap)
@@ -319,10 +323,7 @@ async def test_default_grouping_becomes_the_sampler_bucket_once_it_is_known():
 
 
 async def test_the_heatmap_time_zoom_looks_further_back_at_the_cost_of_one_column():
-    market, now = build_market(seed=8, seconds=30, gap=None)
-    clock = [now]
-    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
+    app, market, now = still_app(30)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         hm = app.query_one(Heatmap)
