@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from array import array
+from types import SimpleNamespace
 
 import pytest
 
-from obview.market import HeatmapColumn
-from obview.ui.timezoom import ZOOMS, TimeZoom, merge
+from obview.market import HeatmapColumn, HeatmapSampler, merge_columns
+from obview.model import FeedStatus
+from obview.ui.timezoom import ZOOMS, TimeZoom
 
 
 def col(t, start=100, sizes=(1.0, 2.0), live=True, bid=10.0, ask=10.5, buys=None, sells=None):
@@ -19,11 +21,15 @@ def col(t, start=100, sizes=(1.0, 2.0), live=True, bid=10.0, ask=10.5, buys=None
     )
 
 
+def source(cols, coarse=(), pending=(), cadence=0.25):
+    return SimpleNamespace(columns=list(cols), coarse=list(coarse), pending=list(pending), cadence=cadence, coarse_every=20)
+
+
 def test_a_merged_column_is_the_mean_of_its_live_samples_and_the_sum_of_their_trades():
     a = col(0.0, start=100, sizes=(4.0, 2.0), bid=10.0, buys={100: 1.0})
     b = col(0.25, start=101, sizes=(6.0, 8.0), bid=10.1, ask=10.6, buys={100: 2.0}, sells={102: 5.0})
     gap = col(0.5, live=False, sells={102: 1.0})
-    m = merge([a, b, gap])
+    m = merge_columns([a, b, gap])
     assert m.live and m.t == 0.5
     # union span 100..102, each bucket the mean over the two LIVE samples
     assert m.start == 100 and list(m.sizes) == [2.0, 4.0, 4.0]
@@ -31,16 +37,17 @@ def test_a_merged_column_is_the_mean_of_its_live_samples_and_the_sum_of_their_tr
     assert m.buys == {100: 3.0} and m.sells == {102: 6.0}  # every trade counts, the gap's too
     assert (a.buys, gap.sells) == ({100: 1.0}, {102: 1.0})  # the samples are left as they were
     # no live sample: a gap
-    g = merge([col(0.0, live=False), col(0.25, live=False, buys={5: 1.0})])
+    g = merge_columns([col(0.0, live=False), col(0.25, live=False, buys={5: 1.0})])
+    assert merge_columns([a]) is a  # one sample stands for itself
     assert not g.live and len(g.sizes) == 0 and g.buys == {5: 1.0}
 
 
 def test_at_1x_the_view_is_the_samples_themselves():
     z = TimeZoom()
     cols = [col(i * 0.25) for i in range(10)]
-    assert z.view(cols, 4, 0.25) == cols[-4:]
-    assert all(v is c for v, c in zip(z.view(cols, 4, 0.25), cols[-4:], strict=True))
-    assert z.view(cols, 0, 0.25) == []
+    assert z.view(source(cols), 4) == cols[-4:]
+    assert all(v is c for v, c in zip(z.view(source(cols), 4), cols[-4:], strict=True))
+    assert z.view(source(cols), 0) == []
 
 
 def test_periods_are_aligned_and_a_column_keeps_its_object_until_it_leaves_the_screen():
@@ -48,16 +55,16 @@ def test_periods_are_aligned_and_a_column_keeps_its_object_until_it_leaves_the_s
     assert z.step(1) and z.k == 2 and z.step(1) and z.k == 4  # 4 samples (1 s) a column
     cadence = 0.25
     cols = [col(100.0 + i * cadence, sizes=(float(i), 1.0)) for i in range(18)]  # 100.0 .. 104.25
-    v1 = z.view(cols, 10, cadence)
+    v1 = z.view(source(cols), 10)
     # periods [100, 101), [101, 102) ... by sample time; the newest one still filling
     assert [round(c.t, 2) for c in v1] == [100.75, 101.75, 102.75, 103.75, 104.25]
     assert list(v1[0].sizes) == [1.5, 1.0]  # mean of samples 0..3
     cols.append(col(104.5, sizes=(18.0, 1.0)))
-    v2 = z.view(cols, 10, cadence)
+    v2 = z.view(source(cols), 10)
     assert all(a is b for a, b in zip(v1[:4], v2[:4], strict=True))  # complete periods: same objects
     assert v2[4] is not v1[4] and list(v2[4].sizes) == [17.0, 1.0]  # the filling one, merged again
     # narrower than the periods held: the newest ones, and the memo holds only those
-    v3 = z.view(cols, 2, cadence)
+    v3 = z.view(source(cols), 2)
     assert v3 == v2[-2:] and len(z._memo) == 2
 
 
@@ -66,15 +73,16 @@ def test_a_long_history_costs_only_the_columns_on_screen():
     while z.step(1):
         pass
     assert z.k == ZOOMS[-1] and not z.step(1)
-    cols = [col(i * 0.25) for i in range(720)]
-    view = z.view(cols, 30, 0.25)
-    assert len(view) == 30 and len(z._memo) == 30
+    coarse = [col(i * 5.0 + 4.75) for i in range(720)]  # an hour of 5 s periods
+    view = z.view(source([], coarse, [col(3600.0), col(3600.25)]), 30)
+    assert len(view) == 30 and len(z._memo) == 30  # a minute each: the last half hour
+    assert view[-1].t == 3600.25 and view[-2].t == 3599.75
     while z.step(-1):
         pass
     assert z.k == 1 and not z.step(-1) and z._memo == {}
 
 
-@pytest.mark.parametrize("k", ZOOMS)
+@pytest.mark.parametrize("k", [k for k in ZOOMS if k < 20])
 def test_every_sample_lands_in_exactly_one_column(k):
     z = TimeZoom()
     while z.k != k:
@@ -83,6 +91,52 @@ def test_every_sample_lands_in_exactly_one_column(k):
     # samples 0.25 s apart with a stall (the loop was late: the next sample came 1.3 s after)
     times = [i * cadence for i in range(40)] + [10.0 + 1.3 + i * cadence for i in range(40)]
     cols = [col(t, buys={1: 1.0}) for t in times]
-    view = z.view(cols, 1000, cadence)
+    view = z.view(source(cols), 1000)
     assert sum(c.buys[1] for c in view) == len(cols)
     assert all(b.t > a.t for a, b in zip(view, view[1:], strict=False))
+
+
+def test_the_sampler_keeps_an_hour_of_5_s_periods_beside_3_minutes_of_samples():
+    from test_market import _market
+
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40, history=40, coarse_history=3))
+    m.set_state(FeedStatus.LIVE)
+    t0 = 1000.0
+    at: dict[int, float] = {}  # resting size of the best bid's bucket, per sample
+    for i in range(100):  # 25 s of samples
+        c = m.tick(t0 + i * 0.25)
+        at[i] = c.sizes[round(100.0 / m.heatmap.step) - c.start]
+        if i == 30:
+            m.book.apply_delta([(100.0, 9.0)], [])  # the size at the best bid changes in period 1
+    hs = m.heatmap
+    assert len(hs.columns) == 40  # the samples' ring is full
+    # 5 s periods from 1000: four are over (the ring keeps the last three), the fifth is filling
+    assert len(hs.coarse) == 3 and len(hs.pending) == 20
+    p1, p2 = hs.coarse[0], hs.coarse[1]  # [1005, 1010) and [1010, 1015)
+    assert (p1.t, p2.t) == (t0 + 39 * 0.25, t0 + 59 * 0.25) and p1.live and p2.live
+    step = hs.step
+    before, after = at[30], at[31]
+    assert after == before + 8.0
+    assert p1.sizes[round(100.0 / step) - p1.start] == pytest.approx((11 * before + 9 * after) / 20)
+    assert p2.sizes[round(100.0 / step) - p2.start] == after  # all its samples after the change
+    # the ring of periods is what the deepest zooms draw, with the filling period last
+    z = TimeZoom()
+    while z.k < 40:
+        z.step(1)
+    view = z.view(hs, 10)
+    # 10 s columns: [1000, 1010) holds only p1 now, [1010, 1020) p2 and p3, then the filling one
+    assert [round(c.t, 2) for c in view] == [1009.75, 1019.75, 1024.75]
+    assert view[0] is p1
+
+
+def test_a_period_of_one_sample_and_the_filling_period_cost_nothing_twice():
+    hs = source([], [col(4.75)], [col(5.0), col(5.25)])
+    z = TimeZoom()
+    while z.k < 20:
+        z.step(1)
+    v1 = z.view(hs, 5)
+    assert v1[0] is hs.coarse[0]  # 5 s a column: the sampler's own period columns
+    v2 = z.view(hs, 5)
+    assert v2[1] is v1[1]  # the filling period, merged once until it grows
+    hs.pending.append(col(5.5))
+    assert z.view(hs, 5)[1] is not v1[1]

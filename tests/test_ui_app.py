@@ -342,7 +342,11 @@ async def test_the_heatmap_time_zoom_looks_further_back_at_the_cost_of_one_colum
         market.tick(now + 0.3)  # a new sample: only the newest column is merged and coded
         app._frame()
         assert (hm.columns_coded, hm.frames_built) == (coded + 1, built + 1)
-        await pilot.press("Z", "Z", "Z", "Z")  # back to 1x, and no further
+        await pilot.press("z", "z", "z", "z", "z", "z")  # 5, 10, 30, 60 s a column, and no further
+        await settle(pilot)
+        assert hm.zoom.k == 240 and "60s/col" in text_of(hm).splitlines()[0]
+        assert 1 <= len(hm._entries) <= 2  # 30 s of samples: the minute still filling
+        await pilot.press(*["Z"] * 8)  # back to 1x, and no further
         await settle(pilot)
         assert hm.zoom.k == 1 and "0.25s/col" in text_of(hm).splitlines()[0]
         assert len(hm._entries) == plot_w

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import time
 from array import array
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
@@ -248,12 +250,58 @@ class HeatmapColumn:
     sells: dict[int, float] = field(default_factory=dict)
 
 
+def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
+    """One column standing for consecutive ``cols``: the mean resting size per bucket over the
+    LIVE ones, every trade of all of them, the last LIVE one's best bid and ask; a gap when
+    none was LIVE."""
+    if len(cols) == 1:
+        return cols[0]
+    live = [c for c in cols if c.live]
+    last = cols[-1]
+    buys = _sum_counts(c.buys for c in cols)
+    sells = _sum_counts(c.sells for c in cols)
+    if not live:
+        return HeatmapColumn(t=last.t, live=False, buys=buys, sells=sells)
+    lo = min(c.start for c in live)
+    hi = max(c.start + len(c.sizes) for c in live)
+    acc = [0.0] * (hi - lo)
+    for c in live:
+        a = c.start - lo
+        b = a + len(c.sizes)
+        acc[a:b] = map(operator.add, acc[a:b], c.sizes)
+    inv = 1.0 / len(live)
+    ref = live[-1]
+    return HeatmapColumn(
+        t=last.t,
+        live=True,
+        start=lo,
+        sizes=array("f", [v * inv for v in acc]),
+        best_bid=ref.best_bid,
+        best_ask=ref.best_ask,
+        buys=buys,
+        sells=sells,
+    )
+
+
+def _sum_counts(ds: Iterable[dict[int, float]]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for d in ds:
+        for b, v in d.items():
+            out[b] = out.get(b, 0.0) + v
+    return out
+
+
 class HeatmapSampler:
-    """Snapshots the book into fixed-cadence time columns of price buckets (bounded ring).
+    """Snapshots the book into fixed-cadence time columns of price buckets (bounded rings).
 
     The bucket width is fixed per market from the first mid seen: the instrument tick scaled
     up so that ``span_pct`` either side of the mid fits in ``buckets`` buckets. Columns keep
     absolute bucket indices, so they line up even as the window follows the mid.
+
+    Two rings: ``columns``, one per sample (``history`` of them: 3 minutes at 0.25 s), and
+    ``coarse``, one per ``coarse_every`` samples merged (``merge_columns``) once their period
+    of sample time has passed (``coarse_history`` of them: an hour at 5 s). ``pending`` holds
+    the samples of the period still filling.
     """
 
     def __init__(
@@ -262,11 +310,17 @@ class HeatmapSampler:
         history: int = 720,
         buckets: int = 4000,
         span_pct: float = 1.0,
+        coarse_every: int = 20,
+        coarse_history: int = 720,
     ) -> None:
         self.cadence = cadence
         self.buckets = buckets
         self.span_pct = span_pct
         self.columns: deque[HeatmapColumn] = deque(maxlen=history)
+        self.coarse_every = coarse_every
+        self.coarse: deque[HeatmapColumn] = deque(maxlen=coarse_history)
+        self.pending: list[HeatmapColumn] = []
+        self._period: int | None = None
         self.step: float | None = None
         self.next_at = 0.0
         self._buys: dict[int, float] = {}
@@ -333,6 +387,13 @@ class HeatmapSampler:
         col.buys, col.sells = self._buys, self._sells
         self._buys, self._sells = {}, {}
         self.columns.append(col)
+        period = math.floor(now / (self.cadence * self.coarse_every) + 1e-9)
+        if period != self._period and self.pending:
+            # the period's samples, merged once it is over (and on a clock stepped back)
+            self.coarse.append(merge_columns(self.pending))
+            self.pending = []
+        self._period = period
+        self.pending.append(col)
         return col
 
 

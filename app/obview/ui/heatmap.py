@@ -324,7 +324,7 @@ class Heatmap(LineWidget):
             self._view_key = view
             self._cache.clear()
             self.scale = None  # a new window: estimate the contrast at once
-        cols = self.zoom.view(market.heatmap.columns, plot_w, market.heatmap.cadence)
+        cols = self.zoom.view(market.heatmap, plot_w)
         entries = [self._column(col, lay, origin, rows) for col in cols]
         keep = {id(e.col) for e in entries}
         if len(self._cache) > len(keep):

@@ -25,7 +25,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("space", "pause the display (feeds keep running; resume catches up)"),
     (",  .", "heatmap contrast: lower / raise the high percentile cut-off"),
     ("<  >", "heatmap floor: lower / raise the low percentile cut-off"),
-    ("z  Z", "heatmap time: more / fewer seconds a column (0.25 s to 5 s; a longer look back)"),
+    ("z  Z", "heatmap time: more / fewer seconds a column (0.25 s to 60 s: up to an hour back)"),
     ("t", "next theme"),
     ("c", "next heatmap colormap"),
     ("H  L  T", "show / hide heatmap, ladder, tape"),

@@ -11,6 +11,9 @@ arrive, except the newest one, which is still filling):
 - best bid and ask: those of its last LIVE sample;
 - a period without any LIVE sample is a gap, as a single one is.
 
+From 5 s a column up, the columns come from the sampler's ring of 5 s periods (an hour of
+them) and the period still filling; each drawn column then averages its periods.
+
 Merged columns are kept while they are on screen, so a frame costs only the merge of the
 newest, filling period; the rest are the same objects frame after frame, which the heatmap's
 per-column cache relies on.
@@ -19,13 +22,13 @@ per-column cache relies on.
 from __future__ import annotations
 
 import math
-import operator
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from obview.market import HeatmapColumn
+from obview.market import HeatmapColumn, HeatmapSampler, merge_columns
 
-ZOOMS = (1, 2, 4, 10, 20)  # sampler columns per drawn column
+# samples per drawn column: 0.25 s to 5 s from the samples (3 minutes kept), 5 s to 60 s from
+# the sampler's 5 s columns (an hour kept)
+ZOOMS = (1, 2, 4, 10, 20, 40, 120, 240)
 
 
 class TimeZoom:
@@ -33,6 +36,7 @@ class TimeZoom:
         self.k = 1
         # (id of the period's first sample, its count) -> (first, last, merged)
         self._memo: dict[tuple[int, int], tuple[HeatmapColumn, HeatmapColumn, HeatmapColumn]] = {}
+        self._pending: tuple[tuple[int, int], HeatmapColumn, HeatmapColumn] | None = None
 
     def step(self, direction: int) -> bool:
         """Zoom out (+1: more samples a column) or in (-1); True when the zoom changed."""
@@ -41,22 +45,33 @@ class TimeZoom:
             return False
         self.k = ZOOMS[i]
         self._memo.clear()
+        self._pending = None
         return True
 
     def seconds_per_column(self, cadence: float) -> float:
         return self.k * cadence
 
-    def view(self, columns: Sequence[HeatmapColumn], width: int, cadence: float) -> list[HeatmapColumn]:
+    def view(self, sampler: HeatmapSampler, width: int) -> list[HeatmapColumn]:
         """The last ``width`` columns to draw, oldest first."""
         if width <= 0:
             return []
         k = self.k
+        columns: Sequence[HeatmapColumn] = sampler.columns
         if k == 1:
             n = len(columns)
             return [columns[i] for i in range(max(0, n - width), n)]
-        n = len(columns)
-        raw = [columns[i] for i in range(max(0, n - (width + 1) * k), n)]
-        groups = _periods(raw, k * cadence)
+        every = sampler.coarse_every
+        if k >= every and k % every == 0:
+            # from the sampler's merged periods, and the one still filling
+            per = k // every
+            n = len(sampler.coarse)
+            raw = [sampler.coarse[i] for i in range(max(0, n - (width + 1) * per), n)]
+            if sampler.pending:
+                raw.append(self._filling(sampler.pending))
+        else:
+            n = len(columns)
+            raw = [columns[i] for i in range(max(0, n - (width + 1) * k), n)]
+        groups = _periods(raw, k * sampler.cadence)
         if len(groups) > width:
             groups = groups[-width:]  # the oldest period may be cut by the slice: it goes first
         memo: dict[tuple[int, int], tuple[HeatmapColumn, HeatmapColumn, HeatmapColumn]] = {}
@@ -65,11 +80,21 @@ class TimeZoom:
             key = (id(g[0]), len(g))
             hit = self._memo.get(key)
             same = hit is not None and hit[0] is g[0] and hit[1] is g[-1]
-            merged = hit[2] if same else merge(g)
+            merged = hit[2] if same else merge_columns(g)
             memo[key] = (g[0], g[-1], merged)
             out.append(merged)
         self._memo = memo  # only what is on screen: bounded by the width
         return out
+
+    def _filling(self, pending: list[HeatmapColumn]) -> HeatmapColumn:
+        """The sampler's period still filling, merged (the same object until it grows)."""
+        key = (id(pending[0]), len(pending))
+        hit = self._pending
+        if hit is not None and hit[0] == key and hit[1] is pending[0]:
+            return hit[2]
+        merged = merge_columns(pending)
+        self._pending = (key, pending[0], merged)
+        return merged
 
 
 def _periods(cols: list[HeatmapColumn], period: float) -> list[list[HeatmapColumn]]:
@@ -84,40 +109,3 @@ def _periods(cols: list[HeatmapColumn], period: float) -> list[list[HeatmapColum
         else:
             groups[-1].append(c)
     return groups
-
-
-def merge(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
-    """One column for ``cols`` (see the module docstring)."""
-    live = [c for c in cols if c.live]
-    last = cols[-1]
-    buys = _sum_dicts(c.buys for c in cols)
-    sells = _sum_dicts(c.sells for c in cols)
-    if not live:
-        return HeatmapColumn(t=last.t, live=False, buys=buys, sells=sells)
-    lo = min(c.start for c in live)
-    hi = max(c.start + len(c.sizes) for c in live)
-    acc = [0.0] * (hi - lo)
-    for c in live:
-        a = c.start - lo
-        b = a + len(c.sizes)
-        acc[a:b] = map(operator.add, acc[a:b], c.sizes)
-    inv = 1.0 / len(live)
-    ref = live[-1]
-    return HeatmapColumn(
-        t=last.t,
-        live=True,
-        start=lo,
-        sizes=array("f", [v * inv for v in acc]),
-        best_bid=ref.best_bid,
-        best_ask=ref.best_ask,
-        buys=buys,
-        sells=sells,
-    )
-
-
-def _sum_dicts(ds: Iterable[dict[int, float]]) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for d in ds:
-        for b, v in d.items():
-            out[b] = out.get(b, 0.0) + v
-    return out
