@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from obview.market import FlowWindow, HeatmapSampler, LatencyWindow, Market, RateCounter
+from obview.market import FlowWindow, LatencyWindow, Market, RateCounter
 from obview.model import FeedStatus, Instrument, Side, Trade
+from obview.sampler import HeatmapSampler
 
 INST = Instrument("demo", "BTC-PERP", "BTC-PERP", tick=0.1, lot=0.001)
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from obview.market import HeatmapColumn, HeatmapSampler, merge_columns
 from obview.model import FeedStatus
+from obview.sampler import HeatmapColumn, HeatmapSampler, merge_columns
 from obview.ui.timezoom import ZOOMS, TimeZoom
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 import time
-from array import array
 from collections import deque
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
 from obview.model import FeedState, FeedStatus, Instrument, Side, Trade
+from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
 class RateCounter:
@@ -230,171 +228,6 @@ class FeedStats:
     last_book_at: float = 0.0  # local time of the last applied book change
     last_error: str = ""  # the last bad frame's or venue error's reason
     last_error_at: float = 0.0  # its local time
-
-
-@dataclass(slots=True)
-class HeatmapColumn:
-    """One sampler tick: resting size per price bucket, plus what traded during the tick.
-
-    Bucket ``i`` covers prices [(start + i) * step, (start + i + 1) * step). ``live`` is False
-    when the feed was not LIVE at the sample time; such a column has no sizes (a visible gap).
-    """
-
-    t: float
-    live: bool
-    start: int = 0
-    sizes: array = field(default_factory=lambda: array("f"))
-    best_bid: float | None = None
-    best_ask: float | None = None
-    buys: dict[int, float] = field(default_factory=dict)  # bucket -> base size bought
-    sells: dict[int, float] = field(default_factory=dict)
-
-
-def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
-    """One column standing for consecutive ``cols``: the mean resting size per bucket over the
-    LIVE ones, every trade of all of them, the last LIVE one's best bid and ask; a gap when
-    none was LIVE."""
-    if len(cols) == 1:
-        return cols[0]
-    live = [c for c in cols if c.live]
-    last = cols[-1]
-    buys = _sum_counts(c.buys for c in cols)
-    sells = _sum_counts(c.sells for c in cols)
-    if not live:
-        return HeatmapColumn(t=last.t, live=False, buys=buys, sells=sells)
-    lo = min(c.start for c in live)
-    hi = max(c.start + len(c.sizes) for c in live)
-    acc = [0.0] * (hi - lo)
-    for c in live:
-        a = c.start - lo
-        b = a + len(c.sizes)
-        acc[a:b] = map(operator.add, acc[a:b], c.sizes)
-    inv = 1.0 / len(live)
-    ref = live[-1]
-    return HeatmapColumn(
-        t=last.t,
-        live=True,
-        start=lo,
-        sizes=array("f", [v * inv for v in acc]),
-        best_bid=ref.best_bid,
-        best_ask=ref.best_ask,
-        buys=buys,
-        sells=sells,
-    )
-
-
-def _sum_counts(ds: Iterable[dict[int, float]]) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for d in ds:
-        for b, v in d.items():
-            out[b] = out.get(b, 0.0) + v
-    return out
-
-
-class HeatmapSampler:
-    """Snapshots the book into fixed-cadence time columns of price buckets (bounded rings).
-
-    The bucket width is fixed per market from the first mid seen: the instrument tick scaled
-    up so that ``span_pct`` either side of the mid fits in ``buckets`` buckets. Columns keep
-    absolute bucket indices, so they line up even as the window follows the mid.
-
-    Two rings: ``columns``, one per sample (``history`` of them: 3 minutes at 0.25 s), and
-    ``coarse``, one per ``coarse_every`` samples merged (``merge_columns``) once their period
-    of sample time has passed (``coarse_history`` of them: an hour at 5 s). ``pending`` holds
-    the samples of the period still filling.
-    """
-
-    def __init__(
-        self,
-        cadence: float = 0.25,
-        history: int = 720,
-        buckets: int = 4000,
-        span_pct: float = 1.0,
-        coarse_every: int = 20,
-        coarse_history: int = 720,
-    ) -> None:
-        self.cadence = cadence
-        self.buckets = buckets
-        self.span_pct = span_pct
-        self.columns: deque[HeatmapColumn] = deque(maxlen=history)
-        self.coarse_every = coarse_every
-        self.coarse: deque[HeatmapColumn] = deque(maxlen=coarse_history)
-        self.pending: list[HeatmapColumn] = []
-        self._period: int | None = None
-        self.step: float | None = None
-        self.next_at = 0.0
-        self._buys: dict[int, float] = {}
-        self._sells: dict[int, float] = {}
-
-    def choose_step(self, mid: float, tick: float) -> float:
-        want = mid * self.span_pct / 100.0 * 2 / self.buckets
-        if tick <= 0:
-            tick = want
-        # smallest 1-2-5 multiple of the tick at least ``want`` wide
-        scale = 1.0
-        while True:
-            for m in (1, 2, 5):
-                if tick * m * scale >= want:
-                    return tick * m * scale
-            scale *= 10
-
-    def add_trade(self, price: float, base_size: float, side: Side) -> None:
-        if self.step is None:
-            return
-        b = int(math.floor(price / self.step))
-        target = self._buys if side is Side.BUY else self._sells
-        if len(target) < 4096 or b in target:
-            target[b] = target.get(b, 0.0) + base_size
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_at
-
-    def sample(self, now: float, book: OrderBook, live: bool, inst: Instrument) -> HeatmapColumn | None:
-        if now < self.next_at:
-            if self.next_at - now <= self.cadence:
-                return None
-            # earlier than the last sample: the wall clock was stepped back (sampling would
-            # wait for the old time to come round again); the cadence restarts from now
-            self.next_at = 0.0
-        # keep a fixed cadence, but never try to catch up on missed ticks
-        if self.next_at and now - self.next_at < self.cadence:
-            self.next_at += self.cadence
-        else:
-            self.next_at = now + self.cadence
-        mid = book.mid()
-        if self.step is None and mid:
-            self.step = self.choose_step(mid, inst.tick)
-        if not live or mid is None or self.step is None:
-            col = HeatmapColumn(t=now, live=False)
-        else:
-            step = self.step
-            start = int(math.floor(mid / step)) - self.buckets // 2
-            # only the occupied stretch of the window is kept: a column costs what the book
-            # spans, not the whole +-span_pct window
-            first, sizes = book.bucket_span(start * step, step, self.buckets)
-            start += first
-            if inst.size_unit != "base":
-                sizes = [inst.to_base((start + i + 0.5) * step, s) for i, s in enumerate(sizes)]
-            bb, ba = book.best_bid(), book.best_ask()
-            col = HeatmapColumn(
-                t=now,
-                live=True,
-                start=start,
-                sizes=array("f", sizes),
-                best_bid=bb[0] if bb else None,
-                best_ask=ba[0] if ba else None,
-            )
-        col.buys, col.sells = self._buys, self._sells
-        self._buys, self._sells = {}, {}
-        self.columns.append(col)
-        period = math.floor(now / (self.cadence * self.coarse_every) + 1e-9)
-        if period != self._period and self.pending:
-            # the period's samples, merged once it is over (and on a clock stepped back)
-            self.coarse.append(merge_columns(self.pending))
-            self.pending = []
-        self._period = period
-        self.pending.append(col)
-        return col
 
 
 class Market:

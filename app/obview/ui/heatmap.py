@@ -26,7 +26,8 @@ from rich.style import Style
 from textual.geometry import Region
 from textual.strip import Strip
 
-from obview.market import HeatmapColumn, Market
+from obview.market import Market
+from obview.sampler import HeatmapColumn
 from obview.ui.lines import LineWidget, release_strips
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
 from obview.ui.timezoom import TimeZoom

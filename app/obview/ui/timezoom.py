@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from obview.market import HeatmapColumn, HeatmapSampler, merge_columns
+from obview.sampler import HeatmapColumn, HeatmapSampler, merge_columns
 
 # samples per drawn column: 0.25 s to 5 s from the samples (3 minutes kept), 5 s to 60 s from
 # the sampler's 5 s columns (an hour kept)
