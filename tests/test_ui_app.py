@@ -331,10 +331,13 @@ async def test_the_heatmap_time_zoom_looks_further_back_at_the_cost_of_one_colum
         samples = len(market.heatmap.columns)
         plot_w = hm.size.width - AXIS_WIDTH
         assert samples > plot_w  # at 0.25 s a column the plot shows the last part only
-        assert "0.25s/col" in text_of(hm).splitlines()[0] and len(hm._entries) == plot_w
+        first_legend = text_of(hm).splitlines()[0]
+        assert "0.25s/col" in first_legend and len(hm._entries) == plot_w
         await pilot.press("z", "z", "z")  # 0.5, 1, 2.5 s a column
         await settle(pilot)
         assert hm.zoom.k == 10 and "2.5s/col" in text_of(hm).splitlines()[0]
+        # the legend says how far back the plot reaches: all 30 s now, not the last 16 s
+        assert "0.25s/col (16s)" in first_legend and "2.5s/col (30s)" in text_of(hm).splitlines()[0]
         shown = len(hm._entries)
         assert samples // 10 <= shown <= samples // 10 + 2  # every sample, ten to a column
         app._frame()

@@ -263,3 +263,11 @@ def test_color_scale_bisect_matches_the_log_formula():
     assert sc.indices([0.0, 0.13, 1e4]) == [0, 1, 32]
     assert sc.close_to(ColorScale(0.131, 34.0, 32))
     assert not sc.close_to(ColorScale(0.2, 33.4, 32)) and not sc.close_to(None)
+
+
+def test_spans_read_at_a_glance():
+    from obview.ui.viewmodel import format_span
+
+    assert [format_span(x) for x in (0.4, 15.75, 59.6, 150, 3599, 3600, 3900)] == [
+        "0s", "16s", "1m00s", "2m30s", "59m59s", "1h00m", "1h05m",
+    ]

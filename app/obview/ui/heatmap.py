@@ -39,6 +39,7 @@ from obview.ui.viewmodel import (
     compact,
     decimals_for,
     format_price,
+    format_span,
     mark_weight,
 )
 
@@ -428,6 +429,11 @@ class Heatmap(LineWidget):
         parts.append(
             (f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)
         )
+        ents = self._entries
+        if ents:
+            # how far back the left edge is: the time the drawn columns cover
+            span = ents[-1].col.t - ents[0].col.t + secs
+            parts.append((f" ({format_span(span)})", bar))
         if not lay.aligned and self.group is not None:
             g = format_price(self.group, decimals_for(self.group))
             sb = format_price(lay.row_step / 2, dec)

@@ -94,6 +94,16 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds / 60:.0f}m"
 
 
+def format_span(seconds: float) -> str:
+    """A stretch of time at a glance: "45s", "2m30s", "1h05m"."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def format_ms(seconds: float | None) -> str:
     if seconds is None:
         return "—"
