@@ -355,6 +355,24 @@ async def test_the_heatmap_time_zoom_looks_further_back_at_the_cost_of_one_colum
         assert len(hm._entries) == plot_w
 
 
+async def test_ctrl_z_suspends_as_in_any_terminal_program(monkeypatch):
+    import os
+    import signal
+
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    app, _ = make_app()
+    sent: list[int] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(sig))
+    # the headless driver cannot suspend; a terminal's can
+    monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+z")
+        await settle(pilot)
+        assert sent == [signal.SIGTSTP] and app.is_running
+
+
 async def test_heatmap_cut_offs_are_adjustable_both_ends():
     app, _ = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

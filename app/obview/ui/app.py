@@ -85,6 +85,8 @@ class ObviewApp(KeyActions, App):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        # a terminal program's usual ctrl+z: Textual restores the terminal and stops the process
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("space", "pause", "Pause"),
         Binding("plus,equals_sign", "group(1)", "Group+"),

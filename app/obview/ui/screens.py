@@ -31,6 +31,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("H  L  T", "show / hide heatmap, ladder, tape"),
     ("ctrl+p", "command palette: venues, symbols, themes, colormaps"),
     ("?", "this help"),
+    ("ctrl+z", "suspend to the shell (fg resumes; a venue that dropped the feed meanwhile resyncs)"),
     ("q", "quit"),
 ]
 
