@@ -103,6 +103,7 @@ SHOTS = [
     (160, 48, "light-quote", ["t", "u"]),
     (160, 48, "colorblind-grouped", ["t", "t", "plus", "plus", "plus"]),
     (160, 48, "help", ["question_mark"]),
+    (160, 48, "time-zoom", ["z", "z", "z"], 200.0),  # 2.5 s a column: the last 2.5 minutes
 ]
 
 
@@ -112,10 +113,10 @@ def main() -> None:
     ap.add_argument("--no-png", action="store_true")
     ap.add_argument("--only", help="render only this shot name")
     args = ap.parse_args()
-    for w, h, name, keys in SHOTS:
+    for w, h, name, keys, *seconds in SHOTS:
         if args.only and name != args.only:
             continue
-        print(render(w, h, name, keys, args.seconds, not args.no_png))
+        print(render(w, h, name, keys, seconds[0] if seconds else args.seconds, not args.no_png))
 
 
 if __name__ == "__main__":
