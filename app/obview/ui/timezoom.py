@@ -58,19 +58,15 @@ class TimeZoom:
         k = self.k
         columns: Sequence[HeatmapColumn] = sampler.columns
         if k == 1:
-            n = len(columns)
-            return [columns[i] for i in range(max(0, n - width), n)]
+            return list(columns)[-width:]  # a deque: one copy, not an index walk per column
         every = sampler.coarse_every
         if k >= every and k % every == 0:
             # from the sampler's merged periods, and the one still filling
-            per = k // every
-            n = len(sampler.coarse)
-            raw = [sampler.coarse[i] for i in range(max(0, n - (width + 1) * per), n)]
+            raw = list(sampler.coarse)[-(width + 1) * (k // every) :]
             if sampler.pending:
                 raw.append(self._filling(sampler.pending))
         else:
-            n = len(columns)
-            raw = [columns[i] for i in range(max(0, n - (width + 1) * k), n)]
+            raw = list(columns)[-(width + 1) * k :]
         groups = _periods(raw, k * sampler.cadence)
         if len(groups) > width:
             groups = groups[-width:]  # the oldest period may be cut by the slice: it goes first
