@@ -94,6 +94,7 @@ class Sample:
     sync_buf: int
     heatmap: int
     states: str
+    coarse: int = 0  # the heatmap's 5 s periods (an hour's ring)
     heap_used: float = float("nan")  # MiB the C heap has handed out (Python objects included)
     heap_free: float = float("nan")  # MiB the C heap holds free
     py_blocks: int = 0  # Python's small-object allocator: blocks in use
@@ -245,6 +246,7 @@ async def soak(args: argparse.Namespace) -> Run:
                     recv_q=rq,
                     sync_buf=sb,
                     heatmap=len(markets[0].heatmap.columns),
+                    coarse=len(markets[0].heatmap.coarse),
                     states=" ".join(m.state.status.value[:4] for m in markets),
                     heap_used=used,
                     heap_free=free,
@@ -297,7 +299,7 @@ def summarize(run: Run) -> list[str]:
         + (
             f"; heatmap ring {a.heatmap_history} columns"
             if a.heatmap_history
-            else "; heatmap ring at the app default (720 columns at 4 Hz: fills in 3 min)"
+            else "; heatmap rings at the app default (720 columns at 4 Hz: fills in 3 min; 720 periods of 5 s: an hour)"
         )
         + ("; headless app running" if a.app else "")
         + (
@@ -335,11 +337,11 @@ def summarize(run: Run) -> list[str]:
         shown.append(run.samples[-1])
     lines += [
         "",
-        "| t (s) | RSS (MiB) | C heap in use (MiB) | heap free (MiB) | Python blocks | fds | tasks | frames | send q | recv q | heatmap cols |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| t (s) | RSS (MiB) | C heap in use (MiB) | heap free (MiB) | Python blocks | fds | tasks | frames | send q | recv q | heatmap cols | 5 s cols |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s.t:.0f} | {s.rss:.1f} | {s.heap_used:.1f} | {s.heap_free:.1f} | {s.py_blocks:,} | {s.fds} | {s.tasks} | {s.frames:,} | {s.server_q} | {s.recv_q} | {s.heatmap} |"
+        f"| {s.t:.0f} | {s.rss:.1f} | {s.heap_used:.1f} | {s.heap_free:.1f} | {s.py_blocks:,} | {s.fds} | {s.tasks} | {s.frames:,} | {s.server_q} | {s.recv_q} | {s.heatmap} | {s.coarse} |"
         for s in shown
     ]
     return lines

@@ -140,3 +140,20 @@ def test_a_period_of_one_sample_and_the_filling_period_cost_nothing_twice():
     assert v2[1] is v1[1]  # the filling period, merged once until it grows
     hs.pending.append(col(5.5))
     assert z.view(hs, 5)[1] is not v1[1]
+
+
+def test_a_period_keeps_half_the_window_around_its_mid_and_leaves_the_samples_whole():
+    from test_market import _market
+
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))  # the window: 40 buckets
+    m.set_state(FeedStatus.LIVE)
+    hs = m.heatmap
+    m.tick(1000.0)  # one sample in the period [1000, 1005)
+    m.tick(1005.0)  # the next period begins: the first is over
+    sample, period = hs.columns[0], hs.coarse[0]
+    whole = len(sample.sizes)
+    assert whole > 20 and len(period.sizes) == 20  # a quarter of the window each side of the mid
+    mid = int((period.best_bid + period.best_ask) / 2 // hs.step)
+    assert mid - period.start == 10
+    assert list(period.sizes) == list(sample.sizes[period.start - sample.start :][:20])
+    assert period is not sample and len(sample.sizes) == whole  # the sample itself is left whole
