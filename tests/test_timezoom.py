@@ -22,7 +22,10 @@ def col(t, start=100, sizes=(1.0, 2.0), live=True, bid=10.0, ask=10.5, buys=None
 
 
 def source(cols, coarse=(), pending=(), cadence=0.25):
-    return SimpleNamespace(columns=list(cols), coarse=list(coarse), pending=list(pending), cadence=cadence, coarse_every=20)
+    return SimpleNamespace(
+        columns=list(cols), coarse=list(coarse), pending=list(pending), cadence=cadence,
+        coarse_every=20, crop_period=lambda c: c,
+    )
 
 
 def test_a_merged_column_is_the_mean_of_its_live_samples_and_the_sum_of_their_trades():

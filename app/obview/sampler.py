@@ -134,7 +134,7 @@ class HeatmapSampler:
         if len(target) < 4096 or b in target:
             target[b] = target.get(b, 0.0) + base_size
 
-    def _crop(self, col: HeatmapColumn) -> HeatmapColumn:
+    def crop_period(self, col: HeatmapColumn) -> HeatmapColumn:
         """``col`` cut to the buckets within a quarter of the window of its mid (a new column:
         a period of one sample is that sample itself, which the samples' ring still holds)."""
         keep = self.buckets // 4
@@ -198,7 +198,7 @@ class HeatmapSampler:
         period = math.floor(now / (self.cadence * self.coarse_every) + 1e-9)
         if period != self._period and self.pending:
             # the period's samples, merged once it is over (and on a clock stepped back)
-            self.coarse.append(self._crop(merge_columns(self.pending)))
+            self.coarse.append(self.crop_period(merge_columns(self.pending)))
             self.pending = []
         self._period = period
         self.pending.append(col)

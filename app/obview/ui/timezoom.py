@@ -64,7 +64,7 @@ class TimeZoom:
             # from the sampler's merged periods, and the one still filling
             raw = list(sampler.coarse)[-(width + 1) * (k // every) :]
             if sampler.pending:
-                raw.append(self._filling(sampler.pending))
+                raw.append(self._filling(sampler))
         else:
             raw = list(columns)[-(width + 1) * k :]
         groups = _periods(raw, k * sampler.cadence)
@@ -82,13 +82,15 @@ class TimeZoom:
         self._memo = memo  # only what is on screen: bounded by the width
         return out
 
-    def _filling(self, pending: list[HeatmapColumn]) -> HeatmapColumn:
-        """The sampler's period still filling, merged (the same object until it grows)."""
+    def _filling(self, sampler: HeatmapSampler) -> HeatmapColumn:
+        """The sampler's period still filling, merged and cut as the finished ones are (the
+        same object until it grows)."""
+        pending = sampler.pending
         key = (id(pending[0]), len(pending))
         hit = self._pending
         if hit is not None and hit[0] == key and hit[1] is pending[0]:
             return hit[2]
-        merged = merge_columns(pending)
+        merged = sampler.crop_period(merge_columns(pending))
         self._pending = (key, pending[0], merged)
         return merged
 
