@@ -94,7 +94,7 @@ class Sample:
     sync_buf: int
     heatmap: int
     states: str
-    coarse: int = 0  # the heatmap's 5 s periods (an hour's ring)
+    coarse: int = 0  # the heatmap's 10 s periods (an hour's ring)
     heap_used: float = float("nan")  # MiB the C heap has handed out (Python objects included)
     heap_free: float = float("nan")  # MiB the C heap holds free
     py_blocks: int = 0  # Python's small-object allocator: blocks in use
@@ -299,7 +299,7 @@ def summarize(run: Run) -> list[str]:
         + (
             f"; heatmap ring {a.heatmap_history} columns"
             if a.heatmap_history
-            else "; heatmap rings at the app default (720 columns at 4 Hz: fills in 3 min; 720 periods of 5 s: an hour)"
+            else "; heatmap rings at the app default (720 columns at 4 Hz: fills in 3 min; 360 periods of 10 s: an hour)"
         )
         + ("; headless app running" if a.app else "")
         + (
@@ -337,7 +337,7 @@ def summarize(run: Run) -> list[str]:
         shown.append(run.samples[-1])
     lines += [
         "",
-        "| t (s) | RSS (MiB) | C heap in use (MiB) | heap free (MiB) | Python blocks | fds | tasks | frames | send q | recv q | heatmap cols | 5 s cols |",
+        "| t (s) | RSS (MiB) | C heap in use (MiB) | heap free (MiB) | Python blocks | fds | tasks | frames | send q | recv q | heatmap cols | 10 s cols |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [

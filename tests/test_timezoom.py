@@ -24,7 +24,7 @@ def col(t, start=100, sizes=(1.0, 2.0), live=True, bid=10.0, ask=10.5, buys=None
 def source(cols, coarse=(), pending=(), cadence=0.25):
     return SimpleNamespace(
         columns=list(cols), coarse=list(coarse), pending=list(pending), cadence=cadence,
-        coarse_every=20, crop_period=lambda c: c,
+        coarse_every=40, crop_period=lambda c: c,
     )
 
 
@@ -76,7 +76,7 @@ def test_a_long_history_costs_only_the_columns_on_screen():
     while z.step(1):
         pass
     assert z.k == ZOOMS[-1] and not z.step(1)
-    coarse = [col(i * 5.0 + 4.75) for i in range(720)]  # an hour of 5 s periods
+    coarse = [col(i * 10.0 + 9.75) for i in range(360)]  # an hour of 10 s periods
     view = z.view(source([], coarse, [col(3600.0), col(3600.25)]), 30)
     assert len(view) == 30 and len(z._memo) == 30  # a minute each: the last half hour
     assert view[-1].t == 3600.25 and view[-2].t == 3599.75
@@ -99,10 +99,11 @@ def test_every_sample_lands_in_exactly_one_column(k):
     assert all(b.t > a.t for a, b in zip(view, view[1:], strict=False))
 
 
-def test_the_sampler_keeps_an_hour_of_5_s_periods_beside_3_minutes_of_samples():
+def test_the_sampler_keeps_merged_periods_beside_the_samples():
     from test_market import _market
 
-    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40, history=40, coarse_history=3))
+    # periods of 20 samples (5 s) here, to see several in 25 s; the app's are 10 s
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40, history=40, coarse_every=20, coarse_history=3))
     m.set_state(FeedStatus.LIVE)
     t0 = 1000.0
     at: dict[int, float] = {}  # resting size of the best bid's bucket, per sample
@@ -133,15 +134,15 @@ def test_the_sampler_keeps_an_hour_of_5_s_periods_beside_3_minutes_of_samples():
 
 
 def test_a_period_of_one_sample_and_the_filling_period_cost_nothing_twice():
-    hs = source([], [col(4.75)], [col(5.0), col(5.25)])
+    hs = source([], [col(9.75)], [col(10.0), col(10.25)])
     z = TimeZoom()
-    while z.k < 20:
+    while z.k < 40:
         z.step(1)
     v1 = z.view(hs, 5)
-    assert v1[0] is hs.coarse[0]  # 5 s a column: the sampler's own period columns
+    assert v1[0] is hs.coarse[0]  # 10 s a column: the sampler's own period columns
     v2 = z.view(hs, 5)
     assert v2[1] is v1[1]  # the filling period, merged once until it grows
-    hs.pending.append(col(5.5))
+    hs.pending.append(col(10.5))
     assert z.view(hs, 5)[1] is not v1[1]
 
 
@@ -151,8 +152,8 @@ def test_a_period_keeps_half_the_window_around_its_mid_and_leaves_the_samples_wh
     m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))  # the window: 40 buckets
     m.set_state(FeedStatus.LIVE)
     hs = m.heatmap
-    m.tick(1000.0)  # one sample in the period [1000, 1005)
-    m.tick(1005.0)  # the next period begins: the first is over
+    m.tick(1000.0)  # one sample in the period [1000, 1010)
+    m.tick(1010.0)  # the next period begins: the first is over
     sample, period = hs.columns[0], hs.coarse[0]
     whole = len(sample.sizes)
     assert whole > 20 and len(period.sizes) == 20  # a quarter of the window each side of the mid

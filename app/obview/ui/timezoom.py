@@ -11,7 +11,7 @@ arrive, except the newest one, which is still filling):
 - best bid and ask: those of its last LIVE sample;
 - a period without any LIVE sample is a gap, as a single one is.
 
-From 5 s a column up, the columns come from the sampler's ring of 5 s periods (an hour of
+From 10 s a column up, the columns come from the sampler's ring of 10 s periods (an hour of
 them) and the period still filling; each drawn column then averages its periods.
 
 Merged columns are kept while they are on screen, so a frame costs only the merge of the
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 from obview.sampler import HeatmapColumn, HeatmapSampler, merge_columns
 
-# samples per drawn column: 0.25 s to 5 s from the samples (3 minutes kept), 5 s to 60 s from
-# the sampler's 5 s columns (an hour kept)
+# samples per drawn column: 0.25 s to 5 s from the samples (3 minutes kept), 10 s to 60 s from
+# the sampler's 10 s periods (an hour kept)
 ZOOMS = (1, 2, 4, 10, 20, 40, 120, 240)
 
 
