@@ -109,7 +109,6 @@ class HeatmapSampler:
         self.coarse_every = coarse_every
         self.coarse: deque[HeatmapColumn] = deque(maxlen=coarse_history)
         self.pending: list[HeatmapColumn] = []
-        self._period: int | None = None
         self.step: float | None = None
         self.next_at = 0.0
         self._buys: dict[int, float] = {}
@@ -134,6 +133,10 @@ class HeatmapSampler:
         target = self._buys if side is Side.BUY else self._sells
         if len(target) < 4096 or b in target:
             target[b] = target.get(b, 0.0) + base_size
+
+    def period_of(self, t: float) -> int:
+        """The aligned period of ``coarse_every`` samples that sample time ``t`` falls in."""
+        return math.floor(t / (self.cadence * self.coarse_every) + 1e-9)
 
     def crop_period(self, col: HeatmapColumn) -> HeatmapColumn:
         """``col`` cut to the buckets within a quarter of the window of its mid (a new column:
@@ -196,11 +199,10 @@ class HeatmapSampler:
         col.buys, col.sells = self._buys, self._sells
         self._buys, self._sells = {}, {}
         self.columns.append(col)
-        period = math.floor(now / (self.cadence * self.coarse_every) + 1e-9)
-        if period != self._period and self.pending:
+        pending = self.pending
+        if pending and self.period_of(pending[-1].t) != self.period_of(now):
             # the period's samples, merged once it is over (and on a clock stepped back)
-            self.coarse.append(self.crop_period(merge_columns(self.pending)))
+            self.coarse.append(self.crop_period(merge_columns(pending)))
             self.pending = []
-        self._period = period
         self.pending.append(col)
         return col

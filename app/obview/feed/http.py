@@ -14,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+import orjson
+
 from obview.text import safe
 from obview.venues.base import HttpRequest
 
@@ -57,11 +59,9 @@ def status_meaning(code: int) -> str:
 def venue_message(body: bytes) -> str:
     """The venue's own words in an error body, if it is JSON with a message: Binance's
     ``msg``, Bybit's ``retMsg``, OKX's ``msg``, Deribit's ``error.message``."""
-    import json
-
     try:
-        doc = json.loads(body[:4096])
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = orjson.loads(body[:4096])
+    except orjson.JSONDecodeError:
         return ""
     if not isinstance(doc, dict):
         return ""

@@ -36,7 +36,8 @@ class TimeZoom:
         self.k = 1
         # (id of the period's first sample, its count) -> (first, last, merged)
         self._memo: dict[tuple[int, int], tuple[HeatmapColumn, HeatmapColumn, HeatmapColumn]] = {}
-        self._pending: tuple[tuple[int, int], HeatmapColumn, HeatmapColumn] | None = None
+        # the period still filling: (its first sample, how many it had, merged)
+        self._pending: tuple[HeatmapColumn, int, HeatmapColumn] | None = None
 
     def step(self, direction: int) -> bool:
         """Zoom out (+1: more samples a column) or in (-1); True when the zoom changed."""
@@ -86,12 +87,11 @@ class TimeZoom:
         """The sampler's period still filling, merged and cut as the finished ones are (the
         same object until it grows)."""
         pending = sampler.pending
-        key = (id(pending[0]), len(pending))
         hit = self._pending
-        if hit is not None and hit[0] == key and hit[1] is pending[0]:
+        if hit is not None and hit[0] is pending[0] and hit[1] == len(pending):
             return hit[2]
         merged = sampler.crop_period(merge_columns(pending))
-        self._pending = (key, pending[0], merged)
+        self._pending = (pending[0], len(pending), merged)
         return merged
 
 
