@@ -22,6 +22,9 @@ BUILTIN: dict[str, str] = {
     "okx": "obview.venues.okx:OkxAdapter",
     "deribit": "obview.venues.deribit:DeribitAdapter",
     "hyperliquid": "obview.venues.hyperliquid:HyperliquidAdapter",
+    "bitmex": "obview.venues.bitmex:BitmexAdapter",
+    "kraken": "obview.venues.kraken:KrakenAdapter",
+    "dydx": "obview.venues.dydx:DydxAdapter",
 }
 
 

@@ -21,6 +21,9 @@ DIALECTS: dict[str, str] = {
     "okx": "obview.sim.dialects.okx:OkxDialect",
     "deribit": "obview.sim.dialects.deribit:DeribitDialect",
     "hyperliquid": "obview.sim.dialects.hyperliquid:HyperliquidDialect",
+    "bitmex": "obview.sim.dialects.bitmex:BitmexDialect",
+    "kraken": "obview.sim.dialects.kraken:KrakenDialect",
+    "dydx": "obview.sim.dialects.dydx:DydxDialect",
 }
 
 
