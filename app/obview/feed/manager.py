@@ -50,6 +50,7 @@ class FeedManager:
         self.recorder = recorder
         self.demo_rate = demo_rate
         self._open: OrderedDict[tuple[str, str], _Open] = OrderedDict()
+        self._pinned: set[tuple[str, str]] = set()  # held open by the compare view
         self._demo_server = None
         self._lock = asyncio.Lock()
 
@@ -61,14 +62,23 @@ class FeedManager:
             raise ValueError(f"unknown symbol {symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
         return venue, sym
 
-    async def open(self, venue: str, symbol: str) -> Market:
+    async def open(self, venue: str, symbol: str, *, pin: bool = False) -> Market:
+        """The market of (venue, symbol), its feed started if it is not open yet.
+
+        ``pin`` opens it for a look alongside the one on screen (the compare view): it is kept
+        past the warm limit until ``unpin``, and a feed opened that way is the first to go then,
+        since it was never viewed.
+        """
         venue, symbol = self.validate(venue, symbol)
         async with self._lock:
             key = (venue, symbol)
             if key in self._open:
                 o = self._open[key]
                 if not o.task.done():
-                    self._open.move_to_end(key)
+                    if pin:
+                        self._pinned.add(key)
+                    else:
+                        self._open.move_to_end(key)
                     return o.market
                 # the session has ended (a fatal venue error): asking again tries again
                 del self._open[key]
@@ -78,10 +88,30 @@ class FeedManager:
             session = FeedSession(adapter, market, self.bus, options=self.options, recorder=self.recorder)
             task = session.start()
             self._open[key] = _Open(session, market, task)
-            while len(self._open) > self.warm_limit:
-                _, old = self._open.popitem(last=False)
-                await _end(old)
+            if pin:
+                # an extra, on top of the warm ones (the one on screen among them): nothing is
+                # closed for it
+                self._pinned.add(key)
+                self._open.move_to_end(key, last=False)
+            else:
+                await self._evict(keep=key)
             return market
+
+    async def unpin(self) -> None:
+        """End the compare view's hold: feeds beyond the warm limit are closed, the ones never
+        viewed first."""
+        async with self._lock:
+            self._pinned.clear()
+            await self._evict()
+
+    async def _evict(self, keep: tuple[str, str] | None = None) -> None:
+        """Close the least recently viewed feeds beyond the warm limit (never a pinned one, nor
+        ``keep``, the one just asked for)."""
+        while len(self._open) > self.warm_limit:
+            key = next((k for k in self._open if k not in self._pinned and k != keep), None)
+            if key is None:
+                return
+            await _end(self._open.pop(key))
 
     async def _make_adapter(self, venue: str, symbol: str):
         cls = get_adapter(venue)
@@ -112,6 +142,7 @@ class FeedManager:
 
     async def close(self) -> None:
         opened, self._open = list(self._open.values()), OrderedDict()
+        self._pinned.clear()
         for o in opened:
             await _end(o)
         if self._demo_server is not None:

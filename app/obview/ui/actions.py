@@ -80,6 +80,23 @@ class KeyActions:
 
         self.push_screen(VenuePicker(self.venues, self.venue), chosen)
 
+    def action_compare(self) -> None:
+        """The symbol on every venue side by side; a venue picked there is switched to."""
+        from obview.ui.compare import CompareScreen
+
+        def closed(v: str | None) -> None:
+            if v and (v != self.venue or self._failed()):
+                self._switch(v, self.symbol)
+            release = getattr(self.manager, "unpin", None)
+            if release is not None:
+                # after the switch has asked for its feed, so that one is kept warm
+                self.run_worker(release, group="compare-release")
+
+        pal = self.w_stats.pal
+        if pal is None:
+            return
+        self.push_screen(CompareScreen(self.manager, self.venues, self.symbol, pal, self.clock), closed)
+
     def action_symbol(self) -> None:
         def chosen(s: str | None) -> None:
             if s:
@@ -144,6 +161,11 @@ class KeyActions:
                 f"switch to {v} (key {i + 1})",
                 lambda v=v: self._switch(v, self.symbol),
             )
+        yield SystemCommand(
+            "Compare venues",
+            f"{self.symbol} on every venue side by side (key x)",
+            self.action_compare,
+        )
         for s in CANONICAL:
             yield SystemCommand(
                 f"Symbol: {s}",

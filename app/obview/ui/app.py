@@ -93,6 +93,7 @@ class ObviewApp(KeyActions, App):
         Binding("minus,underscore", "group(-1)", "Group-"),
         Binding("u", "units", "Units"),
         Binding("v", "pick_venue", "Venue"),
+        Binding("x", "compare", "Compare"),
         Binding("s", "symbol", "Symbol"),
         Binding("left_square_bracket", "cycle_venue(-1)", "Prev venue", show=False),
         Binding("right_square_bracket", "cycle_venue(1)", "Next venue", show=False),

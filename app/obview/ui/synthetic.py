@@ -143,9 +143,10 @@ class StaticManager:
         self.markets = markets
         self.venues = venues or sorted({v for v, _ in markets})
         self.opened: list[tuple[str, str]] = []
+        self.pinned: set[tuple[str, str]] = set()
         self.closed = False
 
-    async def open(self, venue: str, symbol: str) -> Market:
+    async def open(self, venue: str, symbol: str, *, pin: bool = False) -> Market:
         if venue not in self.venues:
             raise ValueError(f"unknown venue {venue!r}; valid: {', '.join(self.venues)}")
         m = self.markets.get((venue, symbol))
@@ -153,7 +154,12 @@ class StaticManager:
             valid = sorted(s for v, s in self.markets if v == venue)
             raise ValueError(f"unknown symbol {symbol!r} on {venue}; valid: {', '.join(valid)}")
         self.opened.append((venue, symbol))
+        if pin:
+            self.pinned.add((venue, symbol))
         return m
+
+    async def unpin(self) -> None:
+        self.pinned.clear()
 
     def get(self, venue: str, symbol: str) -> Market | None:
         return self.markets.get((venue, symbol))

@@ -1,0 +1,241 @@
+"""Compare view (key ``x``): the symbol on every configured venue, side by side.
+
+While it is open, the feed manager holds a feed to each venue open (past the warm limit); on
+close the ones never viewed are closed again. Keys 1-9 switch to a venue and close the view.
+Everything from the network (venue names, state reasons) is drawn as ``Text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from obview.compare import Comparison, VenueRow, compare
+from obview.model import FeedStatus
+from obview.text import safe
+from obview.ui.screens import _Modal
+from obview.ui.statsbar import STATE_COLOR, STATE_MARK
+from obview.ui.theming import PanelColors
+from obview.ui.viewmodel import compact, decimals_for, format_ms, format_price
+
+#: seconds between refreshes of the table
+REFRESH = 0.25
+
+# columns: (key, header), left to right
+COLUMNS = [
+    ("key", "#"),
+    ("venue", "venue"),
+    ("state", "state"),
+    ("bid", "bid"),
+    ("ask", "ask"),
+    ("spread", "spread"),
+    ("bid_depth", "bids"),
+    ("ask_depth", "asks"),
+    ("vs_mid", "vs mid"),
+    ("latency", "latency"),
+    ("msgs", "msg/s"),
+]
+#: a non-LIVE venue's reason is cut to this many characters in its row
+REASON_CHARS = 28
+#: what a narrow terminal gives up first, then next ...
+DROP_ORDER = [("msgs",), ("latency",), ("vs_mid",), ("bid_depth", "ask_depth"), ("spread",)]
+_MEASURE = Console(width=10_000, color_system=None)
+
+
+def _bp(x: float | None, sign: bool = False) -> str:
+    if x is None:
+        return "—"
+    d = 2 if abs(x) < 1 else 1  # a liquid perp's spread is a fraction of a basis point
+    return f"{x:+.{d}f}bp" if sign else f"{x:.{d}f}bp"
+
+
+def comparison_table(
+    cmp: Comparison, c: PanelColors, width: int, errors: dict[str, str] | None = None
+) -> Table:
+    """The rows of ``cmp`` as a table of at most ``width`` cells: where they do not all fit,
+    whole columns are left out (``DROP_ORDER``), never cut short."""
+    dropped: set[str] = set()
+    for drop in [(), *DROP_ORDER]:
+        dropped.update(drop)
+        table = _table(cmp, c, [k for k, _ in COLUMNS if k not in dropped], errors or {})
+        if Measurement.get(_MEASURE, _MEASURE.options, table).maximum <= width:
+            break
+    return table
+
+
+def _table(cmp: Comparison, c: PanelColors, keys: list[str], errors: dict[str, str]) -> Table:
+    headers = dict(COLUMNS)
+    table = Table(
+        box=None,
+        padding=(0, 2, 0, 0),
+        expand=False,
+        show_edge=False,
+        header_style=c.style("muted", bold=True),
+    )
+    for k in keys:
+        right = k not in ("key", "venue", "state")
+        table.add_column(
+            headers[k],
+            justify="right" if right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+    for r in cmp.rows:
+        table.add_row(*[_cell(k, r, c, errors.get(r.venue, "")) for k in keys])
+    return table
+
+
+def _cell(key: str, r: VenueRow, c: PanelColors, error: str) -> Text:
+    if key == "key":
+        return Text(r.key, c.style("axis", bold=True))
+    if key == "venue":
+        return Text(safe(r.venue, 20), c.style("axis"))
+    if key == "state":
+        st = r.state
+        if st is None:
+            return Text(safe(error, 40) if error else "○ not open", c.style("muted"))
+        t = Text(f"{STATE_MARK[st.status]} {st.status.value}", c.style(STATE_COLOR[st.status], bold=True))
+        if st.status is FeedStatus.LIVE and not r.live:
+            t.append(" (empty)", c.style("muted"))
+        elif st.reason and not r.live:
+            # why it has no prices to show, short: the stats bar has it whole once switched to
+            t.append(" ")
+            t.append(safe(st.reason, REASON_CHARS), c.style(STATE_COLOR[st.status]))
+        return t
+    if not r.live:
+        return Text("")
+    d = decimals_for(r.tick or 0.01)
+    if key == "bid":
+        return Text(format_price(r.bid or 0.0, d), c.style("bid_text", bold=r.best_bid))
+    if key == "ask":
+        return Text(format_price(r.ask or 0.0, d), c.style("ask_text", bold=r.best_ask))
+    if key == "spread":
+        return Text(_bp(r.spread_bps), c.style("spread"))
+    if key == "bid_depth":
+        return Text(compact(r.bid_depth) if r.bid_depth is not None else "—", c.style("bid"))
+    if key == "ask_depth":
+        return Text(compact(r.ask_depth) if r.ask_depth is not None else "—", c.style("ask"))
+    if key == "vs_mid":
+        return Text(_bp(r.vs_mid_bps, sign=True), c.style("axis"))
+    if key == "latency":
+        return Text(format_ms(r.latency), c.style("axis"))
+    if key == "msgs":
+        return Text(f"{r.msgs:.0f}" if r.msgs is not None else "—", c.style("axis"))
+    raise KeyError(key)
+
+
+def summary_line(cmp: Comparison, c: PanelColors, symbol: str) -> Text:
+    """Across the LIVE venues: the best bid and ask, where they are, and the spread between."""
+    t = Text(end="")  # wraps between its parts on a narrow terminal
+    t.append(f" {safe(symbol, 40)} ", c.style(c.background, "axis", bold=True))
+    t.append(f"  {cmp.live} of {len(cmp.rows)} venues LIVE", c.style("axis"))
+    if cmp.best_bid is None or cmp.best_ask is None or cmp.cross_spread_bps is None:
+        return t
+    d = max(decimals_for(r.tick or 0.01) for r in cmp.rows if r.live)
+    t.append("   best bid ", c.style("muted"))
+    t.append(format_price(cmp.best_bid, d), c.style("bid_text", bold=True))
+    t.append(f" {safe(cmp.best_bid_venue, 20)}", c.style("axis"))
+    t.append("   best ask ", c.style("muted"))
+    t.append(format_price(cmp.best_ask, d), c.style("ask_text", bold=True))
+    t.append(f" {safe(cmp.best_ask_venue, 20)}", c.style("axis"))
+    if cmp.cross_spread_bps < 0:
+        # one venue's bid above another's ask
+        t.append(f"   crossed across venues by {-cmp.cross_spread_bps:.1f}bp", c.style("stale", bold=True))
+    else:
+        t.append("   spread across venues ", c.style("muted"))
+        t.append(_bp(cmp.cross_spread_bps), c.style("spread", bold=True))
+    return t
+
+
+class CompareScreen(_Modal):
+    BINDINGS = [
+        Binding("escape,x,q", "close", "Close"),
+        *[Binding(str(i), f"pick({i})", show=False) for i in range(1, 10)],
+    ]
+    DEFAULT_CSS = """
+    CompareScreen { align: center middle; }
+    CompareScreen > Vertical { width: auto; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; background: $surface; padding: 0 1; }
+    CompareScreen Static { width: auto; }
+    """
+
+    def __init__(
+        self,
+        manager,
+        venues: list[str],
+        symbol: str,
+        pal: PanelColors,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__()
+        self.manager = manager
+        self.venues = list(venues)
+        self.symbol = symbol
+        self.pal = pal
+        self.clock = clock
+        self.errors: dict[str, str] = {}  # venue -> why it has no feed here (symbol not listed)
+        self.comparison: Comparison | None = None
+        self.shown: Group | None = None  # what the body was last given
+        self._body = Static(id="compare-body")
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield self._body
+
+    def on_mount(self) -> None:
+        self._open_all()
+        self._refresh()
+        self.set_interval(REFRESH, self._refresh)
+
+    @work(group="compare-open")
+    async def _open_all(self) -> None:
+        for v in self.venues:
+            try:
+                await self.manager.open(v, self.symbol, pin=True)
+            except ValueError:  # the venue does not list this symbol
+                self.errors[v] = f"○ no {self.symbol}"
+            except Exception as e:  # the feed could not be started: say why in its row
+                self.errors[v] = f"✕ {type(e).__name__}"
+            if not self.is_attached:
+                return
+
+    def _refresh(self) -> None:
+        get = getattr(self.manager, "get", None)
+        markets = [get(v, self.symbol) if get else None for v in self.venues]
+        cmp = compare(self.venues, markets, self.clock())
+        self.comparison = cmp
+        width = max(40, self.app.size.width - 4)
+        c = self.pal
+        hint = Text(
+            f"bids, asks: quote notional resting within ±{cmp.band_bps:g}bp of each venue's own mid ·"
+            " vs mid: against the LIVE venues' median mid · 1-9 switch to a venue · esc close",
+            c.style("muted"),
+        )
+        table = comparison_table(cmp, c, width, self.errors)
+        head = summary_line(cmp, c, self.symbol)
+        console = self.app.console
+        need = max(
+            Measurement.get(console, console.options, table).maximum,
+            min(head.cell_len, width),
+            60,
+        )
+        box = self.query_one(Vertical)
+        box.styles.width = min(need + 4, self.app.size.width)  # + border and padding
+        self.shown = Group(head, Text(""), table, Text(""), hint)
+        self._body.update(self.shown)
+
+    def action_pick(self, n: int) -> None:
+        if 1 <= n <= len(self.venues):
+            self.dismiss(self.venues[n - 1])
+
+    def action_close(self) -> None:
+        self.dismiss(None)
