@@ -19,6 +19,7 @@ from obview.model import FeedStatus, Instrument, Trade
 from obview.sim.engine import SIM_SYMBOLS, SimMarket
 from obview.ui.app import ObviewApp
 from obview.ui.synthetic import T0, StaticManager
+from obview.venues.registry import venue_names
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 
@@ -64,10 +65,20 @@ def sim_market(
 def render(width: int, height: int, name: str, keys: list[str], seconds: float, png: bool) -> Path:
     demo, now = sim_market("demo", "BTC-PERP", seed=1, seconds=seconds)
     other, _ = sim_market("binance", "BTC-PERP", seed=2, seconds=5, gap=None)
-    mgr = StaticManager(
-        {("demo", "BTC-PERP"): demo, ("binance", "BTC-PERP"): other},
-        ["demo", "binance", "okx", "bybit"],
-    )
+    markets = {("demo", "BTC-PERP"): demo, ("binance", "BTC-PERP"): other}
+    venues = ["demo", "binance", "okx", "bybit"]
+    if "x" in keys:
+        # the compare view: more venues, on the same simulated market a few seconds apart, one
+        # of them resyncing
+        venues = venue_names()
+        for i, v in enumerate(venues[1:]):
+            m, _ = sim_market(v, "BTC-PERP", seed=1, seconds=seconds - 0.3 * (i + 1), gap=None)
+            markets[(v, "BTC-PERP")] = m
+        markets[("okx", "BTC-PERP")].set_state(FeedStatus.SYNCING, "seq gap 1812\u21921815")
+        markets[("kraken", "BTC-PERP")].set_state(
+            FeedStatus.RECONNECTING, "connect failed: timed out after 10 s"
+        )
+    mgr = StaticManager(markets, venues)
     app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
 
     async def run() -> str:
@@ -104,6 +115,7 @@ SHOTS = [
     (160, 48, "colorblind-grouped", ["t", "t", "plus", "plus", "plus"]),
     (160, 48, "help", ["question_mark"]),
     (160, 48, "time-zoom", ["z", "z", "z"], 200.0),  # 2.5 s a column: the last 2.5 minutes
+    (160, 48, "compare", ["x"]),
 ]
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from rich.console import Console
+from rich.measure import Measurement
 
 from e2e import fast_options, until
 from faultserver import FaultServer
@@ -19,6 +20,7 @@ from obview.ui.synthetic import StaticManager
 from obview.ui.theming import load_theme_files
 
 NOW = 1_800_000_000.0
+_WIDE = Console(width=1000)
 
 
 def market(venue: str, bids, asks, *, status=FeedStatus.LIVE, unit="base", cv=1.0, tick=0.5) -> Market:
@@ -146,7 +148,12 @@ async def test_pinned_feeds_outlive_the_warm_limit_until_released_never_viewed_f
 def _static_app():
     a = market("demo", [(100_000.0, 1.0), (99_999.5, 2.0)], [(100_000.5, 1.5)])
     b = market("binance", [(100_001.0, 1.0)], [(100_001.5, 2.0)])
-    mgr = StaticManager({("demo", "BTC-PERP"): a, ("binance", "BTC-PERP"): b}, ["demo", "binance", "okx"])
+    down = market("bybit", [], [], status=FeedStatus.RECONNECTING)
+    down.set_state(FeedStatus.RECONNECTING, "connect failed: timed out after 10 s")
+    mgr = StaticManager(
+        {("demo", "BTC-PERP"): a, ("binance", "BTC-PERP"): b, ("bybit", "BTC-PERP"): down},
+        ["demo", "binance", "okx", "bybit"],
+    )
     return ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: NOW), mgr
 
 
@@ -158,12 +165,17 @@ async def test_x_shows_every_venue_and_a_number_switches_to_it():
         await pilot.pause(0.3)
         screen = app.screen
         assert isinstance(screen, CompareScreen)
-        assert mgr.pinned == {("demo", "BTC-PERP"), ("binance", "BTC-PERP")}
+        assert mgr.pinned == {("demo", "BTC-PERP"), ("binance", "BTC-PERP"), ("bybit", "BTC-PERP")}
         shown = _rendered(screen)
-        assert "2 of 3 venues LIVE" in shown
+        assert "2 of 4 venues LIVE" in shown and "RECONNECTING connect failed" in shown
         assert "best bid 100001.0 binance" in shown and "best ask 100000.5 demo" in shown
         assert "crossed across venues by" in shown  # binance's bid is above demo's ask
         assert "no BTC-PERP" in shown  # okx: not in this manager
+        # every column has its room (the table is measured unbounded, not at the width of
+        # the console the app started with)
+        table = comparison_table(screen.comparison, screen.pal, 156, screen.errors)
+        want = Measurement.get(_WIDE, _WIDE.options, table).maximum
+        assert want > 80 and screen.query_one("#compare-body").size.width >= want
         await pilot.press("2")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, CompareScreen)

@@ -44,10 +44,11 @@ COLUMNS = [
     ("latency", "latency"),
     ("msgs", "msg/s"),
 ]
-#: a non-LIVE venue's reason is cut to this many characters in its row
-REASON_CHARS = 28
-#: what a narrow terminal gives up first, then next ...
-DROP_ORDER = [("msgs",), ("latency",), ("vs_mid",), ("bid_depth", "ask_depth"), ("spread",)]
+#: a non-LIVE venue's reason is cut to this many characters in its row, or to the second
+#: figure on a narrow terminal
+REASON_CHARS = (28, 12)
+#: what a narrow terminal gives up first, then next ... ("reason": the shorter reasons)
+DROP_ORDER = [("msgs",), ("latency",), ("vs_mid",), ("reason",), ("bid_depth", "ask_depth"), ("spread",)]
 _MEASURE = Console(width=10_000, color_system=None)
 
 
@@ -66,13 +67,17 @@ def comparison_table(
     dropped: set[str] = set()
     for drop in [(), *DROP_ORDER]:
         dropped.update(drop)
-        table = _table(cmp, c, [k for k, _ in COLUMNS if k not in dropped], errors or {})
+        keys = [k for k, _ in COLUMNS if k not in dropped]
+        reason = REASON_CHARS[1] if "reason" in dropped else REASON_CHARS[0]
+        table = _table(cmp, c, keys, errors or {}, reason)
         if Measurement.get(_MEASURE, _MEASURE.options, table).maximum <= width:
             break
     return table
 
 
-def _table(cmp: Comparison, c: PanelColors, keys: list[str], errors: dict[str, str]) -> Table:
+def _table(
+    cmp: Comparison, c: PanelColors, keys: list[str], errors: dict[str, str], reason: int
+) -> Table:
     headers = dict(COLUMNS)
     table = Table(
         box=None,
@@ -90,11 +95,11 @@ def _table(cmp: Comparison, c: PanelColors, keys: list[str], errors: dict[str, s
             overflow="ellipsis",
         )
     for r in cmp.rows:
-        table.add_row(*[_cell(k, r, c, errors.get(r.venue, "")) for k in keys])
+        table.add_row(*[_cell(k, r, c, errors.get(r.venue, ""), reason) for k in keys])
     return table
 
 
-def _cell(key: str, r: VenueRow, c: PanelColors, error: str) -> Text:
+def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int) -> Text:
     if key == "key":
         return Text(r.key, c.style("axis", bold=True))
     if key == "venue":
@@ -109,7 +114,7 @@ def _cell(key: str, r: VenueRow, c: PanelColors, error: str) -> Text:
         elif st.reason and not r.live:
             # why it has no prices to show, short: the stats bar has it whole once switched to
             t.append(" ")
-            t.append(safe(st.reason, REASON_CHARS), c.style(STATE_COLOR[st.status]))
+            t.append(safe(st.reason, reason), c.style(STATE_COLOR[st.status]))
         return t
     if not r.live:
         return Text("")
@@ -149,7 +154,9 @@ def summary_line(cmp: Comparison, c: PanelColors, symbol: str) -> Text:
     t.append(f" {safe(cmp.best_ask_venue, 20)}", c.style("axis"))
     if cmp.cross_spread_bps < 0:
         # one venue's bid above another's ask
-        t.append(f"   crossed across venues by {-cmp.cross_spread_bps:.1f}bp", c.style("stale", bold=True))
+        t.append(
+            f"   crossed across venues by {_bp(-cmp.cross_spread_bps)}", c.style("stale", bold=True)
+        )
     else:
         t.append("   spread across venues ", c.style("muted"))
         t.append(_bp(cmp.cross_spread_bps), c.style("spread", bold=True))
@@ -222,9 +229,9 @@ class CompareScreen(_Modal):
         )
         table = comparison_table(cmp, c, width, self.errors)
         head = summary_line(cmp, c, self.symbol)
-        console = self.app.console
         need = max(
-            Measurement.get(console, console.options, table).maximum,
+            # measured unbounded: the app's console is only as wide as its first screen
+            Measurement.get(_MEASURE, _MEASURE.options, table).maximum,
             min(head.cell_len, width),
             60,
         )
