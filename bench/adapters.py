@@ -34,11 +34,13 @@ from obview.record import Replay, replay_frames
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 
-# venue, file, instrument, marker that a depth frame of that instrument contains
+# venue, file, instrument, marker(s) that a depth frame of that instrument contains
 CASES = [
     ("binance", "binance.jsonl", "SUSHIUSDT", "sushiusdt@depth"),
     ("okx", "okx.jsonl", "BTC-USDT", '"channel":"books","instId":"BTC-USDT"'),
     ("deribit", "deribit.jsonl", "BTC-24SEP21-8000-P", "book.BTC-24SEP21-8000-P"),
+    ("bitmex", "bitmex.jsonl", "XBTUSD", ('{"table":"orderBookL2",', '"symbol":"XBTUSD"')),
+    ("kraken", "kraken_futures.jsonl", "PI_ETHUSD", ('"feed":"book', '"product_id":"PI_ETHUSD"')),
 ]
 
 # venue, dialect settings, label suffix: OKX twice, as live (checksum 0 since 2026-06, the sync
@@ -51,6 +53,9 @@ SIM_CASES: list[tuple[str, dict, str]] = [
     ("okx", {"send_checksum": True}, " (checksums, pre-2026)"),
     ("deribit", {}, ""),
     ("hyperliquid", {}, ""),
+    ("bitmex", {}, ""),
+    ("kraken", {}, ""),
+    ("dydx", {}, ""),
 ]
 SIM_SYMBOL = "BTC-PERP"
 
@@ -58,7 +63,10 @@ Record = tuple[str, str, object]  # ("raw", stream, frame) or ("http", stream, b
 
 
 # -- frames -------------------------------------------------------------------------------------
-def _load_recording(venue: str, path: Path, instrument: str, marker: str) -> list[Record]:
+def _load_recording(
+    venue: str, path: Path, instrument: str, marker: str | tuple[str, ...]
+) -> list[Record]:
+    markers = (marker,) if isinstance(marker, str) else marker
     probe = Replay(venue, instrument=instrument)
     feed: list[Record] = []
     current = probe.book_spec.name
@@ -68,7 +76,9 @@ def _load_recording(venue: str, path: Path, instrument: str, marker: str) -> lis
         elif "http" in rec and probe._snapshot_is_ours(str(rec["http"])):
             feed.append(("http", current, rec["raw"].encode()))
         elif (
-            "raw" in rec and isinstance(rec["raw"], str) and marker in rec["raw"].replace("\\", "")
+            "raw" in rec
+            and isinstance(rec["raw"], str)
+            and all(m in rec["raw"].replace("\\", "") for m in markers)
         ):
             feed.append(("raw", current, rec["raw"]))
     return feed

@@ -25,10 +25,13 @@ import pytest
 from faultserver import FaultServer, Watch, WatchedMarket
 from obview.feed.session import FeedSession, SessionOptions
 from obview.venues.binance import BinanceAdapter
+from obview.venues.bitmex import BitmexAdapter
 from obview.venues.bybit import BybitAdapter
 from obview.venues.demo import DemoAdapter
 from obview.venues.deribit import DeribitAdapter
+from obview.venues.dydx import DydxAdapter
 from obview.venues.hyperliquid import HyperliquidAdapter
+from obview.venues.kraken import KrakenAdapter
 from obview.venues.okx import OkxAdapter
 
 # adapter, WebSocket path, the client's sequence numbers are the simulator's, sizes in coins
@@ -39,6 +42,9 @@ VENUES = {
     "okx": (OkxAdapter, "/ws/v5/public", True, False),  # contracts
     "deribit": (DeribitAdapter, "/ws/api/v2", True, False),  # USD
     "hyperliquid": (HyperliquidAdapter, "/ws", False, False),  # prices aggregated to 5 digits
+    "bitmex": (BitmexAdapter, "/realtime", False, False),  # no sequence numbers; contracts
+    "kraken": (KrakenAdapter, "/ws/v1", False, True),  # seq counts single-level messages
+    "dydx": (DydxAdapter, "/v4/ws", False, True),  # message_id counts messages per connection
 }
 FAULTS = [
     "drop", "drop_many", "dup", "corrupt", "reorder", "truncate", "drop_snapshot",

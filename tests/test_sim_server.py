@@ -108,7 +108,7 @@ async def server():
 
 def test_registry() -> None:
     assert DIALECTS["demo"] == "obview.sim.dialects.demo:DemoDialect"
-    for name in ("binance", "bybit", "okx", "deribit", "hyperliquid"):
+    for name in ("binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"):
         cap = {"okx": "Okx"}.get(name, name.capitalize())
         assert DIALECTS[name] == f"obview.sim.dialects.{name}:{cap}Dialect"
     loaded = load_dialects()

@@ -511,7 +511,7 @@ async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
 
 async def test_venue_strip_keeps_every_name_at_80_columns():
     demo, _, now = _markets()
-    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid"]
+    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
     mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
     app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -521,7 +521,7 @@ async def test_venue_strip_keeps_every_name_at_80_columns():
         assert "cycle" not in strip  # the hint only where it fits whole
         await pilot.resize_terminal(160, 48)
         await settle(pilot)
-        assert "[ ] cycle · v pick · s symbol" in app.query_one(VenueStrip)._text.plain
+        assert "[ ] cycle · v pick · x compare · s symbol" in app.query_one(VenueStrip)._text.plain
 
 
 async def test_a_long_reason_on_an_empty_book_wraps_in_the_ladder():

@@ -31,9 +31,12 @@ PATHS = {
     "okx": "/ws/v5/public",
     "deribit": "/ws/api/v2",
     "hyperliquid": "/ws",
+    "bitmex": "/realtime",
+    "kraken": "/ws/v1",
+    "dydx": "/v4/ws",
 }
 KEYS = [
-    "1", "2", "3", "4", "5", "6", "left_square_bracket", "right_square_bracket", "space", "plus",
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "left_square_bracket", "right_square_bracket", "space", "plus",
     "minus", "u", "t", "c", "H", "L", "T", "comma", "full_stop", "z", "Z", "x",
 ]  # fmt: skip
 

@@ -7,7 +7,7 @@ import pytest
 from obview.venues.base import UnknownSymbol
 from obview.venues.registry import UnknownVenue, get_adapter, venue_names
 
-REAL = ["binance", "bybit", "okx", "deribit", "hyperliquid"]
+REAL = ["binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
 
 
 def test_registry_lists_builtin_venues_and_rejects_unknown():

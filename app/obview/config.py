@@ -5,7 +5,7 @@ is optional. A bad file is one clear line naming the file, the key and what is v
 
     default_venue = "binance"
     default_symbol = "BTC-PERP"
-    venues = ["binance", "bybit", "okx", "deribit", "hyperliquid", "demo"]
+    venues = ["binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx", "demo"]
     theme = "obview-dark"
     colormap = "inferno"
     warm_venues = 3

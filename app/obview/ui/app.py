@@ -402,7 +402,7 @@ class ObviewApp(KeyActions, App):
         venues = self.venues
         state = getattr(self.manager, "state", None)
         states = [state(v, self.symbol) if state else None for v in venues]
-        self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · s symbol")
+        self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · x compare · s symbol")
 
 
 def run_app(manager: Any, venue: str, symbol: str, config: Any = None) -> int:

@@ -11,6 +11,10 @@ from obview.ui.lines import SteadyLines
 from obview.ui.statsbar import STATE_COLOR, STATE_MARK
 from obview.ui.theming import PanelColors
 
+#: the strip's spacing, widest first: (around the key, between venues, around the state mark,
+#: longest name before it is cut)
+TIGHTER = [(" ", "  ", " ", 20), ("", " ", " ", 20), ("", " ", "", 20), ("", " ", "", 6)]
+
 
 class VenueStrip(SteadyLines, Widget):
     DEFAULT_CSS = """
@@ -43,11 +47,22 @@ class VenueStrip(SteadyLines, Widget):
             return
         self._key = key
         width = self.size.width or 10_000
-        t = self._entries(venues, current, states, " ", "  ")
-        if t.cell_len > width:  # a narrow terminal: tighter, so every venue keeps its name
-            t = self._entries(venues, current, states, "", " ")
-        if hint and t.cell_len + len(hint) <= width:
-            t.append(hint, c.style("muted"))  # whole or not at all
+        # a narrow terminal: tighter and tighter, so that every venue keeps its key and mark,
+        # and its name as long as it can. The key hint, whole or not at all, goes with the
+        # first two spacings (where the strip still reads easily) when it fits.
+        t = None
+        if hint:
+            for spacing in TIGHTER[:2]:
+                t = self._entries(venues, current, states, *spacing)
+                if t.cell_len + len(hint) <= width:
+                    t.append(hint, c.style("muted"))
+                    break
+                t = None
+        if t is None:
+            for spacing in TIGHTER:
+                t = self._entries(venues, current, states, *spacing)
+                if t.cell_len <= width:
+                    break
         self._text = t
         self.refresh()
 
@@ -57,7 +72,14 @@ class VenueStrip(SteadyLines, Widget):
             self.show(*self._last_show)
 
     def _entries(
-        self, venues: list[str], current: str, states: list[FeedState | None], pad: str, gap: str
+        self,
+        venues: list[str],
+        current: str,
+        states: list[FeedState | None],
+        pad: str,
+        gap: str,
+        sep: str = " ",
+        name_max: int = 20,
     ) -> Text:
         c = self.pal
         assert c is not None
@@ -67,10 +89,10 @@ class VenueStrip(SteadyLines, Widget):
             cur = v == current
             t.append(f"{pad}{num}{pad}", c.style(c.background, "muted" if not cur else "spread", bold=True))
             if st is None:
-                t.append(" ○ ", c.style("muted"))
+                t.append(f"{sep}○{sep}", c.style("muted"))
             else:
-                t.append(f" {STATE_MARK[st.status]} ", c.style(STATE_COLOR[st.status], bold=True))
-            t.append(safe(v, 20), c.style("spread" if cur else "axis", bold=cur))
+                t.append(f"{sep}{STATE_MARK[st.status]}{sep}", c.style(STATE_COLOR[st.status], bold=True))
+            t.append(safe(v, name_max), c.style("spread" if cur else "axis", bold=cur))
             t.append(gap)
         return t
 

@@ -1,0 +1,517 @@
+"""BitMEX realtime feed: ``orderBookL2`` (full depth, partial + insert/update/delete) and ``trade``.
+
+One socket, ``wss://ws.bitmex.com/realtime``; both topics go in one ``{"op":"subscribe"}`` frame
+and the venue answers with one ack per topic, then a ``partial`` (the whole book of the symbol)
+followed by ``insert`` / ``update`` / ``delete`` rows keyed by level ``id`` (with ``side``).
+
+There are no sequence numbers and no checksum, so a lost message shows only through the
+rows that follow it. ``BitmexSync`` keeps ``id -> (side, price)`` beside the book and calls a
+gap (then resubscribes the book topic, which brings a fresh ``partial``) when:
+
+- an update or delete names an id the book does not hold;
+- an insert names an id already held, or a price already held under another id;
+- a row's side or price disagrees with what its id was inserted with;
+- an insert or update carries size 0, or the book ends up crossed.
+
+Rows sent before the 2023 protocol change carry no ``price`` on update/delete (the recording
+of 2021 is such): the price then comes from the map. Today's rows carry ``price`` (and a
+``timestamp``) on every row and ids no longer encode the price, so prices are never computed
+from ids. Rows before the symbol's ``partial`` are dropped: the partial already holds them.
+
+Heartbeat: the client sends the text ``ping`` and the venue answers ``pong``; the venue sends
+no pings of its own.
+
+Sizes are contracts. XBTUSD is inverse: one contract is one USD. The USDT-margined linear
+perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMultiplier`` coins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+from urllib.parse import quote, urlsplit
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.venues.base import (
+    APPLIED,
+    IGNORED,
+    BookSync,
+    Event,
+    FrameError,
+    HttpRequest,
+    ResyncMode,
+    StreamSpec,
+    SyncResult,
+    SyncStatus,
+    VenueAdapter,
+    VenueError,
+    dumps,
+    loads,
+)
+
+WS_PATH = "/realtime"
+BOOK_TABLE = "orderBookL2"
+TRADE_TABLE = "trade"
+#: most levels one book may hold (XBTUSD's full partial had 9,346 rows in 2021)
+MAX_LEVELS = 200_000
+
+# row actions of a delta (the partial is a snapshot of its own)
+INSERT, UPDATE, DELETE = 0, 1, 2
+_ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
+_ACTION_NAMES = ("insert", "update", "delete")
+_SIDES = {"Buy": True, "Sell": False}
+
+#: built-in facts used until the instrument endpoint answers:
+#: symbol -> (tick, lot in contracts, size_unit, contract_value, base, quote)
+DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
+    "XBTUSD": (0.1, 100.0, "quote", 1.0, "BTC", "USD"),
+    "ETHUSDT": (0.01, 1000.0, "contract", 1e-5, "ETH", "USDT"),
+    "SOLUSDT": (0.001, 1000.0, "contract", 1e-4, "SOL", "USDT"),
+}
+_CURRENCIES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
+
+Row = tuple[int, int, bool, float | None, float]  # action, id, is_bid, price (None: not sent), size
+PartialRow = tuple[int, bool, float, float]  # id, is_bid, price, size
+
+
+@dataclass(slots=True)
+class BitmexBookSnapshot(BookSnapshot):
+    """A ``partial``: the levels plus the id each one is known by."""
+
+    rows: list[PartialRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BitmexBookDelta(BookDelta):
+    """``insert`` / ``update`` / ``delete`` rows; ``BitmexSync`` resolves them into levels."""
+
+    rows: list[Row] = field(default_factory=list)
+
+
+def _gap(reason: str) -> SyncResult:
+    return SyncResult(SyncStatus.GAP, reason)
+
+
+class BitmexSync(BookSync):
+    """The book plus ``id -> (is_bid, price)`` and its inverse, always changed together."""
+
+    max_levels: ClassVar[int] = MAX_LEVELS
+
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        super().__init__(book, depth)
+        self.ids: dict[int, tuple[bool, float]] = {}
+        self.at: dict[tuple[bool, float], int] = {}
+        self.poisoned = ""  # a book frame for us could not be read: the next one is a gap
+
+    def reset(self) -> None:
+        super().reset()
+        self.ids.clear()
+        self.at.clear()
+        self.poisoned = ""
+
+    def _fail(self, res: SyncResult) -> SyncResult:
+        self.ids.clear()
+        self.at.clear()
+        self.poisoned = ""
+        return super()._fail(res)
+
+    def poison(self, reason: str) -> None:
+        """A book frame of ours was unreadable: whatever it changed is unknown."""
+        if self.synced:
+            self.poisoned = reason
+
+    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        rows = snap.rows if isinstance(snap, BitmexBookSnapshot) else None
+        self.poisoned = ""
+        if rows is not None:
+            if len(rows) > self.max_levels:
+                return self._fail(_gap(f"partial of {len(rows)} levels exceeds {self.max_levels}"))
+            ids: dict[int, tuple[bool, float]] = {}
+            at: dict[tuple[bool, float], int] = {}
+            for id_, is_bid, price, size in rows:
+                key = (is_bid, price)
+                if id_ in ids:
+                    return self._fail(_gap(f"partial lists level id {id_} twice"))
+                if key in at:
+                    return self._fail(_gap(f"partial lists two level ids at {price:g}"))
+                if not size > 0:
+                    return self._fail(_gap(f"partial level id {id_} has size 0"))
+                ids[id_] = key
+                at[key] = id_
+            self.ids, self.at = ids, at
+        return super().on_snapshot(snap)
+
+    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        self.buffer.clear()  # nothing is buffered: rows before the partial are in it
+        return APPLIED
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        if not self.synced:
+            return IGNORED  # before the partial: already part of it
+        if self.poisoned:
+            return self._fail(_gap(self.poisoned))
+        return super().on_delta(delta)
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        if not isinstance(delta, BitmexBookDelta):
+            return APPLIED
+        ids, at = self.ids, self.at
+        bids, asks = delta.bids, delta.asks
+        for action, id_, is_bid, price, size in delta.rows:
+            out = bids if is_bid else asks
+            if action == INSERT:
+                key = (is_bid, price)
+                if id_ in ids:
+                    return _gap(f"insert of level id {id_} already in the book")
+                if key in at:
+                    return _gap(f"insert of a second level id at {price:g}")
+                if not size > 0:
+                    return _gap(f"insert of level id {id_} with size 0")
+                if len(ids) >= self.max_levels:
+                    return _gap(f"book exceeds {self.max_levels} levels")
+                ids[id_] = key  # type: ignore[assignment]
+                at[key] = id_  # type: ignore[index]
+                out.append((price, size))  # type: ignore[arg-type]
+                continue
+            known = ids.get(id_)
+            if known is None:
+                return _gap(f"{_ACTION_NAMES[action]} of unknown level id {id_}")
+            if known[0] != is_bid or (price is not None and price != known[1]):
+                return _gap(f"level id {id_} changed side or price")
+            if action == UPDATE:
+                if not size > 0:
+                    return _gap(f"update of level id {id_} to size 0")
+                out.append((known[1], size))
+            else:
+                del ids[id_]
+                del at[known]
+                out.append((known[1], 0.0))
+        return APPLIED
+
+
+# -- field readers: numbers from the network must be finite, prices > 0, sizes >= 0 ---------------
+def _number(v: object, what: str) -> float:
+    if v.__class__ is int or v.__class__ is float:
+        f = float(v)  # type: ignore[arg-type]
+        if math.isfinite(f):
+            return f
+    raise FrameError(f"{what} is not a finite number: {str(v)[:40]}")
+
+
+def _price(v: object) -> float:
+    p = _number(v, "price")
+    if p <= 0:
+        raise FrameError(f"price {p:g} is not positive")
+    return p
+
+
+def _size(v: object) -> float:
+    s = _number(v, "size")
+    if s < 0:
+        raise FrameError(f"size {s:g} is negative")
+    return s
+
+
+_last_iso: tuple[str, float] = ("", 0.0)
+
+
+def _iso(v: object) -> float:
+    """``2021-07-22T22:36:11.685Z`` -> seconds since the epoch."""
+    global _last_iso
+    if not isinstance(v, str):
+        raise FrameError("timestamp is not a string")
+    if v == _last_iso[0]:
+        return _last_iso[1]
+    try:
+        ts = datetime.fromisoformat(v).timestamp()
+    except ValueError:
+        raise FrameError(f"bad timestamp {v[:40]!r}") from None
+    if not v.endswith(("Z", "+00:00")):
+        raise FrameError(f"timestamp {v[:40]!r} is not UTC")
+    _last_iso = (v, ts)
+    return ts
+
+
+def _side(row: dict) -> bool:
+    is_bid = _SIDES.get(row.get("side"))  # type: ignore[arg-type]
+    if is_bid is None:
+        raise FrameError(f"unknown side {str(row.get('side'))[:20]!r}")
+    return is_bid
+
+
+def _level_id(row: dict) -> int:
+    id_ = row.get("id")
+    if id_.__class__ is not int:
+        raise FrameError(f"level id is not an integer: {str(id_)[:30]}")
+    return id_  # type: ignore[return-value]
+
+
+class BitmexAdapter(VenueAdapter):
+    """BitMEX perpetuals: XBTUSD (inverse, USD contracts) and USDT-margined linear ones."""
+
+    name: ClassVar[str] = "bitmex"
+    title: ClassVar[str] = "BitMEX"
+    symbols: ClassVar[dict[str, str]] = {
+        "BTC-PERP": "XBTUSD",
+        "ETH-PERP": "ETHUSDT",
+        "SOL-PERP": "SOLUSDT",
+    }
+    resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
+    default_endpoint: ClassVar[str] = "wss://ws.bitmex.com/realtime"
+    default_rest_endpoint: ClassVar[str] = "https://www.bitmex.com"
+    channel: ClassVar[str] = "orderBookL2 (full depth, id-keyed rows) + trade; no seq/checksum"
+
+    stream_name: ClassVar[str] = "realtime"
+    #: the book topic: "orderBookL2" (full depth, unthrottled) or "orderBookL2_25" (top 25,
+    #: throttled); both speak the same partial/insert/update/delete protocol
+    book_table: ClassVar[str] = BOOK_TABLE
+    #: the venue asks for a ``ping`` after 5 s without a message; a fixed cadence does the same
+    ping_interval: ClassVar[float] = 5.0
+    _sync: BitmexSync | None = None
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def book_topic(self) -> str:
+        return f"{self.book_table}:{self.native}"
+
+    @property
+    def trade_topic(self) -> str:
+        return f"{TRADE_TABLE}:{self.native}"
+
+    def ws_url(self) -> str:
+        """The endpoint as given when it carries a path, else the endpoint + /realtime."""
+        if urlsplit(self.endpoint).path not in ("", "/"):
+            return self.endpoint
+        return self.endpoint + WS_PATH
+
+    def streams(self) -> list[StreamSpec]:
+        return [
+            StreamSpec(
+                name=self.stream_name,
+                url=self.ws_url(),
+                subscribe=[dumps({"op": "subscribe", "args": [self.book_topic, self.trade_topic]})],
+                ping_interval=self.ping_interval,
+                ping_frame="ping",
+                # a pong answers every ping, so 10 s of silence is two unanswered pings
+                stale_after=10.0,
+            )
+        ]
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        args = [self.book_topic]
+        return [
+            dumps({"op": "unsubscribe", "args": args}),
+            dumps({"op": "subscribe", "args": args}),
+        ]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        if frame == "pong" or frame == b"pong":
+            return []
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        table = msg.get("table")
+        if table is None:
+            return self._control(stream, msg)
+        if table == self.book_table:
+            return self._book(msg, ts_local)
+        if table == TRADE_TABLE:
+            return self._trades(msg, ts_local)
+        return []  # quote, instrument and other tables: not ours
+
+    def _control(self, stream: str, msg: dict) -> list[Event]:
+        if "error" in msg:
+            text = str(msg.get("error"))[:200]
+            status = msg.get("status")
+            request = msg.get("request")
+            op = request.get("op") if isinstance(request, dict) else None
+            # a refused subscription (unknown symbol or table) will not fix itself; rate limits
+            # and "already subscribed" (a resync racing its own unsubscribe) will
+            fatal = op == "subscribe" and status == 400 and "already subscribed" not in text.lower()
+            return [VenueError(stream, f"BitMEX {status or 'error'}: {text}", fatal=fatal)]
+        if "success" in msg:
+            if msg["success"] is True:
+                return []  # subscribe / unsubscribe ack
+            return [VenueError(stream, f"BitMEX request refused: {str(msg)[:200]}")]
+        if "info" in msg:
+            return []  # the welcome message
+        raise FrameError("neither table, ack, error nor welcome")
+
+    def _book(self, msg: dict, ts_local: float) -> list[Event]:
+        action = msg.get("action")
+        data = msg.get("data")
+        if not isinstance(data, list):
+            raise FrameError(f"{self.book_table} frame without a data list")
+        native = self.native
+        if action == "partial":
+            filt = msg.get("filter")
+            symbol = filt.get("symbol") if isinstance(filt, dict) else None
+            mine = [r for r in data if isinstance(r, dict) and r.get("symbol") == native]
+            if symbol != native and not mine:
+                return []  # another instrument's partial (or one that names none)
+            if len(mine) != len(data):
+                self._poison_and_raise("partial holds rows of another instrument")
+            return [self._partial(mine, ts_local)]
+        code = _ACTIONS.get(action)  # type: ignore[arg-type]
+        if code is None:
+            raise FrameError(f"unknown {self.book_table} action {str(action)[:20]!r}")
+        mine = [r for r in data if isinstance(r, dict) and r.get("symbol") == native]
+        if len(mine) != len(data) and any(not isinstance(r, dict) for r in data):
+            self._poison_and_raise("book row is not an object")
+        if not mine:
+            return []
+        try:
+            rows: list[Row] = []
+            for r in mine:
+                price = r.get("price")
+                rows.append(
+                    (
+                        code,
+                        _level_id(r),
+                        _side(r),
+                        None if price is None and code != INSERT else _price(price),
+                        0.0 if code == DELETE else _size(r.get("size")),
+                    )
+                )
+            ts = mine[-1].get("timestamp")
+            ts_exchange = _iso(ts) if ts is not None else None
+        except FrameError as e:
+            self._poison_and_raise(str(e))
+        return [
+            BitmexBookDelta(
+                self.name,
+                self.symbol,
+                [],
+                [],
+                ts_exchange=ts_exchange,
+                ts_local=ts_local,
+                rows=rows,
+            )
+        ]
+
+    def _partial(self, data: list[dict], ts_local: float) -> BitmexBookSnapshot:
+        rows: list[PartialRow] = []
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        ts_exchange = None
+        try:
+            for r in data:
+                is_bid = _side(r)
+                price, size = _price(r.get("price")), _size(r.get("size"))
+                rows.append((_level_id(r), is_bid, price, size))
+                (bids if is_bid else asks).append((price, size))
+                ts = r.get("timestamp")
+                if ts is not None:
+                    t = _iso(ts)
+                    ts_exchange = t if ts_exchange is None else max(ts_exchange, t)
+        except FrameError as e:
+            self._poison_and_raise(f"partial: {e}")
+        return BitmexBookSnapshot(
+            self.name,
+            self.symbol,
+            bids,
+            asks,
+            ts_exchange=ts_exchange,
+            ts_local=ts_local,
+            rows=rows,
+        )
+
+    def _poison_and_raise(self, reason: str):  # type: ignore[no-untyped-def]
+        if self._sync is not None:
+            self._sync.poison(f"unreadable book frame: {reason}")
+        raise FrameError(reason)
+
+    def _trades(self, msg: dict, ts_local: float) -> list[Event]:
+        action = msg.get("action")
+        data = msg.get("data")
+        if not isinstance(data, list):
+            raise FrameError("trade frame without a data list")
+        if action != "insert":
+            return []  # the partial repeats past trades: not live flow
+        out: list[Event] = []
+        native = self.native
+        for t in data:
+            if not isinstance(t, dict):
+                raise FrameError("trade row is not an object")
+            if t.get("symbol") != native:
+                continue
+            side = t.get("side")
+            if side not in _SIDES:
+                raise FrameError(f"unknown trade side {str(side)[:20]!r}")
+            out.append(
+                Trade(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    price=_price(t.get("price")),
+                    size=_size(t.get("size")),
+                    side=Side.BUY if side == "Buy" else Side.SELL,  # the taker's side
+                    trade_id=str(t.get("trdMatchID", ""))[:64],
+                    ts_exchange=_iso(t.get("timestamp")),
+                    ts_local=ts_local,
+                )
+            )
+        return out
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        self._sync = BitmexSync(book)
+        return self._sync
+
+    # -- instrument facts -------------------------------------------------------------------
+    def default_instrument(self) -> Instrument:
+        native = self.native
+        if native in DEFAULTS:
+            tick, lot, unit, cv, base, quote_ccy = DEFAULTS[native]
+            return Instrument(self.name, self.symbol, native, tick, lot, unit, cv, base, quote_ccy)
+        if native.endswith("USD") and native.startswith("XBT"):  # inverse: USD contracts
+            return Instrument(
+                self.name, self.symbol, native, 0.5, 100.0, "quote", 1.0, "BTC", "USD"
+            )
+        base = native[:-4] if native.endswith("USDT") else native[:3]
+        quote_ccy = "USDT" if native.endswith("USDT") else "USD"
+        return Instrument(
+            self.name, self.symbol, native, 0.0001, 1.0, "contract", 1.0, _ccy(base), quote_ccy
+        )
+
+    def instrument_request(self) -> HttpRequest:
+        return HttpRequest(f"{self.rest_endpoint}/api/v1/instrument?symbol={quote(self.native)}")
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        doc = loads(body)
+        if isinstance(doc, dict):
+            err = doc.get("error")
+            text = err.get("message") if isinstance(err, dict) else err
+            raise FrameError(f"instrument: {str(text)[:80]}")
+        if not isinstance(doc, list):
+            raise FrameError("instrument: expected a list")
+        for item in doc:
+            if not isinstance(item, dict) or item.get("symbol") != self.native:
+                continue
+            tick = _price(item.get("tickSize"))
+            lot = _price(item.get("lotSize") or 1)
+            fallback = self.default_instrument()
+            base = _ccy(str(item.get("underlying") or fallback.base))
+            quote_ccy = _ccy(str(item.get("quoteCurrency") or fallback.quote))
+            if item.get("isInverse"):
+                # value per contract in quote currency: |multiplier| / |underlyingToSettle|
+                mult, to_settle = item.get("multiplier"), item.get("underlyingToSettleMultiplier")
+                cv = 1.0
+                if mult and to_settle:
+                    cv = abs(_number(mult, "multiplier")) / abs(_number(to_settle, "multiplier"))
+                return Instrument(
+                    self.name, self.symbol, self.native, tick, lot, "quote", cv, base, quote_ccy
+                )
+            per_coin = item.get("underlyingToPositionMultiplier")
+            cv = 1.0 / _price(per_coin) if per_coin else 1.0
+            return Instrument(
+                self.name, self.symbol, self.native, tick, lot, "contract", cv, base, quote_ccy
+            )
+        raise FrameError(f"instrument: {self.native} not listed")
+
+
+def _ccy(code: str) -> str:
+    return _CURRENCIES.get(code, code.upper())

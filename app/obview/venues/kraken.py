@@ -1,0 +1,342 @@
+"""Kraken Futures WebSocket v1: ``book`` (full depth, one level per message) and ``trade``.
+
+One socket, ``wss://futures.kraken.com/ws/v1``; the public feeds need no ``challenge``. The
+client sends one ``{"event":"subscribe","feed":...,"product_ids":[...]}`` per feed; the server
+greets with ``{"event":"info","version":1}`` and acknowledges each product on its own
+(``{"event":"subscribed",...}``), answering product ids in upper case whatever case was sent.
+
+Book rules (fact sheet section 5, checked on the 2021 recording):
+
+- ``book_snapshot`` carries the whole book and ``seq`` = S; it replaces the book;
+- each ``book`` message changes one level: ``side`` ``buy`` (bid) / ``sell`` (ask), ``qty`` the
+  new absolute size, 0 deletes. Its ``seq`` is the product's previous one plus one: a smaller
+  one is a replay (ignored), a larger jump is a gap;
+- there is no checksum; a gap or a crossed book unsubscribes and subscribes ``book`` again,
+  which makes the venue send a fresh snapshot.
+
+Trades: ``side`` is the taker side; ``trade_snapshot`` (recent history sent on subscribing,
+newest first) is not replayed into the tape, since those prints are not live flow.
+
+Keepalive: the venue drops a connection that has not pinged for 60 s. It defines no JSON ping,
+so the WebSocket protocol pings that ``websockets`` sends (every 20 s by default) keep it open;
+the ``heartbeat`` feed is subscribed too, so a quiet socket still hears from the venue.
+
+Sizes: ``PF_`` (linear multi-collateral perpetuals) and ``FF_`` count coins; ``PI_`` / ``FI_``
+(inverse) count USD contracts of ``contractSize`` USD. Prices and sizes are JSON numbers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
+from obview.venues.base import (
+    APPLIED,
+    IGNORED,
+    BookSync,
+    Event,
+    FrameError,
+    HttpRequest,
+    ResyncMode,
+    StreamSpec,
+    SyncResult,
+    SyncStatus,
+    VenueAdapter,
+    VenueError,
+    dumps,
+    fmt_seq_gap,
+    loads,
+)
+
+WS_PATH = "/ws/v1"
+INSTRUMENTS_PATH = "/derivatives/api/v3/instruments"
+#: a side longer than this is cut to its best levels (a hostile feed cannot grow the book
+#: without bound; real snapshots hold a few hundred levels per side)
+MAX_LEVELS = 10_000
+
+#: built-in facts used until /instruments answers: native -> (tickSize, lot step in coins)
+DEFAULTS: dict[str, tuple[float, float]] = {
+    "PF_XBTUSD": (1.0, 0.0001),
+    "PF_ETHUSD": (0.1, 0.001),
+    "PF_SOLUSD": (0.01, 0.01),
+}
+_INVERSE_PREFIXES = ("PI", "FI")
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+# error texts of a venue that will not serve what we asked, however often we ask
+_FATAL_ERRORS = ("invalid product",)
+
+
+def _num(v: object, what: str) -> float:
+    """A JSON number (or a numeric string) as float; bools and other types are refused."""
+    if v.__class__ is float or v.__class__ is int:
+        return float(v)  # type: ignore[arg-type]
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            raise FrameError(f"{what} is not a number: {v[:40]!r}") from None
+    raise FrameError(f"{what} is not a number")
+
+
+def _int(v: object, what: str) -> int:
+    if v.__class__ is not int:
+        raise FrameError(f"{what} is not an integer")
+    return v  # type: ignore[return-value]
+
+
+def _ms(v: object, what: str) -> float | None:
+    """Milliseconds since the epoch -> seconds (None when absent)."""
+    if v is None:
+        return None
+    try:
+        return _num(v, what) / 1000.0
+    except OverflowError:
+        raise FrameError(f"{what} out of range") from None
+
+
+def _levels(rows: object, what: str) -> list[Level]:
+    if not isinstance(rows, list):
+        raise FrameError(f"{what} is not a list")
+    out: list[Level] = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise FrameError(f"{what} level is not an object")
+        out.append((_num(row.get("price"), "price"), _num(row.get("qty"), "qty")))
+    return out
+
+
+def base_of(product: str) -> str:
+    """``PF_XBTUSD`` -> ``BTC``; ``FI_ETHUSD_211231`` -> ``ETH``."""
+    parts = product.upper().split("_")
+    pair = parts[1] if len(parts) > 1 else parts[0]
+    base = pair[:-3] if pair.endswith("USD") and len(pair) > 3 else pair
+    return "BTC" if base == "XBT" else base
+
+
+class KrakenSync(BookSync):
+    """Snapshot replaces; each delta must continue the product's ``seq`` by exactly one."""
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        last = self.last_seq
+        if last is None or delta.seq is None:
+            return APPLIED
+        if delta.seq == last + 1:
+            return APPLIED
+        if delta.seq <= last:
+            return IGNORED  # replayed / duplicate
+        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last + 1, delta.seq))
+
+
+class KrakenAdapter(VenueAdapter):
+    """Kraken Futures perpetuals (public WebSocket v1, no key needed)."""
+
+    name: ClassVar[str] = "kraken"
+    title: ClassVar[str] = "Kraken Futures"
+    symbols: ClassVar[dict[str, str]] = {
+        "BTC-PERP": "PF_XBTUSD",
+        "ETH-PERP": "PF_ETHUSD",
+        "SOL-PERP": "PF_SOLUSD",
+    }
+    resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
+    default_endpoint: ClassVar[str] = "wss://futures.kraken.com"
+    default_rest_endpoint: ClassVar[str] = "https://futures.kraken.com"
+    channel: ClassVar[str] = "book (full depth, one level per message) + trade; per-product seq + 1"
+
+    stream_name: ClassVar[str] = "public"
+
+    def __init__(self, symbol: str, **kwargs: str | None) -> None:
+        super().__init__(symbol, **kwargs)
+        self.product = self.native.upper()  # the venue answers in upper case
+        self.heartbeats = 0
+        self.last_heartbeat: float | None = None  # venue time (s) of the last heartbeat
+
+    # -- connection -------------------------------------------------------------------------
+    def ws_url(self) -> str:
+        """The endpoint as given when it carries a path, else the endpoint + /ws/v1."""
+        if urlsplit(self.endpoint).path not in ("", "/"):
+            return self.endpoint
+        return self.endpoint + WS_PATH
+
+    def _sub(self, event: str, feed: str) -> str:
+        return dumps({"event": event, "feed": feed, "product_ids": [self.native]})
+
+    def streams(self) -> list[StreamSpec]:
+        return [
+            StreamSpec(
+                name=self.stream_name,
+                url=self.ws_url(),
+                subscribe=[
+                    self._sub("subscribe", "book"),
+                    self._sub("subscribe", "trade"),
+                    dumps({"event": "subscribe", "feed": "heartbeat"}),
+                ],
+                # a BTC book changes many times a second: 15 s of silence is worth showing
+                stale_after=15.0,
+            )
+        ]
+
+    def resubscribe_frames(self, stream: str) -> list[str]:
+        return [self._sub("unsubscribe", "book"), self._sub("subscribe", "book")]
+
+    # -- parsing ----------------------------------------------------------------------------
+    def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
+        msg = loads(frame)
+        if not isinstance(msg, dict):
+            raise FrameError("expected a JSON object")
+        feed = msg.get("feed")
+        event = msg.get("event")
+        if event is not None:
+            return self._control(stream, str(event), msg)
+        if feed == "heartbeat":
+            self.heartbeats += 1
+            self.last_heartbeat = _ms(msg.get("time"), "heartbeat time")
+            return []
+        if feed is None:
+            raise FrameError("neither feed nor event")
+        product = msg.get("product_id")
+        if not isinstance(product, str) or product.upper() != self.product:
+            return []  # another product, or a feed without one that is not ours
+        if feed == "book":
+            return [self._delta(msg, ts_local)]
+        if feed == "book_snapshot":
+            return [self._snapshot(msg, ts_local)]
+        if feed == "trade":
+            return [self._trade(msg, ts_local)]
+        return []  # trade_snapshot (history, not live flow), ticker and other feeds
+
+    def _control(self, stream: str, event: str, msg: dict) -> list[Event]:
+        if event in ("info", "subscribed", "unsubscribed", "challenge"):
+            return []
+        reason = str(msg.get("message") or msg.get("error") or event)[:200]
+        if event == "error":
+            fatal = any(e in reason.lower() for e in _FATAL_ERRORS)
+            return [VenueError(stream, f"kraken: {reason}", fatal=fatal)]
+        if event in ("subscribed_failed", "unsubscribed_failed"):
+            feed = msg.get("feed")
+            ids = msg.get("product_ids")
+            ours = not isinstance(ids, list) or any(
+                isinstance(p, str) and p.upper() == self.product for p in ids
+            )
+            # refused book or trade subscriptions of our product do not fix themselves
+            fatal = event == "subscribed_failed" and feed in ("book", "trade") and ours
+            return [VenueError(stream, f"kraken {event} ({str(feed)[:40]}): {reason}", fatal=fatal)]
+        if event == "alert":
+            return [VenueError(stream, f"kraken alert: {reason}")]
+        return []  # other control events carry nothing for the book
+
+    def _snapshot(self, msg: dict, ts_local: float) -> BookSnapshot:
+        return BookSnapshot(
+            self.name,
+            self.symbol,
+            _levels(msg.get("bids"), "bids"),
+            _levels(msg.get("asks"), "asks"),
+            seq=_int(msg.get("seq"), "seq"),
+            ts_exchange=_ms(msg.get("timestamp"), "timestamp"),
+            ts_local=ts_local,
+        )
+
+    def _delta(self, msg: dict, ts_local: float) -> BookDelta:
+        side = msg.get("side")
+        level = [(_num(msg.get("price"), "price"), _num(msg.get("qty"), "qty"))]
+        if side == "buy":
+            bids, asks = level, []
+        elif side == "sell":
+            bids, asks = [], level
+        else:
+            raise FrameError(f"unknown book side {str(side)[:20]!r}")
+        return BookDelta(
+            self.name,
+            self.symbol,
+            bids,
+            asks,
+            seq=_int(msg.get("seq"), "seq"),
+            ts_exchange=_ms(msg.get("timestamp"), "timestamp"),
+            ts_local=ts_local,
+        )
+
+    def _trade(self, msg: dict, ts_local: float) -> Trade:
+        side = _SIDES.get(msg.get("side"))  # type: ignore[arg-type]
+        if side is None:
+            raise FrameError(f"unknown trade side {str(msg.get('side'))[:20]!r}")
+        uid = msg.get("uid")
+        return Trade(
+            venue=self.name,
+            symbol=self.symbol,
+            price=_num(msg.get("price"), "price"),
+            size=_num(msg.get("qty"), "qty"),
+            side=side,  # the taker side
+            trade_id=str(uid if uid is not None else msg.get("seq"))[:64],
+            ts_exchange=_ms(msg.get("time"), "time"),
+            ts_local=ts_local,
+        )
+
+    # -- book sync --------------------------------------------------------------------------
+    def make_sync(self, book: OrderBook) -> BookSync:
+        return KrakenSync(book, depth=MAX_LEVELS)
+
+    # -- instrument facts -------------------------------------------------------------------
+    def _inverse(self) -> bool:
+        return self.product.split("_")[0] in _INVERSE_PREFIXES
+
+    def default_instrument(self) -> Instrument:
+        base = base_of(self.product)
+        if self._inverse():
+            # USD contracts of 1 USD each
+            tick = 0.5 if base == "BTC" else 0.05
+            return Instrument(
+                self.name, self.symbol, self.native, tick, 1.0, "quote", 1.0, base, "USD"
+            )
+        tick, lot = DEFAULTS.get(self.product, (0.01, 0.001))
+        return Instrument(self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, "USD")
+
+    def instrument_request(self) -> HttpRequest:
+        return HttpRequest(f"{self.rest_endpoint}{INSTRUMENTS_PATH}")
+
+    def parse_instrument(self, body: bytes) -> Instrument:
+        msg = loads(body)
+        if not isinstance(msg, dict):
+            raise FrameError("instruments: expected a JSON object")
+        if msg.get("result") != "success":
+            raise FrameError(f"instruments: {str(msg.get('error') or msg.get('result'))[:80]}")
+        items = msg.get("instruments")
+        if not isinstance(items, list):
+            raise FrameError("instruments: no instrument list")
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            sym = item.get("symbol")
+            if not isinstance(sym, str) or sym.upper() != self.product:
+                continue
+            return self._instrument(item)
+        raise FrameError(f"instruments: {self.product} not listed")
+
+    def _instrument(self, item: dict) -> Instrument:
+        fallback = self.default_instrument()
+        tick = _num(item.get("tickSize", fallback.tick), "tickSize")
+        contract = _num(item.get("contractSize", 1), "contractSize")
+        precision = item.get("contractValueTradePrecision")
+        if precision is None:
+            lot = fallback.lot
+        elif precision.__class__ is int and -12 <= precision <= 12:
+            lot = 10.0**-precision
+        else:
+            raise FrameError("instruments: contractValueTradePrecision out of range")
+        base = item.get("base") if isinstance(item.get("base"), str) else fallback.base
+        base = "BTC" if base == "XBT" else base
+        quote = item.get("quote") if isinstance(item.get("quote"), str) else fallback.quote
+        kind = item.get("type")
+        inverse = kind == "futures_inverse" if isinstance(kind, str) else self._inverse()
+        if inverse:
+            # sizes count contracts of ``contractSize`` USD
+            return Instrument(
+                self.name, self.symbol, self.native, tick, lot, "quote", contract, base, quote
+            )
+        if contract == 1.0:
+            return Instrument(
+                self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote
+            )
+        return Instrument(
+            self.name, self.symbol, self.native, tick, lot, "contract", contract, base, quote
+        )
