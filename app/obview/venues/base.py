@@ -240,6 +240,21 @@ class BookSync:
         return res
 
 
+class NextSeqSync(BookSync):
+    """Snapshot replaces; each delta's ``seq`` must be the last one plus one (Bybit ``u``, Kraken
+    Futures ``seq``): a lower one is a replay (ignored), a higher one a gap."""
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        last = self.last_seq
+        if last is None or delta.seq is None:
+            return APPLIED
+        if delta.seq == last + 1:
+            return APPLIED
+        if delta.seq <= last:
+            return IGNORED  # replayed / duplicate
+        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last + 1, delta.seq))
+
+
 class SnapshotOnlySync(BookSync):
     """Every book message is a full snapshot (Hyperliquid l2Book): drop ones older than the
     last applied exchange time, so a reordered frame never overwrites a newer book."""

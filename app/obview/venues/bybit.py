@@ -29,24 +29,20 @@ import msgspec
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
-    APPLIED,
-    IGNORED,
     BookSync,
     Event,
     FastMiss,
     FrameError,
     HttpRequest,
+    NextSeqSync,
     Price,
     PriceSize,
     ResyncMode,
     Size,
     StreamSpec,
-    SyncResult,
-    SyncStatus,
     VenueAdapter,
     VenueError,
     dumps,
-    fmt_seq_gap,
     loads,
 )
 
@@ -105,18 +101,8 @@ class _Msg(msgspec.Struct):
 _decode_msg = msgspec.json.Decoder(_Msg, strict=False).decode
 
 
-class BybitSync(BookSync):
+class BybitSync(NextSeqSync):
     """Snapshot replaces; deltas must continue ``u`` by exactly one."""
-
-    def check_delta(self, delta: BookDelta) -> SyncResult:
-        last = self.last_seq
-        if last is None or delta.seq is None:
-            return APPLIED
-        if delta.seq == last + 1:
-            return APPLIED
-        if delta.seq <= last:
-            return IGNORED  # replayed / duplicate
-        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last + 1, delta.seq))
 
 
 class BybitAdapter(VenueAdapter):

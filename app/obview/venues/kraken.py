@@ -33,20 +33,16 @@ from urllib.parse import urlsplit
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
-    APPLIED,
-    IGNORED,
     BookSync,
     Event,
     FrameError,
     HttpRequest,
+    NextSeqSync,
     ResyncMode,
     StreamSpec,
-    SyncResult,
-    SyncStatus,
     VenueAdapter,
     VenueError,
     dumps,
-    fmt_seq_gap,
     loads,
 )
 
@@ -115,18 +111,8 @@ def base_of(product: str) -> str:
     return "BTC" if base == "XBT" else base
 
 
-class KrakenSync(BookSync):
+class KrakenSync(NextSeqSync):
     """Snapshot replaces; each delta must continue the product's ``seq`` by exactly one."""
-
-    def check_delta(self, delta: BookDelta) -> SyncResult:
-        last = self.last_seq
-        if last is None or delta.seq is None:
-            return APPLIED
-        if delta.seq == last + 1:
-            return APPLIED
-        if delta.seq <= last:
-            return IGNORED  # replayed / duplicate
-        return SyncResult(SyncStatus.GAP, fmt_seq_gap(last + 1, delta.seq))
 
 
 class KrakenAdapter(VenueAdapter):
