@@ -28,40 +28,40 @@ perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMulti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
 from obview.book import OrderBook
-from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.model import Instrument, Side, Trade
 from obview.venues.base import (
-    APPLIED,
-    IGNORED,
     BookSync,
     Event,
     FrameError,
     HttpRequest,
     ResyncMode,
     StreamSpec,
-    SyncResult,
-    SyncStatus,
     VenueAdapter,
     VenueError,
     dumps,
     loads,
 )
+from obview.venues.bitmex_book import (
+    DELETE,
+    INSERT,
+    UPDATE,
+    BitmexBookDelta,
+    BitmexBookSnapshot,
+    BitmexSync,
+    PartialRow,
+    Row,
+)
 
 WS_PATH = "/realtime"
 BOOK_TABLE = "orderBookL2"
 TRADE_TABLE = "trade"
-#: most levels one book may hold (XBTUSD's full partial had 9,346 rows in 2021)
-MAX_LEVELS = 200_000
 
-# row actions of a delta (the partial is a snapshot of its own)
-INSERT, UPDATE, DELETE = 0, 1, 2
 _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
-_ACTION_NAMES = ("insert", "update", "delete")
 _SIDES = {"Buy": True, "Sell": False}
 
 #: built-in facts used until the instrument endpoint answers:
@@ -72,125 +72,6 @@ DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
     "SOLUSDT": (0.001, 1000.0, "contract", 1e-4, "SOL", "USDT"),
 }
 _CURRENCIES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
-
-Row = tuple[int, int, bool, float | None, float]  # action, id, is_bid, price (None: not sent), size
-PartialRow = tuple[int, bool, float, float]  # id, is_bid, price, size
-
-
-@dataclass(slots=True)
-class BitmexBookSnapshot(BookSnapshot):
-    """A ``partial``: the levels plus the id each one is known by."""
-
-    rows: list[PartialRow] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class BitmexBookDelta(BookDelta):
-    """``insert`` / ``update`` / ``delete`` rows; ``BitmexSync`` resolves them into levels."""
-
-    rows: list[Row] = field(default_factory=list)
-
-
-def _gap(reason: str) -> SyncResult:
-    return SyncResult(SyncStatus.GAP, reason)
-
-
-class BitmexSync(BookSync):
-    """The book plus ``id -> (is_bid, price)`` and its inverse, always changed together."""
-
-    max_levels: ClassVar[int] = MAX_LEVELS
-
-    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
-        super().__init__(book, depth)
-        self.ids: dict[int, tuple[bool, float]] = {}
-        self.at: dict[tuple[bool, float], int] = {}
-        self.poisoned = ""  # a book frame for us could not be read: the next one is a gap
-
-    def reset(self) -> None:
-        super().reset()
-        self.ids.clear()
-        self.at.clear()
-        self.poisoned = ""
-
-    def _fail(self, res: SyncResult) -> SyncResult:
-        self.ids.clear()
-        self.at.clear()
-        self.poisoned = ""
-        return super()._fail(res)
-
-    def poison(self, reason: str) -> None:
-        """A book frame of ours was unreadable: whatever it changed is unknown."""
-        if self.synced:
-            self.poisoned = reason
-
-    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
-        rows = snap.rows if isinstance(snap, BitmexBookSnapshot) else None
-        self.poisoned = ""
-        if rows is not None:
-            if len(rows) > self.max_levels:
-                return self._fail(_gap(f"partial of {len(rows)} levels exceeds {self.max_levels}"))
-            ids: dict[int, tuple[bool, float]] = {}
-            at: dict[tuple[bool, float], int] = {}
-            for id_, is_bid, price, size in rows:
-                key = (is_bid, price)
-                if id_ in ids:
-                    return self._fail(_gap(f"partial lists level id {id_} twice"))
-                if key in at:
-                    return self._fail(_gap(f"partial lists two level ids at {price:g}"))
-                if not size > 0:
-                    return self._fail(_gap(f"partial level id {id_} has size 0"))
-                ids[id_] = key
-                at[key] = id_
-            self.ids, self.at = ids, at
-        return super().on_snapshot(snap)
-
-    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
-        self.buffer.clear()  # nothing is buffered: rows before the partial are in it
-        return APPLIED
-
-    def on_delta(self, delta: BookDelta) -> SyncResult:
-        if not self.synced:
-            return IGNORED  # before the partial: already part of it
-        if self.poisoned:
-            return self._fail(_gap(self.poisoned))
-        return super().on_delta(delta)
-
-    def check_delta(self, delta: BookDelta) -> SyncResult:
-        if not isinstance(delta, BitmexBookDelta):
-            return APPLIED
-        ids, at = self.ids, self.at
-        bids, asks = delta.bids, delta.asks
-        for action, id_, is_bid, price, size in delta.rows:
-            out = bids if is_bid else asks
-            if action == INSERT:
-                key = (is_bid, price)
-                if id_ in ids:
-                    return _gap(f"insert of level id {id_} already in the book")
-                if key in at:
-                    return _gap(f"insert of a second level id at {price:g}")
-                if not size > 0:
-                    return _gap(f"insert of level id {id_} with size 0")
-                if len(ids) >= self.max_levels:
-                    return _gap(f"book exceeds {self.max_levels} levels")
-                ids[id_] = key  # type: ignore[assignment]
-                at[key] = id_  # type: ignore[index]
-                out.append((price, size))  # type: ignore[arg-type]
-                continue
-            known = ids.get(id_)
-            if known is None:
-                return _gap(f"{_ACTION_NAMES[action]} of unknown level id {id_}")
-            if known[0] != is_bid or (price is not None and price != known[1]):
-                return _gap(f"level id {id_} changed side or price")
-            if action == UPDATE:
-                if not size > 0:
-                    return _gap(f"update of level id {id_} to size 0")
-                out.append((known[1], size))
-            else:
-                del ids[id_]
-                del at[known]
-                out.append((known[1], 0.0))
-        return APPLIED
-
 
 # -- field readers: numbers from the network must be finite, prices > 0, sizes >= 0 ---------------
 def _number(v: object, what: str) -> float:

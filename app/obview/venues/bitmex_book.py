@@ -1,0 +1,140 @@
+"""BitMEX book rules: ``orderBookL2`` rows keyed by level id, checked against the book.
+
+``BitmexSync`` keeps ``id -> (side, price)`` beside the book and calls a gap on any row that
+does not fit it (see ``obview.venues.bitmex`` for the protocol): the only way a lost message
+shows on a feed without sequence numbers or checksums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from obview.book import OrderBook
+from obview.model import BookDelta, BookSnapshot
+from obview.venues.base import APPLIED, IGNORED, BookSync, SyncResult, SyncStatus
+
+#: most levels one book may hold (XBTUSD's full partial had 9,346 rows in 2021)
+MAX_LEVELS = 200_000
+
+# row actions of a delta (the partial is a snapshot of its own)
+INSERT, UPDATE, DELETE = 0, 1, 2
+_ACTION_NAMES = ("insert", "update", "delete")
+
+Row = tuple[int, int, bool, float | None, float]  # action, id, is_bid, price (None: not sent), size
+PartialRow = tuple[int, bool, float, float]  # id, is_bid, price, size
+
+
+@dataclass(slots=True)
+class BitmexBookSnapshot(BookSnapshot):
+    """A ``partial``: the levels plus the id each one is known by."""
+
+    rows: list[PartialRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BitmexBookDelta(BookDelta):
+    """``insert`` / ``update`` / ``delete`` rows; ``BitmexSync`` resolves them into levels."""
+
+    rows: list[Row] = field(default_factory=list)
+
+
+def _gap(reason: str) -> SyncResult:
+    return SyncResult(SyncStatus.GAP, reason)
+
+
+class BitmexSync(BookSync):
+    """The book plus ``id -> (is_bid, price)`` and its inverse, always changed together."""
+
+    max_levels: ClassVar[int] = MAX_LEVELS
+
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        super().__init__(book, depth)
+        self.ids: dict[int, tuple[bool, float]] = {}
+        self.at: dict[tuple[bool, float], int] = {}
+        self.poisoned = ""  # a book frame for us could not be read: the next one is a gap
+
+    def reset(self) -> None:
+        super().reset()
+        self.ids.clear()
+        self.at.clear()
+        self.poisoned = ""
+
+    def _fail(self, res: SyncResult) -> SyncResult:
+        self.ids.clear()
+        self.at.clear()
+        self.poisoned = ""
+        return super()._fail(res)
+
+    def poison(self, reason: str) -> None:
+        """A book frame of ours was unreadable: whatever it changed is unknown."""
+        if self.synced:
+            self.poisoned = reason
+
+    def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        rows = snap.rows if isinstance(snap, BitmexBookSnapshot) else None
+        self.poisoned = ""
+        if rows is not None:
+            if len(rows) > self.max_levels:
+                return self._fail(_gap(f"partial of {len(rows)} levels exceeds {self.max_levels}"))
+            ids: dict[int, tuple[bool, float]] = {}
+            at: dict[tuple[bool, float], int] = {}
+            for id_, is_bid, price, size in rows:
+                key = (is_bid, price)
+                if id_ in ids:
+                    return self._fail(_gap(f"partial lists level id {id_} twice"))
+                if key in at:
+                    return self._fail(_gap(f"partial lists two level ids at {price:g}"))
+                if not size > 0:
+                    return self._fail(_gap(f"partial level id {id_} has size 0"))
+                ids[id_] = key
+                at[key] = id_
+            self.ids, self.at = ids, at
+        return super().on_snapshot(snap)
+
+    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        self.buffer.clear()  # nothing is buffered: rows before the partial are in it
+        return APPLIED
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        if not self.synced:
+            return IGNORED  # before the partial: already part of it
+        if self.poisoned:
+            return self._fail(_gap(self.poisoned))
+        return super().on_delta(delta)
+
+    def check_delta(self, delta: BookDelta) -> SyncResult:
+        if not isinstance(delta, BitmexBookDelta):
+            return APPLIED
+        ids, at = self.ids, self.at
+        bids, asks = delta.bids, delta.asks
+        for action, id_, is_bid, price, size in delta.rows:
+            out = bids if is_bid else asks
+            if action == INSERT:
+                key = (is_bid, price)
+                if id_ in ids:
+                    return _gap(f"insert of level id {id_} already in the book")
+                if key in at:
+                    return _gap(f"insert of a second level id at {price:g}")
+                if not size > 0:
+                    return _gap(f"insert of level id {id_} with size 0")
+                if len(ids) >= self.max_levels:
+                    return _gap(f"book exceeds {self.max_levels} levels")
+                ids[id_] = key  # type: ignore[assignment]
+                at[key] = id_  # type: ignore[index]
+                out.append((price, size))  # type: ignore[arg-type]
+                continue
+            known = ids.get(id_)
+            if known is None:
+                return _gap(f"{_ACTION_NAMES[action]} of unknown level id {id_}")
+            if known[0] != is_bid or (price is not None and price != known[1]):
+                return _gap(f"level id {id_} changed side or price")
+            if action == UPDATE:
+                if not size > 0:
+                    return _gap(f"update of level id {id_} to size 0")
+                out.append((known[1], size))
+            else:
+                del ids[id_]
+                del at[known]
+                out.append((known[1], 0.0))
+        return APPLIED
