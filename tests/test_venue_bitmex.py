@@ -169,6 +169,32 @@ def test_recording_with_a_corrupted_delta_is_a_gap():
     assert "unreadable book frame" in market.state.reason
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: raw[: len(raw) // 2],  # cut short: not JSON
+        lambda raw: raw.replace('"table":"orderBookL2",', "", 1),  # rows without their table
+    ],
+    ids=["cut", "no-table"],
+)
+def test_an_unreadable_frame_of_our_book_resyncs_at_once(damage):
+    # no sequence numbers: the next frame would not show what the lost one changed, so the
+    # book stops being LIVE on the damaged frame itself, not on some later row
+    lines = load_recording()
+    (i, *_) = book_lines(lines, "XBTUSD", ("insert",))
+    bad = [*lines[:i], {**lines[i], "raw": damage(lines[i]["raw"])}]
+    pipe, market, _ = replay(bad, "XBTUSD")
+    assert pipe.parse_errors == 1 and market.stats.gaps == 1 and market.book.empty
+    assert market.state.status is FeedStatus.SYNCING
+    assert market.state.reason.startswith("unreadable book frame")
+    # a damaged frame of the trade table or an ack is only counted
+    (j, *_) = [
+        k for k, r in enumerate(lines) if k > i and '"table":"trade","action":"insert"' in r.get("raw", "")
+    ]
+    pipe, market, _ = replay([*lines[:j], {**lines[j], "raw": lines[j]["raw"][:40]}], "XBTUSD")
+    assert pipe.parse_errors == 1 and market.stats.gaps == 0 and market.live
+
+
 # -- doc-example frames (fact sheet sections 3-6) -------------------------------------------------
 WELCOME = (
     '{"info":"Welcome to the BitMEX Realtime API.","version":"2021-07-14T01:26:29.000Z",'

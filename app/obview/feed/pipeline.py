@@ -17,6 +17,7 @@ from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
+    BookFrameError,
     FrameError,
     Reply,
     Resync,
@@ -134,6 +135,13 @@ class FeedPipeline:
         if events is None:
             try:
                 events = self.adapter.parse(stream, data, ts_local)
+            except BookFrameError as e:
+                # a change to our book was lost and nothing later would show it: resync now
+                self._bad_frame(stream, str(e))
+                actions: list[Action] = []
+                if self.sync.synced:
+                    self._gap(f"unreadable book frame: {safe(e)}", actions)
+                return actions
             except FrameError as e:
                 return self._bad_frame(stream, str(e))
             except (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError) as e:

@@ -44,6 +44,12 @@ class FrameError(ValueError):
     """A frame that cannot be understood. Counted and logged by the session, never fatal."""
 
 
+class BookFrameError(FrameError):
+    """A frame of this market's book that cannot be read: whatever it changed is lost, so the
+    book is no longer whole. For venues whose next frame would not show the loss (no sequence
+    numbers); the pipeline counts it and resyncs at once."""
+
+
 class UnknownSymbol(ValueError):
     """The canonical symbol is not mapped by this venue."""
 

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
 from obview.venues.base import (
+    BookFrameError,
     BookSync,
     Event,
     FrameError,
@@ -151,7 +152,6 @@ class BitmexAdapter(VenueAdapter):
     book_table: ClassVar[str] = BOOK_TABLE
     #: the venue asks for a ``ping`` after 5 s without a message; a fixed cadence does the same
     ping_interval: ClassVar[float] = 5.0
-    _sync: BitmexSync | None = None
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -192,11 +192,22 @@ class BitmexAdapter(VenueAdapter):
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         if frame == "pong" or frame == b"pong":
             return []
-        msg = loads(frame)
+        try:
+            msg = loads(frame)
+        except FrameError as e:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+            if self.book_table in text:
+                # our book's frame, cut or garbled (only our symbol's book is subscribed): its
+                # rows are lost, and without sequence numbers nothing later would say so
+                raise BookFrameError(str(e)) from None
+            raise
         if not isinstance(msg, dict):
             raise FrameError("expected a JSON object")
         table = msg.get("table")
         if table is None:
+            if "data" in msg or "action" in msg:
+                # rows without their table's name: they may be our book's, and lost
+                raise BookFrameError("table rows without a table name")
             return self._control(stream, msg)
         if table == self.book_table:
             return self._book(msg, ts_local)
@@ -302,9 +313,8 @@ class BitmexAdapter(VenueAdapter):
         )
 
     def _poison_and_raise(self, reason: str):  # type: ignore[no-untyped-def]
-        if self._sync is not None:
-            self._sync.poison(f"unreadable book frame: {reason}")
-        raise FrameError(reason)
+        """A frame of our book that cannot be read: the pipeline resyncs at once."""
+        raise BookFrameError(reason)
 
     def _trades(self, msg: dict, ts_local: float) -> list[Event]:
         action = msg.get("action")
@@ -339,8 +349,7 @@ class BitmexAdapter(VenueAdapter):
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:
-        self._sync = BitmexSync(book)
-        return self._sync
+        return BitmexSync(book)
 
     # -- instrument facts -------------------------------------------------------------------
     def default_instrument(self) -> Instrument:

@@ -52,28 +52,19 @@ class BitmexSync(BookSync):
         super().__init__(book, depth)
         self.ids: dict[int, tuple[bool, float]] = {}
         self.at: dict[tuple[bool, float], int] = {}
-        self.poisoned = ""  # a book frame for us could not be read: the next one is a gap
 
     def reset(self) -> None:
         super().reset()
         self.ids.clear()
         self.at.clear()
-        self.poisoned = ""
 
     def _fail(self, res: SyncResult) -> SyncResult:
         self.ids.clear()
         self.at.clear()
-        self.poisoned = ""
         return super()._fail(res)
-
-    def poison(self, reason: str) -> None:
-        """A book frame of ours was unreadable: whatever it changed is unknown."""
-        if self.synced:
-            self.poisoned = reason
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
         rows = snap.rows if isinstance(snap, BitmexBookSnapshot) else None
-        self.poisoned = ""
         if rows is not None:
             if len(rows) > self.max_levels:
                 return self._fail(_gap(f"partial of {len(rows)} levels exceeds {self.max_levels}"))
@@ -99,8 +90,6 @@ class BitmexSync(BookSync):
     def on_delta(self, delta: BookDelta) -> SyncResult:
         if not self.synced:
             return IGNORED  # before the partial: already part of it
-        if self.poisoned:
-            return self._fail(_gap(self.poisoned))
         return super().on_delta(delta)
 
     def check_delta(self, delta: BookDelta) -> SyncResult:
