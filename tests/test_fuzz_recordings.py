@@ -1,4 +1,5 @@
-"""Real recorded sessions, damaged at random, through each venue's adapter and book rules.
+"""Real recorded sessions (and the simulator's dialects), damaged at random, through each venue's
+adapter and book rules.
 
 Every venue with a recording (../shared/recordings) replays it again and again, each time with
 one frame after the book went LIVE mangled: cut short, a character changed, a number turned
@@ -18,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from fastpath import sim_frames
+from obview.feed.pipeline import FeedPipeline
+from obview.market import Market
 from obview.model import FeedStatus
 from obview.record import Replay, replay_frames
+from obview.venues.registry import get_adapter
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 
@@ -34,6 +39,9 @@ CASES = [
 # a JSON number value (not digits inside a name such as "orderBookL2"), quoted or not
 NUMBER = re.compile(r'(?<=[:\[,])"?-?\d+(\.\d+)?([eE][-+]?\d+)?"?(?=[,\]}])')
 TRIALS = 30
+#: the damage is never in the last frames of a session: a loss shows only by a later frame of
+#: the book (or, live, by the stale watchdog's silence)
+TAIL = 40
 JUNK = ['"NaN"', "NaN", "-1", "1e999", '"x"', "null", "[]", "{}", "true"]
 # what can happen to a frame on its way (a proxy cutting it, a venue bug, a protocol change,
 # loss, a repeat); a digit silently changed cannot, under TLS, and no venue without checksums
@@ -66,7 +74,10 @@ def mangle(frame: str, rng: random.Random, kinds: tuple[str, ...]) -> list[str]:
 
 
 def _check_book(replay: Replay, full: bool) -> None:
-    m = replay.market
+    _check_market(replay.market, full)
+
+
+def _check_market(m: Market, full: bool) -> None:
     if m.state.status is not FeedStatus.LIVE:
         return
     book = m.book
@@ -128,7 +139,8 @@ def test_one_damaged_frame_in_a_live_book_never_shows_a_wrong_book_live(venue, f
     rng = random.Random(venue)
     bad = gaps = checks = compared = 0
     for _ in range(TRIALS):
-        at = rng.randrange(first_live + 1, len(raws))
+        # never among the last frames: a loss shows only when a later frame of the book comes
+        at = rng.randrange(first_live + 1, len(raws) - TAIL)
         until = min(len(raws), at + 300)
         damage = {at: mangle(raws[at], rng, kinds)}
         replay, _, c = _replay(venue, instrument, records, damage, until=until)
@@ -145,3 +157,49 @@ def test_one_damaged_frame_in_a_live_book_never_shows_a_wrong_book_live(venue, f
             compared += 1
     # the damage was seen, not swallowed, and the checks ran on LIVE books
     assert bad > 0 and gaps > 0 and checks > TRIALS * 10 and compared > 0, (bad, gaps, checks, compared)
+
+
+# -- the simulator's dialects: the venues without a recording (and the rest again) --------------
+SIM_VENUES = ["demo", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
+
+
+def _feed(venue: str, frames: list[tuple[str, str]], damage=None):
+    """The frames through a fresh pipeline (``damage``: index -> frames instead); returns the
+    market, the index after which the book first was LIVE, and the LIVE checks made."""
+    adapter = get_adapter(venue)("BTC-PERP", endpoint="ws://127.0.0.1:9", rest_endpoint="http://127.0.0.1:9")
+    market = Market(adapter.default_instrument())
+    pipeline = FeedPipeline(adapter, market)
+    first_live = None
+    checks = 0
+    for n, (stream, raw) in enumerate(frames):
+        for frame in damage.get(n, [raw]) if damage else [raw]:
+            pipeline.on_frame(stream, frame, 1_700_000_000.0 + n * 0.01)  # must never raise
+            _check_market(market, full=False)
+            checks += market.live
+        if first_live is None and market.live:
+            first_live = n
+    _check_market(market, full=True)
+    return market, first_live, checks
+
+
+@pytest.mark.parametrize("venue", SIM_VENUES)
+def test_one_damaged_simulator_frame_never_shows_a_wrong_book_live(venue):
+    frames = sim_frames(venue, steps=200)
+    _, first_live, _ = _feed(venue, frames)
+    assert first_live is not None
+    kinds = tuple(k for k in KINDS if not (venue == "bitmex" and k == "lost"))
+    rng = random.Random(venue)
+    bad = checks = compared = 0
+    for _ in range(TRIALS):
+        at = rng.randrange(first_live + 1, len(frames) - TAIL)
+        until = min(len(frames), at + 150)
+        damage = {at: mangle(frames[at][1], rng, kinds)}
+        market, _, c = _feed(venue, frames[:until], damage)
+        bad += market.stats.bad_frames
+        checks += c
+        if market.live:
+            ref, _, _ = _feed(venue, frames[:until])
+            got, want = market.book, ref.book
+            assert (got.bids.levels, got.asks.levels) == (want.bids.levels, want.asks.levels), damage
+            compared += 1
+    assert bad > 0 and checks > TRIALS * 10 and compared > 0, (bad, checks, compared)
