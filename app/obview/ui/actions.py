@@ -66,6 +66,12 @@ class KeyActions:
             return str(venues.index(self.venue) + 1)
         return None
 
+    def on_venue_strip_selected(self, message) -> None:
+        """A venue clicked in the strip: as its number key."""
+        venues = self.venues
+        if message.venue in venues:
+            self.action_venue(venues.index(message.venue) + 1)
+
     def action_cycle_venue(self, direction: int) -> None:
         venues = self.venues
         if not venues:

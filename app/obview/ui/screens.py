@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP_ROWS: list[tuple[str, str]] = [
-    ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed)"),
+    ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed); or click it"),
     ("[  ]", "previous / next venue"),
     ("v", "venue picker"),
     ("x", "compare venues: the symbol's bid, ask, spread and depth on every venue at once"),

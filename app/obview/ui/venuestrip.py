@@ -1,8 +1,11 @@
-"""Venue strip: configured venues with their number key and feed state mark."""
+"""Venue strip: configured venues with their number key and feed state mark; a click on one
+switches to it."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
+from textual.message import Message
 from textual.widget import Widget
 
 from obview.model import FeedState
@@ -21,10 +24,18 @@ class VenueStrip(SteadyLines, Widget):
     VenueStrip { height: 1; width: 1fr; }
     """
 
+    class Selected(Message):
+        """A venue of the strip was clicked."""
+
+        def __init__(self, venue: str) -> None:
+            super().__init__()
+            self.venue = venue
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.pal: PanelColors | None = None
         self._text = Text()
+        self._spans: list[tuple[int, int, str]] = []  # cells [start, end) of each venue's entry
         self._key: tuple | None = None
         self._last_show: tuple | None = None  # shown again on a resize
 
@@ -53,17 +64,18 @@ class VenueStrip(SteadyLines, Widget):
         t = None
         if hint:
             for spacing in TIGHTER[:2]:
-                t = self._entries(venues, current, states, *spacing)
+                t, spans = self._entries(venues, current, states, *spacing)
                 if t.cell_len + len(hint) <= width:
                     t.append(hint, c.style("muted"))
                     break
                 t = None
         if t is None:
             for spacing in TIGHTER:
-                t = self._entries(venues, current, states, *spacing)
+                t, spans = self._entries(venues, current, states, *spacing)
                 if t.cell_len <= width:
                     break
         self._text = t
+        self._spans = spans
         self.refresh()
 
     def on_resize(self) -> None:
@@ -80,11 +92,13 @@ class VenueStrip(SteadyLines, Widget):
         gap: str,
         sep: str = " ",
         name_max: int = 20,
-    ) -> Text:
+    ) -> tuple[Text, list[tuple[int, int, str]]]:
         c = self.pal
         assert c is not None
         t = Text(no_wrap=True, overflow="ellipsis", end="")
+        spans: list[tuple[int, int, str]] = []
         for i, (v, st) in enumerate(zip(venues, states, strict=True)):
+            start = t.cell_len
             num = str(i + 1) if i < 9 else " "
             cur = v == current
             t.append(f"{pad}{num}{pad}", c.style(c.background, "muted" if not cur else "spread", bold=True))
@@ -93,8 +107,21 @@ class VenueStrip(SteadyLines, Widget):
             else:
                 t.append(f"{sep}{STATE_MARK[st.status]}{sep}", c.style(STATE_COLOR[st.status], bold=True))
             t.append(safe(v, name_max), c.style("spread" if cur else "axis", bold=cur))
+            spans.append((start, t.cell_len, v))
             t.append(gap)
-        return t
+        return t, spans
+
+    def venue_at(self, x: int) -> str | None:
+        """The venue whose entry covers cell ``x`` of the strip."""
+        for start, end, v in self._spans:
+            if start <= x < end:
+                return v
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        venue = self.venue_at(event.x)
+        if venue is not None:
+            self.post_message(self.Selected(venue))
 
     def render(self) -> Text:
         return self._text
