@@ -77,6 +77,23 @@ def test_print_mode_on_demo_venue_reports_live_book():
     assert last["latency_ms_p50"] is not None
 
 
+def test_print_compare_gives_every_venue_and_the_figures_across_them(tmp_path):
+    # demo LIVE; binance pointed at a closed local port: its state and why, never prices
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('venues = ["demo", "binance"]\n[endpoints]\nbinance = "ws://127.0.0.1:9"\n')
+    r = run("BTC-PERP", "--venue", "demo", "--config", str(cfg), "--print", "--compare", "--duration", "3")
+    assert r.returncode == 0, r.stderr
+    last = json.loads(r.stdout.splitlines()[-1])
+    assert last["symbol"] == "BTC-PERP" and last["live"] == 1
+    demo, binance = last["venues"]
+    assert demo["venue"] == "demo" and demo["state"] == "LIVE" and demo["bid"] < demo["ask"]
+    assert demo["bid_depth_quote"] > 0 and demo["ask_depth_quote"] > 0 and demo["vs_mid_bps"] == 0
+    assert last["best_bid_venue"] == last["best_ask_venue"] == "demo"
+    assert last["best_bid"] == demo["bid"] and last["cross_spread_bps"] == demo["spread_bps"] > 0
+    assert binance["venue"] == "binance" and binance["state"] in ("CONNECTING", "RECONNECTING")
+    assert binance["bid"] is None and binance["spread_bps"] is None and binance["reason"]
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a disk that is always full)")
 def test_a_recording_that_stops_says_so_once():
     # --record onto a full disk: the book goes on, and the user is told (it was only logged)

@@ -188,6 +188,17 @@ async def test_x_shows_every_venue_and_a_number_switches_to_it():
         assert not isinstance(app.screen, CompareScreen) and app.venue == "binance"
 
 
+async def test_the_app_can_open_on_the_compare_view():
+    app, mgr = _static_app()
+    app.start_compare = True  # obview BTC-PERP --compare
+    async with asyncio.timeout(20), app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, CompareScreen) and app.screen.comparison.live == 2
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, CompareScreen) and app.venue == "demo"
+
+
 async def test_the_view_fits_an_80_column_terminal():
     app, _ = _static_app()
     async with asyncio.timeout(20), app.run_test(size=(80, 24)) as pilot:

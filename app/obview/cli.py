@@ -64,6 +64,11 @@ def _main_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE", help="record raw frames to FILE (JSON lines)")
     p.add_argument("--print", dest="print_mode", action="store_true", help="headless: print one JSON line per second")
     p.add_argument("--duration", type=float, default=None, help="with --print: seconds to run (default: until Ctrl-C)")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="every venue side by side: open on the compare view (key x), or with --print one JSON line a second across venues",
+    )
     p.add_argument("--log", metavar="FILE", help="write a debug log to FILE")
     p.add_argument("--version", action="version", version=f"obview {__version__}")
     return p
@@ -208,7 +213,7 @@ def cmd_view(argv: list[str]) -> int:
         from obview.ui.app import run_app
 
         manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=cfg.warm_venues, recorder=recorder)
-        return run_app(manager, venue, symbol, cfg)
+        return run_app(manager, venue, symbol, cfg, compare=a.compare)
     except UnknownSymbol as e:
         return _fail(str(e))
     finally:
@@ -269,10 +274,50 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 9)
 
 
+def compare_line(cmp, symbol: str, now: float, errors: dict[str, str]) -> dict:
+    """The --print --compare line: every venue's touch, spread and depth, and across venues."""
+
+    def ms(x: float | None) -> float | None:
+        return round(x * 1000, 2) if x is not None else None
+
+    return {
+        "t": round(now, 3),
+        "symbol": symbol,
+        "live": cmp.live,
+        "best_bid": cmp.best_bid,
+        "best_bid_venue": cmp.best_bid_venue or None,
+        "best_ask": cmp.best_ask,
+        "best_ask_venue": cmp.best_ask_venue or None,
+        "cross_spread_bps": _r(cmp.cross_spread_bps),
+        "depth_band_bps": cmp.band_bps,
+        "venues": [
+            {
+                "venue": r.venue,
+                "state": r.state.status.value if r.state else None,
+                "reason": r.state.reason if r.state else errors.get(r.venue, "not open"),
+                "bid": r.bid,
+                "ask": r.ask,
+                "spread_bps": _r(r.spread_bps),
+                "bid_depth_quote": round(r.bid_depth, 2) if r.bid_depth is not None else None,
+                "ask_depth_quote": round(r.ask_depth, 2) if r.ask_depth is not None else None,
+                "vs_mid_bps": _r(r.vs_mid_bps),
+                "latency_ms_p50": ms(r.latency),
+                "msgs_per_s": round(r.msgs, 1) if r.msgs is not None else None,
+            }
+            for r in cmp.rows
+        ],
+    }
+
+
 async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int:
     from obview.feed.manager import FeedManager
 
     manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=1, recorder=recorder)
+    if a.compare:
+        try:
+            return await _print_compare(manager, symbol, a, recorder, venues)
+        finally:
+            await manager.close()
     try:
         market = await manager.open(venue, symbol)
         start = time.time()
@@ -283,6 +328,26 @@ async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> in
                 _say_recording_stopped(recorder)
     finally:
         await manager.close()
+    return 0
+
+
+async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -> int:
+    from obview.compare import compare
+
+    errors: dict[str, str] = {}
+    for v in venues:
+        try:
+            await manager.open(v, symbol, pin=True)
+        except ValueError:  # the venue does not list this symbol
+            errors[v] = f"no {symbol}"
+    start = time.time()
+    while a.duration is None or time.time() - start < a.duration:
+        await asyncio.sleep(1.0)
+        now = time.time()
+        cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
+        print(json.dumps(compare_line(cmp, symbol, now, errors)), flush=True)
+        if recorder is not None:
+            _say_recording_stopped(recorder)
     return 0
 
 

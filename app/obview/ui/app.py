@@ -122,6 +122,7 @@ class ObviewApp(KeyActions, App):
         frame_interval: float = FRAME_INTERVAL,
         close_manager: bool = False,
         gc_policy: bool = False,
+        compare: bool = False,
     ) -> None:
         super().__init__()
         self.manager = manager
@@ -132,6 +133,7 @@ class ObviewApp(KeyActions, App):
         self.frame_interval = frame_interval
         self.close_manager = close_manager
         self.gc_policy = gc_policy
+        self.start_compare = compare  # open on the compare view
         self.market: Market | None = None
         self.error = ""
         self.paused = False
@@ -194,6 +196,8 @@ class ObviewApp(KeyActions, App):
         self._switch(self.venue, self.symbol)
         if self.gc_policy:
             self.call_after_refresh(tune_gc)
+        if self.start_compare:
+            self.call_after_refresh(self.action_compare)
 
     async def on_unmount(self) -> None:
         # feeds run on this app's event loop, so they are closed before the loop ends
@@ -405,8 +409,13 @@ class ObviewApp(KeyActions, App):
         self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · x compare · s symbol")
 
 
-def run_app(manager: Any, venue: str, symbol: str, config: Any = None) -> int:
-    """Run the app until the user quits; returns the process exit code."""
-    app = ObviewApp(manager, venue, symbol, config, close_manager=True, gc_policy=True)
+def run_app(
+    manager: Any, venue: str, symbol: str, config: Any = None, *, compare: bool = False
+) -> int:
+    """Run the app until the user quits (``compare``: open on the compare view); returns the
+    process exit code."""
+    app = ObviewApp(
+        manager, venue, symbol, config, close_manager=True, gc_policy=True, compare=compare
+    )
     app.run()
     return app.return_code or 0
