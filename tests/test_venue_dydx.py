@@ -160,7 +160,7 @@ def test_registry_symbols_streams_and_subscribe_frames():
         {"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD", "batched": False}
     ]
     # no application heartbeat exists; a quiet book is not stale for one server ping cycle
-    assert book.ping_frame is None and book.stale_after >= 35
+    assert book.ping_frame is None and book.stale_after == 20
     assert ad.resync_mode is ResyncMode.RECONNECT
     assert ad.rest_endpoint == "https://indexer.dydx.trade"
     local = DydxAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")

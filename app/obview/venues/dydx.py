@@ -32,8 +32,8 @@ Protocol (see the venue fact sheet and the indexer's ``socks`` service):
   twice) but they are not emitted as new prints. Trade ids are de-duplicated over a bounded
   window.
 - Heartbeats: the server sends WebSocket pings every 30 s (``websockets`` answers them) and
-  no application heartbeats, so a quiet book may be silent for a while: the book stream is
-  stale only after 40 s.
+  no application heartbeats; the book changes with every block (about a second apart on the
+  major markets), so the book stream is stale after 20 s without a message.
 - Sizes count coins (stepSize is in the base asset), prices are USD (settled in USDC).
 """
 
@@ -187,8 +187,10 @@ class DydxAdapter(VenueAdapter):
                 subscribe=[self._subscribe(BOOK_CHANNEL, self.batched)],
                 book=True,
                 trades=False,
-                # no application heartbeats: one server ping cycle (30 s) plus margin
-                stale_after=40.0,
+                # only book messages keep the book fresh (the server's pings do not): a major
+                # market's book changes with every block, about a second apart, so 20 s without
+                # a message is a stuck feed, not a quiet one
+                stale_after=20.0,
             ),
             StreamSpec(
                 name=self.trade_stream,
