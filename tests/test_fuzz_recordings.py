@@ -1,13 +1,13 @@
 """Real recorded sessions (and the simulator's dialects), damaged at random, through each venue's
 adapter and book rules.
 
-Every venue with a recording (../shared/recordings) replays it again and again, each time with
-one frame after the book went LIVE mangled: cut short, a character changed, a number turned
-into junk (NaN, a negative, 1e999, a string), a key removed, not JSON any more, repeated or
-lost. Whatever arrives, the pipeline must not raise, and while it says LIVE the book must be
-uncrossed with finite prices and sizes above zero; across the trials, damage must show (frames
-counted as bad, gaps). A recording holds no second snapshot, so a gap ends the trial's LIVE
-time: the replay stops a few hundred frames after the damage.
+Each venue's session is replayed again and again, each time with one frame of the LIVE book
+damaged as frames can be on their way: cut short, a number turned into junk (NaN, a negative,
+1e999, a string), a key removed, not JSON any more, repeated or lost. Whatever arrives, the
+pipeline must not raise; while it says LIVE the book must be uncrossed with finite prices and
+sizes above zero; and a book still LIVE a while after the damage must be, level for level, the
+one the undamaged session has at that point: damage may cost a resync, never a wrong book shown
+as whole. A recording holds no second snapshot, so a gap ends a trial's LIVE time.
 """
 
 from __future__ import annotations
