@@ -210,7 +210,9 @@ async def soak(args: argparse.Namespace) -> Run:
         if args.app:
             from obview.ui.app import ObviewApp
 
-            app = ObviewApp(manager, "demo", "BTC-PERP")
+            # the process policy the app runs with (obview.ui.app.run_app): collector tuning and
+            # the heap given back once a minute
+            app = ObviewApp(manager, "demo", "BTC-PERP", gc_policy=True)
             app_ctx = app.run_test(size=(200, 50))
             await app_ctx.__aenter__()
         server = manager.demo_server or _Steps(manager)

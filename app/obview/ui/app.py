@@ -19,6 +19,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from obview.heap import TRIM_INTERVAL, trim_heap
 from obview.market import Market
 from obview.text import safe
 from obview.ui.actions import KeyActions
@@ -196,6 +197,8 @@ class ObviewApp(KeyActions, App):
         self._switch(self.venue, self.symbol)
         if self.gc_policy:
             self.call_after_refresh(tune_gc)
+            # the C heap keeps what is freed: give it back once a minute (obview.heap)
+            self.set_interval(TRIM_INTERVAL, trim_heap)
         if self.start_compare:
             self.call_after_refresh(self.action_compare)
 
