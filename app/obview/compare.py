@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import median
 
 from obview.book import OrderBook
 from obview.market import Market
@@ -71,12 +72,6 @@ def depth_near_mid(book: OrderBook, inst: Instrument, band_bps: float) -> tuple[
     return b, a
 
 
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-
-
 def compare(
     venues: Sequence[str],
     markets: Sequence[Market | None],
@@ -110,7 +105,7 @@ def compare(
     out = Comparison(rows, band_bps, len(live))
     if not live:
         return out
-    consensus = _median([r.mid for r in live if r.mid is not None])
+    consensus = median([r.mid for r in live if r.mid is not None])
     out.consensus_mid = consensus
     for r in live:
         assert r.mid is not None

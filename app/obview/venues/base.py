@@ -13,6 +13,7 @@ register it in ``obview.venues.registry``.
 from __future__ import annotations
 
 import enum
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
@@ -388,6 +389,22 @@ def http_base(ws_url: str) -> str:
     u = urlsplit(ws_url)
     scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
     return f"{scheme}://{u.netloc}"
+
+
+def number(v: object, what: str, *, strings: bool = True) -> float:
+    """A finite float from a JSON number (never a bool) or, for venues that quote their numbers,
+    a numeric string; anything else is a ``FrameError`` naming ``what``."""
+    cls = v.__class__
+    try:
+        if cls is float or cls is int or strings and cls is str:
+            x = float(v)  # type: ignore[arg-type]
+        else:
+            raise FrameError(f"{what} is not a number")
+    except (ValueError, OverflowError):
+        raise FrameError(f"{what} is not a number: {str(v)[:40]!r}") from None
+    if not math.isfinite(x):
+        raise FrameError(f"{what} is not finite")
+    return x
 
 
 def loads(frame: str | bytes) -> object:

@@ -27,7 +27,6 @@ perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMulti
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import ClassVar
 from urllib.parse import quote, urlsplit
@@ -46,6 +45,7 @@ from obview.venues.base import (
     VenueError,
     dumps,
     loads,
+    number,
 )
 from obview.venues.bitmex_book import (
     DELETE,
@@ -75,23 +75,15 @@ DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
 _CURRENCIES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
 
 # -- field readers: numbers from the network must be finite, prices > 0, sizes >= 0 ---------------
-def _number(v: object, what: str) -> float:
-    if v.__class__ is int or v.__class__ is float:
-        f = float(v)  # type: ignore[arg-type]
-        if math.isfinite(f):
-            return f
-    raise FrameError(f"{what} is not a finite number: {str(v)[:40]}")
-
-
 def _price(v: object) -> float:
-    p = _number(v, "price")
+    p = number(v, "price", strings=False)
     if p <= 0:
         raise FrameError(f"price {p:g} is not positive")
     return p
 
 
 def _size(v: object) -> float:
-    s = _number(v, "size")
+    s = number(v, "size", strings=False)
     if s < 0:
         raise FrameError(f"size {s:g} is negative")
     return s
@@ -391,7 +383,8 @@ class BitmexAdapter(VenueAdapter):
                 mult, to_settle = item.get("multiplier"), item.get("underlyingToSettleMultiplier")
                 cv = 1.0
                 if mult and to_settle:
-                    cv = abs(_number(mult, "multiplier")) / abs(_number(to_settle, "multiplier"))
+                    m = number(mult, "multiplier", strings=False)
+                    cv = abs(m) / abs(number(to_settle, "multiplier", strings=False))
                 return Instrument(
                     self.name, self.symbol, self.native, tick, lot, "quote", cv, base, quote_ccy
                 )

@@ -40,7 +40,6 @@ Protocol (see the venue fact sheet and the indexer's ``socks`` service):
 from __future__ import annotations
 
 import logging
-import math
 from collections import deque
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -59,6 +58,7 @@ from obview.venues.base import (
     VenueError,
     dumps,
     loads,
+    number,
 )
 from obview.venues.dydx_book import DydxDelta, DydxSync
 
@@ -84,18 +84,6 @@ _MAX_INT = 2**63 - 1
 _REFUSALS = ("invalid subscription id", "invalid id", "invalid channel")
 
 
-def _num(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise FrameError(f"{what} is not a number")
-    try:
-        x = float(value)
-    except (ValueError, OverflowError):
-        raise FrameError(f"{what} is not a number") from None
-    if not math.isfinite(x):
-        raise FrameError(f"{what} is not finite")
-    return x
-
-
 def _level(raw: object) -> Level:
     if isinstance(raw, dict):
         price, size = raw.get("price"), raw.get("size")
@@ -104,8 +92,8 @@ def _level(raw: object) -> Level:
         price, size = raw[0], raw[1]
     else:
         raise FrameError("book level is neither [price, size] nor {price, size}")
-    p = _num(price, "price")
-    s = _num(size, "size")
+    p = number(price, "price")
+    s = number(size, "size")
     if p <= 0:
         raise FrameError("price not positive")
     if s < 0:
@@ -315,8 +303,8 @@ class DydxAdapter(VenueAdapter):
         tid = t.get("id")
         if isinstance(tid, bool) or not isinstance(tid, (str, int)):
             raise FrameError("trade without an id")
-        price = _num(t.get("price"), "price")
-        size = _num(t.get("size"), "size")
+        price = number(t.get("price"), "price")
+        size = number(t.get("size"), "size")
         if price <= 0 or size < 0:
             raise FrameError("trade price or size out of range")
         return Trade(
@@ -360,6 +348,6 @@ class DydxAdapter(VenueAdapter):
         m = markets.get(self.native)
         if not isinstance(m, dict):
             raise FrameError(f"perpetualMarkets: {self.native} not listed")
-        tick = _num(m.get("tickSize"), "tickSize")
-        lot = _num(m.get("stepSize"), "stepSize")
+        tick = number(m.get("tickSize"), "tickSize")
+        lot = number(m.get("stepSize"), "stepSize")
         return self.coin_instrument(tick, lot, self._base(), "USD", "perpetualMarkets")

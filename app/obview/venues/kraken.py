@@ -44,6 +44,7 @@ from obview.venues.base import (
     VenueError,
     dumps,
     loads,
+    number,
 )
 
 WS_PATH = "/ws/v1"
@@ -64,18 +65,6 @@ _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _FATAL_ERRORS = ("invalid product",)
 
 
-def _num(v: object, what: str) -> float:
-    """A JSON number (or a numeric string) as float; bools and other types are refused."""
-    if v.__class__ is float or v.__class__ is int:
-        return float(v)  # type: ignore[arg-type]
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            raise FrameError(f"{what} is not a number: {v[:40]!r}") from None
-    raise FrameError(f"{what} is not a number")
-
-
 def _int(v: object, what: str) -> int:
     if v.__class__ is not int:
         raise FrameError(f"{what} is not an integer")
@@ -86,10 +75,7 @@ def _ms(v: object, what: str) -> float | None:
     """Milliseconds since the epoch -> seconds (None when absent)."""
     if v is None:
         return None
-    try:
-        return _num(v, what) / 1000.0
-    except OverflowError:
-        raise FrameError(f"{what} out of range") from None
+    return number(v, what) / 1000.0
 
 
 def _levels(rows: object, what: str) -> list[Level]:
@@ -99,7 +85,7 @@ def _levels(rows: object, what: str) -> list[Level]:
     for row in rows:
         if not isinstance(row, dict):
             raise FrameError(f"{what} level is not an object")
-        out.append((_num(row.get("price"), "price"), _num(row.get("qty"), "qty")))
+        out.append((number(row.get("price"), "price"), number(row.get("qty"), "qty")))
     return out
 
 
@@ -225,7 +211,7 @@ class KrakenAdapter(VenueAdapter):
 
     def _delta(self, msg: dict, ts_local: float) -> BookDelta:
         side = msg.get("side")
-        level = [(_num(msg.get("price"), "price"), _num(msg.get("qty"), "qty"))]
+        level = [(number(msg.get("price"), "price"), number(msg.get("qty"), "qty"))]
         if side == "buy":
             bids, asks = level, []
         elif side == "sell":
@@ -250,8 +236,8 @@ class KrakenAdapter(VenueAdapter):
         return Trade(
             venue=self.name,
             symbol=self.symbol,
-            price=_num(msg.get("price"), "price"),
-            size=_num(msg.get("qty"), "qty"),
+            price=number(msg.get("price"), "price"),
+            size=number(msg.get("qty"), "qty"),
             side=side,  # the taker side
             trade_id=str(uid if uid is not None else msg.get("seq"))[:64],
             ts_exchange=_ms(msg.get("time"), "time"),
@@ -300,8 +286,8 @@ class KrakenAdapter(VenueAdapter):
 
     def _instrument(self, item: dict) -> Instrument:
         fallback = self.default_instrument()
-        tick = _num(item.get("tickSize", fallback.tick), "tickSize")
-        contract = _num(item.get("contractSize", 1), "contractSize")
+        tick = number(item.get("tickSize", fallback.tick), "tickSize")
+        contract = number(item.get("contractSize", 1), "contractSize")
         precision = item.get("contractValueTradePrecision")
         if precision is None:
             lot = fallback.lot
