@@ -509,44 +509,6 @@ async def test_help_scrolls_where_the_terminal_is_too_small_for_it():
         assert help_screen.query_one(VerticalScroll).max_scroll_y == 0  # all of it fits
 
 
-async def test_venue_strip_keeps_every_name_at_80_columns():
-    demo, _, now = _markets()
-    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
-    mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        strip = app.query_one(VenueStrip)._text.plain
-        assert all(n in strip for n in names) and len(strip) <= 80, strip
-        assert "cycle" not in strip  # the hint only where it fits whole
-        await pilot.resize_terminal(160, 48)
-        await settle(pilot)
-        assert "[ ] cycle · v pick · x compare · s symbol" in app.query_one(VenueStrip)._text.plain
-
-
-async def test_a_click_on_a_venue_in_the_strip_switches_to_it():
-    app, mgr = make_app()
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        strip = app.query_one(VenueStrip)
-        plain = strip._text.plain
-        x = plain.index("binance") + 2
-        assert strip.venue_at(x) == "binance" and strip.venue_at(plain.index("okx")) == "okx"
-        assert strip.venue_at(len(plain) + 5) is None  # past the entries: the hint, or nothing
-        await pilot.click(VenueStrip, offset=(x, 0))
-        await settle(pilot)
-        assert app.venue == "binance" and ("binance", "BTC-PERP") in mgr.opened
-        # the gap between two entries is neither's
-        assert strip.venue_at(plain.index("demo") + len("demo")) is None
-        # the tight strip of a narrow terminal maps its own cells
-        await pilot.resize_terminal(80, 24)
-        await settle(pilot)
-        plain = strip._text.plain
-        await pilot.click(VenueStrip, offset=(plain.index("demo") + 1, 0))
-        await settle(pilot)
-        assert app.venue == "demo"
-
-
 async def test_a_long_reason_on_an_empty_book_wraps_in_the_ladder():
     from obview.model import Instrument
 
