@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import random
 
 import pytest
@@ -252,3 +253,42 @@ async def test_what_the_cutter_does_not_know_is_refused_by_websockets(bad, code)
     ws, got, _ = await _run_raw(_frame(b"ok") + bad + _frame(b"never"), max_size=4096)
     assert got == [b"ok"]
     assert ws.protocol.close_exc.sent.code == code
+
+
+async def test_a_burst_in_one_read_is_delivered_in_slices_with_the_loop_free_between_them(monkeypatch):
+    # every frame slower than the slice: the cutter hands back to the loop every 32 frames
+    monkeypatch.setattr(SinkConnection, "slice_seconds", 0.0, raising=False)
+    payloads = [f"{i:05d}".encode() + b"x" * 100 for i in range(2000)]
+    script = b"".join(_frame(p) for p in payloads)
+    turns = 0
+    stop = False
+
+    async def ticker():
+        nonlocal turns
+        while not stop:
+            turns += 1
+            await asyncio.sleep(0)
+
+    tick = asyncio.create_task(ticker())
+    got_turns: list[int] = []
+    srv = RawServer(script)
+    srv.rng.randint = lambda a, b: len(script)  # one write: the client's reads come big
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
+    got: list[bytes] = []
+    try:
+        async with asyncio.timeout(15):
+            ws = await connect(
+                f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None,
+                create_connection=sink_connection_factory,
+            )  # fmt: skip
+            ws.attach(lambda data, at: (got.append(data), got_turns.append(turns)))
+            await wait_for(lambda: len(got) >= len(payloads), timeout=10)
+            await ws.close()
+    finally:
+        stop = True
+        await tick
+        server.close()
+    assert got == payloads  # whole, in order
+    # the other task ran between slices: at least one turn per 32 frames of the biggest read
+    runs = [len(list(g)) for _, g in itertools.groupby(got_turns)]
+    assert max(runs) <= 32 and len(runs) >= len(payloads) // 32

@@ -13,6 +13,12 @@ socket, so a client that cannot keep up leaves the data in the kernel's buffers 
 the sender; nothing queues up in the process. ``received_at`` is the time the read returned
 (one stamp per read).
 
+One read can carry a thousand frames when a feed bursts (asyncio reads up to 256 KiB at a time),
+and their processing would hold the event loop for that long: keys and paints wait behind it. So
+the cutter works in slices of at most ``slice_seconds``: past that, the rest of the read waits
+for the next turn of the loop (``call_soon``, with the socket not read meanwhile, so order and
+flow control hold), and whatever else is ready runs first.
+
 Messages that arrive before the session is ready (with the handshake answer, say) are held, up
 to ``early_max``; past that the socket is not read until ``attach`` takes them.
 
@@ -44,6 +50,7 @@ class SinkConnection(ClientConnection):
     """``ClientConnection`` delivering data messages to a sink (see the module docstring)."""
 
     early_max = 256
+    slice_seconds = 0.002  # longest run of frames delivered in one turn of the event loop
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -60,6 +67,7 @@ class SinkConnection(ClientConnection):
         self._parts: list[bytes] = []  # received bytes not yet cut into frames
         self._have = 0  # their total length
         self._need = 0  # bytes the frame at their head needs (0: header not complete yet)
+        self._backlog: bytes | None = None  # the rest of a read past its slice, for the next turn
 
     def attach(self, sink: Sink) -> None:
         """Start delivering to ``sink``: first the messages held so far, in order."""
@@ -72,6 +80,10 @@ class SinkConnection(ClientConnection):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._backlog is not None:
+            # reading is paused while a backlog waits; should bytes come anyway, they queue
+            self._backlog += data
+            return
         self._rx_at = time.time()
         if (
             self.sink is None
@@ -99,6 +111,8 @@ class SinkConnection(ClientConnection):
         limit = self._limit
         n = len(buf)
         i = 0
+        count = 0
+        deadline = time.perf_counter() + self.slice_seconds
         while n - i >= 2:
             b0 = buf[i]
             b1 = buf[i + 1]
@@ -129,6 +143,10 @@ class SinkConnection(ClientConnection):
                 break
             if op <= 2:
                 sink(buf[i + head : end], at)
+                count += 1
+                if not count & 31 and end < n and time.perf_counter() > deadline:
+                    self._defer(buf[end:])
+                    return
             else:
                 super().data_received(buf[i:end])  # ping, pong or close: websockets answers it
                 if self.protocol.state is not _OPEN:
@@ -142,6 +160,24 @@ class SinkConnection(ClientConnection):
             self._parts.append(rest)
             self._have = len(rest)
             self._need = self._head_and_size(rest)
+
+    def _defer(self, rest: bytes) -> None:
+        """Keep ``rest`` for the next turn of the loop and stop reading the socket until then."""
+        self._backlog = rest
+        self.transport.pause_reading()
+        self.loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        rest, self._backlog = self._backlog, None
+        transport = self.transport
+        if rest is None or transport.is_closing():
+            return  # closed meanwhile: the session resyncs whatever book these frames were for
+        if self.protocol.state is not _OPEN:
+            super().data_received(rest)  # closing: websockets' parser, from this frame boundary
+        else:
+            self._cut(rest)
+        if self._backlog is None and not self._paused:
+            transport.resume_reading()
 
     @staticmethod
     def _head_and_size(part: bytes) -> int:
