@@ -102,6 +102,10 @@ def test_registry_symbols_stream_and_ping():
     assert BybitAdapter("BTC-PERP", endpoint="ws://127.0.0.1:1/v5/public/linear").streams()[
         0
     ].url == ("ws://127.0.0.1:1/v5/public/linear")
+    # a bare host gets the linear stream's path, as the venue's own URL has it
+    for bare in ("ws://127.0.0.1:1", "ws://127.0.0.1:1/"):
+        assert BybitAdapter("BTC-PERP", endpoint=bare).streams()[0].url == "ws://127.0.0.1:1/v5/public/linear"
+    assert BybitAdapter("BTC-PERP").streams()[0].url == "wss://stream.bybit.com/v5/public/linear"
 
 
 def test_parse_doc_snapshot_and_delta():

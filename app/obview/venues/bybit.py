@@ -23,6 +23,7 @@ data's JSON shape decides: an object is a book message, a list holds trades.
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -47,6 +48,7 @@ from obview.venues.base import (
 )
 
 DEPTH = 200
+WS_PATH = "/v5/public/linear"  # the linear (USDT perpetual) public stream
 
 #: built-in instrument facts (tick, qty step) used until instruments-info answers
 DEFAULTS: dict[str, tuple[float, float]] = {
@@ -139,6 +141,13 @@ class BybitAdapter(VenueAdapter):
         return f"publicTrade.{self.native}"
 
     # -- connection -------------------------------------------------------------------------
+    def ws_url(self) -> str:
+        """The endpoint as given when it carries a path, else the endpoint + /v5/public/linear
+        (``--endpoint ws://host:port`` reaches the same stream as the venue's own URL)."""
+        if urlsplit(self.endpoint).path not in ("", "/"):
+            return self.endpoint
+        return self.endpoint + WS_PATH
+
     def streams(self) -> list[StreamSpec]:
         sub = dumps(
             {"req_id": "obview-sub", "op": "subscribe", "args": [self.book_topic, self.trade_topic]}
@@ -146,7 +155,7 @@ class BybitAdapter(VenueAdapter):
         return [
             StreamSpec(
                 name=self.stream_name,
-                url=self.endpoint,
+                url=self.ws_url(),
                 subscribe=[sub],
                 book=True,
                 trades=True,
