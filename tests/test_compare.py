@@ -188,6 +188,33 @@ async def test_x_shows_every_venue_and_a_number_switches_to_it():
         assert not isinstance(app.screen, CompareScreen) and app.venue == "binance"
 
 
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_a_click_on_a_venues_row_switches_to_it(size):
+    app, mgr = _static_app()
+    async with asyncio.timeout(20), app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        screen = app.screen
+        body = screen.query_one("#compare-body")
+        console = Console(width=body.size.width, record=True, color_system=None)
+        console.print(screen.shown)
+        lines = console.export_text().splitlines()  # as the body lays them out
+        row = next(i for i, line in enumerate(lines) if line.split()[:2] == ["2", "binance"])
+        assert screen.row_at(row) == 1  # the summary wraps at 80 columns: found, not assumed
+        # the summary line and the column headers are not rows: clicking them does nothing
+        header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["#", "venue"])
+        assert screen.row_at(0) is None and screen.row_at(header) is None
+        await pilot.click(body, offset=(2, 0))
+        await pilot.click(body, offset=(2, header))
+        await pilot.pause(0.1)
+        assert app.screen is screen
+        await pilot.click(body, offset=(4, row))
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, CompareScreen)
+        assert app.venue == "binance" and mgr.pinned == set()
+
+
 async def test_the_app_can_open_on_the_compare_view():
     app, mgr = _static_app()
     app.start_compare = True  # obview BTC-PERP --compare

@@ -1,7 +1,8 @@
 """Compare view (key ``x``): the symbol on every configured venue, side by side.
 
 While it is open, the feed manager holds a feed to each venue open (past the warm limit); on
-close the ones never viewed are closed again. Keys 1-9 switch to a venue and close the view.
+close the ones never viewed are closed again. Keys 1-9, or a click on a venue's row, switch to
+that venue and close the view.
 Everything from the network (venue names, state reasons) is drawn as ``Text``.
 """
 
@@ -13,7 +14,7 @@ from rich.console import Console, Group
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -192,6 +193,7 @@ class CompareScreen(_Modal):
         self.errors: dict[str, str] = {}  # venue -> why it has no feed here (symbol not listed)
         self.comparison: Comparison | None = None
         self.shown: Group | None = None  # what the body was last given
+        self._above: Group | None = None  # the body down to the table's last row, for clicks
         self._body = Static(id="compare-body")
 
     def compose(self) -> ComposeResult:
@@ -224,7 +226,7 @@ class CompareScreen(_Modal):
         c = self.pal
         hint = Text(
             f"bids, asks: quote notional resting within ±{cmp.band_bps:g}bp of each venue's own mid ·"
-            " vs mid: against the LIVE venues' median mid · 1-9 switch to a venue · esc close",
+            " vs mid: against the LIVE venues' median mid · 1-9 or a click switch to a venue · esc close",
             c.style("muted"),
         )
         table = comparison_table(cmp, c, width, self.errors)
@@ -237,8 +239,29 @@ class CompareScreen(_Modal):
         )
         box = self.query_one(Vertical)
         box.styles.width = min(need + 4, self.app.size.width)  # + border and padding
+        self._above = Group(head, Text(""), table)
         self.shown = Group(head, Text(""), table, Text(""), hint)
         self._body.update(self.shown)
+
+    def row_at(self, y: int) -> int | None:
+        """The table row (0 = the first venue) on line ``y`` of the body, if any: the rows are
+        the last lines of the body laid out down to the table's end at the body's width (the
+        summary above wraps on a narrow terminal)."""
+        if self._above is None or self.comparison is None:
+            return None
+        n = len(self.comparison.rows)
+        opts = _MEASURE.options.update_width(max(1, self._body.size.width))
+        i = y - (len(_MEASURE.render_lines(self._above, opts, pad=False)) - n)
+        return i if 0 <= i < len(self.comparison.rows) else None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self._body)
+        if offset is None:
+            return
+        i = self.row_at(offset.y)
+        if i is not None:
+            event.stop()
+            self.action_pick(i + 1)
 
     def action_pick(self, n: int) -> None:
         if 1 <= n <= len(self.venues):
