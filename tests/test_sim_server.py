@@ -412,9 +412,12 @@ async def test_close_is_clean() -> None:
 
 def test_run_demo_server_exits_on_ctrl_c() -> None:
     code = "from obview.sim.server import run_demo_server; run_demo_server('127.0.0.1', 0, 3)"
+    # Ctrl-C as a terminal sends it, even when this suite runs in the background (a shell
+    # starts background jobs with SIGINT ignored, and a child inherits that)
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     try:
         line = proc.stdout.readline()
         assert "ws://127.0.0.1:" in line and "/demo" in line
