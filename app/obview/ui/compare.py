@@ -141,7 +141,7 @@ def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int) -> Tex
 
 def summary_line(cmp: Comparison, c: PanelColors, symbol: str) -> Text:
     """Across the LIVE venues: the best bid and ask, where they are, and the spread between."""
-    t = Text(end="")  # wraps between its parts on a narrow terminal
+    t = Text()  # wraps between its parts on a narrow terminal
     t.append(f" {safe(symbol, 40)} ", c.style(c.background, "axis", bold=True))
     t.append(f"  {cmp.live} of {len(cmp.rows)} venues LIVE", c.style("axis"))
     if cmp.best_bid is None or cmp.best_ask is None or cmp.cross_spread_bps is None:
