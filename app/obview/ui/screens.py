@@ -19,7 +19,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed); or click it"),
     ("[  ]", "previous / next venue"),
     ("v", "venue picker"),
-    ("x", "compare venues: the symbol's bid, ask, spread and depth on every venue at once"),
+    ("x", "compare venues: the symbol's bid, ask, spread and depth on every venue at once; its number or a click on its row switches to one"),
     ("s", "switch symbol (validated)"),
     ("+  -", "coarser / finer price grouping (ladder and heatmap zoom)"),
     ("u", "units: base size / quote notional (ladder and tape)"),
