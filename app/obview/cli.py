@@ -179,8 +179,11 @@ def cmd_view(argv: list[str]) -> int:
     symbol = normalize(a.symbol or cfg.default_symbol)
     if symbol not in cls.symbols:
         return _fail(f"unknown symbol {a.symbol or symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
-    for flag, url in (("--endpoint", a.endpoint), ("--rest-endpoint", a.rest_endpoint)):
-        problem = url and url_problem(url, ("ws", "wss", "http", "https"))
+    for flag, url, schemes in (
+        ("--endpoint", a.endpoint, ("ws", "wss")),  # the WebSocket feed
+        ("--rest-endpoint", a.rest_endpoint, ("http", "https")),
+    ):
+        problem = url and url_problem(url, schemes)
         if problem:
             return _fail(f"{flag} {url!r}: {problem}")
     if a.duration is not None and not 0 < a.duration < math.inf:
