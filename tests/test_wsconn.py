@@ -292,3 +292,34 @@ async def test_a_burst_in_one_read_is_delivered_in_slices_with_the_loop_free_bet
     # the other task ran between slices: at least one turn per 32 frames of the biggest read
     runs = [len(list(g)) for _, g in itertools.groupby(got_turns)]
     assert max(runs) <= 32 and len(runs) >= len(payloads) // 32
+
+
+async def test_a_sink_that_raises_on_a_later_slice_ends_the_connection_not_a_silent_pause(monkeypatch):
+    monkeypatch.setattr(SinkConnection, "slice_seconds", 0.0)
+    errors: list[dict] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    script = b"".join(_frame(f"{i:05d}".encode() + b"x" * 100) for i in range(2000))
+    srv = RawServer(script)
+    srv.rng.randint = lambda a, b: len(script)
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
+    got: list[bytes] = []
+
+    def sink(data: bytes, at: float) -> None:
+        got.append(data)
+        if len(got) == 100:  # past the first slice of 32
+            raise RuntimeError("boom in a later slice")
+
+    try:
+        async with asyncio.timeout(15):
+            ws = await connect(
+                f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None,
+                create_connection=sink_connection_factory,
+            )  # fmt: skip
+            ws.attach(sink)
+            await ws.wait_closed()
+    finally:
+        loop.set_exception_handler(None)
+        server.close()
+    assert len(got) == 100 and ws.transport.is_closing()
+    assert any("boom in a later slice" in str(e.get("exception")) for e in errors)

@@ -172,10 +172,16 @@ class SinkConnection(ClientConnection):
         transport = self.transport
         if rest is None or transport.is_closing():
             return  # closed meanwhile: the session resyncs whatever book these frames were for
-        if self.protocol.state is not _OPEN:
-            super().data_received(rest)  # closing: websockets' parser, from this frame boundary
-        else:
-            self._cut(rest)
+        try:
+            if self.protocol.state is not _OPEN:
+                super().data_received(rest)  # closing: websockets' parser, from this frame boundary
+            else:
+                self._cut(rest)
+        except Exception:
+            # as asyncio does when data_received raises: the connection ends (and the session
+            # reconnects), rather than staying paused with nobody to resume it
+            transport.abort()
+            raise
         if self._backlog is None and not self._paused:
             transport.resume_reading()
 
