@@ -30,7 +30,7 @@ def run(*args, timeout=30):
         (["BTC-PERP", "--venue", "binance", "--rest-endpoint", "https://"], "names no host"),
         # a WebSocket feed is not an HTTP URL, nor the other way round
         (["BTC-PERP", "--venue", "bybit", "--endpoint", "http://127.0.0.1:1"], "must be a ws:// or wss:// URL"),
-        (["BTC-PERP", "--venue", "binance", "--rest-endpoint", "wss://x"], "must be a http:// or https:// URL"),
+        (["BTC-PERP", "--venue", "binance", "--rest-endpoint", "wss://x"], "must be an http:// or https:// URL"),
         (["BTC-PERP", "--venue", "binance", "--endpoint", "ws://h/a b"], "a space"),
         (["BTC-PERP", "--venue", "demo", "--print", "--duration", "-1"], "positive"),
         (["demo-server", "--port", "70000"], "out of range"),

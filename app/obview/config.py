@@ -83,7 +83,8 @@ def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     names = [f"{s}://" for s in schemes]
     if not url.startswith(tuple(names)):
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        return f"must be a {listed} URL"
+        article = "an" if listed.startswith("http") else "a"  # "an http://" as it is said
+        return f"must be {article} {listed} URL"
     if any(c <= " " or c == "\x7f" for c in url):
         return "has a space or a control character"
     try:
