@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import random
@@ -255,6 +256,22 @@ async def test_what_the_cutter_does_not_know_is_refused_by_websockets(bad, code)
     assert ws.protocol.close_exc.sent.code == code
 
 
+@contextlib.asynccontextmanager
+async def _one_write(script: bytes):
+    """A SinkConnection to a raw server that writes ``script`` in one go, so that the client's
+    reads come big."""
+    srv = RawServer(script)
+    srv.rng.randint = lambda a, b: len(script)
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
+    try:
+        yield await connect(
+            f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None,
+            create_connection=sink_connection_factory,
+        )  # fmt: skip
+    finally:
+        server.close()
+
+
 async def test_a_burst_in_one_read_is_delivered_in_slices_with_the_loop_free_between_them(monkeypatch):
     # every frame slower than the slice: the cutter hands back to the loop every 32 frames
     monkeypatch.setattr(SinkConnection, "slice_seconds", 0.0, raising=False)
@@ -271,23 +288,15 @@ async def test_a_burst_in_one_read_is_delivered_in_slices_with_the_loop_free_bet
 
     tick = asyncio.create_task(ticker())
     got_turns: list[int] = []
-    srv = RawServer(script)
-    srv.rng.randint = lambda a, b: len(script)  # one write: the client's reads come big
-    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
     got: list[bytes] = []
     try:
-        async with asyncio.timeout(15):
-            ws = await connect(
-                f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None,
-                create_connection=sink_connection_factory,
-            )  # fmt: skip
+        async with asyncio.timeout(15), _one_write(script) as ws:
             ws.attach(lambda data, at: (got.append(data), got_turns.append(turns)))
             await wait_for(lambda: len(got) >= len(payloads), timeout=10)
             await ws.close()
     finally:
         stop = True
         await tick
-        server.close()
     assert got == payloads  # whole, in order
     # the other task ran between slices: at least one turn per 32 frames of the biggest read
     runs = [len(list(g)) for _, g in itertools.groupby(got_turns)]
@@ -300,9 +309,6 @@ async def test_a_sink_that_raises_on_a_later_slice_ends_the_connection_not_a_sil
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
     script = b"".join(_frame(f"{i:05d}".encode() + b"x" * 100) for i in range(2000))
-    srv = RawServer(script)
-    srv.rng.randint = lambda a, b: len(script)
-    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
     got: list[bytes] = []
 
     def sink(data: bytes, at: float) -> None:
@@ -311,15 +317,10 @@ async def test_a_sink_that_raises_on_a_later_slice_ends_the_connection_not_a_sil
             raise RuntimeError("boom in a later slice")
 
     try:
-        async with asyncio.timeout(15):
-            ws = await connect(
-                f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", compression=None,
-                create_connection=sink_connection_factory,
-            )  # fmt: skip
+        async with asyncio.timeout(15), _one_write(script) as ws:
             ws.attach(sink)
             await ws.wait_closed()
     finally:
         loop.set_exception_handler(None)
-        server.close()
     assert len(got) == 100 and ws.transport.is_closing()
     assert any("boom in a later slice" in str(e.get("exception")) for e in errors)
