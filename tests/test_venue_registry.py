@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from obview.venues.base import UnknownSymbol
@@ -42,6 +44,18 @@ def test_rest_base_follows_an_overridden_endpoint_unless_given(venue):
     # the venue's own WebSocket host named explicitly keeps the venue's REST host
     c = cls("BTC-PERP", endpoint=cls.default_endpoint)
     assert c.rest_endpoint == cls("BTC-PERP").rest_endpoint
+
+
+@pytest.mark.parametrize("venue", REAL)
+def test_a_bare_host_reaches_the_same_paths_as_the_venues_own_url(venue):
+    cls = get_adapter(venue)
+    own = [urlsplit(s.url) for s in cls("BTC-PERP").streams()]
+    for endpoint in ("ws://127.0.0.1:9", "ws://127.0.0.1:9/"):
+        local = [urlsplit(s.url) for s in cls("BTC-PERP", endpoint=endpoint).streams()]
+        assert [(u.path, u.query) for u in local] == [(u.path, u.query) for u in own]
+        assert all(u.netloc == "127.0.0.1:9" for u in local)
+    # a path given is kept as it is (a mirror that serves the stream elsewhere)
+    assert all(urlsplit(s.url).path.startswith("/mirror") for s in cls("BTC-PERP", endpoint="ws://h:1/mirror").streams())
 
 
 def test_the_installed_venues_are_scanned_once_per_process(monkeypatch):

@@ -306,6 +306,9 @@ class VenueAdapter:
     #: RESUBSCRIBE venues whose websocket snapshot may never come (OKX announced its removal):
     #: after this many seconds of SYNCING with deltas buffered, fetch ``snapshot_request()``
     ws_snapshot_timeout: ClassVar[float | None] = None
+    #: the venue's WebSocket path, added to an endpoint given without one (``--endpoint
+    #: ws://host:port`` reaches the same stream as the venue's own URL)
+    ws_path: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -329,6 +332,12 @@ class VenueAdapter:
         self.rest_endpoint = (rest_endpoint or self.default_rest_endpoint or self.endpoint).rstrip("/")
 
     # -- connection -------------------------------------------------------------------------
+    def ws_url(self) -> str:
+        """The endpoint as given when it carries a path, else the endpoint + ``ws_path``."""
+        if not self.ws_path or urlsplit(self.endpoint).path not in ("", "/"):
+            return self.endpoint
+        return self.endpoint + self.ws_path
+
     def streams(self) -> list[StreamSpec]:
         raise NotImplementedError
 

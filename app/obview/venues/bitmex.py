@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
@@ -135,6 +135,7 @@ class BitmexAdapter(VenueAdapter):
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     default_endpoint: ClassVar[str] = "wss://ws.bitmex.com/realtime"
+    ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.bitmex.com"
     channel: ClassVar[str] = "orderBookL2 (full depth, id-keyed rows) + trade; no seq/checksum"
 
@@ -153,12 +154,6 @@ class BitmexAdapter(VenueAdapter):
     @property
     def trade_topic(self) -> str:
         return f"{TRADE_TABLE}:{self.native}"
-
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /realtime."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
 
     def streams(self) -> list[StreamSpec]:
         return [

@@ -23,7 +23,6 @@ data's JSON shape decides: an object is a book message, a list holds trades.
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -119,6 +118,7 @@ class BybitAdapter(VenueAdapter):
     }
     resync_mode = ResyncMode.RESUBSCRIBE
     default_endpoint = "wss://stream.bybit.com/v5/public/linear"
+    ws_path = WS_PATH
     default_rest_endpoint = "https://api.bybit.com"
     channel = "orderbook.200.<sym> (snapshot/delta, u+1) + publicTrade.<sym>"
 
@@ -141,13 +141,6 @@ class BybitAdapter(VenueAdapter):
         return f"publicTrade.{self.native}"
 
     # -- connection -------------------------------------------------------------------------
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /v5/public/linear
-        (``--endpoint ws://host:port`` reaches the same stream as the venue's own URL)."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
-
     def streams(self) -> list[StreamSpec]:
         sub = dumps(
             {"req_id": "obview-sub", "op": "subscribe", "args": [self.book_topic, self.trade_topic]}

@@ -16,7 +16,7 @@ USDC contracts (SOL_USDC-PERPETUAL) and options count coins.
 from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgspec
 import orjson
@@ -140,6 +140,7 @@ class DeribitAdapter(VenueAdapter):
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     default_endpoint: ClassVar[str] = "wss://www.deribit.com"
+    ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.deribit.com"
     channel: ClassVar[str] = "book.{instrument}.100ms (full depth) + trades; change_id chain"
 
@@ -159,12 +160,6 @@ class DeribitAdapter(VenueAdapter):
         return f"trades.{self.native}.100ms"
 
     # -- connection -------------------------------------------------------------------------
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /ws/api/v2."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
-
     @staticmethod
     def _rpc(id_: int, method: str, params: dict) -> str:
         return dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})

@@ -43,7 +43,7 @@ import logging
 from collections import deque
 from datetime import UTC, datetime
 from typing import ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from obview.book import OrderBook
 from obview.model import BookSnapshot, Instrument, Level, Side, Trade
@@ -140,6 +140,7 @@ class DydxAdapter(VenueAdapter):
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RECONNECT
     default_endpoint: ClassVar[str] = "wss://indexer.dydx.trade/v4/ws"
+    ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://indexer.dydx.trade"
     channel: ClassVar[str] = "v4_orderbook (batched, full depth) + v4_trades; message_id +1"
 
@@ -155,12 +156,6 @@ class DydxAdapter(VenueAdapter):
         self._versions: set[str] = set()
 
     # -- connection -------------------------------------------------------------------------
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /v4/ws."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
-
     def _subscribe(self, channel: str, batched: bool) -> str:
         return dumps(
             {"type": "subscribe", "channel": channel, "id": self.native, "batched": batched}

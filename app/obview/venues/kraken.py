@@ -28,7 +28,6 @@ Sizes: ``PF_`` (linear multi-collateral perpetuals) and ``FF_`` count coins; ``P
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
@@ -113,6 +112,7 @@ class KrakenAdapter(VenueAdapter):
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     default_endpoint: ClassVar[str] = "wss://futures.kraken.com"
+    ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://futures.kraken.com"
     channel: ClassVar[str] = "book (full depth, one level per message) + trade; per-product seq + 1"
 
@@ -125,12 +125,6 @@ class KrakenAdapter(VenueAdapter):
         self.last_heartbeat: float | None = None  # venue time (s) of the last heartbeat
 
     # -- connection -------------------------------------------------------------------------
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /ws/v1."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
-
     def _sub(self, event: str, feed: str) -> str:
         return dumps({"event": event, "feed": feed, "product_ids": [self.native]})
 

@@ -20,7 +20,7 @@ Sizes: SWAP and FUTURES books count contracts (``ctVal`` coins each for linear c
 from __future__ import annotations
 
 from typing import ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgspec
 import orjson
@@ -123,6 +123,7 @@ class OkxAdapter(VenueAdapter):
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     ws_snapshot_timeout: ClassVar[float | None] = 3.0
     default_endpoint: ClassVar[str] = "wss://ws.okx.com:8443"
+    ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.okx.com"
     channel: ClassVar[str] = "books (400 levels, 100 ms) + trades; seqId chain, CRC32 top 25"
 
@@ -131,12 +132,6 @@ class OkxAdapter(VenueAdapter):
     _sync: OkxSync | None = None  # the book's sync, once made: it says whether texts are wanted
 
     # -- connection -------------------------------------------------------------------------
-    def ws_url(self) -> str:
-        """The endpoint as given when it carries a path, else the endpoint + /ws/v5/public."""
-        if urlsplit(self.endpoint).path not in ("", "/"):
-            return self.endpoint
-        return self.endpoint + WS_PATH
-
     def _args(self) -> list[dict[str, str]]:
         return [
             {"channel": "books", "instId": self.native},
