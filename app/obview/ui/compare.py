@@ -252,7 +252,7 @@ class CompareScreen(_Modal):
         n = len(self.comparison.rows)
         opts = _MEASURE.options.update_width(max(1, self._body.size.width))
         i = y - (len(_MEASURE.render_lines(self._above, opts, pad=False)) - n)
-        return i if 0 <= i < len(self.comparison.rows) else None
+        return i if 0 <= i < n else None
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self._body)
