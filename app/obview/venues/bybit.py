@@ -8,10 +8,10 @@ drops sockets that neither ping nor receive). The book comes over the socket:
 - ``u == 1`` means the venue's book service restarted: the message is a fresh snapshot;
 - ``type: "delta"`` carries absolute sizes (0 deletes); its ``u`` should be the previous ``u``
   plus one. A smaller ``u`` is a replay and is ignored; a larger jump is a gap. The English v5
-  docs promise consecutive ``u`` only for the newer full-book stream; Bybit's own orderbook page
-  in its Chinese edition says of ``u`` that it is consecutive in general, with the ``u = 1`` full
-  book after a restart as the exception, and third-party clients count on it for the fixed-depth
-  streams too; the simulator dialect follows it;
+  docs promise consecutive ``u`` only for the newer full-book stream; Bybit's v3 orderbook page
+  (its Traditional Chinese edition, same topic and fields) says ``u`` is consecutive in general,
+  the ``u = 1`` full book after a restart being the exception, and third-party clients count on
+  it for the fixed-depth streams too; the simulator dialect follows it;
 - the book keeps the best 200 levels per side (the subscribed depth), truncated after every
   update, since the docs do not say whether levels pushed out of the window are deleted.
 
