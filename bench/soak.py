@@ -206,6 +206,9 @@ async def soak(args: argparse.Namespace) -> Run:
             if args.heatmap_history:
                 # a shorter ring fills during the warm-up, so the slopes show leaks, not filling
                 m.heatmap.columns = deque(m.heatmap.columns, maxlen=args.heatmap_history)
+            if args.period_history:
+                # the same for the hour's ring of 10 s periods: full after this many periods
+                m.heatmap.coarse = deque(m.heatmap.coarse, maxlen=args.period_history)
             markets.append(m)
         if args.app:
             from obview.ui.app import ObviewApp
@@ -302,6 +305,13 @@ def summarize(run: Run) -> list[str]:
             f"; heatmap ring {a.heatmap_history} columns"
             if a.heatmap_history
             else "; heatmap rings at the app default (720 columns at 4 Hz: fills in 3 min; 360 periods of 10 s: an hour)"
+            if not a.period_history
+            else "; heatmap samples ring at the app default (720 columns at 4 Hz: fills in 3 min)"
+        )
+        + (
+            f"; ring of 10 s periods cut to {a.period_history} (full after {a.period_history * 10:g} s)"
+            if a.period_history
+            else ""
         )
         + ("; headless app running" if a.app else "")
         + (
@@ -398,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="heatmap ring length in columns (default: the app's, 720 = 3 min at 4 Hz)",
+    )
+    p.add_argument(
+        "--period-history",
+        type=int,
+        default=None,
+        help="ring of the heatmap's 10 s periods, in periods (default: the app's, 360 = an hour);"
+        " a shorter one is full within the run, so the slopes after it show leaks, not filling",
     )
     p.add_argument(
         "--interval", type=float, default=5.0, help="seconds between samples (default 5)"
