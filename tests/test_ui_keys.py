@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from obview.ui.screens import HelpScreen
+from obview.ui.screens import HelpScreen, Palette
 from test_ui_app import make_app, settle
 
 KEYS = [
@@ -114,6 +114,30 @@ async def test_enters_queued_behind_a_command_palette_choice_run_it_and_close_it
         assert app.is_running and len(app.screen_stack) == 1 and app.venue == "binance"
         assert runs == [("binance", "BTC-PERP")]  # run once, not once per Enter
 
+
+
+async def test_the_palette_opens_again_while_the_one_just_closed_is_still_being_removed():
+    # a storm of keys found it: Escape then ctrl+p handled before the closed palette's removal
+    # completed pushed a second palette with the first one's id, and DuplicateIds ended the app
+    app, _ = make_app()
+    async with asyncio.timeout(20), app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.action_command_palette()
+        await settle(pilot, 0.2)
+        first = app.screen
+        assert isinstance(first, Palette)
+        app.pop_screen()
+        app.action_command_palette()  # at once, before the first is gone
+        await settle(pilot, 0.3)
+        assert app._exception is None and app.is_running
+        assert isinstance(app.screen, Palette) and app.screen is not first
+        # a palette under a screen one of its commands opened is not opened a second time
+        app.push_screen(HelpScreen())
+        await settle(pilot, 0.2)
+        app.action_command_palette()
+        await settle(pilot, 0.2)
+        assert app._exception is None
+        assert [type(s).__name__ for s in app.screen_stack] == ["MainScreen", "Palette", "HelpScreen"]
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from textual import events
 from textual.app import SystemCommand
+from textual.command import CommandPalette
 from textual.screen import Screen
 
 from obview.model import FeedStatus
@@ -156,8 +157,11 @@ class KeyActions:
         await super().on_event(event)
 
     def action_command_palette(self) -> None:
-        if self.use_command_palette and not Palette.is_open(self):
-            self.push_screen(Palette(id="--command-palette"))
+        if not self.use_command_palette or any(isinstance(s, CommandPalette) for s in self.screen_stack):
+            return  # one is open already (on top, or under a screen one of its commands opened)
+        # no fixed id (Textual's own palette has one): a palette that was just closed is still
+        # registered until its removal completes, and a new one with its id raised DuplicateIds
+        self.push_screen(Palette())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
