@@ -1,4 +1,4 @@
-"""Timing helpers shared by the benchmarks: repeated runs, median with min/max."""
+"""Helpers shared by the benchmarks: repeated runs, median with min/max, and rewriting a\nsection of a results page."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -76,3 +77,27 @@ def per_call_ms(fn: Callable[[], object], calls: int, runs: int) -> list[float]:
             fn()
         out.append((time.perf_counter() - t0) / calls * 1000)
     return out
+
+
+def replace_section(path: Path, heading: str, body: list[str]) -> None:
+    """Replace the ``## heading`` section of a markdown file (or append it)."""
+    text = path.read_text() if path.exists() else ""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    found = False
+    while i < len(lines):
+        if lines[i].strip() == heading:
+            found = True
+            out += [heading, "", *body, ""]
+            i += 1
+            while i < len(lines) and not lines[i].startswith("## "):
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    if not found:
+        if out and out[-1].strip():
+            out.append("")
+        out += [heading, "", *body, ""]
+    path.write_text("\n".join(out).rstrip() + "\n")

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [*HEADER, *(r.row() for r in results)]
     print("\n".join(lines))
     if a.write:
-        from bench.soak import replace_section
+        from bench.common import replace_section
 
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
         body = [
