@@ -4,7 +4,8 @@ One task per stream the adapter declares: connect (with timeout), subscribe, hea
 receive into the ``FeedPipeline``, stale watchdog, reconnect with capped exponential backoff
 and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py): backed off, as the
 venue allows, per the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
-Every transition is written to the Market (and the Bus) with a reason a user can read.
+Every transition is written to the Market (and the Bus) with a reason a user can read
+(feed/reasons.py words why a connection ended).
 """
 
 from __future__ import annotations
@@ -21,17 +22,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.http import (
-    describe_os_error,
-    fetch,
-    format_wait,
-    retry_after_seconds,
-    status_meaning,
-)
+from obview.feed.http import fetch, format_wait
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
+from obview.feed.reasons import EXPECTED, describe_close, describe_failure
 from obview.feed.repair import BookRepair
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
@@ -189,25 +185,13 @@ class FeedSession:
                 reason = "connection closed"
             except asyncio.CancelledError:
                 raise
-            except ConnectionClosed as e:
-                reason = _describe_close(e)
-            except InvalidStatus as e:
-                code = e.response.status_code
-                meaning = status_meaning(code)
-                reason = f"handshake refused: HTTP {code}" + (f" ({meaning})" if meaning else "")
-                asked = retry_after_seconds(e.response.headers.get("Retry-After"))
-                if asked:
-                    reason += f"; the venue asks to wait {format_wait(asked)}"
             except InvalidURI as e:
                 self._fail(f"bad URL {safe(spec.url)}: {e}")
                 return
-            except InvalidHandshake as e:
-                reason = f"handshake failed: {safe(e)}"
-            except (OSError, TimeoutError) as e:
-                reason = describe_os_error(e) if not isinstance(e, (asyncio.TimeoutError, TimeoutError)) else f"connect timeout after {self.opts.connect_timeout:g} s"
             except Exception as e:  # never let one bad stream kill the app
-                log.exception("stream %s failed", spec.name)
-                reason = f"error: {safe(e)}"
+                if not isinstance(e, EXPECTED):
+                    log.exception("stream %s failed", spec.name)
+                reason, asked = describe_failure(e, self.opts.connect_timeout)
             finally:
                 st.ws = None
             if st.close_reason:
@@ -268,7 +252,7 @@ class FeedSession:
             # a clean close (1000/1001) ends the iteration without raising: keep its code and reason
             if not st.close_reason:
                 with contextlib.suppress(Exception):
-                    st.close_reason = _describe_close(ws.protocol.close_exc)
+                    st.close_reason = describe_close(ws.protocol.close_exc)
         finally:
             watchdog.cancel()
             if fallback is not None:
@@ -467,15 +451,3 @@ def checked_instrument(inst: Instrument) -> Instrument | None:
         if not isinstance(x, (int, float)) or not 0.0 < x < float("inf"):
             return None
     return dataclasses.replace(inst, native=safe(inst.native, 40), base=safe(inst.base, 16), quote=safe(inst.quote, 16))
-
-
-def _describe_close(e: ConnectionClosed) -> str:
-    rcvd = e.rcvd
-    if e.sent is not None and e.sent.code == 1009:
-        return "frame over size limit"
-    if rcvd is None:
-        return "connection lost (no close frame)"
-    if rcvd.code == 1009:
-        return "frame over size limit"
-    reason = safe(rcvd.reason, 80) if rcvd.reason else ""
-    return f"closed by server ({rcvd.code}{': ' + reason if reason else ''})"
