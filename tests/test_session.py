@@ -29,13 +29,14 @@ class FakeAdapter(VenueAdapter):
     symbols = {"BTC-PERP": "BTC"}
     resync_mode = ResyncMode.RESUBSCRIBE
 
-    def __init__(self, symbol, *, stale_after=1.0, mode=ResyncMode.RESUBSCRIBE, **kw):
+    def __init__(self, symbol, *, stale_after=1.0, mode=ResyncMode.RESUBSCRIBE, stale_cadence=None, **kw):
         super().__init__(symbol, **kw)
         self.stale_after = stale_after
+        self.stale_cadence = stale_cadence
         self.resync_mode = mode
 
     def streams(self):
-        return [StreamSpec("book", self.endpoint + "/ws", ['{"op":"sub"}'], ping_interval=0.2, ping_frame='{"op":"ping"}', stale_after=self.stale_after)]
+        return [StreamSpec("book", self.endpoint + "/ws", ['{"op":"sub"}'], ping_interval=0.2, ping_frame='{"op":"ping"}', stale_after=self.stale_after, stale_cadence=self.stale_cadence)]
 
     def resubscribe_frames(self, stream):
         return ['{"op":"sub"}']
@@ -401,6 +402,33 @@ def test_pipeline_acts_on_nothing_after_a_fatal_error():
     pipeline.set_state(FeedStatus.LIVE)
     assert market.state.status is FeedStatus.FAILED and market.state.reason == "gone"
     assert pipeline.book_events == applied
+
+
+async def test_a_stream_with_a_measured_cadence_is_stale_after_a_few_of_its_intervals(venue):
+    # fixed, the stale time is 3 s; the book changes every 20 ms, so with the cadence measured
+    # (3x the median interval, at least 0.2 s) a stopped book reads STALE within a fraction of it
+    async with running(venue.url, opts(), stale_after=3.0, stale_cadence=(3.0, 0.2, 5.0)) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        await wait_for(lambda: market.stats.book_every is not None)
+        assert 0 < market.stats.book_every < 0.2
+        venue.book_silent = True  # trades and pongs still flow
+        t0 = time.monotonic()
+        await wait_for(lambda: market.state.status is FeedStatus.STALE, timeout=2.5)
+        assert time.monotonic() - t0 < 2.5 < 3.0
+        assert market.state.reason.startswith("no data for 0.")
+        venue.book_silent = False
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+
+
+async def test_a_fixed_stale_time_in_the_options_overrides_the_measured_cadence(venue):
+    async with running(venue.url, opts(stale_after=3.0), stale_after=3.0, stale_cadence=(3.0, 0.2, 5.0)) as (market, session, task):
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        seen = []
+        venue.book_silent = True
+        with contextlib.suppress(TimeoutError):
+            await wait_for(lambda: False, timeout=1.0, history=seen, market=market)
+        assert {s for s, _ in seen} == {FeedStatus.LIVE}
+        assert market.stats.book_every is None
 
 
 async def test_stuck_book_with_trades_flowing_is_stale(venue):

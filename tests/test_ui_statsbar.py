@@ -159,3 +159,33 @@ async def test_the_venue_key_retries_a_failed_feed():
         await pilot.press("3")
         await settle(pilot)
         assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
+
+
+async def test_book_age_is_judged_against_the_measured_cadence_of_a_snapshot_venue():
+    # a venue pushing whole books every 2-5 s (Hyperliquid) showed its book age in the warning
+    # colour most of the time; with the cadence measured, it is late only against that
+    m, now = build_market(seed=5, seconds=20)
+    m.stats.last_book_at = now - 2.6
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatsBar)
+
+        def age_style() -> str:
+            t = bar._text
+            start = t.plain.index("book age ") + len("book age ")
+            return str([s.style for s in t.spans if s.start <= start < s.end][-1])
+
+        stale = str(bar.pal.style("stale"))
+        assert "book age 2.6s   resyncs" in bar._text.plain and age_style() == stale
+        m.stats.book_every = 2.0
+        app._paint_slow(now)
+        assert "book age 2.6s / every 2.0s   resyncs" in bar._text.plain
+        assert age_style() != stale
+        m.stats.last_book_at = now - 3.2  # past 1.5 intervals
+        app._paint_slow(now)
+        assert age_style() == stale
+        await pilot.resize_terminal(50, 20)  # no room: the cadence goes first, the age stays
+        await settle(pilot)
+        first = bar._text.plain.splitlines()[0]
+        assert "book age 3.2s" in first and "every" not in first

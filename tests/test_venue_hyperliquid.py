@@ -83,6 +83,9 @@ def test_streams_subscribe_and_ping():
     assert orjson.loads(spec.ping_frame) == {"method": "ping"}
     assert spec.ping_interval is not None and spec.ping_interval < 60  # server drops at 60 s
     assert spec.stale_after >= 3 * 5  # the default book can be 5 s apart
+    # once measured: at least 3 of its intervals, never under 3 of the default 2 s ones
+    factor, floor, ceiling = spec.stale_cadence
+    assert factor >= 3 and floor >= 3 * 2 and ceiling >= 3 * 5
     re = [orjson.loads(s) for s in ad.resubscribe_frames("ws")]
     assert [r["method"] for r in re] == ["unsubscribe", "subscribe"]
 

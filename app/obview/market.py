@@ -226,6 +226,7 @@ class FeedStats:
     checksum_errors: int = 0
     last_frame_at: float = 0.0  # local time of the last frame
     last_book_at: float = 0.0  # local time of the last applied book change
+    book_every: float | None = None  # measured interval between book pushes (snapshot venues)
     last_error: str = ""  # the last bad frame's or venue error's reason
     last_error_at: float = 0.0  # its local time
 

@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidURI
 
 from obview.bus import Bus
+from obview.feed.cadence import Cadence
 from obview.feed.http import fetch, format_wait
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.feed.reasons import EXPECTED, describe_close, describe_failure
@@ -58,7 +59,7 @@ class SessionOptions:
 
 
 class _Stream:
-    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn")
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence")
 
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
@@ -75,6 +76,8 @@ class _Stream:
         self.stale = False
         self.connects = 0
         self.close_reason = ""
+        # the book's measured cadence, kept across reconnects (the venue's clock, not ours)
+        self.cadence = Cadence(*spec.stale_cadence) if spec.stale_cadence else None
 
 
 class FeedSession:
@@ -372,8 +375,14 @@ class FeedSession:
 
     # -- timers -----------------------------------------------------------------------------
     async def _watchdog(self, st: _Stream) -> None:
-        stale_after = self.opts.stale_after or st.spec.stale_after
-        check = min(0.5, stale_after / 4, self.opts.sync_timeout / 4)
+        default = self.opts.stale_after or st.spec.stale_after
+        # a fixed stale time from the options overrides the measured one
+        cadence = st.cadence if self.opts.stale_after is None and st is self.book_stream else None
+        if cadence is not None:
+            cadence.restart()
+        stale_after = cadence.stale_after(default) if cadence is not None else default
+        shortest = min(default, cadence.floor) if cadence is not None else default
+        check = min(0.5, shortest / 4, self.opts.sync_timeout / 4)
         # Intervals run on the monotonic clock: the wall clock can be stepped (NTP, a VM
         # restored, a laptop resumed), and silence measured on it hid a dead feed for as long
         # as the step back, or cut a live one after a step forward. Frames carry wall stamps
@@ -395,6 +404,10 @@ class FeedSession:
             if st.last_rx != heard_rx:
                 heard_rx = st.last_rx
                 heard_at = now - min(max(time.time() - heard_rx, 0.0), now - checked_at)
+                if cadence is not None:
+                    cadence.changed(heard_at)
+                    stale_after = cadence.stale_after(default)
+                    self.market.stats.book_every = cadence.typical
             checked_at = now
             silent = now - heard_at
             if silent >= stale_after * (1 + self.opts.stale_grace):

@@ -25,6 +25,8 @@ from obview.ui.viewmodel import (
 
 #: a LIVE book whose messages arrive this much later than the minute's quickest is flagged
 BEHIND_WARN = 1.0
+#: a book older than this (s) is shown in the warning colour, or 1.5x the measured cadence
+BOOK_AGE_WARN = 2.0
 #: a bad frame or a venue error is shown this long (s) after the last one
 ERROR_SHOWN_FOR = 60.0
 
@@ -123,8 +125,18 @@ class StatsBar(SteadyLines, Widget):
         # from the end instead of wrapping the bar (which hid its second line)
         age = market.book_age(now)
         inst = market.instrument
+        # a venue that pushes whole books on a clock (Hyperliquid: every 2-5 s) is late only
+        # against its own measured cadence
+        every = market.stats.book_every
+        late = max(BOOK_AGE_WARN, 1.5 * every) if every else BOOK_AGE_WARN
+        book_age = _field(c, "   book age ", format_duration(age), "stale" if age is not None and age > late else "axis")
+        if every:
+            pushed = book_age.copy()
+            pushed.append(" / every ", c.style("muted"))
+            pushed.append(format_duration(every), c.style("axis"))
+            book_age = (pushed, book_age)
         fields: list[Text | tuple[Text, ...]] = [
-            _field(c, "   book age ", format_duration(age), "stale" if age is not None and age > 2 else "axis"),
+            book_age,
             _field(c, "   resyncs ", str(market.resyncs), "stale" if market.resyncs else "axis"),
         ]
         stats = market.stats

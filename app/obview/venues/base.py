@@ -88,7 +88,10 @@ class StreamSpec:
 
     ``book`` / ``trades`` say what the stream carries, so the session knows which stream to
     resync and the market knows what a silent stream means. ``stale_after`` is the no-data
-    time (s) after which the stream is STALE and then reconnected.
+    time (s) after which the stream is STALE and then reconnected. ``stale_cadence`` =
+    (factor, floor, ceiling) makes it follow the book's measured cadence instead, once known:
+    ``factor`` times the median interval between book changes, within [floor, ceiling] (for
+    venues that push whole books on a clock the venue changes; see ``feed.cadence``).
     """
 
     name: str
@@ -99,6 +102,7 @@ class StreamSpec:
     ping_interval: float | None = None  # s between application-level pings (None: none)
     ping_frame: str | None = None
     stale_after: float = 10.0
+    stale_cadence: tuple[float, float, float] | None = None
 
 
 @dataclass(slots=True)

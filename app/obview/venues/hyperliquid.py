@@ -12,8 +12,9 @@ on ``(time, coin, tid)``.
 
 Heartbeat: the server closes a connection it has not written to for 60 s; the client sends
 ``{"method":"ping"}`` (answered with ``{"channel":"pong"}``) during quiet periods. The default
-book stream is slow (about 2-5 s between pushes in 2026), so the stale watchdog waits longer
-than on delta venues.
+book stream is slow (about 2-5 s between pushes in 2026, and it has changed), so the stale
+watchdog follows the cadence it measures: STALE after 4x the typical interval between books
+(8-60 s), and 20 s until that is known.
 
 Fast path: ``parse_fast`` reads ``l2Book`` and ``trades`` messages with a typed decoder (prices
 and sizes converted and checked in C); anything else, and any integer ``parse`` would read
@@ -161,8 +162,12 @@ class HyperliquidAdapter(VenueAdapter):
 
     #: levels per side in a default l2Book message
     depth: ClassVar[int] = 20
-    #: no book for this long (s) = STALE: well above the slow default cadence (up to 5 s)
+    #: no book for this long (s) = STALE until the cadence is measured: well above the slow
+    #: default cadence (up to 5 s)
     stale_after: ClassVar[float] = 20.0
+    #: then 4x the measured median interval between books, within 8-60 s (the cadence has
+    #: changed twice in 2026: 0.5 s, 2 s, up to 5 s; ``fast`` books come every 0.5 s)
+    stale_cadence: ClassVar[tuple[float, float, float]] = (4.0, 8.0, 60.0)
     #: client ping cadence (s); the server drops connections silent for 60 s
     ping_interval: ClassVar[float] = 25.0
     trade_memory: ClassVar[int] = 2000
@@ -201,6 +206,7 @@ class HyperliquidAdapter(VenueAdapter):
                 ping_interval=self.ping_interval,
                 ping_frame=PING,
                 stale_after=self.stale_after,
+                stale_cadence=self.stale_cadence,
             )
         ]
 
