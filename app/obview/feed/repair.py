@@ -39,6 +39,12 @@ class BookRepair:
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
 
+    def cancel(self) -> None:
+        """Drop the repair under way (its connection is gone; the next one starts afresh)."""
+        if self.busy:
+            self.task.cancel()
+        self.task = None
+
     def request(self, reason: str, initial: bool = False, not_before: float = 0.0) -> None:
         """Repair the book soon (a request while one runs is already being served);
         ``not_before`` is a ``time.monotonic()`` time."""
@@ -92,12 +98,18 @@ class BookRepair:
         req = session.adapter.snapshot_request()
         if req is None:
             return
+        ws = st.ws
         try:
             body = await session.fetch(req)
         except HttpError as e:
             session.pipeline.set_state(FeedStatus.SYNCING, f"snapshot failed: {e}")
             self.task = None
             self.request(str(e), not_before=time.monotonic() + (e.retry_after or 0.0))
+            return
+        if ws is None or st.ws is not ws:
+            # the connection it was for has gone: its deltas went with it, and a new one asks
+            # for its own snapshot
+            self.task = None
             return
         if session.recorder is not None:
             session.recorder.http(req.url, body.decode("utf-8", "replace"))

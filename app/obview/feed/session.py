@@ -208,6 +208,9 @@ class FeedSession:
             st.attempt += 1
             if st is self.book_stream:
                 self.pipeline.sync.reset()
+                # a snapshot fetched for the lost connection must not land on the next one's
+                # book (or set LIVE while there is no connection at all)
+                self.repair.cancel()
             self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(delay)}")
             await asyncio.sleep(delay)
 
@@ -232,6 +235,10 @@ class FeedSession:
             proxy=None if local else True,
             create_connection=sink_connection_factory,
         )
+        if self._stopping or self.failed is not None:  # ended while the handshake ran
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
+            return
         st.ws = ws
         st.last_rx = time.time()
         st.up_since = time.monotonic()
@@ -372,6 +379,14 @@ class FeedSession:
         for st in self.streams.values():
             if st.ws is not None:
                 asyncio.ensure_future(st.ws.close())
+        # a stream still in its handshake or its backoff would connect afterwards and read
+        # forever, and the session (which a retry waits on) would never end
+        me = asyncio.current_task()
+        for t in self._tasks:
+            if t is not me:
+                t.cancel()
+        if self.repair.busy:
+            self.repair.task.cancel()
 
     # -- timers -----------------------------------------------------------------------------
     async def _watchdog(self, st: _Stream) -> None:
