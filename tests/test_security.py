@@ -190,7 +190,7 @@ def test_every_adapter_counts_hostile_frames_and_never_raises(venue):
     assert market.book.empty or not market.book.is_crossed()
 
 
-def test_non_finite_numbers_are_bad_frames_not_book_levels():
+def test_numbers_a_book_cannot_hold_are_bad_frames_not_book_levels():
     adapter = DemoAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
     market = Market(adapter.default_instrument())
     p = FeedPipeline(adapter, market)
@@ -205,9 +205,14 @@ def test_non_finite_numbers_are_bad_frames_not_book_levels():
         '{"type":"delta","symbol":"BTC-PERP","seq":2,"prev_seq":1,"ts":1,"bids":[["-5","1"]],"asks":[]}',
         '{"type":"trade","symbol":"BTC-PERP","id":"1","price":"nan","size":"1","side":"buy","ts":1}',
         '{"type":"trade","symbol":"BTC-PERP","id":"1","price":"100","size":"inf","side":"buy","ts":1}',
+        # finite, but past what a book's arithmetic holds: the mid of 1e308 and 1.5e308 is inf,
+        # and grouping raised OverflowError in the ladder
+        '{"type":"delta","symbol":"BTC-PERP","seq":2,"prev_seq":1,"ts":1,"bids":[],"asks":[["1.5e308","1"]]}',
+        '{"type":"delta","symbol":"BTC-PERP","seq":2,"prev_seq":1,"ts":1,"bids":[["100","1e300"]],"asks":[]}',
+        '{"type":"trade","symbol":"BTC-PERP","id":"1","price":"1e16","size":"1","side":"buy","ts":1}',
     ):
         assert p.on_frame("demo", bad, time.time()) == []
-    assert market.stats.bad_frames == 6 and "finite" in market.stats.last_error
+    assert market.stats.bad_frames == 9 and "finite" in market.stats.last_error
     assert market.book.top(5) == ([(100.0, 1.0)], [(101.0, 1.0)]) and not market.trades
     assert market.tick(time.time() + 1) is not None  # the heatmap sampler still works
     # the dropped delta's seq is missing: the next one is a gap, resynced, never applied blind

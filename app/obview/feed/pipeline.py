@@ -17,6 +17,7 @@ from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
+    MAX_NUMBER,
     BookFrameError,
     FrameError,
     Reply,
@@ -28,10 +29,10 @@ from obview.venues.base import (
 
 log = logging.getLogger("obview.feed")
 
-_INF = float("inf")
+_MAX = MAX_NUMBER
 _APPLIED = SyncStatus.APPLIED
 _LIVE = FeedStatus.LIVE
-NOT_FINITE = "price or size not a finite positive number"
+NOT_FINITE = f"price or size not a finite positive number below {MAX_NUMBER:g}"
 #: bad frames are logged at most once per this many seconds per pipeline (the first at once);
 #: a venue sending nothing but malformed frames at 50k/s must not fill the log file
 BAD_FRAME_LOG_INTERVAL = 10.0
@@ -41,7 +42,7 @@ def _levels_ok(levels: list[Level]) -> bool:
     # NaN fails every comparison, so it is rejected too (a NaN key would corrupt the sorted book).
     # A plain loop: about half the cost of all() over a generator on this hot path.
     for p, s in levels:  # noqa: SIM110
-        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+        if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
             return False
     return True
 
@@ -50,7 +51,7 @@ def _numbers_ok(ev: object) -> bool:
     if isinstance(ev, (BookDelta, BookSnapshot)):
         return _levels_ok(ev.bids) and _levels_ok(ev.asks)
     if isinstance(ev, Trade):
-        return 0.0 < ev.price < _INF and 0.0 <= ev.size < _INF
+        return 0.0 < ev.price < _MAX and 0.0 <= ev.size < _MAX
     return True
 
 

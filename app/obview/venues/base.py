@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
@@ -25,12 +24,18 @@ import orjson
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Trade
 
+#: Prices and sizes at or above this are refused as bad frames, as NaN and infinities are: no
+#: real book comes near it (a price of 1e15, a size of 1e15 coins or contracts), while the
+#: arithmetic a book shown needs (a mid of 1e308 + 1.5e308, a price over a tick) overflows
+#: for finite numbers far below the float limit.
+MAX_NUMBER = 1e15
+
 #: Number types for the typed decoders of the fast paths (``VenueAdapter.parse_fast``): the
 #: decoder converts a venue's numeric strings in C and rejects what the book must never hold
 #: (NaN, infinities, a price <= 0, a negative size), so a frame it accepts needs no further
 #: check. Decoders run with ``strict=False``, which reads ``"64000.1"`` as a float.
-Price = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
-Size = Annotated[float, msgspec.Meta(ge=0.0, le=sys.float_info.max)]
+Price = Annotated[float, msgspec.Meta(gt=0.0, lt=MAX_NUMBER)]
+Size = Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_NUMBER)]
 PriceSize = tuple[Price, Size]
 #: an integer field (sequence number, time, id) as ``parse`` reads it only when it is a JSON
 #: integer within int64 (orjson reads longer ones as floats); a fast path sends a string to

@@ -69,7 +69,6 @@ DEFAULTS: dict[str, tuple[float, float, float]] = {
 # Error codes that retrying the same subscription will not fix (unknown instrument/channel).
 FATAL_ERRORS = {"60018", "51001"}
 
-_INF = float("inf")
 
 
 def inst_type(inst_id: str) -> str:
@@ -266,7 +265,10 @@ class OkxAdapter(VenueAdapter):
             reason = f"OKX error {code}: {msg.get('msg', '')}".strip()
             return [VenueError(stream, reason, fatal=code in FATAL_ERRORS)]
         if event == "notice":
-            # e.g. 64008: the server will close soon for an upgrade; the session reconnects
+            # e.g. 64008: the server will close this connection soon for an upgrade. Shown as a
+            # venue error; the book stays right until then, and the session reconnects (and
+            # resyncs) when the close comes. Reconnecting at once would move the gap, not
+            # avoid it: that needs a second connection opened before the first one closes.
             return [VenueError(stream, f"OKX notice {msg.get('code', '')}: {msg.get('msg', '')}")]
         return []
 

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from obview.venues.base import FastMiss, Price, Size
+from obview.venues.base import MAX_NUMBER, FastMiss, Price, Size
 from obview.venues.okx_book import RawText
 
-_INF = float("inf")
+_MAX = MAX_NUMBER
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
@@ -87,7 +87,8 @@ FAST_MISS = (*FastMiss, OverflowError)
 
 def float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[RawText]] | None:
     """(price, size) floats and ``"price:size"`` texts of ``rows``, read by ``float`` as ``parse``
-    reads them; None if a price or size is not finite, a price <= 0 or a size < 0 (``parse``
+    reads them; None if a price or size is not finite or not below ``MAX_NUMBER``, a price <= 0
+    or a size < 0 (``parse``
     then decides)."""
     out: list[tuple[float, float]] = []
     raw: list[RawText] = []
@@ -98,7 +99,7 @@ def float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[Ra
         sz = row.sz
         p = float(px)
         s = float(sz)
-        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+        if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
             return None
         append((p, s))
         append_raw(f"{px}:{sz}")
