@@ -95,7 +95,6 @@ def test_fast_path_handles_trades_and_deletes_like_the_slow_path():
         book("change", [["delete", 64000.0, 25.0], ["new", 63999.5, 0]], [["change", "64001", "10"]]),
         book("snapshot", [["new", 64000.0, 10.0]], [["new", 64000.5, 20]], prev=None),
         book("snapshot", [["new", 64000.0, 10.0]], [], prev="not read by the slow path"),
-        book("change", [], [], prev=None),
         book("change", [], [], change_id="12", ts="1700000000600"),
         # the channel's interval is not checked by the slow path either
         note("book.BTC-PERPETUAL.raw", json.loads(book("change", [["new", 1, 1]], []))["params"]["data"]),
@@ -103,6 +102,8 @@ def test_fast_path_handles_trades_and_deletes_like_the_slow_path():
     ]  # fmt: skip
     for f in frames:
         assert check(adapter, "ws", f), f
+    # a change without its link is parse()'s to refuse
+    assert not check(adapter, "ws", book("change", [], [], prev=None))
     (t1, t2) = adapter.parse_fast("ws", frames[0], 0.0)
     assert (t1.trade_id, t1.side.value, t2.side.value, t2.size) == (
         "158245455",

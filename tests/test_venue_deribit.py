@@ -389,6 +389,29 @@ def test_duplicate_change_is_ignored():
     assert m.state.status is FeedStatus.LIVE and m.book.best_bid() == (100.0, 10.0)
 
 
+@pytest.mark.parametrize("prev", ["missing", None, 9.5, True])
+def test_a_change_without_an_integer_prev_change_id_is_refused_not_applied_unchecked(prev):
+    # applied without its chain check, a change 10 -> 50 whose link was missing kept the book
+    # LIVE with the 39 changes between them lost
+    a, m, pipe = make_pipe()
+    pipe.on_frame("ws", book("snapshot", [["new", 100.0, 10]], [["new", 101.0, 20]], 10), 1)
+    frame = orjson.loads(book("change", [["new", 99.0, 1]], [], 50, 10))
+    d = frame["params"]["data"]
+    if prev == "missing":
+        del d["prev_change_id"]
+    else:
+        d["prev_change_id"] = prev
+    raw = orjson.dumps(frame)
+    assert a.parse_fast("ws", raw, 1) is None  # the typed path leaves it to parse()
+    with pytest.raises(FrameError, match="prev_change_id"):
+        a.parse("ws", raw, 1)
+    pipe.on_frame("ws", raw, 1)
+    assert m.book.top(5) == ([(100.0, 10.0)], [(101.0, 20.0)]) and m.stats.bad_frames == 1
+    # the next change links to 50, not to the book's 10: a gap, and a resync
+    actions = pipe.on_frame("ws", book("change", [["new", 98.0, 1]], [], 51, 50), 1)
+    assert [type(x) for x in actions] == [NeedResync] and m.state.status is FeedStatus.SYNCING
+
+
 def test_new_snapshot_replaces_book():
     a, m, pipe = make_pipe()
     pipe.on_frame(

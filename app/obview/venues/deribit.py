@@ -219,6 +219,8 @@ class DeribitAdapter(VenueAdapter):
         cls = d.__class__
         if route == _BOOK:
             if cls is _Change:
+                if d.prev_change_id is _UNSET:
+                    return None  # parse() refuses an unchained change
                 return [
                     BookDelta(
                         self.name,
@@ -226,7 +228,7 @@ class DeribitAdapter(VenueAdapter):
                         _fast_rows(d.bids),
                         _fast_rows(d.asks),
                         d.change_id,
-                        None if d.prev_change_id is _UNSET else d.prev_change_id,
+                        d.prev_change_id,
                         None,
                         d.timestamp / 1000.0,
                         ts_local,
@@ -334,13 +336,16 @@ class DeribitAdapter(VenueAdapter):
             )
         if kind == "change":
             prev = d.get("prev_change_id")
+            if not isinstance(prev, int) or isinstance(prev, bool):
+                # unchained, it could not be checked against the book it must follow
+                raise FrameError(f"change {change_id} without an integer prev_change_id: {prev!r}")
             return BookDelta(
                 self.name,
                 self.symbol,
                 bids,
                 asks,
                 seq=change_id,
-                prev_seq=int(prev) if prev is not None else None,
+                prev_seq=prev,
                 ts_exchange=ts,
                 ts_local=ts_local,
             )
