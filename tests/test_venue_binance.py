@@ -379,7 +379,12 @@ def reference_book(lines: list[dict], native: str):
             apply_ref(bids, asks, e)
             last_u = e["u"]
     assert last_u is not None
-    return bids, asks
+    # only the snapshot's window is known: a side it filled to the 1000-level limit bounds the
+    # book at its deepest price (beyond it, only levels that changed since would show)
+    lo = min(float(p) for p, _ in snap["bids"]) if len(snap["bids"]) >= 1000 else None
+    hi = max(float(p) for p, _ in snap["asks"]) if len(snap["asks"]) >= 1000 else None
+    known = lambda p: (lo is None or p >= lo) and (hi is None or p <= hi)  # noqa: E731
+    return {p: q for p, q in bids.items() if known(p)}, {p: q for p, q in asks.items() if known(p)}
 
 
 def apply_ref(bids, asks, e) -> None:

@@ -17,6 +17,7 @@ from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
+    DEPTH_REFRESH,
     MAX_NUMBER,
     BookFrameError,
     FrameError,
@@ -245,7 +246,7 @@ class FeedPipeline:
         stats = self.market.stats
         if "checksum" in reason:
             stats.checksum_errors += 1
-        else:
+        elif not reason.startswith(DEPTH_REFRESH):
             stats.gaps += 1
         self.market.resyncs += 1
         self.sync.reset()

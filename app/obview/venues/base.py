@@ -127,6 +127,10 @@ class ResyncMode(enum.Enum):
     NONE = "none"  # every book message is a full snapshot: wait for the next one
 
 
+#: the reason a venue's book is refreshed from a new snapshot on purpose (a resync, not a gap)
+DEPTH_REFRESH = "depth refresh"
+
+
 class SyncStatus(enum.Enum):
     APPLIED = "applied"  # book changed and is whole
     BUFFERED = "buffered"  # held until a snapshot arrives

@@ -30,6 +30,7 @@ from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
     APPLIED,
+    DEPTH_REFRESH,
     IGNORED,
     BookSync,
     Event,
@@ -105,13 +106,33 @@ _decode_combined = msgspec.json.Decoder(_Combined, strict=False).decode
 
 
 class BinanceSync(BookSync):
-    """U/u/pu rules of the USD-M diff depth stream (see the module docstring)."""
+    """U/u/pu rules of the USD-M diff depth stream (see the module docstring).
 
-    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+    The depth window: the REST snapshot holds the best ``snapshot_limit`` levels a side, and
+    the diff stream only reports levels that change, so a price beyond the snapshot's deepest
+    bid or ask is known only if it changed since (cryptofeed #604: a book that shows isolated
+    far levels and misses the rest). A side the snapshot filled to the limit bounds the book:
+    levels outside [deepest bid, deepest ask] are dropped. When the market has moved so far
+    that fewer than ``edge_levels`` levels remain between the touch and that edge, the book is
+    refreshed with a new snapshot (SYNCING, then LIVE: a resync, not counted as a gap).
+    """
+
+    def __init__(
+        self,
+        book: OrderBook,
+        depth: int | None = None,
+        *,
+        snapshot_limit: int = 1000,
+        edge_levels: int = 100,
+    ) -> None:
         super().__init__(book, depth)
         self.first_pending = False  # snapshot applied, bridging event not seen yet
         self.snapshot_too_old = 0
         self._stash: list[BookDelta] | None = None
+        self.snapshot_limit = snapshot_limit
+        self.edge_levels = edge_levels
+        #: prices known from the last snapshot: (deepest bid or None, deepest ask or None)
+        self.window: tuple[float | None, float | None] = (None, None)
 
     def reset(self) -> None:
         # After a "snapshot too old" the buffered events are still good for the next snapshot:
@@ -126,6 +147,13 @@ class BinanceSync(BookSync):
         last_id = snap.seq
         if last_id is None:
             return SyncResult(SyncStatus.GAP, "snapshot without lastUpdateId")
+        limit = self.snapshot_limit
+        bids = [p for p, s in snap.bids if s > 0]
+        asks = [p for p, s in snap.asks if s > 0]
+        self.window = (
+            min(bids) if len(bids) >= limit else None,
+            max(asks) if len(asks) >= limit else None,
+        )
         buffered, self.buffer = self.buffer, []
         pending = [d for d in buffered if d.seq is not None and d.seq >= last_id]  # drop u < L
         if pending and not self._bridges(pending[0], last_id):
@@ -141,6 +169,30 @@ class BinanceSync(BookSync):
             if res.status is SyncStatus.GAP:
                 return res
         return APPLIED
+
+    def _post_apply(self, checksum: int | None) -> SyncResult:
+        lo, hi = self.window
+        if lo is not None or hi is not None:
+            book = self.book
+            for side in (book.bids, book.asks):
+                keys = side._keys
+                if lo is not None:
+                    while keys and keys[0] < lo:
+                        side.popitem(0)
+                if hi is not None:
+                    while keys and keys[-1] > hi:
+                        side.popitem(-1)
+            edge = self.edge_levels
+            for known, n in ((lo, len(book.bids._keys)), (hi, len(book.asks._keys))):
+                if known is not None and n < edge:
+                    return self._fail(
+                        SyncResult(
+                            SyncStatus.GAP,
+                            f"{DEPTH_REFRESH}: {n} of the snapshot's {self.snapshot_limit} levels left"
+                            " between the touch and its edge",
+                        )
+                    )
+        return super()._post_apply(checksum)
 
     @staticmethod
     def _bridges(d: BookDelta, last_id: int) -> bool:
@@ -287,7 +339,7 @@ class BinanceAdapter(VenueAdapter):
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:
-        return BinanceSync(book)
+        return BinanceSync(book, snapshot_limit=self.snapshot_limit)
 
     def snapshot_request(self) -> HttpRequest:
         return HttpRequest(
