@@ -189,3 +189,25 @@ async def test_book_age_is_judged_against_the_measured_cadence_of_a_snapshot_ven
         await settle(pilot)
         first = bar._text.plain.splitlines()[0]
         assert "book age 3.2s" in first and "every" not in first
+
+
+async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
+    # paused, the whole frame was skipped: a feed that died meanwhile still read LIVE until
+    # the user resumed
+    from obview.ui.ladder import Ladder
+
+    m, t0 = build_market(seed=5, seconds=20)
+    clock = [t0]
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: clock[0])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        bar = app.query_one(StatsBar)
+        ladder = "\n".join(app.query_one(Ladder).line_texts())
+        assert "PAUSED   ● LIVE" in bar._text.plain
+        m.set_state(FeedStatus.RECONNECTING, "connection refused; retry in 5.0 s")
+        clock[0] += 1.0
+        await settle(pilot, 0.3)
+        assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
+        assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still

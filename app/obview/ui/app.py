@@ -346,6 +346,12 @@ class ObviewApp(KeyActions, App):
 
     def _frame(self, force: bool = False) -> None:
         if self.paused and not force:
+            # the panels hold still; the feed's state, book age and the venue strip do not (a
+            # feed that died while paused read LIVE until the user resumed)
+            now = self.clock()
+            if now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
+                self._last_slow = now
+                self._paint_slow(now)
             return
         now = self.clock()
         m = self.market
