@@ -174,3 +174,24 @@ async def test_keys_queued_behind_quit_or_behind_closing_the_palette_are_harmles
         _queue_keys(app, "enter", "enter", "x", "1", "s", "enter", "q")
         await asyncio.sleep(0.5)
         assert app._exception is None and app.return_code == 0
+
+
+async def test_venue_keys_pressed_together_step_from_the_venue_last_asked_for():
+    # the venue changes when its feed opens: keys handled before that read the venue being
+    # left, so "2 1" from demo stayed on binance and "] ]" moved one step
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert app.venue == "demo"
+        app.action_venue(2)
+        app.action_venue(1)
+        await settle(pilot, 0.2)
+        assert (app.venue, app.market.venue) == ("demo", "demo")
+        app.action_cycle_venue(-1)  # demo -> okx -> binance
+        app.action_cycle_venue(-1)
+        await settle(pilot, 0.2)
+        assert app.venue == "binance" and app.market.venue == "binance"
+        app.action_cycle_venue(1)  # binance -> okx -> demo
+        app.action_cycle_venue(1)
+        await settle(pilot, 0.2)
+        assert app.venue == "demo" and app.market.venue == "demo"

@@ -52,8 +52,9 @@ class KeyActions:
         venues = self.venues
         if not 1 <= n <= len(venues):
             return
-        if venues[n - 1] != self.venue or self._failed():
-            self._switch(venues[n - 1], self.symbol)  # the current venue's key retries a failed feed
+        venue, symbol = self.wanted
+        if venues[n - 1] != venue or (venue == self.venue and self._failed()):
+            self._switch(venues[n - 1], symbol)  # the current venue's key retries a failed feed
 
     def _failed(self) -> bool:
         """The feed on screen has ended: it could not be opened, or the venue refused it."""
@@ -77,8 +78,9 @@ class KeyActions:
         venues = self.venues
         if not venues:
             return
-        i = venues.index(self.venue) if self.venue in venues else -1
-        self._switch(venues[(i + direction) % len(venues)], self.symbol)
+        venue, symbol = self.wanted
+        i = venues.index(venue) if venue in venues else -1
+        self._switch(venues[(i + direction) % len(venues)], symbol)
 
     def action_pick_venue(self) -> None:
         def chosen(v: str | None) -> None:
@@ -107,7 +109,7 @@ class KeyActions:
     def action_symbol(self) -> None:
         def chosen(s: str | None) -> None:
             if s:
-                self._switch(self.venue, normalize(s))
+                self._switch(self.wanted[0], normalize(s))
 
         self.push_screen(SymbolPrompt(self.symbol, list(CANONICAL)), chosen)
 

@@ -129,6 +129,9 @@ class ObviewApp(KeyActions, App):
         self.manager = manager
         self.venue = venue
         self.symbol = symbol
+        #: what the last switch asked for, set at once: keys pressed before its feed opens
+        #: (``venue`` changes only then) step on from here, not from the venue being left
+        self.wanted = (venue, symbol)
         self.config = config
         self.clock = clock or time.time
         self.frame_interval = frame_interval
@@ -263,6 +266,7 @@ class ObviewApp(KeyActions, App):
         return list(getattr(self.manager, "venues", []) or [self.venue])
 
     def _switch(self, venue: str, symbol: str) -> None:
+        self.wanted = (venue, symbol)
         self._open_token += 1
         token = self._open_token
         async def work() -> None:
@@ -283,6 +287,8 @@ class ObviewApp(KeyActions, App):
             market = await self.manager.open(venue, symbol)
         except ValueError as e:  # unknown venue/symbol: one line that lists valid choices
             self.venue, self.symbol, self.market = prev
+            if token == self._open_token:
+                self.wanted = prev[:2]
             self._on_market_changed()
             self.notify(safe(str(e), 300), title="Not switched", severity="error", markup=False)
             return
