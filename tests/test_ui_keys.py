@@ -195,3 +195,21 @@ async def test_venue_keys_pressed_together_step_from_the_venue_last_asked_for():
         app.action_cycle_venue(1)
         await settle(pilot, 0.2)
         assert app.venue == "demo" and app.market.venue == "demo"
+
+
+async def test_grouping_stops_at_a_fiftieth_of_the_price_and_rows_stay_above_zero():
+    # "+" held went up to a 500,000 grouping on BTC at 97,000: ladder rows down to -10,500,000
+    app, mgr = make_app()
+    async with app.run_test(size=(240, 70)) as pilot:
+        await settle(pilot)
+        mid = app.market.book.mid()
+        for _ in range(25):
+            await pilot.press("plus")
+        await settle(pilot)
+        assert mid / 250 < app.step <= mid / 50  # the 1-5 series: at most 5x short of the cap
+        prices = [line.split()[0] for line in app.w_ladder.line_texts()[1:] if line.strip()]
+        assert prices and all(not p.startswith("-") for p in prices), prices
+        for _ in range(25):
+            await pilot.press("minus")
+        await settle(pilot)
+        assert app.step == app.steps[0] == app.market.instrument.tick

@@ -38,6 +38,8 @@ class KeyActions:
         self._frame(force=True)
 
     def action_group(self, direction: int) -> None:
+        if self.market is not None:
+            self._sync_steps(self.market)  # the coarsest step follows the price
         if not self.steps or self.step is None:
             return
         self.step = next_step(self.steps, self.step, direction)

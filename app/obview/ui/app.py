@@ -78,6 +78,10 @@ class Keys(SteadyLines, Footer):
     """The key bar."""
 
 
+#: the coarsest grouping is the price over this (a 70-row ladder then stays above zero)
+MAX_STEP_DIVISOR = 50
+
+
 class ObviewApp(KeyActions, App):
     """Order-book visualizer for one (venue, symbol) at a time, with warm venue switching."""
 
@@ -320,6 +324,12 @@ class ObviewApp(KeyActions, App):
         # the axis and each heatmap half-block shows one bucket (twice the vertical resolution)
         default = sampler * 2 if sampler is not None else None
         steps = group_steps(m.instrument.tick, extra=default)
+        ref = m.book.mid() or m.last_price
+        if ref:
+            # no coarser than a fiftieth of the price: past that a tall ladder reached below
+            # zero (BTC at 97,000 went up to a 500,000 grouping, rows down to -10,500,000)
+            cap = max(ref / MAX_STEP_DIVISOR, default or 0.0)
+            steps = [v for i, v in enumerate(steps) if i == 0 or v <= cap * (1 + 1e-9)]
         if steps != self.steps:
             self.steps = steps
             if self.step is not None and not any(

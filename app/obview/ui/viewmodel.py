@@ -342,7 +342,8 @@ class PriceWindow:
         if key != self.key:
             self.key, self.origin = key, None
         if mid is not None:
-            self.origin = window_origin(bucket_index(mid, step), self.origin, rows)
+            # never below zero: rows of negative prices say nothing
+            self.origin = max(0, window_origin(bucket_index(mid, step), self.origin, rows))
         return self.origin if self.origin is not None else 0
 
 
