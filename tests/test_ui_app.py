@@ -542,3 +542,39 @@ async def test_every_theme_the_app_offers_renders():
             await settle(pilot)
             assert app.is_running and app._exception is None, name
             assert text_of(app.query_one(Ladder)).strip(), name
+
+
+async def test_a_narrow_tape_drops_the_clock_not_digits_of_a_price_or_size():
+    # under 100 columns the tape gets what the ladder leaves: its fixed columns ran off the
+    # edge and 96984.3 showed as 9698, 0.283 as 0
+    import re
+
+    row = re.compile(r"[▲▼] +(\S+) +(\S+)")
+
+    async def rows_at(w: int, h: int) -> list[tuple[str, str, str]]:
+        app, mgr = make_app()
+        async with app.run_test(size=(w, h)) as pilot:
+            await settle(pilot)
+            tape = app.w_tape
+            assert tape.display and tape.size.width < 60 or w >= 100
+            out = []
+            for line in tape.line_texts()[2:]:
+                assert len(line) <= tape.size.width
+                m = row.search(line)
+                if m:
+                    out.append((line.split("▲")[0].split("▼")[0].strip(), m.group(1), m.group(2)))
+            return out
+
+    wide = await rows_at(160, 30)
+    assert wide and all(len(t) == 12 for t, _, _ in wide)
+    clocks = set()
+    for w, h in ((80, 24), (70, 16), (66, 16), (60, 15)):
+        narrow = await rows_at(w, h)
+        assert narrow, (w, h)
+        # the same trades, price and size whole; only the clock gave way
+        assert [(p, s) for _, p, s in narrow] == [(p, s) for _, p, s in wide[: len(narrow)]], (w, h)
+        clock = {len(t) for t, _, _ in narrow}
+        assert len(clock) == 1 and clock <= {12, 9, 0}, (w, h, narrow[:2])
+        assert all(t == wt[12 - len(t) :] for (t, _, _), (wt, _, _) in zip(narrow, wide, strict=False))
+        clocks |= clock
+    assert clocks == {12, 9, 0}, clocks  # hh: went first, then the rest of the clock

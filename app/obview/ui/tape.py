@@ -63,18 +63,22 @@ class Tape(LineWidget):
         dec = decimals_for(inst.tick)
         prices = align_on_point([format_price(r.first, dec) for r in rows])
         sizes = align_on_point([compact(r.quote if quote else r.base) for r in rows])
+        # side 3 + price + size always; the time as room allows (hh:mm:ss.mmm, mm:ss.mmm or
+        # none): a narrow tape drops whole columns, it never cuts a number
+        core = 3 + max((len(p) for p in prices), default=0) + 1 + max([7, *map(len, sizes)])
+        clock_w = next(w for w in (12, 9, 0) if w + core <= width or w == 0)
         for r, p, s in zip(rows, prices, sizes, strict=True):
             buy = r.side is Side.BUY
             tier = tier_of(r.quote, self.tiers)
-            # time 12 + side 3 + price + size; the sweep's end gets what is left, whole or not at all
-            used = 12 + 3 + len(p) + 1 + max(7, len(s))
+            # the sweep's end gets what is left, whole or not at all
+            used = clock_w + 3 + len(p) + 1 + max(7, len(s))
             swept = sweep_text(r.first, r.last, r.count, dec, width - used)
-            key = (r.ts, buy, p, s, swept, tier)
+            key = (r.ts, buy, p, s, swept, tier, clock_w)
             # the row's parts are made only if its line is new (``_build``): most are kept
-            lines.append((key, (r.ts, buy, p, s, swept, tier, width)))
+            lines.append((key, (r.ts, buy, p, s, swept, tier, width, clock_w)))
         return self.set_lines(lines, self._build)
 
-    def _row(self, ts, buy, price, size, swept, tier, width):
+    def _row(self, ts, buy, price, size, swept, tier, width, clock_w=12):
         c = self.pal
         side_key = "buy" if buy else "sell"
         bg = c.background
@@ -87,7 +91,7 @@ class Tape(LineWidget):
             fg_time = c.style("muted", bg)
         size_style = c.style("tier1", bg, bold=True) if tier == 1 else fg_main
         parts = [
-            (clock_ms(ts), fg_time),
+            (clock_ms(ts)[12 - clock_w :], fg_time),
             (" ▲ " if buy else " ▼ ", fg_main),
             (price, fg_main),
             (" " + size.rjust(7), size_style),
