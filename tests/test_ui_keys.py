@@ -213,3 +213,26 @@ async def test_grouping_stops_at_a_fiftieth_of_the_price_and_rows_stay_above_zer
             await pilot.press("minus")
         await settle(pilot)
         assert app.step == app.steps[0] == app.market.instrument.tick
+
+
+async def test_a_panel_toggled_back_follows_the_width_again_and_panels_fit_the_screen():
+    # H H kept "heatmap: shown" as an override: at 80 columns the heatmap, a 40-column ladder
+    # and a 40-column tape ran one column past the right edge
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("H")
+        await settle(pilot)
+        assert not app.w_heatmap.display
+        await pilot.press("H")
+        await settle(pilot)
+        assert app.w_heatmap.display and app.panel_override["heatmap"] is None
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot, 0.2)
+        assert not app.w_heatmap.display  # automatic at 80 columns: ladder and tape
+        await pilot.press("H")  # forced on where it does not fit beside both
+        await settle(pilot, 0.2)
+        shown = [w for w in (app.w_heatmap, app.w_ladder, app.w_tape) if w.display]
+        assert len(shown) == 3
+        assert all(w.region.width > 0 and w.region.right <= 80 for w in shown), [w.region for w in shown]
+        assert sum(w.region.width for w in shown) <= 80

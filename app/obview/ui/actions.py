@@ -148,7 +148,10 @@ class KeyActions:
 
     def action_toggle_panel(self, name: str) -> None:
         widget = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}[name]
-        self.panel_override[name] = not widget.display
+        show = not widget.display
+        # toggled back to what this width shows anyway: automatic again, so a resize lays it
+        # out for the new width (a kept override forced panels that no longer fit)
+        self.panel_override[name] = None if show == self.auto_panels(self.size.width)[name] else show
         self._apply_layout()
 
     # -- command palette ----------------------------------------------------------------------

@@ -49,6 +49,7 @@ FRAME_INTERVAL = 1 / 30
 SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone
 WIDE = 140  # all three panels
 MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
+MIN_HEATMAP = 20  # columns the heatmap keeps before a fixed-width tape gives way
 
 
 def tune_gc() -> None:
@@ -241,23 +242,28 @@ class ObviewApp(KeyActions, App):
         self.w_heatmap.set_colormap(self.colormaps[self.colormap_name])
         self._repaint_all()
 
+    @staticmethod
+    def auto_panels(w: int) -> dict[str, bool]:
+        """Which panels a ``w``-column terminal shows unless the user toggled them."""
+        return {"heatmap": w >= MEDIUM, "ladder": True, "tape": w >= WIDE or w < MEDIUM}
+
     def _apply_layout(self, width: int | None = None) -> None:
         w = self.size.width if width is None else width
-        auto = {
-            "heatmap": w >= MEDIUM,
-            "ladder": True,
-            "tape": w >= WIDE or w < MEDIUM,
-        }
+        auto = self.auto_panels(w)
         shown = {
             k: (auto[k] if self.panel_override[k] is None else self.panel_override[k]) for k in auto
         }
         hm, lad, tape = self.w_heatmap, self.w_ladder, self.w_tape
         hm.display, lad.display, tape.display = shown["heatmap"], shown["ladder"], shown["tape"]
         # whichever panel is left without the heatmap takes the spare width
-        lad.styles.width = (
-            "1fr" if not shown["heatmap"] and not shown["tape"] else (46 if w >= 120 else 40)
-        )
-        tape.styles.width = "1fr" if not shown["heatmap"] else (44 if w >= 200 else 40)
+        lad_w = 46 if w >= 120 else 40
+        lad.styles.width = "1fr" if not shown["heatmap"] and not shown["tape"] else lad_w
+        tape_w = 44 if w >= 200 else 40
+        if shown["heatmap"] and shown["ladder"] and w - lad_w - tape_w < MIN_HEATMAP:
+            # all three forced onto a narrow screen: the heatmap and the tape share what the
+            # ladder leaves (fixed widths ran past the right edge)
+            tape_w = "1fr"
+        tape.styles.width = "1fr" if not shown["heatmap"] else tape_w
         self._repaint_all()
 
     def on_resize(self, event) -> None:
