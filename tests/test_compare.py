@@ -109,6 +109,22 @@ def test_the_table_drops_whole_columns_on_a_narrow_terminal_never_cuts_them():
         assert "…" not in t
 
 
+def test_on_a_very_narrow_terminal_the_reason_and_the_key_go_before_a_price_is_cut():
+    # at 56 columns prices read "9691…": the state's reason was only ever shortened, and Rich
+    # squeezed the price columns to make room
+    live = market("binance", [(96914.5, 1.0)], [(96915.0, 1.0)])
+    down = market("okx", [(96910.0, 1.0)], [(96911.0, 1.0)], status=FeedStatus.RECONNECTING)
+    down.set_state(FeedStatus.RECONNECTING, "connect timeout after 10 s; retry in 4.2 s")
+    cmp = compare(["binance", "okx"], [live, down], NOW)
+    text = {w: _table_text(cmp, w) for w in (52, 40, 34)}
+    for w, t in text.items():
+        assert "…" not in t, (w, t)
+        assert max(len(line.rstrip()) for line in t.splitlines()) <= w
+        assert "96914.5" in t and "96915.0" in t and "◌" in t
+    assert "RECONNECTING" in text[52] and "RECONNECTING" in text[40]
+    assert "connect timeout" not in text[40]
+
+
 def test_venue_text_from_the_network_is_not_markup():
     m = market("[bold red]evil[/]", [(100.0, 1.0)], [(100.2, 1.0)], status=FeedStatus.RECONNECTING)
     m.set_state(FeedStatus.RECONNECTING, "[link=x]click[/link]")

@@ -49,7 +49,10 @@ COLUMNS = [
 #: figure on a narrow terminal
 REASON_CHARS = (28, 12)
 #: what a narrow terminal gives up first, then next ... ("reason": the shorter reasons)
-DROP_ORDER = [("msgs",), ("latency",), ("vs_mid",), ("reason",), ("bid_depth", "ask_depth"), ("spread",)]
+DROP_ORDER = [
+    ("msgs",), ("latency",), ("vs_mid",), ("reason",), ("bid_depth", "ask_depth"), ("spread",),
+    ("no_reason",), ("key",), ("tight",), ("state_word",),
+]  # fmt: skip
 _MEASURE = Console(width=10_000, color_system=None)
 
 
@@ -69,20 +72,26 @@ def comparison_table(
     for drop in [(), *DROP_ORDER]:
         dropped.update(drop)
         keys = [k for k, _ in COLUMNS if k not in dropped]
-        reason = REASON_CHARS[1] if "reason" in dropped else REASON_CHARS[0]
-        table = _table(cmp, c, keys, errors or {}, reason)
+        reason = 0 if "no_reason" in dropped else REASON_CHARS[1] if "reason" in dropped else REASON_CHARS[0]
+        table = _table(cmp, c, keys, errors or {}, reason, dropped)
         if Measurement.get(_MEASURE, _MEASURE.options, table).maximum <= width:
             break
     return table
 
 
 def _table(
-    cmp: Comparison, c: PanelColors, keys: list[str], errors: dict[str, str], reason: int
+    cmp: Comparison,
+    c: PanelColors,
+    keys: list[str],
+    errors: dict[str, str],
+    reason: int,
+    dropped: frozenset[str] | set[str] = frozenset(),
 ) -> Table:
     headers = dict(COLUMNS)
+    word = "state_word" not in dropped  # last resort: the state's mark alone (● ◐ ◌ ✕)
     table = Table(
         box=None,
-        padding=(0, 2, 0, 0),
+        padding=(0, 1 if "tight" in dropped else 2, 0, 0),
         expand=False,
         show_edge=False,
         header_style=c.style("muted", bold=True),
@@ -96,11 +105,11 @@ def _table(
             overflow="ellipsis",
         )
     for r in cmp.rows:
-        table.add_row(*[_cell(k, r, c, errors.get(r.venue, ""), reason) for k in keys])
+        table.add_row(*[_cell(k, r, c, errors.get(r.venue, ""), reason, word) for k in keys])
     return table
 
 
-def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int) -> Text:
+def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int, word: bool = True) -> Text:
     if key == "key":
         return Text(r.key, c.style("axis", bold=True))
     if key == "venue":
@@ -109,10 +118,11 @@ def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int) -> Tex
         st = r.state
         if st is None:
             return Text(safe(error, 40) if error else "○ not open", c.style("muted"))
-        t = Text(f"{STATE_MARK[st.status]} {st.status.value}", c.style(STATE_COLOR[st.status], bold=True))
+        label = f"{STATE_MARK[st.status]} {st.status.value}" if word else STATE_MARK[st.status]
+        t = Text(label, c.style(STATE_COLOR[st.status], bold=True))
         if st.status is FeedStatus.LIVE and not r.live:
             t.append(" (empty)", c.style("muted"))
-        elif st.reason and not r.live:
+        elif st.reason and not r.live and reason:
             # why it has no prices to show, short: the stats bar has it whole once switched to
             t.append(" ")
             t.append(safe(st.reason, reason), c.style(STATE_COLOR[st.status]))
@@ -222,7 +232,7 @@ class CompareScreen(_Modal):
         markets = [get(v, self.symbol) if get else None for v in self.venues]
         cmp = compare(self.venues, markets, self.clock())
         self.comparison = cmp
-        width = max(40, self.app.size.width - 4)
+        width = max(20, self.app.size.width - 4)
         c = self.pal
         hint = Text(
             f"bids, asks: quote notional resting within ±{cmp.band_bps:g}bp of each venue's own mid ·"
