@@ -44,3 +44,21 @@ async def test_a_click_on_a_venue_in_the_strip_switches_to_it():
         await pilot.click(VenueStrip, offset=(plain.index("demo") + 1, 0))
         await settle(pilot)
         assert app.venue == "demo"
+
+
+async def test_every_venue_keeps_its_key_and_mark_on_a_narrow_terminal():
+    # at 66 columns the 9th venue was cut off the end, at 40 only five were left
+    demo, _, now = _markets()
+    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
+    mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(66, 20)) as pilot:
+        for w in (66, 60, 40, 30):
+            await pilot.resize_terminal(w, 20)
+            await settle(pilot)
+            strip = app.query_one(VenueStrip)
+            plain = strip._text.plain
+            assert len(plain) <= w, (w, plain)
+            keys = [ch for ch in plain if ch.isdigit()]
+            assert keys == [str(i) for i in range(1, 10)], (w, plain)
+            assert [strip.venue_at(plain.index(str(i))) for i in range(1, 10)] == names

@@ -16,7 +16,12 @@ from obview.ui.theming import PanelColors
 
 #: the strip's spacing, widest first: (around the key, between venues, around the state mark,
 #: longest name before it is cut)
-TIGHTER = [(" ", "  ", " ", 20), ("", " ", " ", 20), ("", " ", "", 20), ("", " ", "", 6)]
+#: longest name 0 leaves the names out (the stats bar names the venue on screen), so every
+#: venue keeps its key and mark however narrow the terminal
+TIGHTER = [
+    (" ", "  ", " ", 20), ("", " ", " ", 20), ("", " ", "", 20), ("", " ", "", 6), ("", " ", "", 3),
+    ("", " ", "", 0),
+]  # fmt: skip
 
 
 class VenueStrip(SteadyLines, Widget):
@@ -106,7 +111,10 @@ class VenueStrip(SteadyLines, Widget):
                 t.append(f"{sep}○{sep}", c.style("muted"))
             else:
                 t.append(f"{sep}{STATE_MARK[st.status]}{sep}", c.style(STATE_COLOR[st.status], bold=True))
-            t.append(safe(v, name_max), c.style("spread" if cur else "axis", bold=cur))
+            if name_max:
+                # short cuts read better as a plain prefix ("bin", "hyp") than with an ellipsis
+                name = safe(v, name_max) if name_max > 4 else safe(v, 40)[:name_max]
+                t.append(name, c.style("spread" if cur else "axis", bold=cur))
             spans.append((start, t.cell_len, v))
             t.append(gap)
         return t, spans
