@@ -6,13 +6,36 @@ upgrade, the wait the venue asked for (Retry-After); ``describe_close`` reads a 
 
 from __future__ import annotations
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from urllib.parse import urlsplit
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidProxy, InvalidStatus
 
 from obview.feed.http import describe_os_error, format_wait, retry_after_seconds, status_meaning
 from obview.text import safe
 
 #: what a connection's end is expected to raise; anything else is a bug worth a traceback
 EXPECTED = (ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
+#: a proxy setting that no retry can fix: a SOCKS proxy without python-socks, a bad proxy URL
+PROXY_UNUSABLE = (ImportError, InvalidProxy)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (``https_proxy``, ``all_proxy``, ``no_proxy``) names for ``url``,
+    as host:port, or None; never one for a local address (the session connects those direct)."""
+    host = urlsplit(url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    try:
+        from websockets.proxy import get_proxy
+        from websockets.uri import parse_uri
+
+        proxy = get_proxy(parse_uri(url))
+    except Exception:  # an unparsable URL or setting: the connect attempt says what is wrong
+        return None
+    if not proxy:
+        return None
+    parts = urlsplit(proxy)
+    return safe(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", 80)  # no credentials
 
 
 def describe_failure(e: BaseException, connect_timeout: float) -> tuple[str, float | None]:

@@ -28,7 +28,13 @@ from obview.bus import Bus
 from obview.feed.cadence import Cadence
 from obview.feed.http import fetch, format_wait
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
-from obview.feed.reasons import EXPECTED, describe_close, describe_failure
+from obview.feed.reasons import (
+    EXPECTED,
+    PROXY_UNUSABLE,
+    describe_close,
+    describe_failure,
+    proxy_for,
+)
 from obview.feed.repair import BookRepair
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
@@ -191,10 +197,16 @@ class FeedSession:
             except InvalidURI as e:
                 self._fail(f"bad URL {safe(spec.url)}: {e}")
                 return
+            except PROXY_UNUSABLE as e:  # a setting: retrying cannot help
+                self._fail(f"proxy {proxy_for(spec.url) or 'setting'} unusable: {safe(e, 120)}")
+                return
             except Exception as e:  # never let one bad stream kill the app
                 if not isinstance(e, EXPECTED):
                     log.exception("stream %s failed", spec.name)
                 reason, asked = describe_failure(e, self.opts.connect_timeout)
+                proxy = proxy_for(spec.url) if isinstance(e, OSError) else None
+                if proxy:
+                    reason += f" (through the proxy {proxy})"
             finally:
                 st.ws = None
             if st.close_reason:
