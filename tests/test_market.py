@@ -305,3 +305,16 @@ def test_a_rate_after_the_clock_is_stepped_back_counts_only_new_seconds():
         r2.add(7000.0 + i / 100)
     r2.add(7001.99)
     assert r2.rate(7003.5) == pytest.approx((100 + 101 + 100) / 4)  # seconds 6999-7002
+
+
+def test_a_venue_time_a_day_or_more_off_is_not_taken_as_a_latency():
+    # a garbled or mis-scaled stamp (ms read as s, 1e300) read -1e297 s for the window's minute
+    m = Market(Instrument("demo", "BTC-PERP", "BTC", tick=0.1, lot=0.001))
+    now = 1_700_000_000.0
+    m.on_exchange_time(now - 0.004, now)
+    for bad in (1e300, now * 1000, 1.0, now + 90_000):
+        m.on_exchange_time(bad, now + 0.001)
+    p50, p99 = m.stats.latency.percentiles(now + 0.002)
+    assert p50 == pytest.approx(0.004, abs=1e-6) and p99 == pytest.approx(0.004, abs=1e-6)
+    m.on_exchange_time(now - 3.0, now + 0.003)  # a clock 3 s off is still a latency
+    assert m.stats.latency.percentiles(now + 1.0)[1] > 2.9  # (percentiles are cached 0.5 s)

@@ -215,6 +215,10 @@ class FlowWindow:
         return FlowSummary(bb, sb, bq, sq, n)
 
 
+#: venue and local clocks further apart than this (s) are a bad stamp, not a latency
+MAX_CLOCK_OFFSET = 86_400.0
+
+
 @dataclass(slots=True)
 class FeedStats:
     messages: RateCounter = field(default_factory=RateCounter)
@@ -272,7 +276,11 @@ class Market:
 
     def on_exchange_time(self, ts_exchange: float | None, ts_local: float) -> None:
         if ts_exchange:
-            self.stats.latency.add(ts_local, ts_local - ts_exchange)
+            lat = ts_local - ts_exchange
+            # a venue time a day or more off is not a latency (a garbled or mis-scaled stamp
+            # read -1e297 s for the minute the window keeps it)
+            if -MAX_CLOCK_OFFSET < lat < MAX_CLOCK_OFFSET:
+                self.stats.latency.add(ts_local, lat)
 
     def on_book_changed(self, ts_local: float) -> None:
         self.stats.last_book_at = ts_local
