@@ -158,6 +158,7 @@ class HyperliquidAdapter(VenueAdapter):
     resync_mode = ResyncMode.NONE
     default_endpoint = "wss://api.hyperliquid.xyz"
     default_rest_endpoint = "https://api.hyperliquid.xyz"
+    ws_path = "/ws"
     channel: ClassVar[str] = "l2Book full snapshots (20 levels, ~2-5 s) + trades; no seq/checksum"
 
     #: levels per side in a default l2Book message
@@ -188,10 +189,6 @@ class HyperliquidAdapter(VenueAdapter):
         self._seen_order: deque[tuple[int, str, int]] = deque()
 
     # -- connection -------------------------------------------------------------------------
-    @property
-    def ws_url(self) -> str:
-        return self.endpoint if self.endpoint.endswith("/ws") else self.endpoint + "/ws"
-
     def _sub(self, kind: str, method: str = "subscribe") -> str:
         return dumps({"method": method, "subscription": {"type": kind, "coin": self.native}})
 
@@ -199,7 +196,7 @@ class HyperliquidAdapter(VenueAdapter):
         return [
             StreamSpec(
                 name="ws",
-                url=self.ws_url,
+                url=self.ws_url(),
                 subscribe=[self._sub("l2Book"), self._sub("trades")],
                 book=True,
                 trades=True,
