@@ -84,3 +84,63 @@ def test_the_market_nearing_the_edge_refreshes_the_book_without_counting_a_gap()
     assert market.state.status is FeedStatus.SYNCING
     assert market.state.reason.startswith(DEPTH_REFRESH)
     assert market.resyncs == 1 and market.stats.gaps == 0
+
+
+# -- end to end: the simulator speaking the Binance dialect, its snapshots cut to a few levels ---
+async def test_e2e_the_book_stays_within_a_short_snapshots_window_and_refreshes_at_its_edge():
+    from e2e import until, venue_feed
+    from obview.feed.session import SessionOptions
+
+    class ShortSnapshots(BinanceAdapter):
+        snapshot_limit = 10  # (a limit Binance takes) the simulator's ~600 levels: the window binds
+
+    opts = SessionOptions(
+        backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, resync_min_interval=0.05
+    )
+    feed = venue_feed(ShortSnapshots, "BTC-PERP", "", seed=11, rate=60, options=opts)
+    async with feed as (server, _adapter, market, session):
+        sim = server.markets["BTC-PERP"]
+        sync = session.pipeline.sync
+        assert (sync.snapshot_limit, sync.edge_levels) == (10, 1)
+        await until(lambda: market.live)
+        outside: list = []
+
+        def check() -> bool:
+            lo, hi = sync.window
+            if market.live and lo is not None and hi is not None:
+                b, a = market.book.bids.keys(), market.book.asks.keys()
+                if (b and b[0] < lo) or (a and a[-1] > hi):
+                    outside.append((lo, hi, b[:1], a[-1:]))
+            return market.resyncs >= 2 and market.live
+
+        # the touch wanders past the 10 levels a side within seconds: each time a new snapshot
+        await until(check, timeout=20)
+        assert not outside
+        assert market.stats.gaps == 0
+        assert any(s.reason.startswith(DEPTH_REFRESH) for s in market.state_log)
+        # frozen, the book is the simulator's within the window
+        server.set_rate(0)
+        await until(
+            lambda: (
+                market.live
+                and sync.last_seq is not None
+                and sync.last_seq
+                >= max(
+                    (
+                        c.dialect.last_u.get("BTC-PERP", 0)
+                        for c in server.clients
+                        if c.dialect.depth
+                    ),
+                    default=0,
+                )
+            )
+        )
+        lo, hi = sync.window
+        want_b = {p: s for p, s in sim.book.bids.items() if p >= lo}
+        want_a = {p: s for p, s in sim.book.asks.items() if p <= hi}
+        assert {round(p, 8): round(s, 8) for p, s in market.book.bids.items()} == {
+            round(p, 8): round(s, 8) for p, s in want_b.items()
+        }
+        assert {round(p, 8): round(s, 8) for p, s in market.book.asks.items()} == {
+            round(p, 8): round(s, 8) for p, s in want_a.items()
+        }

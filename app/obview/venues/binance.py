@@ -113,8 +113,9 @@ class BinanceSync(BookSync):
     bid or ask is known only if it changed since (cryptofeed #604: a book that shows isolated
     far levels and misses the rest). A side the snapshot filled to the limit bounds the book:
     levels outside [deepest bid, deepest ask] are dropped. When the market has moved so far
-    that fewer than ``edge_levels`` levels remain between the touch and that edge, the book is
-    refreshed with a new snapshot (SYNCING, then LIVE: a resync, not counted as a gap).
+    that fewer than ``edge_levels`` (a tenth of the limit) remain between the touch and that
+    edge, the book is refreshed with a new snapshot (SYNCING, then LIVE: a resync, not counted
+    as a gap).
     """
 
     def __init__(
@@ -123,14 +124,14 @@ class BinanceSync(BookSync):
         depth: int | None = None,
         *,
         snapshot_limit: int = 1000,
-        edge_levels: int = 100,
+        edge_levels: int | None = None,
     ) -> None:
         super().__init__(book, depth)
         self.first_pending = False  # snapshot applied, bridging event not seen yet
         self.snapshot_too_old = 0
         self._stash: list[BookDelta] | None = None
         self.snapshot_limit = snapshot_limit
-        self.edge_levels = edge_levels
+        self.edge_levels = max(1, snapshot_limit // 10) if edge_levels is None else edge_levels
         #: prices known from the last snapshot: (deepest bid or None, deepest ask or None)
         self.window: tuple[float | None, float | None] = (None, None)
 
