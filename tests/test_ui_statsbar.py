@@ -211,20 +211,3 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         await settle(pilot, 0.3)
         assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
-
-
-async def test_the_stats_bar_moves_with_the_book_the_ladder_shows():
-    # repainted 4 times a second while the ladder ran at 30, its mid and spread disagreed with
-    # the ladder's most of the time
-    m, now = build_market(seed=5, seconds=20)
-    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        bar = app.query_one(StatsBar)
-        (bb, _), (ba, _) = m.book.best_bid(), m.book.best_ask()
-        m.book.set_level(False, ba, 0.0)  # the best ask taken: the spread widens
-        m.on_book_changed(m.stats.last_book_at)
-        await pilot.pause(0.1)  # a few frames; the clock stands still, so no slow repaint
-        sp = m.book.spread()
-        assert sp > ba - bb
-        assert f"spread {sp:.1f}" in bar._text.plain, bar._text.plain

@@ -378,9 +378,8 @@ class ObviewApp(KeyActions, App):
         now = self.clock()
         m = self.market
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
-        fresh_book = False
         if m is not None and self.step is not None:
-            fresh = fresh_book = m.version != self._seen_version
+            fresh = m.version != self._seen_version
             self._seen_version = m.version
             if self.step_auto and m.heatmap.step is not None and m.heatmap.step * 2 != self.step:
                 self._sync_steps(m)
@@ -416,10 +415,6 @@ class ObviewApp(KeyActions, App):
         if force or now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
             self._last_slow = now
             self._paint_slow(now)
-        elif fresh_book:
-            # the stats bar's mid, spread and imbalance change with the book the ladder shows:
-            # painted with it, they never disagree (at 4 a second they did, most of the time)
-            self._paint_stats(now)
         self.frames += 1
 
     def _recording(self) -> tuple[int, str] | None:
@@ -427,13 +422,6 @@ class ObviewApp(KeyActions, App):
         return None if rec is None else (rec.file_bytes, rec.reason)
 
     def _paint_slow(self, now: float) -> None:
-        self._paint_stats(now)
-        venues = self.venues
-        state = getattr(self.manager, "state", None)
-        states = [state(v, self.symbol) if state else None for v in venues]
-        self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · x compare · s symbol")
-
-    def _paint_stats(self, now: float) -> None:
         self.w_stats.show(
             self.venue,
             self.symbol,
@@ -446,6 +434,10 @@ class ObviewApp(KeyActions, App):
             retry_key=self._retry_key(),
             recording=self._recording(),
         )
+        venues = self.venues
+        state = getattr(self.manager, "state", None)
+        states = [state(v, self.symbol) if state else None for v in venues]
+        self.w_venues.show(venues, self.venue, states, hint="  [ ] cycle · v pick · x compare · s symbol")
 
 
 def run_app(
