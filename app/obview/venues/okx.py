@@ -346,6 +346,7 @@ class OkxAdapter(VenueAdapter):
             self.name, self.symbol, bids, asks, seq=seq,
             ts_exchange=_seconds(d["ts"]), ts_local=ts_local,
             checksum=_int_or_none(d.get("checksum")), raw_bids=raw_bids, raw_asks=raw_asks,
+            rest=True,
         )  # fmt: skip
 
     # -- instrument facts -------------------------------------------------------------------

@@ -81,6 +81,7 @@ class OkxBookSnapshot(BookSnapshot):
 
     raw_bids: list[RawText] = field(default_factory=list)
     raw_asks: list[RawText] = field(default_factory=list)
+    rest: bool = False  # fetched over REST (joins the updates buffered on this subscription)
 
 
 @dataclass(slots=True)
@@ -124,6 +125,7 @@ class OkxSync(BookSync):
         self.first_pending = False
         self.texts_ok = False  # the maps hold the text of every level of the book
         self.zero_run = 0  # checksum-0 updates applied in a row
+        self.rest_too_old = 0  # REST books fetched again: older than the buffered updates
 
     @property
     def texts_wanted(self) -> bool:
@@ -138,6 +140,19 @@ class OkxSync(BookSync):
         self.texts_ok = False
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        if getattr(snap, "rest", False) and snap.seq is not None and not self.synced:
+            # A REST book older than the updates buffered since subscribing cannot be joined to
+            # them, but they are still good for a newer one: keep them and let the fallback fetch
+            # again (the fact sheet's "if S < that prevSeqId, fetch again"), rather than drop
+            # them and resubscribe (which spends the subscribe budget and waits out the
+            # websocket snapshot's timeout again).
+            first = next((d for d in self.buffer if d.seq is not None and d.seq > snap.seq), None)
+            if first is not None and first.prev_seq is not None and first.prev_seq > snap.seq:
+                self.rest_too_old += 1
+                return SyncResult(
+                    SyncStatus.BUFFERED,
+                    f"REST snapshot {snap.seq} older than the updates buffered from {first.prev_seq}",
+                )
         if isinstance(snap, OkxBookSnapshot):
             self.bid_raw = dict(zip(map(_PRICE, snap.bids), snap.raw_bids, strict=False))
             self.ask_raw = dict(zip(map(_PRICE, snap.asks), snap.raw_asks, strict=False))
