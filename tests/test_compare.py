@@ -125,6 +125,16 @@ def test_on_a_very_narrow_terminal_the_reason_and_the_key_go_before_a_price_is_c
     assert "connect timeout" not in text[40]
 
 
+def test_prices_of_venues_with_different_ticks_line_up_on_the_point():
+    a = market("a", [(97010.3, 1.0)], [(97010.4, 1.0)], tick=0.1)
+    h = market("hyperliquid", [(97010.0, 1.0)], [(97011.0, 1.0)], tick=1.0)
+    lines = _table_text(compare(["a", "hyperliquid"], [a, h], NOW), 120).splitlines()
+    row_a = next(x for x in lines if x.lstrip().startswith("1"))
+    row_h = next(x for x in lines if x.lstrip().startswith("2"))
+    assert row_a.index("97010.3") == row_h.index("97010  ")
+    assert row_a.index("97010.4") == row_h.index("97011  ")
+
+
 def test_venue_text_from_the_network_is_not_markup():
     m = market("[bold red]evil[/]", [(100.0, 1.0)], [(100.2, 1.0)], status=FeedStatus.RECONNECTING)
     m.set_state(FeedStatus.RECONNECTING, "[link=x]click[/link]")

@@ -26,7 +26,7 @@ from obview.text import safe
 from obview.ui.screens import _Modal
 from obview.ui.statsbar import STATE_COLOR, STATE_MARK
 from obview.ui.theming import PanelColors
-from obview.ui.viewmodel import compact, decimals_for, format_ms, format_price
+from obview.ui.viewmodel import align_on_point, compact, decimals_for, format_ms, format_price
 
 #: seconds between refreshes of the table
 REFRESH = 0.25
@@ -104,12 +104,28 @@ def _table(
             no_wrap=True,
             overflow="ellipsis",
         )
+    # prices line up on the point across venues of different ticks (97010 beside 97010.3):
+    # equal-width strings, left-justified in their right-justified column
+    live = [r for r in cmp.rows if r.live]
+    fmt = [decimals_for(r.tick or 0.01) for r in live]
+    bids = align_on_point([format_price(r.bid or 0.0, d) for r, d in zip(live, fmt, strict=True)])
+    asks = align_on_point([format_price(r.ask or 0.0, d) for r, d in zip(live, fmt, strict=True)])
+    prices = {id(r): (b, a) for r, b, a in zip(live, bids, asks, strict=True)}
     for r in cmp.rows:
-        table.add_row(*[_cell(k, r, c, errors.get(r.venue, ""), reason, word) for k in keys])
+        p = prices.get(id(r), ("", ""))
+        table.add_row(*[_cell(k, r, c, errors.get(r.venue, ""), reason, word, p) for k in keys])
     return table
 
 
-def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int, word: bool = True) -> Text:
+def _cell(
+    key: str,
+    r: VenueRow,
+    c: PanelColors,
+    error: str,
+    reason: int,
+    word: bool = True,
+    prices: tuple[str, str] | None = None,
+) -> Text:
     if key == "key":
         return Text(r.key, c.style("axis", bold=True))
     if key == "venue":
@@ -129,11 +145,13 @@ def _cell(key: str, r: VenueRow, c: PanelColors, error: str, reason: int, word: 
         return t
     if not r.live:
         return Text("")
-    d = decimals_for(r.tick or 0.01)
+    if prices is None:
+        d = decimals_for(r.tick or 0.01)
+        prices = (format_price(r.bid or 0.0, d), format_price(r.ask or 0.0, d))
     if key == "bid":
-        return Text(format_price(r.bid or 0.0, d), c.style("bid_text", bold=r.best_bid))
+        return Text(prices[0], c.style("bid_text", bold=r.best_bid), justify="left")
     if key == "ask":
-        return Text(format_price(r.ask or 0.0, d), c.style("ask_text", bold=r.best_ask))
+        return Text(prices[1], c.style("ask_text", bold=r.best_ask), justify="left")
     if key == "spread":
         return Text(_bp(r.spread_bps), c.style("spread"))
     if key == "bid_depth":
