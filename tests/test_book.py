@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obview.book import BookSide, OrderBook, bucket_ceil, bucket_floor
+from obview.book import BookSide, OrderBook, bucket_ceil, bucket_floor, bucket_of
 
 TICK = 0.5
 prices = st.integers(min_value=1, max_value=400).map(lambda i: i * TICK)
@@ -138,14 +138,14 @@ def test_bucket_sizes_and_truncate():
 def test_bucket_span_is_the_occupied_stretch_of_the_window(bids, asks, lo_ticks, step, count):
     book = OrderBook()
     book.apply_snapshot(bids, asks)
-    lo = lo_ticks * TICK
-    # reference: every level, bucketed by the same formula, no cut
+    lo = lo_ticks * step  # a bucket edge, as the sampler's windows are
+    # reference: every level, bucketed by the one rule (bucket_of, checked against exact
+    # arithmetic in test_bucketing), no cut
     full = [0.0] * count
     for p, s in list(book.bids.items()) + list(book.asks.items()):
-        if lo <= p < lo + step * count:
-            i = int((p - lo) / step)
-            if 0 <= i < count:
-                full[i] += s
+        i = bucket_of(p, step) - lo_ticks
+        if 0 <= i < count:
+            full[i] += s
     first, span = book.bucket_span(lo, step, count)
     assert book.bucket_sizes(lo, step, count) == full
     if not any(full):

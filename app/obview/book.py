@@ -17,6 +17,17 @@ from collections.abc import Iterable, Iterator
 from obview.model import Level
 
 _EPS = 1e-9
+#: float noise of ``price / step`` grows with the quotient (about 4e-16 of it): past 2**24 a
+#: fixed 1e-9 no longer covers it (19995.01 / 0.001 floored to 19995009), so the tolerance
+#: has a relative part too, far below the 1.0 between two buckets for any quotient under 1e11
+_REL = 1e-12
+
+
+def bucket_of(price: float, step: float) -> int:
+    """Index ``i`` of the bucket [i*step, (i+1)*step) holding ``price``, float noise tolerated:
+    the one rule the ladder, the heatmap sampler, its trades and the axis all bucket by."""
+    x = price / step
+    return math.floor(x + _EPS + abs(x) * _REL)
 
 
 class BookSide:
@@ -130,12 +141,13 @@ class BookSide:
 
 def bucket_floor(price: float, tick: float) -> float:
     """Largest multiple of ``tick`` at or below ``price`` (bids group down)."""
-    return round(math.floor(price / tick + _EPS) * tick, 10)
+    return round(bucket_of(price, tick) * tick, 10)
 
 
 def bucket_ceil(price: float, tick: float) -> float:
     """Smallest multiple of ``tick`` at or above ``price`` (asks group up)."""
-    return round(math.ceil(price / tick - _EPS) * tick, 10)
+    x = price / tick
+    return round(math.ceil(x - _EPS - abs(x) * _REL) * tick, 10)
 
 
 def _snapshot_side(levels: Iterable[Level]) -> BookSide:
@@ -299,15 +311,17 @@ class OrderBook:
         levels = side.levels
         if is_bid:
             keys: Iterable[float] = reversed(side._keys)
-            to_bucket, eps = math.floor, _EPS
+            to_bucket, sign = math.floor, 1.0
         else:
             keys = side._keys
-            to_bucket, eps = math.ceil, -_EPS
+            to_bucket, sign = math.ceil, -1.0
+        eps, rel = sign * _EPS, sign * _REL
         cur: int | None = None
         cur_size = 0.0
         cum = 0.0
         for p in keys:
-            k = to_bucket(p / tick + eps)
+            x = p / tick
+            k = to_bucket(x + eps + x * rel)  # prices are positive
             if k != cur:
                 if cur is not None:
                     cum += cur_size
@@ -341,7 +355,8 @@ class OrderBook:
         return (b - a) / (b + a) if b + a > 0 else None
 
     def bucket_sizes(self, lo: float, step: float, count: int) -> list[float]:
-        """Resting size (both sides) per price bucket [lo + i*step, lo + (i+1)*step)."""
+        """Resting size (both sides) per price bucket [lo + i*step, lo + (i+1)*step); ``lo`` is
+        a bucket edge (a multiple of ``step``), each level bucketed by ``bucket_of``."""
         first, sizes = self.bucket_span(lo, step, count)
         out = [0.0] * count
         out[first : first + len(sizes)] = sizes
@@ -354,24 +369,29 @@ class OrderBook:
         The heatmap's window is +-1% of the mid; a narrow book (Hyperliquid's 20 levels,
         Bybit's 200) covers a small part of it, so this is what a history of columns stores.
         """
-        hi = lo + step * count
+        base = bucket_of(lo, step)
+        # the window widened by half a bucket each way: a price on a bucket's edge may sit a
+        # hair below it as a float; each level's bucket is then ``bucket_of``'s, as everywhere
+        wlo, whi = lo - step / 2, lo + step * (count + 0.5)
         spans = []
         first, last = count, -1
         for side in (self.bids, self.asks):
             keys = side._keys
-            a, b = bisect_left(keys, lo), bisect_left(keys, hi)
+            a, b = bisect_left(keys, wlo), bisect_left(keys, whi)
             if a < b:
                 spans.append((side.levels, keys[a:b]))
-                first = min(first, int((keys[a] - lo) / step))
-                last = max(last, int((keys[b - 1] - lo) / step))
+                first = min(first, bucket_of(keys[a], step) - base)
+                last = max(last, bucket_of(keys[b - 1], step) - base)
         first, last = max(first, 0), min(last, count - 1)
         if first > last:
             return 0, []
         out = [0.0] * (last - first + 1)
         n = len(out)
+        off = base + first
         for levels, prices in spans:
             for p in prices:
-                i = int((p - lo) / step) - first
+                x = p / step
+                i = math.floor(x + _EPS + x * _REL) - off  # bucket_of, inlined: the hot loop
                 if 0 <= i < n:
                     out[i] += levels[p]
         return first, out

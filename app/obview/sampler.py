@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from obview.book import OrderBook
+from obview.book import OrderBook, bucket_of
 from obview.model import Instrument, Side
 
 
@@ -129,7 +129,7 @@ class HeatmapSampler:
     def add_trade(self, price: float, base_size: float, side: Side) -> None:
         if self.step is None:
             return
-        b = int(math.floor(price / self.step))
+        b = bucket_of(price, self.step)  # the rule the book's buckets and the axis use
         target = self._buys if side is Side.BUY else self._sells
         if len(target) < 4096 or b in target:
             target[b] = target.get(b, 0.0) + base_size
@@ -180,7 +180,7 @@ class HeatmapSampler:
             col = HeatmapColumn(t=now, live=False)
         else:
             step = self.step
-            start = int(math.floor(mid / step)) - self.buckets // 2
+            start = bucket_of(mid, step) - self.buckets // 2
             # only the occupied stretch of the window is kept: a column costs what the book
             # spans, not the whole +-span_pct window
             first, sizes = book.bucket_span(start * step, step, self.buckets)

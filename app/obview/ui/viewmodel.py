@@ -12,6 +12,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from obview.book import bucket_of
 from obview.model import Instrument
 
 # -- numbers --------------------------------------------------------------------------------
@@ -322,8 +323,9 @@ def window_origin(mid_bucket: int, origin: int | None, rows: int, margin: float 
 
 
 def bucket_index(price: float, step: float) -> int:
-    """Index of the bucket [i*step, (i+1)*step) holding ``price`` (float noise tolerated)."""
-    return int(math.floor(price / step + 1e-9))
+    """Index of the bucket [i*step, (i+1)*step) holding ``price`` (float noise tolerated; the
+    book's and the heatmap sampler's rule)."""
+    return bucket_of(price, step)
 
 
 class PriceWindow:
@@ -402,7 +404,8 @@ def dom_grid(book, inst: Instrument, quote: bool, origin: int, rows: int, step: 
     for side, acc in ((book.bids, bids), (book.asks, asks)):
         levels = side.levels
         for p in side.irange(lo - step, hi + step):
-            j = int(floor(p / step + 1e-9)) - origin  # bucket_index, inlined: the hot loop
+            x = p / step
+            j = floor(x + 1e-9 + x * 1e-12) - origin  # bucket_index, inlined: the hot loop
             if 0 <= j < rows:
                 acc[j] += levels[p] if coins else conv(p, levels[p])
     # what lies between the touch and the window edge still counts toward the cumulative sums
