@@ -89,3 +89,18 @@ def test_the_heatmap_column_shows_what_the_ladder_row_beside_it_shows(symbol, ti
     for i, v in enumerate(e.vals):
         heat[i // lay.sub] = heat.get(i // lay.sub, 0.0) + v
     assert all(abs(ladder[j] - heat.get(j, 0.0)) <= 1e-6 * max(1.0, ladder[j]) for j in range(rows))
+
+
+def test_a_rows_trade_mark_goes_to_the_side_that_traded_more_over_all_its_buckets():
+    # a row of two sampler buckets: buys 3.0 in one, sells 2.0 + 2.0 across both. The sells
+    # were summed only while they led, so the row showed a buy mark
+    from array import array
+
+    from obview.sampler import HeatmapColumn
+    from obview.ui.viewmodel import HeatLayout
+
+    lay = HeatLayout(1.0, 2, 1, True)
+    col = HeatmapColumn(t=0, live=True, start=0, sizes=array("f", [0.0] * 20), buys={10: 3.0}, sells={10: 2.0, 11: 2.0})
+    assert Heatmap()._column(col, lay, 0, 10).marks == {4: (4.0, False)}
+    col = HeatmapColumn(t=0, live=True, start=0, sizes=array("f", [0.0] * 20), buys={10: 3.0, 11: 1.5}, sells={11: 4.0})
+    assert Heatmap()._column(col, lay, 0, 10).marks == {4: (4.5, True)}

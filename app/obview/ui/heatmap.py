@@ -203,16 +203,21 @@ class Heatmap(LineWidget):
         if hit is not None and hit.col is col:
             return hit
         n = lay.k * lay.sub  # sampler buckets per row
-        marks: dict[int, tuple[float, bool]] = {}
-        for is_buy, traded in ((True, col.buys), (False, col.sells)):
+        # each side's volume per row summed over the row's buckets first, then the larger
+        # side marks the row (a sell split over two buckets lost to a buy larger than either)
+        per_side: list[dict[int, float]] = [{}, {}]
+        for side, traded in ((0, col.buys), (1, col.sells)):
+            acc = per_side[side]
             for b, vol in traded.items():
                 j = b // n - origin
                 if 0 <= j < rows:
                     y = rows - 1 - j
-                    prev = marks.get(y)
-                    total = vol + (prev[0] if prev and prev[1] is is_buy else 0.0)
-                    if prev is None or total > prev[0]:
-                        marks[y] = (total, is_buy)
+                    acc[y] = acc.get(y, 0.0) + vol
+        buys, sells = per_side
+        marks: dict[int, tuple[float, bool]] = {y: (v, True) for y, v in buys.items()}
+        for y, v in sells.items():
+            if v > buys.get(y, 0.0):
+                marks[y] = (v, False)
         vals: list[float] | None = None
         if col.live:
             s = col.sizes
@@ -433,6 +438,8 @@ class Heatmap(LineWidget):
         if ents:
             # how far back the left edge is: the time the drawn columns cover
             span = ents[-1].col.t - ents[0].col.t + secs
+            if span < secs:  # the clock was stepped back under the drawn columns
+                span = len(ents) * secs
             parts.append((f" ({format_span(span)})", bar))
         if not lay.aligned and self.group is not None:
             g = format_price(self.group, decimals_for(self.group))
