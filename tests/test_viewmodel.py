@@ -59,6 +59,11 @@ INVERSE = Instrument(
         (999.9, "1.00k"),
         (2.5e9, "2.50B"),
         (-1500, "-1.50k"),
+        # below 0.0001: two significant figures, never a non-zero size shown as "0.0000"
+        (0.00004, "0.000040"),
+        (0.0000123, "0.000012"),
+        (0.00009996, "0.0001"),
+        (3e-12, "3.0e-12"),
     ],
 )
 def test_compact(x, s):

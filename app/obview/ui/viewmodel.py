@@ -54,7 +54,13 @@ def compact(x: float) -> str:
         return f"{sign}{a:.2f}"
     if a >= 0.09995:
         return f"{sign}{a:.3f}"
-    return f"{sign}{a:.4f}"
+    if a >= 0.00009995:
+        return f"{sign}{a:.4f}"
+    # two significant figures: a 1e-5 lot (Hyperliquid's BTC) read as "0.0000", an empty size
+    if a < 1e-10:
+        return f"{sign}{a:.1e}"
+    d = 1 - math.floor(math.log10(a))
+    return f"{sign}{a:.{d}f}"
 
 
 def split_point(s: str) -> tuple[str, str]:
