@@ -276,3 +276,12 @@ def test_spans_read_at_a_glance():
     assert [format_span(x) for x in (0.4, 15.75, 59.6, 150, 3599, 3600, 3900)] == [
         "0s", "16s", "1m00s", "2m30s", "59m59s", "1h00m", "1h05m",
     ]
+
+
+@pytest.mark.parametrize("tick", [0.3, 0.15, 3.0, 0.075])
+def test_grouping_steps_for_a_tick_the_decimal_series_does_not_divide(tick):
+    # 0.3 gave [0.3, 0.6, 5e15, 1e16, ...]: float noise passed 5e15 as a multiple of 0.3
+    steps = group_steps(tick, extra=tick * 2)
+    assert steps[:3] == [tick, round(tick * 2, 6), round(tick * 5, 6)]
+    assert all(is_multiple(v, tick) and v <= tick * 1e7 for v in steps)
+    assert steps == sorted(set(steps)) and len(steps) >= 14

@@ -147,12 +147,21 @@ def group_steps(tick: float, count: int = 14, extra: float | None = None) -> lis
     d = decimals_for(tick)
     out: list[float] = [tick]
     scale = 10.0 ** math.floor(math.log10(tick))
-    while len(out) < count:
+    while len(out) < count and scale <= tick * 1e6:
         for m in (1, 5):
             v = round(m * scale, max(0, d + 1))
             if v > out[-1] * (1 + 1e-9) and is_multiple(v, tick) and len(out) < count:
                 out.append(v)
         scale *= 10
+    # a tick the decimal series does not divide (0.3, 0.15, 3): whole 1-2-5 multiples of it
+    # (the series alone found none, and float noise later passed 5e15 as "a multiple")
+    k = 1.0
+    while len(out) < count:
+        for m in (1, 2, 5):
+            v = round(tick * m * k, max(0, d + 1))
+            if v > out[-1] * (1 + 1e-9) and len(out) < count:
+                out.append(v)
+        k *= 10
     if extra is not None and extra > 0 and not any(abs(v - extra) <= extra * 1e-9 for v in out):
         out = sorted([*out, round(extra, 12)])
     return out
