@@ -236,3 +236,23 @@ async def test_a_panel_toggled_back_follows_the_width_again_and_panels_fit_the_s
         assert len(shown) == 3
         assert all(w.region.width > 0 and w.region.right <= 80 for w in shown), [w.region for w in shown]
         assert sum(w.region.width for w in shown) <= 80
+
+
+async def test_sigterm_ends_the_app_as_q_does_with_its_code():
+    # a `kill` or a closed terminal (SIGHUP) killed the process where it stood: feeds and a
+    # recording were never closed (a .gz one was left empty)
+    import os
+    import signal
+
+    app, mgr = make_app()
+    app.exit_on_signals = True
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert handler not in (signal.SIG_DFL, signal.SIG_IGN, None)  # the app's, or no kill
+        os.kill(os.getpid(), signal.SIGTERM)
+        async with asyncio.timeout(5):
+            while app.is_running:
+                await asyncio.sleep(0.02)
+    assert app.return_code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is not handler  # given back on the way out

@@ -74,8 +74,25 @@ def _main_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds as Ctrl-C does (feeds closed, a recording closed whole)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_terminate(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it
+            signal.signal(sig, _on_terminate)
     try:
         if argv and argv[0] == "venues":
             return cmd_venues(argv[1:])
@@ -84,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "replay":
             return cmd_replay(argv[1:])
         return cmd_view(argv)
+    except _Terminated as e:
+        return 128 + e.signum
     except KeyboardInterrupt:
         return 130
 

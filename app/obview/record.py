@@ -46,6 +46,8 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # the longest record a replay reads: a frame at the session's 4 MiB cap, with every character
 # escaped in the worst case, stays well below it
 MAX_LINE = 64 * 1024 * 1024
+#: seconds between sync flushes of a ``.gz`` recording
+GZ_FLUSH_EVERY = 1.0
 SUMMARY_LEVELS = 20
 
 
@@ -57,7 +59,8 @@ class Recorder:
     the file would grow past ``max_bytes`` recording stops, ``full`` turns True and ``message``
     says why. A write error (disk full, file removed) also stops recording instead of breaking
     the feed; nothing here ever raises into the session. A ``.gz`` path is written gzip
-    compressed (flushed on close; the cap counts uncompressed bytes).
+    compressed, sync-flushed once a second so a killed process leaves a readable file (the cap
+    counts uncompressed bytes).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Recorder:
         self.clock = clock
         self._lock = threading.Lock()
         self._fh: IO[str] | None
+        self._flushed_at = clock()
         if self.path.endswith(".gz"):
             self._fh = gzip.open(self.path, "at", encoding="utf-8")  # noqa: SIM115
             self.written = 0
@@ -117,6 +121,10 @@ class Recorder:
                 except OSError as e:
                     why = f"failed on close: {e.strerror or e}"
                     self._stop(f"recording to {self.path} {why}", why)
+
+    @property
+    def _gz(self) -> bool:
+        return self.path.endswith(".gz")
 
     @property
     def closed(self) -> bool:
@@ -179,6 +187,19 @@ class Recorder:
                 return
             self.written += size
             self.lines += 1
+            if self._gz:
+                # gzip holds its output until close: a process killed meanwhile left an empty
+                # file. A sync flush a second makes everything before it readable (replay
+                # takes a cut-off stream up to its last flush)
+                now = self.clock()
+                if not 0 <= now - self._flushed_at < GZ_FLUSH_EVERY:
+                    self._flushed_at = now
+                    try:
+                        self._fh.flush()
+                    except OSError as e:
+                        why = str(e.strerror or e)
+                        self._stop(f"recording to {self.path} stopped: {why}", why)
+                        self._drop_file()
 
     def _drop_file(self) -> None:
         """Close the file after a stop. Its buffer may hold part of a line the disk refused:
@@ -251,7 +272,11 @@ def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 if not isinstance(rec, dict):
                     _bad_line(name, n, line)
                 yield rec
-        except (OSError, EOFError, zlib.error) as e:
+        except EOFError as e:
+            if name.endswith(".gz") and n > 0:
+                return  # a gzip stream cut off by a killed process: read up to its last flush
+            raise ReplayError(f"cannot read {name}: {e}") from None
+        except (OSError, zlib.error) as e:
             raise ReplayError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}") from None
 
 

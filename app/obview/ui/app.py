@@ -6,7 +6,10 @@ clock (~30 fps) and repaints only panels whose market ``version`` (or view setti
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -128,6 +131,7 @@ class ObviewApp(KeyActions, App):
         frame_interval: float = FRAME_INTERVAL,
         close_manager: bool = False,
         gc_policy: bool = False,
+        exit_on_signals: bool = False,
         compare: bool = False,
     ) -> None:
         super().__init__()
@@ -142,6 +146,7 @@ class ObviewApp(KeyActions, App):
         self.frame_interval = frame_interval
         self.close_manager = close_manager
         self.gc_policy = gc_policy
+        self.exit_on_signals = exit_on_signals
         self.start_compare = compare  # open on the compare view
         self.market: Market | None = None
         self.error = ""
@@ -209,8 +214,20 @@ class ObviewApp(KeyActions, App):
             self.set_interval(TRIM_INTERVAL, trim_heap)
         if self.start_compare:
             self.call_after_refresh(self.action_compare)
+        if self.exit_on_signals:
+            # a `kill` or a closed terminal ends the app as q does: the feeds close, the
+            # terminal is restored and a recording is closed whole (a .gz one was left empty)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
 
     async def on_unmount(self) -> None:
+        if self.exit_on_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
         # feeds run on this app's event loop, so they are closed before the loop ends
         if self.close_manager and hasattr(self.manager, "close"):
             try:
@@ -446,7 +463,14 @@ def run_app(
     """Run the app until the user quits (``compare``: open on the compare view); returns the
     process exit code."""
     app = ObviewApp(
-        manager, venue, symbol, config, close_manager=True, gc_policy=True, compare=compare
+        manager,
+        venue,
+        symbol,
+        config,
+        close_manager=True,
+        gc_policy=True,
+        compare=compare,
+        exit_on_signals=True,
     )
     app.run()
     return app.return_code or 0
