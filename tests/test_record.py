@@ -466,3 +466,48 @@ def test_replay_a_fatal_error_ends_its_session_and_a_new_connection_starts_again
     s = replay_summary(again, "demo", "BTC-PERP")
     bids, _ = market.book.top(20)
     assert s["state"] == "LIVE" and s["bids"] == [[px, sz] for px, sz in bids]
+
+
+def test_runs_appended_to_one_recording_each_keep_their_own_connections(tmp_path):
+    # every run numbers its connections from 1: the second run's connect line overwrote the
+    # first's venue, no connection was left this venue's, and every frame of the file, the
+    # other venue's too, went into this adapter
+    path = tmp_path / "two.jsonl"
+    write_hl_session(path).close()
+    other = Recorder(path, clock=Clock(1_700_000_100.0))
+    other.connect("wss://futures.kraken.com/ws/v1")
+    for i in range(20):
+        other.received(
+            orjson.dumps({"feed": "book", "product_id": "PF_XBTUSD", "side": "buy", "seq": i, "price": 68000.0 + i, "qty": 1.0}).decode()
+        )
+    other.close()
+    s = replay_summary(path, "hyperliquid", symbol="BTC-PERP")
+    assert s["parse_errors"] == 0 and s["state"] == "LIVE"
+    assert s["best_bid"] == 68680.0 and s["frames"] == 9
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"t":1,"connect":"wss://api.hyperliquid.xyz/ws","c":[1]}',
+        '{"t":2,"raw":"x","c":{"a":1}}',
+        '{"t":2,"raw":"x","c":true}',
+    ],
+)
+def test_a_connection_number_that_is_not_one_is_a_clear_error(tmp_path, line, capsys):
+    path = tmp_path / "h.jsonl"
+    path.write_text('{"t":1,"connect":"wss://api.hyperliquid.xyz/ws","c":1}\n' + line + "\n" + '{"t":3,"raw":"x","c":1}\n')
+    from obview.cli import main
+
+    assert main(["replay", str(path), "--venue", "hyperliquid", "--symbol", "BTC-PERP"]) == 2
+    err = capsys.readouterr().err
+    assert ":2: not a recording (connection number" in err and "Traceback" not in err
+
+
+def test_a_connect_or_http_line_that_is_not_a_url_belongs_to_nobody(tmp_path):
+    path = tmp_path / "u.jsonl"
+    write_hl_session(path).close()
+    with path.open("a") as f:
+        f.write('{"t":9,"connect":"ws://[::1","c":7}\n{"t":9,"raw":"junk","c":7}\n{"t":9,"http":"http://[::1","raw":"{}"}\n')
+    s = replay_summary(path, "hyperliquid", symbol="BTC-PERP")
+    assert s["parse_errors"] == 0 and s["state"] == "LIVE"

@@ -271,6 +271,9 @@ def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                     _bad_line(name, n, line)
                 if not isinstance(rec, dict):
                     _bad_line(name, n, line)
+                c = rec.get("c")
+                if c is not None and (c.__class__ is not int):
+                    raise ReplayError(f"{name}:{n}: not a recording (connection number {str(c)[:20]!r})")
                 yield rec
         except EOFError as e:
             if name.endswith(".gz") and n > 0:
@@ -337,7 +340,10 @@ class Replay:
 
         Exact URL, then host and path, then path alone (the simulator serves every venue on
         one host), then host alone (same venue, another route or stream list)."""
-        u = urlsplit(url)
+        try:
+            u = urlsplit(url)
+        except ValueError:  # not a URL (a hostile or damaged recording): nobody's
+            return None
         for s in self.specs:
             if s.url == url:
                 return s.name
@@ -359,7 +365,10 @@ class Replay:
         if self._snapshot_url is None:
             return False
         want = urlsplit(self._snapshot_url)
-        got = urlsplit(url)
+        try:
+            got = urlsplit(url)
+        except ValueError:
+            return False
         if want.path.rstrip("/").rsplit("/", 1)[-1] != got.path.rstrip("/").rsplit("/", 1)[-1]:
             return False
         native = self.adapter.native.lower()
@@ -371,13 +380,15 @@ class Replay:
     # -- running ----------------------------------------------------------------------------
     def run(self, path: str | os.PathLike[str]) -> None:
         # first pass: which connections are this venue's (if none match, follow them all)
-        conns: dict[Any, str | None] = {}
-        for rec in replay_frames(path):
-            url = rec.get("connect")
-            if isinstance(url, str):
-                conns[rec.get("c", len(conns))] = self.stream_for(url)
-        follow_all = not any(v is not None for v in conns.values())
+        follow_all = not any(
+            self.stream_for(str(rec["connect"])) is not None
+            for rec in replay_frames(path)
+            if isinstance(rec.get("connect"), str)
+        )
         current = self.book_spec.name
+        # connection numbers start at 1 in every session a file holds (runs appended to one
+        # recording): a number seen again in a connect line opens a new session, so a frame
+        # goes to its own session's connection, not to another venue's of a later run
         streams: dict[Any, str | None] = {}
         pipeline = self.pipeline
         for rec in replay_frames(path):
@@ -388,7 +399,10 @@ class Replay:
                 name = self.stream_for(url)
                 if name is None and follow_all:
                     name = self.book_spec.name
-                streams[rec.get("c")] = name
+                c = rec.get("c")
+                if c in streams:
+                    streams = {}  # a new session of the file
+                streams[c] = name
                 current = name
                 if name is None:
                     self.skipped_connections += 1
