@@ -511,3 +511,23 @@ def test_a_connect_or_http_line_that_is_not_a_url_belongs_to_nobody(tmp_path):
         f.write('{"t":9,"connect":"ws://[::1","c":7}\n{"t":9,"raw":"junk","c":7}\n{"t":9,"http":"http://[::1","raw":"{}"}\n')
     s = replay_summary(path, "hyperliquid", symbol="BTC-PERP")
     assert s["parse_errors"] == 0 and s["state"] == "LIVE"
+
+
+def test_a_hostile_snapshot_in_a_recording_reaches_the_terminal_inert_and_is_not_a_frame(tmp_path, capsys):
+    # its reason went out raw (a terminal title set, the screen cleared), and a snapshot that
+    # did not parse was counted against the frames: "none of the 1 frames parse"
+    path = tmp_path / "s.jsonl"
+    trade = '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"68000.0","q":"0.1","f":1,"l":1,"T":1,"m":false}}'
+    body = orjson.dumps({"msg": "\x1b]0;PWNED\x07\x1b[2J\nsecond line"}).decode()
+    lines = [
+        {"t": 1, "connect": "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade", "c": 1},
+        {"t": 2, "raw": trade, "c": 1},
+        {"t": 3, "http": "https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1000", "raw": body},
+    ]
+    path.write_text("".join(orjson.dumps(x).decode() + "\n" for x in lines))
+    from obview.cli import main
+
+    assert main(["replay", str(path), "--venue", "binance", "--symbol", "BTC-PERP"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1
+    assert "none of the" not in err and "bad snapshot" in err

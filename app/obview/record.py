@@ -330,6 +330,7 @@ class Replay:
         self.specs = self.adapter.streams()
         self.book_spec = next((s for s in self.specs if s.book), self.specs[0])
         self.frames = 0
+        self.snapshot_errors = 0  # REST snapshots that did not parse (not frames)
         self.skipped_connections = 0
         snap = self.adapter.snapshot_request()
         self._snapshot_url = snap.url if snap is not None else None
@@ -414,7 +415,9 @@ class Replay:
             elif "http" in rec:
                 if self._snapshot_is_ours(str(rec["http"])):
                     body = rec.get("raw", "")
+                    before = pipeline.parse_errors
                     pipeline.on_snapshot_body(body.encode() if isinstance(body, str) else b"", ts)
+                    self.snapshot_errors += pipeline.parse_errors - before
             elif "raw" in rec:
                 name = streams.get(rec["c"], current) if "c" in rec else current
                 if name is None:
@@ -432,7 +435,7 @@ class Replay:
         pipe, venue = self.pipeline, self.adapter.name
         if not self.frames:
             raise ReplayError(f"{name} holds no received frames to replay")
-        if pipe.parse_errors == self.frames:
+        if pipe.parse_errors - self.snapshot_errors == self.frames:
             raise ReplayError(
                 f"none of the {self.frames} frames of {name} parse as {venue} frames "
                 f"(the last: {self.market.stats.last_error}); is --venue right?"

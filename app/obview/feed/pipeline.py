@@ -193,7 +193,7 @@ class FeedPipeline:
         except (FrameError, KeyError, IndexError, TypeError, ValueError, ArithmeticError) as e:
             self.parse_errors += 1
             self.market.stats.bad_frames += 1
-            reason = f"bad snapshot: {e}"
+            reason = safe(f"bad snapshot: {e}")  # the venue's text: no terminal escapes
             self.market.stats.last_error, self.market.stats.last_error_at = reason, time.time()
             self.resync_pending = False
             actions.append(NeedResync(reason))
