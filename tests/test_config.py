@@ -88,3 +88,28 @@ def test_themes_colormaps_and_large_trade_tiers_are_read_as_the_app_uses_them(tm
     tiers = cfg.ui["large_trades"]
     assert large_trade_tiers("BTC", tiers) == (1.0, 2.0, 3.0)
     assert large_trade_tiers("SOL", tiers) == (4.0, 5.0, 6.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\u001b]0;PWNED\\u0007\\u001b[2Jred" = 1\n',
+        '[endpoints]\n"\\u001b[31mx\\nline" = "wss://a"\n',
+        '[ui]\n"\\u001b[31mx" = 1\n',
+        '[ui.large_trades]\n"\\u001b[31mBTC" = [1, 2]\n',
+    ],
+)
+def test_a_key_named_with_escape_codes_is_shown_inert(tmp_path, text):
+    # keys were printed raw (values went through repr): a terminal title set, the screen cleared
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "\x1b" not in msg and "\x07" not in msg and "\n" not in msg and "key '" in msg
+
+
+def test_an_endless_config_file_is_refused_unread(tmp_path):
+    # /dev/zero and /dev/urandom were read whole (MemoryError, or a hang eating memory)
+    with pytest.raises(ConfigError, match="larger than 256 KiB"):
+        load_config("/dev/zero")

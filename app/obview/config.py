@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from obview.symbols import normalize
+from obview.text import safe
 from obview.venues.registry import get_adapter, venue_names
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -113,7 +114,8 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"{p}: no such config file")
         return Config()
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:  # at most one byte past the cap: /dev/zero is not read whole
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from None
     if len(raw) > MAX_CONFIG_BYTES:
@@ -135,7 +137,8 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
     valid_venues = ", ".join(sorted(known))
 
     def bad(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{p}: key '{key}': {msg}")
+        # a key is the file's text: shown inert (no escape codes or newlines reach the terminal)
+        return ConfigError(f"{p}: key '{safe(key, 80)}': {msg}")
 
     for key in data:
         if key not in {"default_venue", "default_symbol", "venues", "theme", "colormap", "warm_venues", "endpoints", "ui"}:
