@@ -119,3 +119,30 @@ def test_demo_server_on_a_port_in_use_is_one_line():
         res = run("demo-server", "--port", str(port))
     assert res.returncode == 2
     assert res.stderr == f"obview: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+
+
+@pytest.mark.parametrize("extra", [[], ["--compare"]])
+def test_print_into_a_pipe_closed_early_ends_quietly(extra):
+    # `obview ... --print | head -1`: BrokenPipeError and a traceback, exit 1
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obview.cli", "BTC-PERP", "--venue", "demo", "--print", "--duration", "8", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    try:
+        assert proc.stdout.readline().startswith(b"{")
+        proc.stdout.close()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_print_to_a_full_disk_is_one_line():
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "obview.cli", "BTC-PERP", "--venue", "demo", "--print", "--duration", "2"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=30, env=ENV,
+        )  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr == "obview: error: cannot write to stdout: No space left on device\n"

@@ -43,6 +43,27 @@ def _os_reason(e: OSError) -> str:
     return reason
 
 
+class _OutputGone(Exception):
+    """stdout was closed (``| head``) or cannot be written (a full disk)."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason  # None: the reader went away, nothing to say
+
+
+def _emit(obj: object) -> None:
+    """One --print line; _OutputGone when stdout cannot take it."""
+    try:
+        print(json.dumps(obj), flush=True)
+    except BrokenPipeError:
+        # the reader is gone: later flushes (at exit too) must not raise again
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise _OutputGone(None) from None
+    except OSError as e:
+        raise _OutputGone(f"cannot write to stdout: {e.strerror or e}") from None
+
+
 def _fail(msg: str) -> int:
     sys.stderr.write(f"obview: error: {msg}\n")
     return EXIT_USAGE
@@ -230,7 +251,13 @@ def cmd_view(argv: list[str]) -> int:
         venues.insert(0, venue)
     try:
         if a.print_mode:
-            return asyncio.run(_print_mode(venue, symbol, a, endpoints, rest, recorder, venues))
+            try:
+                return asyncio.run(_print_mode(venue, symbol, a, endpoints, rest, recorder, venues))
+            except _OutputGone as e:
+                if e.reason is None:
+                    return 0  # `obview ... --print | head`: the reader had what it wanted
+                sys.stderr.write(f"obview: error: {e.reason}\n")
+                return 1
         from obview.feed.manager import FeedManager
         from obview.ui.app import run_app
 
@@ -345,7 +372,7 @@ async def _print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> in
         start = time.time()
         while a.duration is None or time.time() - start < a.duration:
             await asyncio.sleep(1.0)
-            print(json.dumps(snapshot_line(market, time.time())), flush=True)
+            _emit(snapshot_line(market, time.time()))
             if recorder is not None:
                 _say_recording_stopped(recorder)
     finally:
@@ -367,7 +394,7 @@ async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -
         await asyncio.sleep(1.0)
         now = time.time()
         cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
-        print(json.dumps(compare_line(cmp, symbol, now, errors)), flush=True)
+        _emit(compare_line(cmp, symbol, now, errors))
         if recorder is not None:
             _say_recording_stopped(recorder)
     return 0
