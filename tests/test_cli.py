@@ -146,3 +146,30 @@ def test_print_to_a_full_disk_is_one_line():
         )  # fmt: skip
     assert r.returncode == 1
     assert r.stderr == "obview: error: cannot write to stdout: No space left on device\n"
+
+
+def test_the_log_file_is_bounded_and_keeps_one_previous_file(tmp_path):
+    import logging
+
+    from obview.cli import _LogFile
+
+    path = tmp_path / "obview.log"
+    h = _LogFile(path, maxBytes=10_000, backupCount=1)
+    log = logging.getLogger("obview.test.logfile")
+    log.propagate = False
+    log.addHandler(h)
+    try:
+        for i in range(2_000):  # ~100 kB of lines
+            log.warning("venue error %d: the same complaint again", i)
+    finally:
+        log.removeHandler(h)
+        h.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["obview.log", "obview.log.1"]
+    assert all((tmp_path / f).stat().st_size <= 10_000 for f in files)
+
+
+def test_a_log_the_disk_refuses_is_dropped_quietly():
+    # logging printed "--- Logging error ---" and a traceback to stderr, over the app's screen
+    r = run("BTC-PERP", "--venue", "okx", "--endpoint", "ws://127.0.0.1:1", "--print", "--duration", "2", "--log", "/dev/full")
+    assert r.returncode == 0 and r.stderr == ""

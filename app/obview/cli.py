@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import logging.handlers
 import math
 import os
 import sys
@@ -280,9 +281,30 @@ def _say_recording_stopped(recorder) -> None:
         print(f"obview: {recorder.message}{lost}", file=sys.stderr, flush=True)
 
 
+#: --log is cut at this size, with one previous file kept beside it (FILE.1)
+LOG_MAX_BYTES = 32 * 1024 * 1024
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The --log file: bounded (a venue repeating an error at 800 lines a second grew it by
+    0.7 GB an hour), and quiet when the disk refuses a write (logging printed a traceback to
+    stderr, over the app's screen): logging stops, the app goes on."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        self.failed = True
+
+
 def _setup_logging(path: str | None) -> None:
     root = logging.getLogger("obview")
-    h: logging.Handler = logging.FileHandler(path) if path else logging.NullHandler()  # may raise
+    h: logging.Handler = (
+        _LogFile(path, maxBytes=LOG_MAX_BYTES, backupCount=1) if path else logging.NullHandler()
+    )  # may raise
     root.propagate = False
     if path:
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
