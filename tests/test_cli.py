@@ -173,3 +173,26 @@ def test_a_log_the_disk_refuses_is_dropped_quietly():
     # logging printed "--- Logging error ---" and a traceback to stderr, over the app's screen
     r = run("BTC-PERP", "--venue", "okx", "--endpoint", "ws://127.0.0.1:1", "--print", "--duration", "2", "--log", "/dev/full")
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_duration_without_print_is_refused(capsys):
+    # it was silently ignored: the viewer ran on
+    assert main(["BTC-PERP", "--venue", "demo", "--duration", "3"]) == 2
+    assert capsys.readouterr().err == "obview: error: --duration needs --print (the viewer runs until q)\n"
+
+
+def test_replay_of_a_pipe_is_refused_and_symbols_are_taken_as_the_viewer_takes_them(tmp_path, capsys):
+    from obview.record import Recorder
+
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    # read twice, a pipe was empty the second time: "holds no received frames"
+    assert main(["replay", str(fifo), "--venue", "demo", "--symbol", "BTC-PERP"]) == 2
+    assert "replay needs a regular file" in capsys.readouterr().err
+    path = tmp_path / "r.jsonl"
+    with Recorder(path) as rec:
+        rec.connect("ws://127.0.0.1:9/demo")
+        rec.received('{"type":"snapshot","symbol":"BTC-PERP","seq":1,"ts":1,"bids":[["100","1"]],"asks":[["101","1"]]}', 1)
+    for sym in ("btc-perp", "BTC"):
+        assert main(["replay", str(path), "--venue", "demo", "--symbol", sym]) == 0
+        assert json.loads(capsys.readouterr().out)["state"] == "LIVE"

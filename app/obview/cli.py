@@ -185,13 +185,23 @@ def cmd_replay(argv: list[str]) -> int:
         from obview.record import ReplayError, replay_summary
     except ImportError:
         return _fail("replay is not available in this build")
+    if not os.path.isfile(a.file) and os.path.exists(a.file):
+        # a pipe or a device: replay reads the file twice (whose connections, then the frames)
+        return _fail(f"{a.file}: replay needs a regular file, not a pipe or device")
+    symbol = a.symbol
+    if symbol is not None:
+        from obview.symbols import normalize
+
+        native = {v for v in get_adapter(a.venue).symbols.values()}
+        if symbol not in native:
+            symbol = normalize(symbol)  # btc-perp, BTC: as the viewer takes them
     # bad frames are counted in the summary (or make the one error line), not logged to stderr
     root = logging.getLogger("obview")
     quiet, propagate = logging.NullHandler(), root.propagate
     root.addHandler(quiet)
     root.propagate = False
     try:
-        summary = replay_summary(a.file, a.venue, symbol=a.symbol, instrument=a.instrument)
+        summary = replay_summary(a.file, a.venue, symbol=symbol, instrument=a.instrument)
     except (ReplayError, UnknownSymbol) as e:
         return _fail(str(e))
     finally:
@@ -229,6 +239,8 @@ def cmd_view(argv: list[str]) -> int:
             return _fail(f"{flag} {url!r}: {problem}")
     if a.duration is not None and not 0 < a.duration < math.inf:
         return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
+    if a.duration is not None and not a.print_mode:
+        return _fail("--duration needs --print (the viewer runs until q)")
     try:
         _setup_logging(a.log)
     except OSError as e:
