@@ -7,12 +7,18 @@ from obview.ui.synthetic import StaticManager
 from obview.ui.venuestrip import VenueStrip
 from test_ui_app import _markets, make_app, settle
 
+NAMES = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
+
+
+def nine_venues() -> ObviewApp:
+    """The app with every venue in the strip (only demo's market is open)."""
+    demo, _, now = _markets()
+    return ObviewApp(StaticManager({("demo", "BTC-PERP"): demo}, NAMES), "demo", "BTC-PERP", clock=lambda: now)
+
 
 async def test_venue_strip_keeps_every_name_at_80_columns():
-    demo, _, now = _markets()
-    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
-    mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+    names = NAMES
+    app = nine_venues()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         strip = app.query_one(VenueStrip)._text.plain
@@ -48,10 +54,8 @@ async def test_a_click_on_a_venue_in_the_strip_switches_to_it():
 
 async def test_every_venue_keeps_its_key_and_mark_on_a_narrow_terminal():
     # at 66 columns the 9th venue was cut off the end, at 40 only five were left
-    demo, _, now = _markets()
-    names = ["demo", "binance", "bybit", "okx", "deribit", "hyperliquid", "bitmex", "kraken", "dydx"]
-    mgr = StaticManager({("demo", "BTC-PERP"): demo}, names)
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+    names = NAMES
+    app = nine_venues()
     async with app.run_test(size=(66, 20)) as pilot:
         for w in (66, 60, 40, 30):
             await pilot.resize_terminal(w, 20)

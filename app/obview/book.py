@@ -394,4 +394,14 @@ class OrderBook:
                 i = math.floor(x + _EPS + x * _REL) - off  # bucket_of, inlined: the hot loop
                 if 0 <= i < n:
                     out[i] += levels[p]
-        return first, out
+        # the widened window's edge levels may fall outside it: the span ends on occupied ones
+        lo_i, hi_i = 0, len(out)
+        while lo_i < hi_i and not out[lo_i]:
+            lo_i += 1
+        while hi_i > lo_i and not out[hi_i - 1]:
+            hi_i -= 1
+        if lo_i >= hi_i:
+            return 0, []
+        if lo_i or hi_i < len(out):
+            out = out[lo_i:hi_i]
+        return first + lo_i, out
