@@ -103,6 +103,8 @@ class FeedPipeline:
         self.halted = False
         self._bad_logged_at = -BAD_FRAME_LOG_INTERVAL  # monotonic time of the last bad-frame line
         self._bad_unlogged = 0  # bad frames since that line
+        self._err_logged_at = -BAD_FRAME_LOG_INTERVAL  # the same for non-fatal venue errors
+        self._err_unlogged = 0
 
     # -- state ------------------------------------------------------------------------------
     def set_state(self, status: FeedStatus, reason: str = "") -> None:
@@ -174,7 +176,16 @@ class FeedPipeline:
             elif isinstance(ev, VenueError):
                 reason = safe(ev.reason)  # venue text: no terminal escapes in the log or the UI
                 market.stats.last_error, market.stats.last_error_at = reason, time.time()
-                log.warning("%s %s: venue error on %s: %s", market.venue, market.symbol, ev.stream, reason)
+                now = time.monotonic()
+                if ev.fatal or now - self._err_logged_at >= BAD_FRAME_LOG_INTERVAL:
+                    # (a venue repeating a complaint at 800 a second filled the log)
+                    more, self._err_unlogged, self._err_logged_at = self._err_unlogged, 0, now
+                    log.warning(
+                        "%s %s: venue error on %s: %s%s", market.venue, market.symbol, ev.stream, reason,
+                        f" (and {more} more venue errors since the last such line)" if more else "",
+                    )  # fmt: skip
+                else:
+                    self._err_unlogged += 1
                 if ev.fatal:
                     self.halt(reason)
                     actions.append(Fatal(reason))
