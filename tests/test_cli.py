@@ -99,9 +99,10 @@ def test_print_compare_gives_every_venue_and_the_figures_across_them(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a disk that is always full)")
 def test_a_recording_that_stops_says_so_once():
-    # --record onto a full disk: the book goes on, and the user is told (it was only logged)
+    # --record onto a full disk: the book goes on, and the user is told (it was only logged);
+    # the exit status says the recording is not whole (it was 0: a script took it for whole)
     r = run("BTC-PERP", "--venue", "demo", "--print", "--duration", "2", "--record", "/dev/full")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert [json.loads(x)["state"] for x in r.stdout.splitlines()][-1] == "LIVE"
     said = r.stderr.splitlines()
     assert len(said) == 1, said
@@ -196,3 +197,10 @@ def test_replay_of_a_pipe_is_refused_and_symbols_are_taken_as_the_viewer_takes_t
     for sym in ("btc-perp", "BTC"):
         assert main(["replay", str(path), "--venue", "demo", "--symbol", sym]) == 0
         assert json.loads(capsys.readouterr().out)["state"] == "LIVE"
+
+
+def test_a_huge_symbol_is_one_short_line(capsys):
+    assert main(["X" * 100_000, "--venue", "demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 200 and "'" + "X" * 40 + "'\u2026" in err
+

@@ -23,6 +23,7 @@ import sys
 import time
 
 from obview import __version__
+from obview.text import shown
 
 EXIT_USAGE = 2
 #: the simulator's step rate ceiling (per symbol): a burst test's 20k deltas/s is far below it
@@ -215,7 +216,6 @@ def cmd_view(argv: list[str]) -> int:
     a = _main_parser().parse_args(argv)
     from obview.config import ConfigError, load_config, url_problem
     from obview.symbols import normalize
-    from obview.venues.base import UnknownSymbol
     from obview.venues.registry import UnknownVenue, get_adapter
 
     try:
@@ -229,7 +229,7 @@ def cmd_view(argv: list[str]) -> int:
         return _fail(str(e))
     symbol = normalize(a.symbol or cfg.default_symbol)
     if symbol not in cls.symbols:
-        return _fail(f"unknown symbol {a.symbol or symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
+        return _fail(f"unknown symbol {shown(a.symbol or symbol)} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
     for flag, url, schemes in (
         ("--endpoint", a.endpoint, ("ws", "wss")),  # the WebSocket feed
         ("--rest-endpoint", a.rest_endpoint, ("http", "https")),
@@ -262,6 +262,15 @@ def cmd_view(argv: list[str]) -> int:
     venues = list(cfg.venues)
     if venue not in venues:
         venues.insert(0, venue)
+    rc = _view(a, venue, symbol, cfg, endpoints, rest, recorder, venues)
+    if rc == 0 and recorder is not None and recorder.full:
+        return 1  # asked to record, and the recording stopped early (said on stderr)
+    return rc
+
+
+def _view(a, venue, symbol, cfg, endpoints, rest, recorder, venues) -> int:
+    from obview.venues.base import UnknownSymbol
+
     try:
         if a.print_mode:
             try:

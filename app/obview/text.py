@@ -25,3 +25,10 @@ def fit(text: str, width: int) -> str:
     if width <= 1:
         return set_cell_size(text, max(0, width))
     return set_cell_size(text, width - 1).rstrip() + "\u2026"
+
+
+def shown(text: object, maxlen: int = 40) -> str:
+    """``repr`` of a name the user or the network gave, cut to ``maxlen`` characters: an error
+    line stays one line (a 100 kB symbol was echoed whole)."""
+    s = str(text)
+    return repr(s[:maxlen]) + ("\u2026" if len(s) > maxlen else "")

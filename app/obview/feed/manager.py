@@ -16,6 +16,7 @@ from obview.feed.session import FeedSession, SessionOptions
 from obview.market import Market
 from obview.model import FeedState
 from obview.symbols import normalize
+from obview.text import shown
 from obview.venues.registry import get_adapter, venue_names
 
 
@@ -59,7 +60,7 @@ class FeedManager:
         cls = get_adapter(venue)
         sym = normalize(symbol)
         if sym not in cls.symbols:
-            raise ValueError(f"unknown symbol {symbol!r} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
+            raise ValueError(f"unknown symbol {shown(symbol)} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
         return venue, sym
 
     async def open(self, venue: str, symbol: str, *, pin: bool = False) -> Market:

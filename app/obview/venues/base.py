@@ -23,6 +23,7 @@ import orjson
 
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Trade
+from obview.text import shown
 
 #: Prices and sizes at or above this are refused as bad frames, as NaN and infinities are: no
 #: real book comes near it (a price of 1e15, a size of 1e15 coins or contracts), while the
@@ -334,7 +335,7 @@ class VenueAdapter:
         if instrument is None:
             if symbol not in self.symbols:
                 valid = ", ".join(sorted(self.symbols))
-                raise UnknownSymbol(f"unknown symbol {symbol!r} for venue {self.name}; valid: {valid}")
+                raise UnknownSymbol(f"unknown symbol {shown(symbol)} for venue {self.name}; valid: {valid}")
             instrument = self.symbols[symbol]
         self.symbol = symbol
         self.native = instrument
