@@ -85,3 +85,17 @@ def test_a_gz_file_cut_before_any_line_is_still_an_error(tmp_path):
     path.write_bytes(data[:15])
     with pytest.raises(ReplayError, match="cannot read"):
         list(replay_frames(path))
+
+
+def test_a_gz_recording_appended_to_counts_what_it_holds_against_the_cap(tmp_path):
+    # each run counted from 0: a .gz file appended to run after run grew by the cap each time
+    path = tmp_path / "a.jsonl.gz"
+    with Recorder(path) as rec:
+        for i in range(2000):
+            rec.received(f'{{"n":{i},"pad":"{i * 7919 % 10007:x}"}}', 1)
+    held = os.path.getsize(path)
+    rec = Recorder(path, max_bytes=held + 200)
+    for _ in range(50):
+        rec.received('{"more":1}', 1)
+    rec.close()
+    assert rec.full and rec.lines < 50

@@ -77,7 +77,12 @@ class Recorder:
         self._flushed_at = clock()
         if self.path.endswith(".gz"):
             self._fh = gzip.open(self.path, "at", encoding="utf-8")  # noqa: SIM115
-            self.written = 0
+            # a file appended to: what it holds already counts (compressed, so a little under
+            # its frames), or one file grew by the cap on every run
+            try:
+                self.written = os.path.getsize(self.path)
+            except OSError:
+                self.written = 0
         else:
             self._fh = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             self.written = os.fstat(self._fh.fileno()).st_size
