@@ -531,3 +531,16 @@ def test_a_hostile_snapshot_in_a_recording_reaches_the_terminal_inert_and_is_not
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1
     assert "none of the" not in err and "bad snapshot" in err
+
+
+def test_a_recording_of_another_venue_whose_frames_merely_do_not_parse_as_books_says_venue(tmp_path):
+    # dYdX frames replayed as Hyperliquid parse as "not ours", not as errors: the hint was
+    # "pass --instrument", where the recording's connections say another venue
+    path = tmp_path / "k.jsonl"
+    rec = Recorder(path, clock=Clock())
+    rec.connect("wss://futures.kraken.com/ws/v1")
+    for i in range(5):
+        rec.received(orjson.dumps({"channel": "subscriptionResponse", "n": i}).decode())
+    rec.close()
+    with pytest.raises(ReplayError, match="none of its connections is to hyperliquid; is --venue right"):
+        replay_summary(path, "hyperliquid", symbol="BTC-PERP")

@@ -336,6 +336,7 @@ class Replay:
         self.book_spec = next((s for s in self.specs if s.book), self.specs[0])
         self.frames = 0
         self.snapshot_errors = 0  # REST snapshots that did not parse (not frames)
+        self.foreign = False
         self.skipped_connections = 0
         snap = self.adapter.snapshot_request()
         self._snapshot_url = snap.url if snap is not None else None
@@ -386,11 +387,9 @@ class Replay:
     # -- running ----------------------------------------------------------------------------
     def run(self, path: str | os.PathLike[str]) -> None:
         # first pass: which connections are this venue's (if none match, follow them all)
-        follow_all = not any(
-            self.stream_for(str(rec["connect"])) is not None
-            for rec in replay_frames(path)
-            if isinstance(rec.get("connect"), str)
-        )
+        urls = [str(rec["connect"]) for rec in replay_frames(path) if isinstance(rec.get("connect"), str)]
+        follow_all = not any(self.stream_for(u) is not None for u in urls)
+        self.foreign = bool(urls) and follow_all  # it names connections, none of them this venue's
         current = self.book_spec.name
         # connection numbers start at 1 in every session a file holds (runs appended to one
         # recording): a number seen again in a connect line opens a new session, so a frame
@@ -444,6 +443,11 @@ class Replay:
             raise ReplayError(
                 f"none of the {self.frames} frames of {name} parse as {venue} frames "
                 f"(the last: {self.market.stats.last_error}); is --venue right?"
+            )
+        if not pipe.book_events and not self.market.book and self.foreign:
+            raise ReplayError(
+                f"no {venue} book frames among the {self.frames} frames of {name}, and none of its "
+                f"connections is to {venue}; is --venue right?"
             )
         if not pipe.book_events and not self.market.book:
             said = self.market.stats.last_error
