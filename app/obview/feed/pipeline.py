@@ -17,7 +17,6 @@ from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
-    DEPTH_REFRESH,
     MAX_NUMBER,
     BookFrameError,
     FrameError,
@@ -30,7 +29,6 @@ from obview.venues.base import (
 
 log = logging.getLogger("obview.feed")
 
-_MAX = MAX_NUMBER
 _APPLIED = SyncStatus.APPLIED
 _LIVE = FeedStatus.LIVE
 NOT_FINITE = f"price or size not a finite positive number below {MAX_NUMBER:g}"
@@ -39,11 +37,31 @@ NOT_FINITE = f"price or size not a finite positive number below {MAX_NUMBER:g}"
 BAD_FRAME_LOG_INTERVAL = 10.0
 
 
+class _LogThrottle:
+    """At most one log line per ``BAD_FRAME_LOG_INTERVAL`` (the first at once): ``due`` says
+    whether this one is logged, and how many went unlogged since the last."""
+
+    __slots__ = ("_at", "_unlogged")
+
+    def __init__(self) -> None:
+        self._at = -BAD_FRAME_LOG_INTERVAL  # monotonic time of the last line
+        self._unlogged = 0
+
+    def due(self, force: bool = False) -> int | None:
+        """None: skip this one (counted); else log it, saying this many more since the last."""
+        now = time.monotonic()
+        if not force and now - self._at < BAD_FRAME_LOG_INTERVAL:
+            self._unlogged += 1
+            return None
+        more, self._unlogged, self._at = self._unlogged, 0, now
+        return more
+
+
 def _levels_ok(levels: list[Level]) -> bool:
     # NaN fails every comparison, so it is rejected too (a NaN key would corrupt the sorted book).
     # A plain loop: about half the cost of all() over a generator on this hot path.
     for p, s in levels:  # noqa: SIM110
-        if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
+        if not (0.0 < p < MAX_NUMBER and 0.0 <= s < MAX_NUMBER):
             return False
     return True
 
@@ -52,7 +70,7 @@ def _numbers_ok(ev: object) -> bool:
     if isinstance(ev, (BookDelta, BookSnapshot)):
         return _levels_ok(ev.bids) and _levels_ok(ev.asks)
     if isinstance(ev, Trade):
-        return 0.0 < ev.price < _MAX and 0.0 <= ev.size < _MAX
+        return 0.0 < ev.price < MAX_NUMBER and 0.0 <= ev.size < MAX_NUMBER
     return True
 
 
@@ -101,10 +119,8 @@ class FeedPipeline:
         # set on a fatal error: the feed is over, and frames still buffered behind the error
         # (or a snapshot in flight) must not bring the state back from FAILED
         self.halted = False
-        self._bad_logged_at = -BAD_FRAME_LOG_INTERVAL  # monotonic time of the last bad-frame line
-        self._bad_unlogged = 0  # bad frames since that line
-        self._err_logged_at = -BAD_FRAME_LOG_INTERVAL  # the same for non-fatal venue errors
-        self._err_unlogged = 0
+        self._bad_log = _LogThrottle()  # bad frames
+        self._err_log = _LogThrottle()  # non-fatal venue errors
 
     # -- state ------------------------------------------------------------------------------
     def set_state(self, status: FeedStatus, reason: str = "") -> None:
@@ -176,16 +192,13 @@ class FeedPipeline:
             elif isinstance(ev, VenueError):
                 reason = safe(ev.reason)  # venue text: no terminal escapes in the log or the UI
                 market.stats.last_error, market.stats.last_error_at = reason, time.time()
-                now = time.monotonic()
-                if ev.fatal or now - self._err_logged_at >= BAD_FRAME_LOG_INTERVAL:
-                    # (a venue repeating a complaint at 800 a second filled the log)
-                    more, self._err_unlogged, self._err_logged_at = self._err_unlogged, 0, now
+                # (a venue repeating a complaint at 800 a second filled the log)
+                more = self._err_log.due(force=ev.fatal)
+                if more is not None:
                     log.warning(
                         "%s %s: venue error on %s: %s%s", market.venue, market.symbol, ev.stream, reason,
                         f" (and {more} more venue errors since the last such line)" if more else "",
                     )  # fmt: skip
-                else:
-                    self._err_unlogged += 1
                 if ev.fatal:
                     self.halt(reason)
                     actions.append(Fatal(reason))
@@ -219,11 +232,9 @@ class FeedPipeline:
         self.parse_errors += 1
         self.market.stats.bad_frames += 1
         self.market.stats.last_error, self.market.stats.last_error_at = reason, time.time()
-        now = time.monotonic()
-        if now - self._bad_logged_at < BAD_FRAME_LOG_INTERVAL:
-            self._bad_unlogged += 1
+        more = self._bad_log.due()
+        if more is None:
             return []
-        more, self._bad_unlogged, self._bad_logged_at = self._bad_unlogged, 0, now
         log.warning(
             "%s %s: bad frame on %s: %s%s",
             self.market.venue,
@@ -251,13 +262,13 @@ class FeedPipeline:
         if st is not SyncStatus.IGNORED:
             self.book_events += 1
         if st is SyncStatus.GAP:
-            self._gap(res.reason, actions)
+            self._gap(res.reason, actions, refresh=res.refresh)
 
-    def _gap(self, reason: str, actions: list[Action]) -> None:
+    def _gap(self, reason: str, actions: list[Action], refresh: bool = False) -> None:
         stats = self.market.stats
         if "checksum" in reason:
             stats.checksum_errors += 1
-        elif not reason.startswith(DEPTH_REFRESH):
+        elif not refresh:
             stats.gaps += 1
         self.market.resyncs += 1
         self.sync.reset()

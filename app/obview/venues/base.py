@@ -143,6 +143,7 @@ class SyncStatus(enum.Enum):
 class SyncResult:
     status: SyncStatus
     reason: str = ""
+    refresh: bool = False  # GAP only: a book renewed on purpose (a resync, not counted as a gap)
 
 
 APPLIED = SyncResult(SyncStatus.APPLIED)

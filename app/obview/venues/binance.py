@@ -191,6 +191,7 @@ class BinanceSync(BookSync):
                             SyncStatus.GAP,
                             f"{DEPTH_REFRESH}: {n} of the snapshot's {self.snapshot_limit} levels left"
                             " between the touch and its edge",
+                            refresh=True,
                         )
                     )
         return super()._post_apply(checksum)

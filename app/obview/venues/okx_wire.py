@@ -16,8 +16,6 @@ import msgspec
 from obview.venues.base import MAX_NUMBER, FastMiss, Price, Size
 from obview.venues.okx_book import RawText
 
-_MAX = MAX_NUMBER
-
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
@@ -99,7 +97,7 @@ def float_levels(rows: list[_Level]) -> tuple[list[tuple[float, float]], list[Ra
         sz = row.sz
         p = float(px)
         s = float(sz)
-        if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
+        if not (0.0 < p < MAX_NUMBER and 0.0 <= s < MAX_NUMBER):
             return None
         append((p, s))
         append_raw(f"{px}:{sz}")
