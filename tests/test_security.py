@@ -240,7 +240,6 @@ def test_safe_strips_control_characters_and_keeps_markup_literal():
 
 
 async def test_venue_error_reason_reaches_state_and_log_without_escapes(caplog):
-    import logging
 
     logger = logging.getLogger("obview.feed")
     logger.addHandler(caplog.handler)
@@ -429,20 +428,14 @@ def test_a_flood_of_bad_frames_is_logged_in_bounded_lines(monkeypatch):
     # must not write a log line per frame: the first at once, then one per interval that
     # says how many it stood for. Every frame is still counted.
     from obview.feed import pipeline as pl
+    from pipelog import pipeline_log_lines
 
     clock = [1000.0]
     monkeypatch.setattr(pl.time, "monotonic", lambda: clock[0])
     adapter = DemoAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
     market = Market(adapter.default_instrument())
     p = FeedPipeline(adapter, market)
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda rec: lines.append(rec.getMessage())  # type: ignore[method-assign]
-    logger = pl.log
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel("INFO")
-    try:
+    with pipeline_log_lines() as lines:
         for _ in range(5000):
             p.on_frame("demo", '{"type":"delta","seq":', 0.0)
         assert len(lines) == 1 and "malformed JSON" in lines[0] and "more" not in lines[0]
@@ -452,7 +445,4 @@ def test_a_flood_of_bad_frames_is_logged_in_bounded_lines(monkeypatch):
         clock[0] += 0.5
         p.on_frame("demo", "[1]", 0.0)
         assert len(lines) == 2 and "(and 5000 more bad frames since the last such line)" in lines[1]
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
     assert market.stats.bad_frames == p.parse_errors == 5002

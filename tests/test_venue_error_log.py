@@ -4,12 +4,11 @@ server repeating an OKX notice wrote 4,773 lines in 6 s). Each is still shown in
 
 from __future__ import annotations
 
-import logging
-
 from obview.feed import pipeline as pl
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
 from obview.venues.demo import DemoAdapter
+from pipelog import pipeline_log_lines
 
 
 def test_a_flood_of_venue_errors_is_logged_in_bounded_lines_and_a_fatal_one_always(monkeypatch):
@@ -18,13 +17,7 @@ def test_a_flood_of_venue_errors_is_logged_in_bounded_lines_and_a_fatal_one_alwa
     adapter = DemoAdapter("BTC-PERP", endpoint="ws://127.0.0.1:9")
     market = Market(adapter.default_instrument())
     p = FeedPipeline(adapter, market)
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda rec: lines.append(rec.getMessage())  # type: ignore[method-assign]
-    pl.log.addHandler(handler)
-    old = pl.log.level
-    pl.log.setLevel("INFO")
-    try:
+    with pipeline_log_lines() as lines:
         for i in range(3000):
             p.on_frame("demo", f'{{"type":"error","reason":"slow down {i}"}}', 0.0)
         assert len(lines) == 1 and "slow down 0" in lines[0]
@@ -34,6 +27,3 @@ def test_a_flood_of_venue_errors_is_logged_in_bounded_lines_and_a_fatal_one_alwa
         assert len(lines) == 2 and "(and 2999 more venue errors since the last such line)" in lines[1]
         p.on_frame("demo", '{"type":"error","reason":"unknown symbol","fatal":true}', 0.0)
         assert len(lines) == 3 and "unknown symbol" in lines[2]
-    finally:
-        pl.log.removeHandler(handler)
-        pl.log.setLevel(old)
