@@ -30,7 +30,7 @@ from bench.common import Figure
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus
-from obview.record import Replay, replay_frames
+from obview.replay import Replay, replay_frames
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from obview.feed.pipeline import _numbers_ok
-from obview.record import replay_frames
+from obview.replay import replay_frames
 from obview.venues.base import VenueAdapter
 
 REPO = Path(__file__).resolve().parents[1]

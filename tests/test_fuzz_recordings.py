@@ -23,7 +23,7 @@ from fastpath import sim_frames
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
 from obview.model import FeedStatus
-from obview.record import Replay, replay_frames
+from obview.replay import Replay, replay_frames
 from obview.venues.registry import get_adapter
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "recordings"

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from obview.record import Recorder, ReplayError, replay_frames, replay_summary
+from obview.record import Recorder
+from obview.replay import ReplayError, replay_frames, replay_summary
 
 HL_WS = "wss://api.hyperliquid.xyz/ws"
 
@@ -294,7 +295,7 @@ def test_unreadable_files(tmp_path):
 
 def test_a_line_too_long_for_a_recording_is_refused_unread(tmp_path, monkeypatch):
     # /dev/zero and the like have no line end: a line read whole took all the memory
-    import obview.record as rec
+    import obview.replay as rec
 
     monkeypatch.setattr(rec, "MAX_LINE", 1000)
     ok, long = tmp_path / "ok.jsonl", tmp_path / "long.jsonl"

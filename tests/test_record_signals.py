@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from obview.record import Recorder, replay_frames, replay_summary
+from obview.record import Recorder
+from obview.replay import replay_frames, replay_summary
 
 ENV = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent-obview-test"}
 
@@ -78,7 +79,7 @@ def test_the_recorder_sync_flushes_a_gz_file_once_a_second(tmp_path):
 
 
 def test_a_gz_file_cut_before_any_line_is_still_an_error(tmp_path):
-    from obview.record import ReplayError
+    from obview.replay import ReplayError
 
     path = tmp_path / "cut.jsonl.gz"
     data = gzip.compress(b'{"t":1,"raw":"x"}\n' * 100)

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from obview.record import replay_summary
+from obview.replay import replay_summary
 
 REC = Path(os.environ.get("OBVIEW_RECORDINGS", "/work/shared/recordings"))
 

@@ -183,7 +183,7 @@ def cmd_replay(argv: list[str]) -> int:
     except UnknownVenue as e:
         return _fail(str(e))
     try:
-        from obview.record import ReplayError, replay_summary
+        from obview.replay import ReplayError, replay_summary
     except ImportError:
         return _fail("replay is not available in this build")
     if not os.path.isfile(a.file) and os.path.exists(a.file):
