@@ -10,6 +10,8 @@ from obview.book import OrderBook
 from obview.market import Market
 from obview.model import Instrument, Side, Trade
 from obview.text import safe
+from obview.ui.colorscale import ColorScale, auto_scale, interpolate_stops, mark_weight, percentile
+from obview.ui.numbers import align_on_point, compact, decimals_for
 from obview.ui.tapemodel import (
     aggregate_tape,
     large_trade_tiers,
@@ -17,22 +19,14 @@ from obview.ui.tapemodel import (
     tier_of,
 )
 from obview.ui.viewmodel import (
-    ColorScale,
     PriceWindow,
-    align_on_point,
-    auto_scale,
     bar_cells,
     bucket_index,
-    compact,
-    decimals_for,
     dom_grid,
     group_steps,
     heat_layout,
-    interpolate_stops,
     is_multiple,
-    mark_weight,
     next_step,
-    percentile,
     window_origin,
 )
 
@@ -271,7 +265,7 @@ def test_color_scale_bisect_matches_the_log_formula():
 
 
 def test_spans_read_at_a_glance():
-    from obview.ui.viewmodel import format_span
+    from obview.ui.numbers import format_span
 
     assert [format_span(x) for x in (0.4, 15.75, 59.6, 150, 3599, 3600, 3900)] == [
         "0s", "16s", "1m00s", "2m30s", "59m59s", "1h00m", "1h05m",

@@ -41,12 +41,7 @@ from obview.ui.theming import (
     resolve_theme_name,
 )
 from obview.ui.venuestrip import VenueStrip
-from obview.ui.viewmodel import (
-    PriceWindow,
-    group_steps,
-    heat_layout,
-    is_multiple,
-)
+from obview.ui.viewmodel import PriceWindow, group_steps, heat_layout, is_multiple
 
 FRAME_INTERVAL = 1 / 30
 SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with time alone

@@ -23,10 +23,10 @@ from textual.widgets import Static
 from obview.compare import Comparison, VenueRow, compare
 from obview.model import FeedStatus
 from obview.text import safe
+from obview.ui.numbers import align_on_point, compact, decimals_for, format_ms, format_price
 from obview.ui.screens import _Modal
 from obview.ui.statsbar import STATE_COLOR, STATE_MARK
 from obview.ui.theming import PanelColors
-from obview.ui.viewmodel import align_on_point, compact, decimals_for, format_ms, format_price
 
 #: seconds between refreshes of the table
 REFRESH = 0.25

@@ -28,20 +28,12 @@ from textual.strip import Strip
 
 from obview.market import Market
 from obview.sampler import HeatmapColumn
+from obview.ui.colorscale import ColorScale, auto_scale, mark_weight
 from obview.ui.lines import LineWidget, release_strips
+from obview.ui.numbers import compact, decimals_for, format_price, format_span
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
 from obview.ui.timezoom import TimeZoom
-from obview.ui.viewmodel import (
-    ColorScale,
-    HeatLayout,
-    auto_scale,
-    bucket_index,
-    compact,
-    decimals_for,
-    format_price,
-    format_span,
-    mark_weight,
-)
+from obview.ui.viewmodel import HeatLayout, bucket_index
 
 ASK = 64  # code offset for buckets above the column's mid (tinted colormaps)
 BBO_BID = 200

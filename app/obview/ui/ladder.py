@@ -9,16 +9,8 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.text import fit, safe
 from obview.ui.lines import LineWidget
-from obview.ui.viewmodel import (
-    align_on_point,
-    bar_cells,
-    bps,
-    compact,
-    decimals_for,
-    dom_grid,
-    format_price,
-    ladder_levels,
-)
+from obview.ui.numbers import align_on_point, bps, compact, decimals_for, format_price
+from obview.ui.viewmodel import bar_cells, dom_grid, ladder_levels
 
 FLASH_SECONDS = 0.45
 

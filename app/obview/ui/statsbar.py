@@ -13,15 +13,8 @@ from obview.market import Market
 from obview.model import FeedStatus
 from obview.text import safe
 from obview.ui.lines import SteadyLines
+from obview.ui.numbers import bps, compact, decimals_for, format_duration, format_ms, format_price
 from obview.ui.theming import PanelColors
-from obview.ui.viewmodel import (
-    bps,
-    compact,
-    decimals_for,
-    format_duration,
-    format_ms,
-    format_price,
-)
 
 #: a LIVE book whose messages arrive this much later than the minute's quickest is flagged
 BEHIND_WARN = 1.0

@@ -7,17 +7,11 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.model import Side
 from obview.ui.lines import LineWidget
+from obview.ui.numbers import align_on_point, clock_ms, compact, decimals_for, format_price
 from obview.ui.tapemodel import (
     aggregate_tape,
     sweep_text,
     tier_of,
-)
-from obview.ui.viewmodel import (
-    align_on_point,
-    clock_ms,
-    compact,
-    decimals_for,
-    format_price,
 )
 
 

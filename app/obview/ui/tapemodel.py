@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from obview.model import Instrument, Side, Trade
-from obview.ui.viewmodel import format_price
+from obview.ui.numbers import format_price
 
 
 @dataclass(slots=True)

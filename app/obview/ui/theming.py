@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.style import Style
 from textual.theme import Theme
 
-from obview.ui.viewmodel import interpolate_stops
+from obview.ui.colorscale import interpolate_stops
 
 COLORMAP_LEVELS = 32
 DEFAULT_THEME = "obview-dark"

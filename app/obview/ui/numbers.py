@@ -1,0 +1,113 @@
+"""Number and time formatting for the widgets: decimals, compact sizes, alignment on the point."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+
+def decimals_for(step: float) -> int:
+    """Decimals needed to print multiples of ``step`` exactly (0.5 -> 1, 0.01 -> 2, 5 -> 0)."""
+    if step <= 0:
+        return 2
+    for d in range(0, 10):
+        if abs(round(step, d) - step) < step * 1e-6:
+            return d
+    return 10
+
+
+def format_price(price: float, decimals: int) -> str:
+    return f"{price:.{decimals}f}"
+
+
+def compact(x: float) -> str:
+    """Compact size/notional: 0.0123, 0.123, 1.23, 12.3, 123, 1.23k, 12.3k, 123k, 1.23M ..."""
+    a = abs(x)
+    sign = "-" if x < 0 else ""
+    if a == 0:
+        return "0"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div * 0.9995:
+            v = a / div
+            if v >= 99.95:
+                return f"{sign}{v:.0f}{suffix}"
+            if v >= 9.995:
+                return f"{sign}{v:.1f}{suffix}"
+            return f"{sign}{v:.2f}{suffix}"
+    if a >= 99.95:
+        return f"{sign}{a:.0f}"
+    if a >= 9.995:
+        return f"{sign}{a:.1f}"
+    if a >= 0.9995:
+        return f"{sign}{a:.2f}"
+    if a >= 0.09995:
+        return f"{sign}{a:.3f}"
+    if a >= 0.00009995:
+        return f"{sign}{a:.4f}"
+    # two significant figures: a 1e-5 lot (Hyperliquid's BTC) read as "0.0000", an empty size
+    if a < 1e-10:
+        return f"{sign}{a:.1e}"
+    d = 1 - math.floor(math.log10(a))
+    return f"{sign}{a:.{d}f}"
+
+
+def split_point(s: str) -> tuple[str, str]:
+    """Split a number string at its decimal point, or before a unit suffix ("123k")."""
+    i = s.find(".")
+    if i >= 0:
+        return s[:i], s[i:]
+    j = len(s)
+    while j > 0 and not s[j - 1].isdigit():
+        j -= 1
+    return s[:j], s[j:]
+
+
+def align_on_point(values: Sequence[str], width: int | None = None) -> list[str]:
+    """Pad number strings so their decimal points sit in one column (right-justified block)."""
+    parts = [split_point(v) for v in values]
+    iw = max((len(a) for a, _ in parts), default=0)
+    fw = max((len(b) for _, b in parts), default=0)
+    out = [a.rjust(iw) + b.ljust(fw) for a, b in parts]
+    if width is not None:
+        out = [s.rjust(width)[-width:] if len(s) <= width else s[:width] for s in out]
+    return out
+
+
+def bps(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return part / whole * 1e4
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.0f}m"
+
+
+def format_span(seconds: float) -> str:
+    """A stretch of time at a glance: "45s", "2m30s", "1h05m"."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def format_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    ms = seconds * 1000
+    return f"{ms:.1f}ms" if abs(ms) < 10 else f"{ms:.0f}ms"
+
+
+def clock_ms(ts: float) -> str:
+    """HH:MM:SS.mmm in UTC (exchanges stamp in UTC; the tape must not depend on the host zone)."""
+    t = time.gmtime(ts)
+    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{int(ts * 1000) % 1000:03d}"
