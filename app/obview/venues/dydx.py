@@ -9,8 +9,9 @@ Protocol (see the venue fact sheet and the indexer's ``socks`` service):
   ``batched: true``, as ``channel_batch_data`` (``contents`` a list of updates, applied in
   order, about every 250 ms). Both level shapes are read in every message.
 - Book messages carry no sequence number or timestamp of their own, only the envelope's
-  ``message_id``: one counter per connection, raised by one for every client message received
-  and for every data message sent; ``subscribed`` carries the value set by its ``subscribe``.
+  ``message_id``: one counter per connection, raised by one for every valid subscribe or
+  unsubscribe and for every data message sent (a ping or an invalid message leaves it alone);
+  ``subscribed`` carries the value set by its ``subscribe``.
   So the book gets a connection of its own with exactly one client message: ``subscribed``
   is ``1`` and each book message after it is the previous one plus one. A jump is a lost
   message (a GAP); a repeat is a duplicate. The trades take a second connection, whose

@@ -2,9 +2,11 @@
 ../shared/venues/dydx.md and the indexer's ``socks`` service.
 
 - Path ``/v4/ws``. On connect: ``{"type":"connected","connection_id":..,"message_id":0}``.
-- ``message_id`` is one counter per connection, raised by one for every client message
-  received and for every data message sent. ``subscribed`` / ``unsubscribed`` / ``pong`` /
-  ``error`` carry the counter as it stands (a ``subscribed`` the value its ``subscribe`` set).
+- ``message_id`` is one counter per connection, raised by one for every subscribe or
+  unsubscribe that passes validation (a channel, a known channel, a string id) and for every
+  data message sent; a ping or an invalid message leaves it alone, as in the indexer's
+  ``socks`` service. ``subscribed`` / ``unsubscribed`` / ``error`` carry the counter as it
+  stands (a ``subscribed`` the value its ``subscribe`` set).
 - ``{"type":"subscribe","channel":"v4_orderbook"|"v4_trades","id":"BTC-USD","batched":b}``
   is answered by ``subscribed`` with the snapshot in ``contents``: the whole book as
   ``{"price","size"}`` objects, or the recent trades (newest first). Updates follow as
@@ -12,8 +14,9 @@
   as ``channel_batch_data`` whose ``contents`` lists the updates of about 250 ms (simulated
   time; also flushed by the once-a-second heartbeat, so a stopped simulator still delivers).
 - Refusals, with the indexer's texts: an unknown channel, an id that is no market, a
-  second subscribe to the same channel and id. ``{"type":"ping"}`` is answered with
-  ``pong``. The venue's WebSocket pings come from the server itself (``websockets``).
+  second subscribe to the same channel and id. ``{"type":"ping"}`` gets no answer (the
+  indexer handles it "by doing nothing"); the venue's liveness check is the WebSocket ping
+  the server sends itself (``websockets``), which the client's library answers.
 - Trades: ``side`` is the taker's, ``createdAt`` ISO-8601 with milliseconds, ``id`` 24 hex
   digits, ``createdAtHeight`` a block height (one block per second here).
 - REST: ``GET /v4/perpetualMarkets[?ticker=]`` (tickSize / stepSize) and
@@ -132,7 +135,6 @@ class DydxDialect(Dialect):
         return [Out(_dumps(self._envelope("connected")))]
 
     def on_message(self, text: str) -> list[Out]:
-        self.message_id += 1  # every client message takes a number, valid or not
         try:
             msg = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -142,10 +144,7 @@ class DydxDialect(Dialect):
         kind = msg["type"]
         if kind == "ping":
             self.pings += 1
-            pong = self._envelope("pong")
-            if isinstance(msg.get("id"), int) and msg["id"]:
-                pong["id"] = msg["id"]
-            return [Out(_dumps(pong))]
+            return []
         if kind not in ("subscribe", "unsubscribe"):
             return [self._error(f"Invalid message type: {str(kind)[:40]}")]
         channel, ticker = msg.get("channel"), msg.get("id")
@@ -155,6 +154,7 @@ class DydxDialect(Dialect):
             return [self._error(f"Invalid channel: {str(channel)[:40]}")]
         if not isinstance(ticker, str):
             return [self._error(f"Invalid id: {str(ticker)[:40]}")]
+        self.message_id += 1  # a valid subscribe or unsubscribe takes a number
         if kind == "unsubscribe":
             self.subs.pop((channel, ticker), None)
             unsub = self._envelope("unsubscribed", channel=channel, id=ticker)
