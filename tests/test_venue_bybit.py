@@ -429,6 +429,12 @@ def test_dialect_subscribe_errors_and_instruments():
     ack, snap = d.on_message('{"op":"subscribe","args":["orderbook.50.BTCUSDT"]}')
     s = orjson.loads(snap.text)
     assert s["type"] == "snapshot" and len(s["data"]["b"]) == 50 and len(s["data"]["a"]) == 50
+    # the same topic again: refused as Bybit does, no second snapshot, and not fatal for us
+    (dup,) = d.on_message('{"op":"subscribe","args":["orderbook.50.BTCUSDT"]}')
+    f = orjson.loads(dup.text)
+    assert f["success"] is False and f["ret_msg"] == "error:already subscribed,topic:orderbook.50.BTCUSDT"
+    (ve,) = BybitAdapter("BTC-PERP").parse("public", dup.text, 0.0)
+    assert isinstance(ve, VenueError) and not ve.fatal
     status, body = BybitDialect.http(
         markets, "/v5/market/instruments-info", {"category": "linear", "symbol": "BTCUSDT"}, b""
     )
@@ -438,3 +444,25 @@ def test_dialect_subscribe_errors_and_instruments():
         and inst.tick == markets["BTC-PERP"].tick
         and inst.lot == markets["BTC-PERP"].lot
     )
+
+
+def test_dialect_restart_reaches_every_symbol_subscribed():
+    """A restart owes each subscribed topic one u = 1 snapshot, whichever symbol steps first."""
+    from obview.sim.dialects.bybit import BybitDialect
+    from obview.sim.engine import SimMarket
+
+    markets = {
+        sym: SimMarket(sym, seed=2, start_time=1_700_000_000.0) for sym in ("BTC-PERP", "ETH-PERP")
+    }
+    d = BybitDialect(markets, "/v5/public/linear")
+    d.on_message('{"op":"subscribe","args":["orderbook.50.ETHUSDT"]}')
+    d.restart()
+    firsts = []
+    for k in range(40):  # BTC steps before ETH, as the server steps its markets in order
+        for m in markets.values():
+            for out in d.on_update(m.step(1_700_000_000.0 + 0.05 * (k + 1))):
+                if out.kind in ("snapshot", "delta"):
+                    firsts.append(orjson.loads(out.text))
+    assert firsts, "the ETH book never changed in 40 steps"
+    assert firsts[0]["type"] == "snapshot" and firsts[0]["data"]["u"] == 1
+    assert all(f["type"] == "delta" for f in firsts[1:])

@@ -9,7 +9,8 @@
   come into it are inserted, so the client's top-``depth`` book equals the one encoded here.
   ``u`` goes up by one per message of the topic and continues across a resubscribe; ``seq`` is
   the simulator's sequence number. ``restart()`` emulates a service restart: the next book
-  message of every topic is a snapshot with ``u = 1``.
+  message of every topic is a snapshot with ``u = 1``. A subscribe to a topic this connection
+  already has is refused (``error:already subscribed,topic:...``) and sends no snapshot.
 - ``publicTrade.{SYMBOL}``: ``data`` is a list of fills, ``S`` the taker side.
 - ``GET /v5/market/instruments-info?category=linear&symbol=X``: tickSize / qtyStep.
 - Sizes are coins (the simulator's unit), so nothing is converted.
@@ -69,7 +70,7 @@ class BybitDialect(Dialect):
         self.books: dict[tuple[str, str], _BookTopic] = {}  # (topic, symbol) -> state
         self.trades: dict[str, str] = {}  # symbol -> topic
         self.u: dict[str, int] = {}  # topic -> last u sent (kept across resubscribes)
-        self._restart = False
+        self._restart: set[tuple[str, str]] = set()  # book topics owing a u = 1 snapshot
 
     # -- client frames --------------------------------------------------------------------------
     def _ack(self, op: str, ok: bool, msg: str, req_id: object) -> Out:
@@ -99,6 +100,10 @@ class BybitDialect(Dialect):
                         self._ack("subscribe", False, f"Invalid symbol :[{str(a)[:60]}]", req_id)
                     ]
                 parsed.append(p)
+            for topic, _kind, symbol, _depth in parsed:
+                if (topic, symbol) in self.books or self.trades.get(symbol) == topic:
+                    reason = f"error:already subscribed,topic:{topic}"
+                    return [self._ack("subscribe", False, reason, req_id)]
             out = [self._ack("subscribe", True, "", req_id)]
             for topic, kind, symbol, depth in parsed:
                 if kind == "book":
@@ -112,6 +117,7 @@ class BybitDialect(Dialect):
             for a in args:
                 for key in [k for k in self.books if k[0] == a]:
                     del self.books[key]
+                    self._restart.discard(key)
                 for sym in [s for s, t in self.trades.items() if t == a]:
                     del self.trades[sym]
             return [self._ack("unsubscribe", True, "", req_id)]
@@ -137,8 +143,9 @@ class BybitDialect(Dialect):
         return None
 
     def restart(self) -> None:
-        """Emulate a restart of the venue's book service (next book message: u = 1 snapshot)."""
-        self._restart = True
+        """Emulate a restart of the venue's book service: the next book message of every topic
+        subscribed now is a snapshot with u = 1."""
+        self._restart.update(self.books)
 
     # -- frames -----------------------------------------------------------------------------------
     def _book_msg(self, topic: str, symbol: str, kind: str, u: int, bids, asks) -> str:
@@ -179,11 +186,11 @@ class BybitDialect(Dialect):
     def on_update(self, update: SimUpdate) -> list[Out]:
         symbol = update.symbol
         out: list[Out] = []
-        restart, self._restart = self._restart, False
         for (topic, sym), state in self.books.items():
             if sym != symbol:
                 continue
-            if restart:
+            if (topic, sym) in self._restart:
+                self._restart.discard((topic, sym))
                 out.append(self._snapshot(topic, sym, state, u=1))
                 continue
             bids, asks = self.markets[sym].book.top(state.depth)
