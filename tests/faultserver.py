@@ -247,12 +247,8 @@ class FaultServer(SimServer):
             m._cb, m._ca, m._trades = {}, {}, []
             if index is not None:
                 m._set(is_bid, index, 1 + rng.randrange(200))
-            prev = m.seq
-            m.seq = prev + 1
             m.ts = max(m.ts, time.time())
-            update = SimUpdate(
-                symbol, m.seq, prev, m.ts, list(m._cb.items()), list(m._ca.items()), []
-            )
+            update = m.finish_step()
             self._remember(symbol)
             for c in list(self.clients):
                 if not c.closing:

@@ -19,6 +19,7 @@ from e2e import drop_a_delta_and_recover, until, venue_feed
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Side, Trade
+from obview.sim.dialects.binance import update_ids
 from obview.venues.base import FrameError, ResyncMode, UnknownSymbol, VenueError
 from obview.venues.binance import BinanceAdapter, BinanceSync
 from obview.venues.registry import get_adapter
@@ -267,6 +268,22 @@ def test_pu_gap_resyncs_without_reconnect_and_recovers():
     assert pipe.on_frame("depth", depth(18, 19, 17), 1.3) == []
     pipe.on_frame("depth", depth(20, 22, 19, asks=[(100.15, 2.0)]), 1.4)
     assert pipe.on_snapshot_body(snapshot(21, BIDS, ASKS), 1.5) == []
+    assert market.state.status is FeedStatus.LIVE and market.book.asks[100.15] == 2.0
+    assert market.stats.gaps == 1 and market.resyncs == 1
+
+
+def test_snapshot_taken_inside_the_event_that_showed_the_gap_joins_it():
+    """The event that reveals a gap is sound (our book is not), and the snapshot fetched for
+    the repair is often taken while that very event was being gathered: U <= L <= u. Keeping
+    it lets the next event follow on; dropping it made the repair itself read as a new gap."""
+    ad, market, pipe = make()
+    pipe.on_snapshot_body(snapshot(10, BIDS, ASKS), 1.0)
+    pipe.on_frame("depth", depth(10, 12, 9), 1.1)
+    actions = pipe.on_frame("depth", depth(15, 19, 14, bids=[(99.95, 1.0)]), 1.2)  # pu 14 != 12
+    assert [type(a) for a in actions] == [NeedResync] and market.stats.gaps == 1
+    assert pipe.on_snapshot_body(snapshot(17, BIDS, ASKS), 1.3) == []  # L=17 inside [15, 19]
+    assert market.state.status is FeedStatus.LIVE and market.book.bids[99.95] == 1.0
+    assert pipe.on_frame("depth", depth(21, 23, 19, asks=[(100.15, 2.0)]), 1.4) == []
     assert market.state.status is FeedStatus.LIVE and market.book.asks[100.15] == 2.0
     assert market.stats.gaps == 1 and market.resyncs == 1
 
@@ -563,7 +580,7 @@ async def frozen_equal(server, market, sim, sync) -> None:
     await until(
         lambda: market.live and sync.last_seq is not None and sync.last_seq >= (sent_u() or 0)
     )
-    assert sync.last_seq <= sim.seq
+    assert sync.last_seq <= update_ids("BTC-PERP", sim.seq)[1]
     assert top(market.book) == top(sim.book)
     assert len(market.book.bids) == len(sim.book.bids) and len(market.book.asks) == len(
         sim.book.asks
@@ -632,7 +649,8 @@ async def test_dialect_routes_and_rest_errors():
             server.markets, "/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": "5"}, b""
         )
         snap = orjson.loads(body)
-        assert status == 200 and snap["lastUpdateId"] == sim.seq and len(snap["bids"]) == 5
+        first, last = update_ids("BTC-PERP", sim.book_seq)
+        assert status == 200 and first <= snap["lastUpdateId"] <= last and len(snap["bids"]) == 5
         status, body = BinanceDialect.http(
             server.markets, "/fapi/v1/depth", {"symbol": "NOPE"}, b""
         )
@@ -649,14 +667,13 @@ async def test_dialect_routes_and_rest_errors():
             upd = sim.step(sim.ts + 0.05)
         (frame,) = [o for o in raw.on_update(upd) if o.kind == "delta"]
         ev = orjson.loads(frame.text)
-        assert ev["e"] == "depthUpdate" and (ev["U"], ev["u"], ev["pu"]) == (
-            upd.prev_seq + 1,
-            upd.seq,
-            upd.prev_seq,
-        )
+        first, last = update_ids("BTC-PERP", upd.seq)
+        assert ev["e"] == "depthUpdate" and (ev["U"], ev["u"]) == (first, last)
+        # update ids are shared by every symbol on the venue: never pu + 1, as in the recording
+        assert ev["pu"] == update_ids("BTC-PERP", upd.prev_book_seq)[1] and ev["U"] - ev["pu"] >= 2
         # and the adapter reads the raw form too
         (delta,) = BinanceAdapter("BTC-PERP").parse("depth", frame.text, 0.0)
-        assert delta.seq == upd.seq and len(delta.bids) == len(upd.bids)
+        assert (delta.first_seq, delta.seq) == (first, last) and len(delta.bids) == len(upd.bids)
         (ack,) = d.on_message('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":4}')
         assert orjson.loads(ack.text) == {"result": None, "id": 4}
         (err,) = d.on_message('{"method":"SUBSCRIBE","params":["dogeusdt@depth"],"id":5}')

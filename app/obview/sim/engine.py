@@ -88,6 +88,8 @@ class SimMarket:
         self.book = OrderBook()
         self.rng = rng = random.Random(f"{seed}:{symbol}")
         self.seq = 1_000_000 + rng.randrange(1_000_000)
+        self.book_seq = self.seq  # seq of the last step that changed a level
+        self.last_book_update: SimUpdate | None = None  # and that step
         self.trade_id = 10_000_000 + rng.randrange(10_000_000)
         self.ts = start_time if start_time is not None else time.time()
         self._last = start_time  # None: the first step uses a nominal interval
@@ -265,9 +267,13 @@ class SimMarket:
         if not self._cb and not self._ca and not self._trades:
             self._add_near()
 
-        prev = self.seq
+        return self.finish_step()
+
+    def finish_step(self) -> SimUpdate:
+        """Number the step whose changes ``_cb`` / ``_ca`` / ``_trades`` hold and return it."""
+        prev, prev_book = self.seq, self.book_seq
         self.seq = prev + 1
-        return SimUpdate(
+        update = SimUpdate(
             symbol=self.symbol,
             seq=self.seq,
             prev_seq=prev,
@@ -275,7 +281,12 @@ class SimMarket:
             bids=list(self._cb.items()),
             asks=list(self._ca.items()),
             trades=self._trades,
+            prev_book_seq=prev_book,
         )
+        if self._cb or self._ca:
+            self.book_seq = self.seq
+            self.last_book_update = update
+        return update
 
     def _poisson(self, lam: float) -> int:
         limit = math.exp(-lam)

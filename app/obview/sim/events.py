@@ -28,3 +28,5 @@ class SimUpdate:
     bids: list[Level] = field(default_factory=list)
     asks: list[Level] = field(default_factory=list)
     trades: list[SimTrade] = field(default_factory=list)
+    #: seq of the last earlier step that changed a level (venues that number book updates only)
+    prev_book_seq: int = -1

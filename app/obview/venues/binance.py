@@ -165,11 +165,22 @@ class BinanceSync(BookSync):
                 f"snapshot too old: lastUpdateId {last_id} < first buffered update {pending[0].first_seq}",
             )
         self.first_pending = True
-        for d in pending:
+        for i, d in enumerate(pending):
             res = self.on_delta(d)
             if res.status is SyncStatus.GAP:
+                self._stash = pending[i:]  # still good events for the next snapshot
                 return res
         return APPLIED
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        res = super().on_delta(delta)
+        if res.status is SyncStatus.GAP and delta.seq is not None:
+            # The event is sound; the book it met was not (a break in pu, a depth refresh, a
+            # cross). The snapshot fetched next is often taken while this very event was being
+            # gathered (U <= lastUpdateId <= u): keep it for that snapshot, or the event after
+            # it cannot bridge and the repair itself reads as another gap.
+            self._stash = [delta]
+        return res
 
     def _post_apply(self, checksum: int | None) -> SyncResult:
         lo, hi = self.window

@@ -6,11 +6,19 @@
   mode ``/ws/<stream>[/<stream>...]``. A stream asked on the wrong route is accepted and stays
   silent, as the real venue does since the route split.
 - ``{"method":"SUBSCRIBE","params":[...],"id":1}`` -> ``{"result":null,"id":1}``.
-- Diff depth events: ``U`` first / ``u`` final update id, ``pu`` = the previous event's ``u``;
-  the update ids are the simulator's sequence numbers. Steps that change nothing send nothing
-  (so ``U`` may skip ids, and ``pu`` still chains).
-- No snapshot over WebSocket: ``GET /fapi/v1/depth?symbol=X&limit=N`` answers
-  ``lastUpdateId`` = the market's current sequence with the book at that sequence.
+- Diff depth events: ``U`` first / ``u`` final update id, ``pu`` = the previous event's ``u``.
+  As on the venue, where update ids are shared by all symbols, an event spans several ids and
+  ``U`` is never ``pu + 1``: simulator step ``k`` owns the ids ``[k * STRIDE, (k + 1) * STRIDE)``
+  and its event takes a range inside them (``update_ids``), so ``U - pu >= 2`` and
+  ``u - U >= 2``. Steps that change nothing send nothing (``pu`` still chains).
+- No snapshot over WebSocket: ``GET /fapi/v1/depth?symbol=X&limit=N`` answers the book after
+  the last step that changed it, with a ``lastUpdateId`` anywhere in that step's ``[U, u]``:
+  at ``U``, strictly inside or at ``u`` (``snapshot_id``), as the venue's, taken while an event
+  was being gathered, usually is. The client applies that whole event again (sizes are
+  absolute), so it must bridge with ``U <= lastUpdateId <= u``, not ``pu == lastUpdateId``.
+  As on the venue, a new depth subscriber also gets the event being gathered when it joined:
+  the last step that changed the book is sent right after subscribing, so a snapshot fetched
+  afterwards always has its bridging event on the socket.
 - ``GET /fapi/v1/exchangeInfo``: tickSize / stepSize from the simulator.
 - aggTrade: ``m`` is true when the buyer was the maker (the taker sold).
 - Server pings are WebSocket ping frames (the server library sends them); no JSON heartbeat.
@@ -32,11 +40,41 @@ if TYPE_CHECKING:
     from obview.sim.events import SimUpdate
 
 DEPTH_SUFFIXES = ("@depth@100ms", "@depth@500ms", "@depth")
+STRIDE = 64  # update ids per simulator step
 SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 
 def _dumps(obj: object) -> str:
     return orjson.dumps(obj).decode()
+
+
+def _mix(symbol: str, seq: int) -> int:
+    """A fixed pseudo-random number per (symbol, step): the same in every process."""
+    h = (seq * 0x9E3779B1 + sum(map(ord, symbol)) * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h * 0x2C1B3C6D) & 0xFFFFFFFF
+
+
+def update_ids(symbol: str, seq: int) -> tuple[int, int]:
+    """``(U, u)`` of the depth event of simulator step ``seq``."""
+    h = _mix(symbol, seq)
+    half = STRIDE // 2
+    base = seq * STRIDE
+    return base + 1 + h % (half - 1), base + half + 1 + (h >> 8) % (half - 1)
+
+
+def snapshot_id(symbol: str, seq: int) -> int:
+    """The REST ``lastUpdateId`` of a book as of step ``seq``: one of that event's ids."""
+    first, last = update_ids(symbol, seq)
+    return first + (_mix(symbol, seq) >> 16) % (last - first + 1)
+
+
+def book_id(m: SimMarket) -> int:
+    """The REST ``lastUpdateId`` of ``m``'s book now: inside the event of the step that last
+    changed it, or, before any step did, the final id of the book the market started with."""
+    if m.last_book_update is None:
+        return update_ids(m.symbol, m.book_seq)[1]
+    return snapshot_id(m.symbol, m.book_seq)
 
 
 def _ms(ts: float) -> int:
@@ -117,6 +155,7 @@ class BinanceDialect(Dialect):
         method = msg.get("method")
         params = msg.get("params") or []
         if method == "SUBSCRIBE":
+            had = set(self.depth)
             bad = [p for p in params if not isinstance(p, str) or not self._add(p)]
             if bad:
                 return [
@@ -132,7 +171,7 @@ class BinanceDialect(Dialect):
                         )
                     )
                 ]
-            return [Out(_dumps({"result": None, "id": req_id}))]
+            return [Out(_dumps({"result": None, "id": req_id})), *self._joined(self.depth - had)]
         if method == "UNSUBSCRIBE":
             for p in params:
                 if isinstance(p, str):
@@ -154,7 +193,41 @@ class BinanceDialect(Dialect):
             )
         ]
 
+    def on_connect(self) -> list[Out]:
+        return self._joined(self.depth)
+
+    def _joined(self, symbols: set[str]) -> list[Out]:
+        """The event being gathered when these depth streams began (see the module docstring)."""
+        out = []
+        for symbol in sorted(symbols):
+            last = self.markets[symbol].last_book_update
+            if last is not None and symbol not in self.last_u:
+                out.append(self._depth(symbol, last))
+        return out
+
     # -- frames ---------------------------------------------------------------------------------
+    def _depth(self, symbol: str, update: SimUpdate) -> Out:
+        prev = self.last_u.get(symbol)
+        if prev is None:
+            prev = update_ids(symbol, update.prev_book_seq)[1]
+        first, last = update_ids(symbol, update.seq)
+        self.last_u[symbol] = last
+        m = self.markets[symbol]
+        fp, fs = m.fmt_price, m.fmt_size
+        ts = _ms(update.ts)
+        event = {
+            "e": "depthUpdate",
+            "E": ts,
+            "T": ts,
+            "s": self._native(symbol),
+            "U": first,
+            "u": last,
+            "pu": prev,
+            "b": [[fp(p), fs(s)] for p, s in update.bids],
+            "a": [[fp(p), fs(s)] for p, s in update.asks],
+        }
+        return Out(self._wrap("depth", symbol, event), kind="delta")
+
     def _wrap(self, kind: str, symbol: str, event: dict) -> str:
         if self.combined:
             return _dumps({"stream": self.stream_names[(kind, symbol)], "data": event})
@@ -165,23 +238,8 @@ class BinanceDialect(Dialect):
         out: list[Out] = []
         m = self.markets[symbol]
         native = self._native(symbol)
-        ts = _ms(update.ts)
         if symbol in self.depth and (update.bids or update.asks):
-            prev = self.last_u.get(symbol, update.prev_seq)
-            self.last_u[symbol] = update.seq
-            fp, fs = m.fmt_price, m.fmt_size
-            event = {
-                "e": "depthUpdate",
-                "E": ts,
-                "T": ts,
-                "s": native,
-                "U": prev + 1,
-                "u": update.seq,
-                "pu": prev,
-                "b": [[fp(p), fs(s)] for p, s in update.bids],
-                "a": [[fp(p), fs(s)] for p, s in update.asks],
-            }
-            out.append(Out(self._wrap("depth", symbol, event), kind="delta"))
+            out.append(self._depth(symbol, update))
         if symbol in self.trades:
             fp, fs = m.fmt_price, m.fmt_size
             for t in update.trades:
@@ -232,7 +290,7 @@ class BinanceDialect(Dialect):
             ts = _ms(m.ts)
             return 200, orjson.dumps(
                 {
-                    "lastUpdateId": m.seq,
+                    "lastUpdateId": book_id(m),
                     "E": ts,
                     "T": ts,
                     "bids": [[fp(p), fs(s)] for p, s in bids],
