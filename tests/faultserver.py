@@ -330,6 +330,7 @@ class Watch:
         server: FaultServer | None = None,
         interval: float = 0.003,
         sizes: bool = True,
+        sim_seq=None,
     ) -> None:
         self.market = market
         self.session = session
@@ -337,6 +338,7 @@ class Watch:
         self.server = server
         self.interval = interval
         self.sizes = sizes  # False: compare prices only (a venue quoting contracts or USD)
+        self.sim_seq = sim_seq  # the client's sequence number -> the simulator's (None: same)
         self.violations: list[str] = []
         self.live_checks = 0
         self.compared = 0
@@ -365,7 +367,10 @@ class Watch:
         elif m.stats.last_frame_at and time.time() - m.stats.last_frame_at > self.stale_limit:
             problem = f"stale: no frame for {time.time() - m.stats.last_frame_at:.2f} s"
         elif self.server is not None:
-            ref = self.server.best_at(m.symbol, sync.last_seq)
+            seq = sync.last_seq
+            if seq is not None and self.sim_seq is not None:
+                seq = self.sim_seq(seq)
+            ref = self.server.best_at(m.symbol, seq)
             if ref is not None:
                 self.compared += 1
                 mine = (book.best_bid(), book.best_ask())

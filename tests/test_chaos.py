@@ -24,6 +24,7 @@ import pytest
 
 from faultserver import FaultServer, Watch, WatchedMarket
 from obview.feed.session import FeedSession, SessionOptions
+from obview.sim.dialects.binance import STRIDE
 from obview.venues.binance import BinanceAdapter
 from obview.venues.bitmex import BitmexAdapter
 from obview.venues.bybit import BybitAdapter
@@ -34,10 +35,11 @@ from obview.venues.hyperliquid import HyperliquidAdapter
 from obview.venues.kraken import KrakenAdapter
 from obview.venues.okx import OkxAdapter
 
-# adapter, WebSocket path, the client's sequence numbers are the simulator's, sizes in coins
+# adapter, WebSocket path, the client's sequence numbers are the simulator's (or map to them),
+# sizes in coins
 VENUES = {
     "demo": (DemoAdapter, "/demo", True, True),
-    "binance": (BinanceAdapter, "", True, True),
+    "binance": (BinanceAdapter, "", lambda u: u // STRIDE, True),  # a step's ids: k * STRIDE...
     "bybit": (BybitAdapter, "/v5/public/linear", False, True),  # u counts messages per topic
     "okx": (OkxAdapter, "/ws/v5/public", True, False),  # contracts
     "deribit": (DeribitAdapter, "/ws/api/v2", True, False),  # USD
@@ -133,7 +135,10 @@ async def test_random_faults_never_show_a_wrong_book_live_and_it_recovers(venue:
                 stale_after=4.0, stale_grace=1.0, sync_timeout=3.0,
             )  # fmt: skip
             session = FeedSession(adapter, market, options=opts)
-            watch = Watch(market, session, stale_limit=6.0, server=server if same_seq else None, sizes=coins).start()
+            watch = Watch(
+                market, session, stale_limit=6.0, server=server if same_seq else None, sizes=coins,
+                sim_seq=same_seq if callable(same_seq) else None,
+            ).start()  # fmt: skip
             task = session.start()
             try:
                 await _until(lambda: market.live and not market.book.empty, 10, "LIVE at start")
