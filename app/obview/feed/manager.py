@@ -14,7 +14,7 @@ from collections import OrderedDict
 from obview.bus import Bus
 from obview.feed.session import FeedSession, SessionOptions
 from obview.market import Market
-from obview.model import FeedState
+from obview.model import FeedState, FeedStatus
 from obview.symbols import normalize
 from obview.text import shown
 from obview.venues.registry import get_adapter, venue_names
@@ -54,6 +54,7 @@ class FeedManager:
         self._pinned: set[tuple[str, str]] = set()  # held open by the compare view
         self._demo_server = None
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()  # feeds being closed outside the lock
 
     def validate(self, venue: str, symbol: str) -> tuple[str, str]:
         """Raise ValueError with one line naming the valid choices."""
@@ -71,11 +72,15 @@ class FeedManager:
         since it was never viewed.
         """
         venue, symbol = self.validate(venue, symbol)
+        gone: list[_Open] = []
         async with self._lock:
             key = (venue, symbol)
             if key in self._open:
                 o = self._open[key]
-                if not o.task.done():
+                if not o.task.done() or pin:
+                    # a look alongside takes the feed as it is, a FAILED one included: a new
+                    # market for it there would not be the one on screen, and its place in
+                    # the order would make it the first closed afterwards
                     if pin:
                         self._pinned.add(key)
                     else:
@@ -95,24 +100,40 @@ class FeedManager:
                 self._pinned.add(key)
                 self._open.move_to_end(key, last=False)
             else:
-                await self._evict(keep=key)
-            return market
+                gone = self._evict(keep=key)
+        await self._close(gone)
+        return market
 
     async def unpin(self) -> None:
         """End the compare view's hold: feeds beyond the warm limit are closed, the ones never
         viewed first."""
         async with self._lock:
             self._pinned.clear()
-            await self._evict()
+            gone = self._evict()
+        await self._close(gone)
 
-    async def _evict(self, keep: tuple[str, str] | None = None) -> None:
-        """Close the least recently viewed feeds beyond the warm limit (never a pinned one, nor
-        ``keep``, the one just asked for)."""
+    def _evict(self, keep: tuple[str, str] | None = None) -> list[_Open]:
+        """Take out the least recently viewed feeds beyond the warm limit (never a pinned one,
+        nor ``keep``, the one just asked for); the caller closes them."""
+        gone = []
         while len(self._open) > self.warm_limit:
             key = next((k for k in self._open if k not in self._pinned and k != keep), None)
             if key is None:
-                return
-            await _end(self._open.pop(key))
+                break
+            gone.append(self._open.pop(key))
+        return gone
+
+    async def _close(self, gone: list[_Open]) -> None:
+        """Close feeds together, outside the lock: a switch to a cold venue pressed meanwhile
+        does not wait for each close handshake in turn. The closes are tasks of their own, so a
+        switch cancelled while they run leaves none of them half done."""
+        if not gone:
+            return
+        tasks = [asyncio.ensure_future(_end(o)) for o in gone]
+        self._closing.update(tasks)
+        for t in tasks:
+            t.add_done_callback(self._closing.discard)
+        await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
 
     async def _make_adapter(self, venue: str, symbol: str):
         cls = get_adapter(venue)
@@ -144,8 +165,9 @@ class FeedManager:
     async def close(self) -> None:
         opened, self._open = list(self._open.values()), OrderedDict()
         self._pinned.clear()
-        for o in opened:
-            await _end(o)
+        await self._close(opened)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._demo_server is not None:
             server, self._demo_server = self._demo_server, None
             await server.close()
@@ -157,3 +179,5 @@ async def _end(o: _Open) -> None:
     o.task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await o.task
+    # nothing feeds it any more: should it still be on screen somewhere, it must not say LIVE
+    o.market.set_state(FeedStatus.FAILED, "feed closed")

@@ -55,13 +55,24 @@ class KeyActions:
         if not 1 <= n <= len(venues):
             return
         venue, symbol = self.wanted
-        if venues[n - 1] != venue or (venue == self.venue and self._failed()):
+        if venues[n - 1] != venue or (venue == self.venue and (self._failed() or self._adrift())):
             self._switch(venues[n - 1], symbol)  # the current venue's key retries a failed feed
 
     def _failed(self) -> bool:
         """The feed on screen has ended: it could not be opened, or the venue refused it."""
         m = self.market
         return (m is None and bool(self.error)) or (m is not None and m.state.status is FeedStatus.FAILED)
+
+    def _adrift(self) -> bool:
+        """No feed on screen, no error to say why, and no switch under way to bring one."""
+        if self.market is not None or self.error:
+            return False
+        return not any(w.group == "open" and not w.is_finished for w in self.workers)
+
+    def _comparing(self) -> bool:
+        from obview.ui.compare import CompareScreen
+
+        return any(isinstance(s, CompareScreen) for s in self.screen_stack)
 
     def _retry_key(self) -> str | None:
         """The key that retries the feed on screen, when it has failed."""
@@ -104,8 +115,8 @@ class KeyActions:
                 self.run_worker(release, group="compare-release")
 
         pal = self.w_stats.pal
-        if pal is None:
-            return
+        if pal is None or self._comparing():
+            return  # one is open (the palette still works over it): its feeds are held once
         self.push_screen(CompareScreen(self.manager, self.venues, self.symbol, pal, self.clock), closed)
 
     def action_symbol(self) -> None:
@@ -172,6 +183,11 @@ class KeyActions:
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        if self._comparing():
+            # over the compare view, a switch would change what it shows underneath it; its
+            # own keys pick a venue
+            yield from self._look_commands()
+            return
         for i, v in enumerate(self.venues):
             yield SystemCommand(
                 f"Venue: {v}",
@@ -189,6 +205,9 @@ class KeyActions:
                 f"show {s} on the current venue",
                 lambda s=s: self._switch(self.venue, s),
             )
+        yield from self._look_commands()
+
+    def _look_commands(self) -> Iterable[SystemCommand]:
         for t in self.themes:
             yield SystemCommand(
                 f"Theme: {t.name}",

@@ -288,6 +288,15 @@ class ObviewApp(KeyActions, App):
         return list(getattr(self.manager, "venues", []) or [self.venue])
 
     def _switch(self, venue: str, symbol: str) -> None:
+        validate = getattr(self.manager, "validate", None)
+        if validate is not None:
+            # refused here, before the switch in flight is cancelled: going back to what was
+            # on screen then could bring back a feed the manager had closed meanwhile
+            try:
+                venue, symbol = validate(venue, symbol)
+            except ValueError as e:
+                self.notify(safe(str(e), 300), title="Not switched", severity="error", markup=False)
+                return
         self.wanted = (venue, symbol)
         self._open_token += 1
         token = self._open_token

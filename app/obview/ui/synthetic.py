@@ -146,6 +146,14 @@ class StaticManager:
         self.pinned: set[tuple[str, str]] = set()
         self.closed = False
 
+    def validate(self, venue: str, symbol: str) -> tuple[str, str]:
+        if venue not in self.venues:
+            raise ValueError(f"unknown venue {venue!r}; valid: {', '.join(self.venues)}")
+        if (venue, symbol) not in self.markets and any(v == venue for v, _ in self.markets):
+            valid = sorted(s for v, s in self.markets if v == venue)
+            raise ValueError(f"unknown symbol {symbol!r} on {venue}; valid: {', '.join(valid)}")
+        return venue, symbol
+
     async def open(self, venue: str, symbol: str, *, pin: bool = False) -> Market:
         if venue not in self.venues:
             raise ValueError(f"unknown venue {venue!r}; valid: {', '.join(self.venues)}")
