@@ -137,3 +137,40 @@ async def test_one_compare_view_at_a_time_and_no_switch_underneath_it():
         await pilot.pause(0.2)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert any(t.startswith("Symbol:") for t in titles)
+
+
+def _coin(symbol: str, mid: float, tick: float) -> Market:
+    m = Market(Instrument("demo", symbol, "X", tick, 0.001, "base", 1.0, symbol[:3], "USD"))
+    m.book.apply_snapshot(
+        [(mid - tick * (1 + i), 1.0 + i) for i in range(40)],
+        [(mid + tick * i, 1.0 + i) for i in range(40)],
+    )
+    m.set_state(FeedStatus.LIVE)
+    return m
+
+
+async def test_a_grouping_chosen_on_one_symbol_does_not_follow_to_another():
+    btc, sol = _coin("BTC-PERP", 97_000.0, 0.1), _coin("SOL-PERP", 180.0, 0.001)
+    sol2 = _coin("SOL-PERP", 180.0, 0.001)
+    markets = {("demo", "BTC-PERP"): btc, ("demo", "SOL-PERP"): sol, ("binance", "SOL-PERP"): sol2}
+    mgr = StaticManager(markets, ["demo", "binance"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP")
+    async with asyncio.timeout(20), app.run_test(size=(160, 48)) as pilot:
+        await until(lambda: app.market is btc and app.step is not None)
+        for _ in range(4):
+            await pilot.press("minus")  # down to BTC's finest steps: 0.1 is also a SOL step
+        while app.step < 0.5:
+            await pilot.press("plus")
+        await pilot.pause(0.1)
+        assert not app.step_auto and app.step == 0.5  # ~0.3% of SOL's price a row
+        app._switch("demo", "SOL-PERP")
+        await until(lambda: app.market is sol)
+        await pilot.pause(0.1)
+        assert app.step_auto and app.step < 0.5
+        # the same symbol on another venue keeps the grouping chosen for it
+        await pilot.press("plus")
+        chosen = app.step
+        app._switch("binance", "SOL-PERP")
+        await until(lambda: app.market is sol2)
+        await pilot.pause(0.1)
+        assert app.step == chosen and not app.step_auto

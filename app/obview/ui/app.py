@@ -152,6 +152,8 @@ class ObviewApp(KeyActions, App):
         # until the user zooms, the grouping follows the heatmap sampler's bucket, so the
         # ladder and the heatmap start on one shared price axis on every symbol
         self.step_auto = True
+        self._grouped_symbol: str | None = None  # the symbol the grouping was chosen on
+        self._capped: Market | None = None  # the market whose price has capped the steps
         self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
         self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
         self.high_pct = 99.0
@@ -337,6 +339,11 @@ class ObviewApp(KeyActions, App):
     def _on_market_changed(self) -> None:
         m = self.market
         if m is not None:
+            if self.symbol != self._grouped_symbol:
+                # another instrument: its own default grouping (a step chosen for BTC that
+                # happens to be a multiple of SOL's tick put SOL's whole book in one row)
+                self._grouped_symbol = self.symbol
+                self.step_auto = True
             self._sync_steps(m, reset=True)
             self.w_tape.tiers = large_trade_tiers(
                 m.instrument.base, self._ui_setting("large_trades")
@@ -403,6 +410,10 @@ class ObviewApp(KeyActions, App):
             fresh = m.version != self._seen_version
             self._seen_version = m.version
             if self.step_auto and m.heatmap.step is not None and m.heatmap.step * 2 != self.step:
+                self._sync_steps(m)
+            elif m is not self._capped and (m.book.mid() or m.last_price):
+                # the first price: a kept grouping gets the cap it could not get without one
+                self._capped = m
                 self._sync_steps(m)
             step = self.step
             sampler = m.heatmap.step
