@@ -578,3 +578,47 @@ async def test_a_narrow_tape_drops_the_clock_not_digits_of_a_price_or_size():
         assert all(t == wt[12 - len(t) :] for (t, _, _), (wt, _, _) in zip(narrow, wide, strict=False))
         clocks |= clock
     assert clocks == {12, 9, 0}, clocks  # hh: went first, then the rest of the clock
+
+
+async def test_a_tape_too_narrow_for_its_columns_drops_the_price_never_digits():
+    # at 52-60 columns the size column was cut at the panel's edge: 78.6k showed as 78.6
+    def trades(app) -> list[list[str]]:
+        out = []
+        for line in app.w_tape.line_texts()[2:]:
+            assert len(line) <= app.w_tape.size.width
+            for mark in "▲▼":
+                if mark in line:
+                    out.append(line.split(mark, 1)[1].split())
+        return out
+
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 30)) as pilot:
+        await settle(pilot)
+        wide = trades(app)
+    assert wide and all(len(t) >= 2 for t in wide)
+    prices, sizes = [t[0] for t in wide], [t[1] for t in wide]
+    for w in (60, 58, 55, 52, 50, 46):
+        app, mgr = make_app()
+        async with app.run_test(size=(w, 14)) as pilot:
+            await settle(pilot)
+            if not app.w_tape.display:
+                continue
+            narrow = trades(app)
+        assert narrow, w
+        for i, t in enumerate(narrow):
+            # size whole, and the price whole or not there at all (the sweep's end may follow);
+            # or, narrower still, the side marks alone
+            if not t or t[0] == sizes[i]:
+                continue
+            assert t[:2] == [prices[i], sizes[i]], (w, t, prices[i], sizes[i])
+
+
+def test_tape_fit_gives_way_in_order():
+    from obview.ui.tape import tape_fit
+
+    assert tape_fit(7, 5, 30) == (12, 3, 7, True)
+    assert tape_fit(7, 5, 29) == (9, 3, 7, True)
+    assert tape_fit(7, 5, 26) == (0, 3, 7, True)
+    assert tape_fit(7, 5, 17) == (0, 2, 5, True)  # "▲ 97031.5 78.6k"
+    assert tape_fit(7, 5, 14) == (0, 2, 5, False)  # "▲  78.6k"
+    assert tape_fit(7, 5, 7) == (0, 2, 0, False)  # "▲"

@@ -48,6 +48,7 @@ SLOW_INTERVAL = 0.25  # stats bar and venue strip: ages and rates change with ti
 WIDE = 140  # all three panels
 MEDIUM = 100  # heatmap + ladder; below this: ladder + tape
 MIN_HEATMAP = 20  # columns the heatmap keeps before a fixed-width tape gives way
+MIN_TAPE = 20  # columns of a tape beside the ladder: side, price and size ("▲ 97031.5   78.6k")
 
 
 def tune_gc() -> None:
@@ -259,7 +260,9 @@ class ObviewApp(KeyActions, App):
     @staticmethod
     def auto_panels(w: int) -> dict[str, bool]:
         """Which panels a ``w``-column terminal shows unless the user toggled them."""
-        return {"heatmap": w >= MEDIUM, "ladder": True, "tape": w >= WIDE or w < MEDIUM}
+        # below MEDIUM the tape takes what the 40-column ladder leaves, when that holds a trade
+        tape = w >= WIDE or (w < MEDIUM and w - 40 >= MIN_TAPE)
+        return {"heatmap": w >= MEDIUM, "ladder": True, "tape": tape}
 
     def _apply_layout(self, width: int | None = None) -> None:
         w = self.size.width if width is None else width

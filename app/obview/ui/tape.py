@@ -36,11 +36,17 @@ class Tape(LineWidget):
         rate = market.stats.trades.rate(now)
         unit = inst.quote if quote else inst.base
         lines: list[tuple] = []
-        head = f" TAPE  {rate:5.1f} trades/s   units {unit}"
+        head = fit_first(
+            (f" TAPE  {rate:5.1f} trades/s   units {unit}", f" TAPE {rate:.1f}/s {unit}", " TAPE"),
+            width,
+        )
         lines.append((("h", head), [(head, c.style("axis", c.surface, bold=True))]))
         bv, sv = (flow.buy_quote, flow.sell_quote) if quote else (flow.buy_base, flow.sell_base)
         tot = bv + sv
-        flow_txt = f" 1m buy {compact(bv)}  sell {compact(sv)} "
+        flow_txt = fit_first(
+            (f" 1m buy {compact(bv)}  sell {compact(sv)} ", f" B {compact(bv)} S {compact(sv)} ", ""),
+            width,
+        )
         bar_w = max(0, width - len(flow_txt) - 1)
         nb = int(round(bar_w * bv / tot)) if tot > 0 else 0
         ns = bar_w - nb if tot > 0 else 0
@@ -57,22 +63,23 @@ class Tape(LineWidget):
         dec = decimals_for(inst.tick)
         prices = align_on_point([format_price(r.first, dec) for r in rows])
         sizes = align_on_point([compact(r.quote if quote else r.base) for r in rows])
-        # side 3 + price + size always; the time as room allows (hh:mm:ss.mmm, mm:ss.mmm or
-        # none): a narrow tape drops whole columns, it never cuts a number
-        core = 3 + max((len(p) for p in prices), default=0) + 1 + max([7, *map(len, sizes)])
-        clock_w = next(w for w in (12, 9, 0) if w + core <= width or w == 0)
+        fit = tape_fit(max((len(p) for p in prices), default=0), max(map(len, sizes), default=0), width)
+        clock_w, side_w, size_w, show_price = fit
         for r, p, s in zip(rows, prices, sizes, strict=True):
             buy = r.side is Side.BUY
             tier = tier_of(r.quote, self.tiers)
             # the sweep's end gets what is left, whole or not at all
-            used = clock_w + 3 + len(p) + 1 + max(7, len(s))
-            swept = sweep_text(r.first, r.last, r.count, dec, width - used)
-            key = (r.ts, buy, p, s, swept, tier, clock_w)
+            used = clock_w + side_w + (len(p) if show_price else 0) + 1 + max(size_w, len(s))
+            if not size_w:
+                s = ""
+            swept = sweep_text(r.first, r.last, r.count, dec, width - used) if show_price else ""
+            key = (r.ts, buy, p, s, swept, tier, fit)
             # the row's parts are made only if its line is new (``_build``): most are kept
-            lines.append((key, (r.ts, buy, p, s, swept, tier, width, clock_w)))
+            lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit)))
         return self.set_lines(lines, self._build)
 
-    def _row(self, ts, buy, price, size, swept, tier, width, clock_w=12):
+    def _row(self, ts, buy, price, size, swept, tier, width, fit=(12, 3, 7, True)):
+        clock_w, side_w, size_w, show_price = fit
         c = self.pal
         side_key = "buy" if buy else "sell"
         bg = c.background
@@ -84,11 +91,12 @@ class Tape(LineWidget):
             fg_main = c.style(side_key, bg, bold=tier == 1)
             fg_time = c.style("muted", bg)
         size_style = c.style("tier1", bg, bold=True) if tier == 1 else fg_main
+        mark = "▲" if buy else "▼"
         parts = [
             (clock_ms(ts)[12 - clock_w :], fg_time),
-            (" ▲ " if buy else " ▼ ", fg_main),
-            (price, fg_main),
-            (" " + size.rjust(7), size_style),
+            (f" {mark} " if side_w == 3 else f"{mark} ", fg_main),
+            (price if show_price else "", fg_main),
+            (" " + size.rjust(size_w) if size_w else "", size_style),
             (swept, c.style("muted", bg) if tier < 2 else fg_main),
         ]
         used = sum(len(t) for t, _ in parts)
@@ -99,3 +107,24 @@ class Tape(LineWidget):
         """A line's segments: from its parts (the bars), or a trade row's fields."""
         parts = payload if isinstance(payload, list) else self._row(*payload)
         return [Segment(t, s) for t, s in parts if t]
+
+
+def tape_fit(price_w: int, size_w: int, width: int) -> tuple[int, int, int, bool]:
+    """How a trade row fits ``width`` columns: (clock width, side mark width, size column
+    width, price shown). A narrow tape drops whole parts, never a number's digits: first the
+    clock's hours, then the clock, then the padding around the side mark and the size, and last
+    the price (the ladder beside it shows prices; the size is the trade)."""
+    sized = max(7, size_w)
+    for clock_w, side_w, col, price in (
+        (12, 3, sized, True), (9, 3, sized, True), (0, 3, sized, True), (0, 2, size_w, True)
+    ):  # fmt: skip
+        if clock_w + side_w + price_w + 1 + col <= width:
+            return clock_w, side_w, col, price
+    if 2 + 1 + size_w <= width:
+        return 0, 2, size_w, False
+    return 0, 2, 0, False  # not even the size: the side marks alone
+
+
+def fit_first(texts: tuple[str, ...], width: int) -> str:
+    """The first of ``texts`` (longest first) that fits ``width``, else the last."""
+    return next((t for t in texts if len(t) <= width), texts[-1])
