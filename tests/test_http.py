@@ -170,3 +170,32 @@ def test_waits_read_as_a_person_reads_them():
     assert [format_wait(x) for x in (0.44, 9.96, 45.2, 119, 720, 9000, 259200)] == [
         "0.4 s", "10.0 s", "45 s", "119 s", "12 min", "2.5 h", "3.0 d"
     ]
+
+
+async def test_hosts_that_never_answer_hold_neither_snapshots_nor_name_lookups(server):
+    # a request to a host that accepts and never answers holds its thread for its whole
+    # timeout, even after its feed is gone; in the loop's default pool ten of them made every
+    # venue's snapshot and websocket name lookup wait their turn (10 s to connect)
+    base, routes = server
+    routes["/depth"] = (200, {}, b'{"lastUpdateId":1}', 0.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(32)  # accepts (the kernel's backlog) and never answers
+    try:
+        port = silent.getsockname()[1]
+        async with asyncio.timeout(20):
+            facts = [
+                asyncio.ensure_future(fetch(HttpRequest(f"http://127.0.0.1:{port}/info", timeout=3.0)))
+                for _ in range(10)
+            ]
+            await asyncio.sleep(0.1)
+            book = await fetch(HttpRequest(f"{base}/depth", book=True))
+            lookup = await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+            # both answered while every facts request was still waiting on the silent host
+            assert book == b'{"lastUpdateId":1}' and lookup
+            assert not any(f.done() for f in facts)
+            for f in facts:
+                with pytest.raises(HttpError, match="timeout"):
+                    await f
+    finally:
+        silent.close()

@@ -2,6 +2,13 @@
 
 Standard library in a worker thread with a timeout and a bounded body: these calls happen
 at start and on resync only, so a dependency is not worth its weight.
+
+The threads are this module's own, not the event loop's default executor: a request to a
+host that never answers holds its thread for the whole timeout even after its feed is gone
+(a thread cannot be cancelled), and in the default pool those threads starved every
+websocket's name lookup (``getaddrinfo`` runs there) and every other venue's snapshot.
+Book snapshots, which a SYNCING book waits on, have threads of their own, apart from
+instrument facts, which only refine the built-in defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
@@ -20,6 +28,8 @@ from obview.text import safe
 from obview.venues.base import HttpRequest
 
 MAX_BODY = 32 * 1024 * 1024
+_BOOK_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obview-http-book")
+_FACT_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obview-http-facts")
 #: the longest wait a venue's Retry-After is taken at (Binance bans an IP for up to 3 days)
 MAX_RETRY_AFTER = 3 * 24 * 3600.0
 
@@ -147,7 +157,9 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
 async def fetch(req: HttpRequest, max_body: int = MAX_BODY) -> bytes:
     """GET (or POST when ``req.body`` is set) ``req.url``; raises HttpError with a short reason."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(_fetch_sync, req, max_body), req.timeout + 2)
+        pool = _BOOK_THREADS if req.book else _FACT_THREADS
+        job = asyncio.get_running_loop().run_in_executor(pool, _fetch_sync, req, max_body)
+        return await asyncio.wait_for(job, req.timeout + 2)
     except TimeoutError:
         raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
     except OSError as e:

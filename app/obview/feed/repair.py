@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,7 @@ class BookRepair:
         req = session.adapter.snapshot_request()
         if req is None:
             return
+        req = dataclasses.replace(req, book=True)
         ws = st.ws
         try:
             body = await session.fetch(req)

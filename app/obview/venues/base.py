@@ -119,6 +119,8 @@ class HttpRequest:
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 10.0
+    #: a book snapshot someone is waiting on (its own threads: never queued behind facts)
+    book: bool = False
 
 
 class ResyncMode(enum.Enum):
