@@ -174,3 +174,21 @@ async def test_a_grouping_chosen_on_one_symbol_does_not_follow_to_another():
         await until(lambda: app.market is sol2)
         await pilot.pause(0.1)
         assert app.step == chosen and not app.step_auto
+
+
+async def test_an_endpoint_no_connection_can_use_fails_once_instead_of_retrying():
+    # a port past 65535 raised inside every connect and was retried as RECONNECTING for ever
+    manager = FeedManager(
+        venues=["okx", "bybit"],
+        endpoints={"okx": "ws:///x", "bybit": "ws://127.0.0.1:99999/v5/public/linear"},
+        options=fast_options(),
+    )
+    try:
+        async with asyncio.timeout(10):
+            for venue in ("okx", "bybit"):
+                m = await manager.open(venue, "BTC-PERP")
+                await until(lambda m=m: m.state.status is FeedStatus.FAILED)
+                assert m.state.reason.startswith("bad URL"), m.state.reason
+                assert manager.session(venue, "BTC-PERP").connect_attempts <= 1
+    finally:
+        await manager.close()

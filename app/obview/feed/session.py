@@ -183,6 +183,11 @@ class FeedSession:
 
     async def _run_stream(self, st: _Stream) -> None:
         spec = st.spec
+        try:
+            urlsplit(spec.url).port  # noqa: B018 (a port past 65535 raised inside every connect)
+        except ValueError as e:
+            self._fail(f"bad URL {safe(spec.url)}: {e}")
+            return
         while not self._stopping and self.failed is None:
             reason = ""
             asked = None  # seconds the venue asked us to wait (Retry-After on a refused upgrade)
