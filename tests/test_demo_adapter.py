@@ -38,7 +38,7 @@ def test_streams_and_frames() -> None:
     (spec,) = a.streams()
     assert spec.url == "ws://127.0.0.1:9999/demo"
     assert [orjson.loads(f) for f in spec.subscribe] == [{"op": "subscribe", "symbol": "ETH-PERP"}]
-    assert spec.ping_interval == 10 and spec.stale_after == 5
+    assert spec.ping_interval == 10 and spec.stale_after == 3
     assert orjson.loads(spec.ping_frame) == {"op": "ping"}
     assert [orjson.loads(f) for f in a.resubscribe_frames(spec.name)] == [
         {"op": "resync", "symbol": "ETH-PERP"}

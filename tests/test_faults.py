@@ -117,6 +117,24 @@ async def test_refused_handshake_waits_as_long_as_the_venue_asks():
         r.assert_never_wrong_while_live()
 
 
+async def test_the_wait_before_a_retry_counts_down():
+    # "retry in 4.1 s" stayed on screen, unchanged, for the whole wait
+    import re
+
+    async with rig(start=False) as r:
+        r.server.faults.refuse_handshake(429, retry_after="3")
+        r.task = r.session.start()
+        await r.until(lambda: "retry in 1." in r.state.reason)
+        waits = [
+            float(m.group(1))
+            for s in r.market.state_log
+            if (m := re.search(r"asks to wait 3.0 s; retry in ([0-9.]+) s$", s.reason))
+        ]
+        assert waits[0] == 3.0 and len(waits) >= 3 and waits == sorted(waits, reverse=True), waits
+        r.server.faults.refuse_handshake(None)
+        await r.live()
+
+
 async def test_upgrade_never_answered_times_out_and_backs_off():
     async with rig(start=False, connect_timeout=0.3) as r:
         r.server.hang_upgrades = True

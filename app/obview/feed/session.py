@@ -228,8 +228,11 @@ class FeedSession:
                 # a snapshot fetched for the lost connection must not land on the next one's
                 # book (or set LIVE while there is no connection at all)
                 self.repair.cancel()
-            self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(delay)}")
-            await asyncio.sleep(delay)
+            # the wait counts down on screen, a second at a time
+            end = time.monotonic() + delay
+            while (left := end - time.monotonic()) > 0:
+                self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(left)}")
+                await asyncio.sleep(min(1.0, left))
 
     async def _connect_and_read(self, st: _Stream) -> None:
         spec = st.spec

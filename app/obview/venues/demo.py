@@ -105,7 +105,7 @@ class DemoAdapter(VenueAdapter):
                 subscribe=[dumps({"op": "subscribe", "symbol": self.native})],
                 ping_interval=10.0,
                 ping_frame=PING,
-                stale_after=5.0,
+                stale_after=3.0,  # the server beats once a second
             )
         ]
 
