@@ -38,6 +38,7 @@ def run(*args, timeout=30):
         (["BTC-PERP", "--venue", "demo", "--print", "--duration", "nan"], "positive number"),
         (["BTC-PERP", "--venue", "demo", "--print", "--duration", "inf"], "positive number"),
         (["BTC-PERP", "--venue", "demo", "--log", "/nonexistent-dir/x.log"], "cannot write the log"),
+        (["BTC-PERP", "--venue", "demo", "--record", "/tmp/obv-same.jsonl", "--log", "/tmp/./obv-same.jsonl"], "same file"),
         (["demo-server", "--rate", "-5"], "above 0"),
         (["demo-server", "--rate", "nan"], "above 0"),
     ],

@@ -113,3 +113,22 @@ def test_an_endless_config_file_is_refused_unread(tmp_path):
     # /dev/zero and /dev/urandom were read whole (MemoryError, or a hang eating memory)
     with pytest.raises(ConfigError, match="larger than 256 KiB"):
         load_config("/dev/zero")
+
+
+def test_a_pipe_given_as_the_config_file_is_refused_not_waited_on(tmp_path):
+    # opening a FIFO blocks until something writes to it: the app hung before its first line
+    import os
+
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="a pipe or socket, not a config file"):
+        load_config(fifo)
+
+
+def test_default_symbol_is_checked_against_every_venue_not_the_default_one(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('default_symbol = "XRP-PERP"\n')
+    with pytest.raises(ConfigError, match="'XRP-PERP' is listed on none of the venues; valid: BTC-PERP"):
+        load_config(p)
+    p.write_text('venues = ["demo", "okx"]\ndefault_venue = "okx"\ndefault_symbol = "sol"\n')
+    assert load_config(p).default_symbol == "SOL-PERP"

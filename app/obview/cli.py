@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 from obview import __version__
 from obview.text import shown
@@ -64,6 +65,17 @@ def _emit(obj: object) -> None:
         raise _OutputGone(None) from None
     except OSError as e:
         raise _OutputGone(f"cannot write to stdout: {e.strerror or e}") from None
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (as written, or the same file on disk)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if pa.exists() and pb.exists():
+            return pa.samefile(pb)
+        return pa.resolve() == pb.resolve()
+    except OSError:
+        return False
 
 
 def _fail(msg: str) -> int:
@@ -241,6 +253,9 @@ def cmd_view(argv: list[str]) -> int:
         return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
     if a.duration is not None and not a.print_mode:
         return _fail("--duration needs --print (the viewer runs until q)")
+    if a.log and a.record and _same_file(a.log, a.record):
+        # log lines written into the recording made it unreadable to replay
+        return _fail(f"--log and --record name the same file ({a.record}); give the log its own")
     try:
         _setup_logging(a.log)
     except OSError as e:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,9 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"{p}: no such config file")
         return Config()
     try:
+        if stat.S_ISFIFO(p.stat().st_mode) or stat.S_ISSOCK(p.stat().st_mode):
+            # opening a pipe waits for a writer: the app would hang before its first line
+            raise ConfigError(f"{p}: a pipe or socket, not a config file")
         with p.open("rb") as fh:  # at most one byte past the cap: /dev/zero is not read whole
             raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
@@ -163,9 +167,11 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
         if not isinstance(v, str):
             raise bad("default_symbol", "must be a string such as \"BTC-PERP\"")
         sym = normalize(v)
-        symbols = get_adapter(cfg.default_venue).symbols
+        # the symbol used when the command line names none, on whichever venue it names: one
+        # that some configured venue lists (the command line checks the pair it gets)
+        symbols = {x for name in cfg.venues for x in get_adapter(name).symbols}
         if sym not in symbols:
-            raise bad("default_symbol", f"{v!r} is not listed on {cfg.default_venue}; valid: {', '.join(sorted(symbols))}")
+            raise bad("default_symbol", f"{safe(v, 40)!r} is listed on none of the venues; valid: {', '.join(sorted(symbols))}")
         cfg.default_symbol = sym
     for key in ("theme", "colormap"):
         if key in data:
