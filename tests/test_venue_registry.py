@@ -84,3 +84,30 @@ def test_the_installed_venues_are_scanned_once_per_process(monkeypatch):
     finally:
         registry._targets.cache_clear()
         registry.native_map.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "typed, symbol",
+    [
+        ("btc", "BTC-PERP"),
+        (" eth-perp ", "ETH-PERP"),
+        ("btc perp", "BTC-PERP"),  # read "BTC PERP-PERP"
+        ("ETHUSDT", "ETH-PERP"),  # read "ETHUSDT-PERP": a venue's own name was refused
+        ("xbtusd", "BTC-PERP"),
+        ("BTC-USDT-SWAP", "BTC-PERP"),
+        ("BTC-PERPETUAL", "BTC-PERP"),
+        ("pf_xbtusd", "BTC-PERP"),
+        ("DOGE", "DOGE-PERP"),  # unknown stays itself, for the error to name
+    ],
+)
+def test_symbols_as_a_trader_types_them(typed, symbol):
+    from obview.symbols import normalize
+
+    assert normalize(typed) == symbol
+
+
+async def test_an_unknown_symbol_is_named_as_typed():
+    from obview.feed.manager import FeedManager
+
+    with pytest.raises(ValueError, match="unknown symbol 'ETHUSDX' for venue binance"):
+        FeedManager().validate("binance", "ETHUSDX")

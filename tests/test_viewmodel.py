@@ -52,6 +52,10 @@ INVERSE = Instrument(
         (3_400_000, "3.40M"),
         (999.9, "1.00k"),
         (2.5e9, "2.50B"),
+        # a size past the billions: T, then an exponent (it read "100000B")
+        (1e14, "100T"),
+        (999.4e12, "999T"),
+        (999.6e12, "1.0e+15"),
         (-1500, "-1.50k"),
         # below 0.0001: two significant figures, never a non-zero size shown as "0.0000"
         (0.00004, "0.000040"),

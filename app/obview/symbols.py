@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+
 from obview.venues.registry import get_adapter, venue_names
 
 CANONICAL = ("BTC-PERP", "ETH-PERP", "SOL-PERP")
 
 
 def normalize(symbol: str) -> str:
-    """Accept btc-perp, BTC-PERP, btc, BTC: the base coin alone means its perpetual."""
-    s = symbol.strip().upper()
+    """Accept btc-perp, BTC-PERP, btc, BTC, "btc perp": the base coin alone means its
+    perpetual; a venue's own name for one (BTCUSDT, XBTUSD, BTC-USDT-SWAP, BTC-PERPETUAL,
+    PF_XBTUSD, ...) means the same perpetual."""
+    s = "-".join(symbol.strip().upper().split())
+    canonical = _natives().get(s)
+    if canonical is not None:
+        return canonical
     if s and "-" not in s:
         s = f"{s}-PERP"
     return s
+
+
+@functools.cache
+def _natives() -> dict[str, str]:
+    """Every venue's instrument name (upper case) -> canonical symbol."""
+    out: dict[str, str] = {}
+    for name in venue_names():
+        for canonical, native in get_adapter(name).symbols.items():
+            out.setdefault(native.upper(), canonical)
+    return out
 
 
 def venue_symbols() -> dict[str, dict[str, str]]:

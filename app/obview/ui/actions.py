@@ -15,7 +15,7 @@ from textual.command import CommandPalette
 from textual.screen import Screen
 
 from obview.model import FeedStatus
-from obview.symbols import CANONICAL, normalize
+from obview.symbols import CANONICAL
 from obview.ui.screens import HelpScreen, Palette, SymbolPrompt, VenuePicker
 from obview.ui.viewmodel import next_step
 
@@ -121,8 +121,9 @@ class KeyActions:
 
     def action_symbol(self) -> None:
         def chosen(s: str | None) -> None:
-            if s:
-                self._switch(self.wanted[0], normalize(s))
+            if s and s.strip():
+                # as typed: the venue's check names what the user wrote, not what it became
+                self._switch(self.wanted[0], s.strip())
 
         self.push_screen(SymbolPrompt(self.symbol, list(CANONICAL)), chosen)
 

@@ -22,12 +22,15 @@ def format_price(price: float, decimals: int) -> str:
 
 
 def compact(x: float) -> str:
-    """Compact size/notional: 0.0123, 0.123, 1.23, 12.3, 123, 1.23k, 12.3k, 123k, 1.23M ..."""
+    """Compact size/notional: 0.0123, 0.123, 1.23, 12.3, 123, 1.23k, 12.3k, 123k, 1.23M, 1.23B,
+    1.23T, then 1.2e+15."""
     a = abs(x)
     sign = "-" if x < 0 else ""
     if a == 0:
         return "0"
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    if a >= 999.5e12:  # past the suffixes: a number, not a 100000T
+        return f"{sign}{a:.1e}"
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div * 0.9995:
             v = a / div
             if v >= 99.95:
