@@ -159,7 +159,7 @@ async def test_unknown_symbol_keeps_current_and_says_why():
         await settle(pilot, 0.1)
         assert app.market is demo and app.symbol == "BTC-PERP"
         msgs = [n.message for n in app._notifications]
-        assert any("NOPE-PERP" in m and "valid" in m for m in msgs)
+        assert any("'nope'" in m and "valid" in m for m in msgs)  # as typed
 
 
 async def test_small_terminal_collapses_panels():

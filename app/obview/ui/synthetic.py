@@ -12,6 +12,7 @@ import random
 
 from obview.market import Market
 from obview.model import FeedState, FeedStatus, Instrument, Side, Trade
+from obview.symbols import normalize
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: a fixed clock for deterministic pictures
 
@@ -149,10 +150,11 @@ class StaticManager:
     def validate(self, venue: str, symbol: str) -> tuple[str, str]:
         if venue not in self.venues:
             raise ValueError(f"unknown venue {venue!r}; valid: {', '.join(self.venues)}")
-        if (venue, symbol) not in self.markets and any(v == venue for v, _ in self.markets):
+        sym = normalize(symbol)
+        if (venue, sym) not in self.markets and any(v == venue for v, _ in self.markets):
             valid = sorted(s for v, s in self.markets if v == venue)
             raise ValueError(f"unknown symbol {symbol!r} on {venue}; valid: {', '.join(valid)}")
-        return venue, symbol
+        return venue, sym
 
     async def open(self, venue: str, symbol: str, *, pin: bool = False) -> Market:
         if venue not in self.venues:
