@@ -23,6 +23,18 @@ def test_rate_counter_counts_full_seconds_only():
     assert r.rate(1020.0) == 0.0  # old seconds fall out
 
 
+def test_a_young_rate_counter_divides_by_its_age_not_the_window():
+    # msgs/s read 8, 24, 38 for the first seconds of a 45/s feed: the whole window divided
+    r = RateCounter(window=5)
+    for i in range(90):
+        r.add(2000.0 + i / 45)  # 45 a second for 2 s
+    assert r.rate(2000.0 + 89 / 45) == pytest.approx(45, rel=0.03)
+    r = RateCounter(window=5)
+    for i in range(14):
+        r.add(3000.0 + i / 45)
+    assert r.rate(3000.3) == pytest.approx(14 / 0.5)  # under half a second: over 0.5 s
+
+
 def test_latency_percentiles_over_window():
     w = LatencyWindow(horizon=60)
     for i in range(100):
@@ -298,13 +310,15 @@ def test_a_rate_after_the_clock_is_stepped_back_counts_only_new_seconds():
         r.add(5000.0 + i / 100)  # 100 per second over 4 s
     for i in range(60):
         r.add(1400.0 + i / 20)  # stepped back an hour: 20 per second from here
-    assert r.rate(1403.5) == 15.0  # seconds 1399-1402: none, then 20 a second
+    # counted from the step: 60 events in the 3.5 s since (the window is not full yet)
+    assert r.rate(1403.5) == pytest.approx(60 / 3.5)
+    assert r.rate(1405.5) == 10.0  # then over the window: seconds 1401-1404, 20, 20, 0, 0
     # a stamp a moment older than the newest (the same second or the one before) is no step
     r2 = RateCounter(window=5)
     for i in range(300):
         r2.add(7000.0 + i / 100)
     r2.add(7001.99)
-    assert r2.rate(7003.5) == pytest.approx((100 + 101 + 100) / 4)  # seconds 6999-7002
+    assert r2.rate(7004.5) == pytest.approx((100 + 101 + 100) / 4)  # seconds 7000-7003
 
 
 def test_a_venue_time_a_day_or_more_off_is_not_taken_as_a_latency():

@@ -21,22 +21,26 @@ from obview.sampler import HeatmapColumn, HeatmapSampler
 class RateCounter:
     """Events per second over a sliding window of whole seconds (bounded: ``window`` slots)."""
 
-    __slots__ = ("window", "_counts", "_sec")
+    __slots__ = ("window", "_counts", "_sec", "_t0")
 
     def __init__(self, window: int = 5) -> None:
         self.window = window
         self._counts = [0] * window
         self._sec = 0
+        self._t0: float | None = None  # the first event's time: a young counter divides by its age
 
     def add(self, now: float, n: int = 1) -> None:
         sec = int(now)
         if sec != self._sec:
             self._advance(sec)
+        if self._t0 is None:
+            self._t0 = now
         self._counts[sec % self.window] += n
 
     def _advance(self, sec: int) -> None:
         if sec < self._sec - 1:  # the wall clock was stepped back: the slots hold its future
             self._counts = [0] * self.window
+            self._t0 = None
         elif sec < self._sec:
             return  # a stamp from the second before the newest: counted in its own slot
         elif sec - self._sec >= self.window:
@@ -52,6 +56,11 @@ class RateCounter:
         if sec != self._sec:
             self._advance(sec)
         full = self.window - 1
+        t0 = self._t0
+        if t0 is not None and now - t0 < full:
+            # younger than the window (a connect, a switch): everything so far over its age,
+            # not over the whole window (45 msgs/s read 8 in the first second)
+            return sum(self._counts) / max(now - t0, 0.5)
         total = sum(self._counts[(sec - i) % self.window] for i in range(1, full + 1))
         return total / full
 
