@@ -389,6 +389,14 @@ def test_parse_instrument_linear_and_inverse():
         "USD",
     )
     assert inv.to_base(50000.0, 5) == pytest.approx(0.01)
+    # a swap's reply that leaves out its contract value: still contracts, of the built-in value
+    # (base units read 100 BTC contracts as 100 BTC)
+    bare = a.parse_instrument(
+        b'{"code":"0","data":[{"instType":"SWAP","instId":"BTC-USDT-SWAP","tickSz":"0.1","lotSz":"0.01"}]}'
+    )
+    assert (bare.size_unit, bare.contract_value) == ("contract", 0.01)
+    assert bare.to_base(97_000.0, 100) == pytest.approx(1.0)
+    assert a.default_instrument().lot == 0.01
     with pytest.raises(FrameError):
         a.parse_instrument(b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}')
 

@@ -60,10 +60,12 @@ WS_PATH = "/ws/v5/public"
 
 # Built-in facts used when /api/v5/public/instruments cannot be reached:
 # instId -> (tickSz, lotSz, ctVal). Swap sizes are contracts of ctVal coins.
+# (lotSz 0.01 for all three: public instrument replies and client fixtures; the fact sheet's
+# 0.1 was one source's.)
 DEFAULTS: dict[str, tuple[float, float, float]] = {
-    "BTC-USDT-SWAP": (0.1, 0.1, 0.01),
-    "ETH-USDT-SWAP": (0.01, 0.1, 0.1),
-    "SOL-USDT-SWAP": (0.01, 0.1, 1.0),
+    "BTC-USDT-SWAP": (0.1, 0.01, 0.01),
+    "ETH-USDT-SWAP": (0.01, 0.01, 0.1),
+    "SOL-USDT-SWAP": (0.01, 0.01, 1.0),
 }
 
 # Error codes that retrying the same subscription will not fix (unknown instrument/channel).
@@ -397,10 +399,17 @@ class OkxAdapter(VenueAdapter):
         base = d.get("baseCcy") or d.get("ctValCcy") or fallback.base
         quote_ccy = d.get("quoteCcy") or d.get("settleCcy") or fallback.quote
         ct_val = d.get("ctVal") or ""
-        if d.get("instType") == "SPOT" or not ct_val:
+        if d.get("instType") == "SPOT" or (not ct_val and fallback.size_unit == "base"):
             return Instrument(
                 self.name, self.symbol, self.native, tick, lot, "base", 1.0, base, quote_ccy
             )
+        if not ct_val:
+            # a swap's reply without its contract value: sizes are still contracts, so keep the
+            # built-in unit and value (base units read 100 BTC contracts as 100 BTC)
+            return Instrument(
+                self.name, self.symbol, self.native, tick, lot, fallback.size_unit,
+                fallback.contract_value, fallback.base, fallback.quote,
+            )  # fmt: skip
         ct_val_f = float(ct_val) * float(d.get("ctMult") or 1)
         uly = (d.get("uly") or d.get("instFamily") or self.native).split("-")
         base = uly[0]
