@@ -524,6 +524,15 @@ def test_dialect_handshake_refusals_and_instruments():
     assert BitmexAdapter("BTC-PERP").parse("realtime", welcome.text, 0.0) == []
     assert orjson.loads(ack.text)["subscribe"] == "trade:XBTUSD" and d.trades == {"XBTUSD"}
     assert orjson.loads(partial.text)["action"] == "partial"
+    assert orjson.loads(partial.text)["data"] == []  # nothing has traded yet
+    # once it has: the partial holds the last trade, as the venue's does, and it is history
+    m = markets["BTC-PERP"]
+    while not m.recent_trades:
+        m.step(m.ts + 0.05)
+    _, _, partial = BitmexDialect(markets, "/realtime?subscribe=trade:XBTUSD").on_connect()
+    (row,) = orjson.loads(partial.text)["data"]
+    assert row["trdMatchID"].endswith(f"{m.recent_trades[-1].trade_id:012d}")
+    assert BitmexAdapter("BTC-PERP").parse("realtime", partial.text, 0.0) == []
     (err,) = d.on_message('{"op":"subscribe","args":["orderBookL2:BTCUSD"]}')
     (ve,) = BitmexAdapter("BTC-PERP").parse("realtime", err.text, 0.0)
     assert ve.fatal and "Unknown or expired symbol" in ve.reason

@@ -235,6 +235,31 @@ def test_trades_deduplicated_on_time_coin_tid():
     assert [t.side for t in market.trades] == [Side.BUY, Side.SELL, Side.BUY]
 
 
+TRADES_ACK = '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"trades","coin":"BTC"}}}'
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_push_right_after_subscribing_is_history_not_live_flow(fast):
+    ad, market, pipe = make()
+    if not fast:
+        pipe._parse_fast = None  # the slow path decides the same
+    pipe.on_frame("ws", TRADES_ACK, 100.0)
+    # within a second of the ack: the venue repeating recent prints
+    pipe.on_frame("ws", trades_frame(trade(1, "B"), trade(2, "A")), 100.2)
+    assert pipe.trades == 0 and list(market.trades) == []
+    # remembered: shown neither now nor when repeated, while new prints are live
+    pipe.on_frame("ws", trades_frame(trade(2, "A"), trade(3, "B")), 100.5)
+    assert [t.trade_id for t in market.trades] == ["3"]
+    # a resubscribe whose first push comes later than that is live flow
+    pipe.on_frame("ws", TRADES_ACK, 200.0)
+    pipe.on_frame("ws", trades_frame(trade(4, "B")), 201.5)
+    assert [t.trade_id for t in market.trades] == ["3", "4"]
+    # the book's ack marks nothing
+    pipe.on_frame("ws", ACK, 300.0)
+    pipe.on_frame("ws", trades_frame(trade(5, "A")), 300.1)
+    assert [t.trade_id for t in market.trades] == ["3", "4", "5"]
+
+
 def test_trade_memory_is_bounded():
     ad = HyperliquidAdapter("BTC-PERP")
     for i in range(ad.trade_memory + 500):

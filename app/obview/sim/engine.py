@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from obview.book import OrderBook
 from obview.model import Side
 from obview.sim.events import SimTrade, SimUpdate
 
+RECENT_TRADES = 50  # trades a market keeps for venues that send past prints on subscribe
 #: canonical symbol -> (start mid, tick, lot)
 SIM_SYMBOLS: dict[str, tuple[float, float, float]] = {
     "BTC-PERP": (97000.0, 0.1, 0.001),
@@ -90,6 +92,7 @@ class SimMarket:
         self.seq = 1_000_000 + rng.randrange(1_000_000)
         self.book_seq = self.seq  # seq of the last step that changed a level
         self.last_book_update: SimUpdate | None = None  # and that step
+        self.recent_trades: deque[SimTrade] = deque(maxlen=RECENT_TRADES)  # newest last
         self.trade_id = 10_000_000 + rng.randrange(10_000_000)
         self.ts = start_time if start_time is not None else time.time()
         self._last = start_time  # None: the first step uses a nominal interval
@@ -286,6 +289,7 @@ class SimMarket:
         if self._cb or self._ca:
             self.book_seq = self.seq
             self.last_book_update = update
+        self.recent_trades.extend(self._trades)
         return update
 
     def _poisson(self, lam: float) -> int:

@@ -8,7 +8,9 @@ the last applied one is dropped so a reordered frame never overwrites a newer bo
 
 Trades carry ``side`` = the aggressing side: ``B`` taker buy, ``A`` taker sell. The first
 ``trades`` message after (re)subscribing may repeat recent prints, so trades are de-duplicated
-on ``(time, coin, tid)``.
+on ``(time, coin, tid)``, and a push within ``HISTORY_WINDOW`` of the subscription's ack is
+history: remembered, not shown as live flow (at worst a second of real prints is missed on
+subscribing, never a burst of old ones counted in the minute's buy/sell volume).
 
 Heartbeat: the server closes a connection it has not written to for 60 s; the client sends
 ``{"method":"ping"}`` (answered with ``{"channel":"pong"}``) during quiet periods. The default
@@ -90,6 +92,9 @@ def price_tick(price: float, sz_decimals: int, max_decimals: int = PERP_MAX_DECI
 #: an integer the slow path's orjson also reads as an integer (larger ones it reads as floats)
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
+
+#: a trades push within this many seconds of the trades subscription's ack repeats recent prints
+HISTORY_WINDOW = 1.0
 
 class _Level(msgspec.Struct, gc=False):
     px: Price
@@ -186,6 +191,8 @@ class HyperliquidAdapter(VenueAdapter):
             symbol, endpoint=endpoint, rest_endpoint=rest_endpoint, instrument=instrument
         )
         self._seen_trades: set[tuple[int, str, int]] = set()
+        #: a trades push before this local time is the one that follows the subscription: past
+        self._history_until: float | None = None
         self._seen_order: deque[tuple[int, str, int]] = deque()
 
     # -- connection -------------------------------------------------------------------------
@@ -243,9 +250,10 @@ class HyperliquidAdapter(VenueAdapter):
         for tr in data:
             if tr.time.__class__ is not int or tr.tid.__class__ is not int:
                 return None
+        past = self._past(ts_local)
         out: list[Event] = []
         for tr in data:
-            if tr.coin != native or not self._remember((tr.time, native, tr.tid)):
+            if tr.coin != native or not self._remember((tr.time, native, tr.tid)) or past:
                 continue
             out.append(
                 Trade(
@@ -278,7 +286,12 @@ class HyperliquidAdapter(VenueAdapter):
             return self._book(data, ts_local)
         if ch == "trades":
             return self._trades(data, ts_local)
-        if ch in ("pong", "subscriptionResponse"):
+        if ch == "subscriptionResponse":
+            sub = data.get("subscription") if isinstance(data, dict) else None
+            if isinstance(sub, dict) and sub.get("type") == "trades" and data.get("method") == "subscribe":
+                self._history_until = ts_local + HISTORY_WINDOW
+            return []
+        if ch == "pong":
             return []
         if ch == "error":
             return [VenueError(stream, str(data))]
@@ -305,9 +318,19 @@ class HyperliquidAdapter(VenueAdapter):
             )
         ]
 
+    def _past(self, ts_local: float) -> bool:
+        """Whether this trades push is the one right after subscribing: recent prints repeated,
+        remembered (so none shows twice) but not shown as live flow."""
+        until = self._history_until
+        if until is None:
+            return False
+        self._history_until = None
+        return ts_local <= until
+
     def _trades(self, data: list, ts_local: float) -> list[Event]:
         if not isinstance(data, list):
             raise FrameError("trades data is not a list")
+        past = self._past(ts_local)
         out: list[Event] = []
         for t in data:
             if t["coin"] != self.native:
@@ -320,7 +343,7 @@ class HyperliquidAdapter(VenueAdapter):
             else:
                 raise FrameError(f"unknown trade side {side!r}")
             key = (int(t["time"]), t["coin"], int(t.get("tid", 0)))
-            if t.get("tid") is not None and not self._remember(key):
+            if (t.get("tid") is not None and not self._remember(key)) or past:
                 continue
             out.append(
                 Trade(

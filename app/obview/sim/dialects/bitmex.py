@@ -260,8 +260,11 @@ class BitmexDialect(Dialect):
             out.append(Out(_dumps({"success": True, "subscribe": topic, "request": request})))
             if table == "trade":
                 self.trades.add(native)
+                # as the venue's: the partial holds the last trade, however old (history)
+                m = self.markets[self._symbol(native)]
+                last = list(m.recent_trades)[-1:]
                 body = {"table": "trade", "action": "partial", "keys": [],
-                        "filter": {"symbol": native}, "data": []}  # fmt: skip
+                        "filter": {"symbol": native}, "data": self._trade_rows(native, m, last)}  # fmt: skip
                 out.append(Out(_dumps(body)))
             else:
                 self.books[(table, native)] = _Book(BOOK_TABLES[table])

@@ -6,7 +6,8 @@ Written from the venue fact sheet: after the handshake the server greets with th
 fields filled in) and the book follows; every ``l2Book`` message is a full snapshot of the top
 20 levels per side, bids then asks, best first, ``px``/``sz`` as decimal strings, ``n`` the
 order count, ``time`` in ms. ``trades`` messages carry a list of prints with ``side`` = the
-aggressing side (``B`` buy, ``A`` sell). ``{"method":"ping"}`` is answered with
+aggressing side (``B`` buy, ``A`` sell); the first one, right after the subscription's ack,
+repeats the market's recent prints (the fact sheet's "may contain recent trades"). ``{"method":"ping"}`` is answered with
 ``{"channel":"pong"}``; errors are ``{"channel":"error","data":"<text>"}``.
 
 Prices on Hyperliquid have at most 5 significant figures (integers always allowed), while the
@@ -26,13 +27,14 @@ import orjson
 
 from obview.model import Level, Side
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import SimUpdate
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
-    from obview.sim.events import SimUpdate
 
 GREETING = "Websocket connection established."
 LEVELS = 20
+RECENT = 10  # past prints repeated by the first trades push
 SIG_FIGS = 5
 _ONE = Decimal(1)
 
@@ -179,7 +181,11 @@ class HyperliquidDialect(Dialect):
             )
             if kind == "l2Book":
                 return [ack, self.encode_book(symbol, coin, self.markets[symbol].ts)]
-            return [ack]
+            # the venue's first trades push after subscribing repeats recent prints
+            m = self.markets[symbol]
+            past = SimUpdate(symbol, m.seq, m.seq, m.ts, trades=list(m.recent_trades)[-RECENT:])
+            first = self.encode_trades(symbol, coin, past)
+            return [ack] if first is None else [ack, first]
         if symbol not in table:
             return [self.error(f"Already unsubscribed: {_dumps({'type': kind, 'coin': coin})}")]
         del table[symbol]
