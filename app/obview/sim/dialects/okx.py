@@ -5,7 +5,8 @@ ack per arg; ``books`` starts with a 400-level snapshot (``prevSeqId`` -1) and t
 updates of the 400-level window whenever it changed, each with ``seqId`` / ``prevSeqId`` and a
 signed CRC32 checksum over the top 25 levels of the book after the update (pre-2026 style; set
 ``send_checksum = False`` to send 0 as the live feed does now). ``trades`` pushes fills with the
-taker side. Text ``ping`` is answered with ``pong``.
+taker side. Text ``ping`` is answered with ``pong``. Numbers are written as OKX writes them,
+without trailing zeros ("97000", "4", "0.5"): the checksum is over those strings.
 
 Sizes are contracts: the simulator's coin sizes divided by ``ctVal``; the simulator's lot is
 a whole multiple of the contract lot, so every size converts exactly and the book this
@@ -63,6 +64,14 @@ def book_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> i
     return crc32_signed(":".join(parts))
 
 
+
+def _bare(num: str) -> str:
+    """A number as OKX writes it: no trailing zeros, no trailing point ("97000", "0.5"); the
+    checksum is computed over these very strings."""
+    if "." in num:
+        num = num.rstrip("0").rstrip(".")
+    return num
+
 class _Book:
     """What one connection was sent for one instrument: price string -> size string."""
 
@@ -104,12 +113,17 @@ class OkxDialect(Dialect):
         d = _decimals(round(m.lot / ct, 12))
 
         def fmt(coins: float) -> str:
-            return f"{coins / ct:.{d}f}"
+            return _bare(f"{coins / ct:.{d}f}")
 
         return fmt
 
+    @staticmethod
+    def _price_fmt(m: SimMarket):
+        fp = m.fmt_price
+        return lambda p: _bare(fp(p))
+
     def _window(self, m: SimMarket, inst_id: str) -> tuple[dict, dict]:
-        fp, fs = m.fmt_price, self._size_fmt(m, inst_id)
+        fp, fs = self._price_fmt(m), self._size_fmt(m, inst_id)
         bids, asks = m.book.top(DEPTH)
         return ({p: (fp(p), fs(s)) for p, s in bids}, {p: (fp(p), fs(s)) for p, s in asks})
 
@@ -249,7 +263,7 @@ class OkxDialect(Dialect):
                 {
                     "instId": inst_id,
                     "tradeId": str(t.trade_id),
-                    "px": m.fmt_price(t.price),
+                    "px": _bare(m.fmt_price(t.price)),
                     "sz": fs(t.size),
                     "side": t.side.value,
                     "ts": str(int(round(t.ts * 1000))),
@@ -283,12 +297,12 @@ class OkxDialect(Dialect):
         ct = cls.ct_val(inst_id)
         if path == "/api/v5/public/instruments":
             base, quote_ccy = inst_id.split("-")[:2]
-            lot = f"{m.lot / ct:.{_decimals(round(m.lot / ct, 12))}f}"
+            lot = _bare(f"{m.lot / ct:.{_decimals(round(m.lot / ct, 12))}f}")
             data = {
                 "instType": "SWAP", "instId": inst_id, "uly": f"{base}-{quote_ccy}",
                 "instFamily": f"{base}-{quote_ccy}", "baseCcy": "", "quoteCcy": "", "settleCcy": quote_ccy,
                 "ctVal": repr(ct), "ctMult": "1", "ctValCcy": base, "ctType": "linear",
-                "tickSz": m.fmt_price(m.tick), "lotSz": lot, "minSz": lot, "state": "live",
+                "tickSz": _bare(m.fmt_price(m.tick)), "lotSz": lot, "minSz": lot, "state": "live",
             }  # fmt: skip
             return 200, orjson.dumps({"code": "0", "msg": "", "data": [data]})
         depth = min(int(query.get("sz", "1") or 1), DEPTH)
@@ -296,8 +310,8 @@ class OkxDialect(Dialect):
         fs = dialect._size_fmt(m, inst_id)
         bids, asks = m.book.top(depth)
         data = {
-            "asks": [[m.fmt_price(p), fs(s), "0", "1"] for p, s in asks],
-            "bids": [[m.fmt_price(p), fs(s), "0", "1"] for p, s in bids],
+            "asks": [[_bare(m.fmt_price(p)), fs(s), "0", "1"] for p, s in asks],
+            "bids": [[_bare(m.fmt_price(p)), fs(s), "0", "1"] for p, s in bids],
             "ts": str(int(round(time.time() * 1000))),
             "seqId": m.seq,
         }
