@@ -320,3 +320,23 @@ def _rendered(screen) -> str:
     console = Console(width=200, record=True, color_system=None)
     console.print(screen.shown)
     return console.export_text()
+
+
+async def test_the_box_keeps_its_width_while_the_summary_changes_length():
+    # "crossed across venues by" is longer than "spread across venues": the centred box moved
+    # sideways each time a venue's touch flipped between the two
+    app, mgr = _static_app()
+    async with asyncio.timeout(20), app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause(0.3)
+        screen = app.screen
+        box = screen.query_one("Vertical")
+        wide = box.region.width
+        assert "crossed across venues" in _rendered(screen)
+        b = mgr.markets[("binance", "BTC-PERP")]
+        b.book.apply_snapshot([(99_990.0, 1.0)], [(100_010.0, 2.0)])  # no longer crossed
+        screen._refresh()
+        await pilot.pause(0.2)
+        assert "spread across venues" in _rendered(screen)
+        assert box.region.width == wide and box.region.x == screen.query_one("Vertical").region.x

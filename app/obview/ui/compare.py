@@ -223,6 +223,7 @@ class CompareScreen(_Modal):
         self.shown: Group | None = None  # what the body was last given
         self._above: Group | None = None  # the body down to the table's last row, for clicks
         self._body = Static(id="compare-body")
+        self._need, self._width_for = 0, -1  # the widest content so far, at this terminal width
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -265,8 +266,15 @@ class CompareScreen(_Modal):
             min(head.cell_len, width),
             60,
         )
+        # grown, the box keeps its width while open (a summary changing length, "spread" to
+        # "crossed" and back, moved the centred box sideways every few seconds); a resize of
+        # the terminal starts afresh
+        size = self.app.size.width
+        if self._width_for != size:
+            self._width_for, self._need = size, 0
+        self._need = need = max(need, self._need)
         box = self.query_one(Vertical)
-        box.styles.width = min(need + 4, self.app.size.width)  # + border and padding
+        box.styles.width = min(need + 4, size)  # + border and padding
         self._above = Group(head, Text(""), table)
         self.shown = Group(head, Text(""), table, Text(""), hint)
         self._body.update(self.shown)
