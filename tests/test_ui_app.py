@@ -113,6 +113,9 @@ async def test_pause_freezes_display_and_resume_catches_up():
         await pilot.press("space")
         await settle(pilot)
         assert app.paused and "PAUSED" in app.query_one(StatsBar)._text.plain
+        # the footer says what space does now
+        keys = {b.action: b.description for _, b, enabled, _ in app.active_bindings.values() if enabled}
+        assert keys.get("resume") == "Resume" and "pause" not in keys
         before = text_of(app.query_one(Ladder))
         bb = demo.book.best_bid()
         demo.book.set_level(True, bb[0], bb[1] + 77.0)
@@ -124,6 +127,8 @@ async def test_pause_freezes_display_and_resume_catches_up():
             await settle(pilot, 0.1)
             assert not app.paused
             assert text_of(app.query_one(Ladder)) != before  # caught up
+            keys = {b.action: b.description for _, b, enabled, _ in app.active_bindings.values() if enabled}
+            assert keys.get("pause") == "Pause" and "resume" not in keys
         finally:
             demo.book.set_level(True, bb[0], bb[1])
             demo.on_book_changed(demo.stats.last_book_at)
@@ -622,3 +627,32 @@ def test_tape_fit_gives_way_in_order():
     assert tape_fit(7, 5, 17) == (0, 2, 5, True)  # "▲ 97031.5 78.6k"
     assert tape_fit(7, 5, 14) == (0, 2, 5, False)  # "▲  78.6k"
     assert tape_fit(7, 5, 7) == (0, 2, 0, False)  # "▲"
+
+
+async def test_the_last_panel_shown_stays():
+    # H, L and T together left a blank screen with no word of why
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("H", "L", "T")
+        await settle(pilot)
+        shown = [w for w in (app.w_heatmap, app.w_ladder, app.w_tape) if w.display]
+        assert shown == [app.w_tape]
+        assert any("one panel stays" in n.message for n in app._notifications)
+
+
+async def test_the_venue_picker_shows_each_feeds_state():
+    from textual.widgets import OptionList
+
+    from obview.ui.screens import VenuePicker
+
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, VenuePicker)
+        ol = app.screen.query_one(OptionList)
+        rows = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        assert rows[0].startswith("1  demo") and "● LIVE" in rows[0]
+        assert rows[2].startswith("3  okx") and "○ not connected" in rows[2]

@@ -35,7 +35,18 @@ class KeyActions:
 
     def action_pause(self) -> None:
         self.paused = not self.paused
+        self.refresh_bindings()  # the footer's space: Pause or Resume
         self._frame(force=True)
+
+    def action_resume(self) -> None:
+        self.action_pause()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pause":
+            return not self.paused
+        if action == "resume":
+            return self.paused
+        return True
 
     def action_group(self, direction: int) -> None:
         if self.market is not None:
@@ -100,7 +111,9 @@ class KeyActions:
             if v and v != self.venue:
                 self._switch(v, self.symbol)
 
-        self.push_screen(VenuePicker(self.venues, self.venue), chosen)
+        state = getattr(self.manager, "state", None)
+        states = {v: state(v, self.symbol) for v in self.venues} if state else {}
+        self.push_screen(VenuePicker(self.venues, self.venue, states, self.w_stats.pal), chosen)
 
     def action_compare(self) -> None:
         """The symbol on every venue side by side; a venue picked there is switched to."""
@@ -159,8 +172,13 @@ class KeyActions:
             self._repaint_all()
 
     def action_toggle_panel(self, name: str) -> None:
-        widget = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}[name]
+        panels = {"heatmap": self.w_heatmap, "ladder": self.w_ladder, "tape": self.w_tape}
+        widget = panels[name]
         show = not widget.display
+        if not show and not any(w.display for k, w in panels.items() if k != name):
+            # the last panel shown: hiding it left a blank screen that said nothing
+            self.notify("one panel stays shown: H heatmap, L ladder, T tape", timeout=3)
+            return
         # toggled back to what this width shows anyway: automatic again, so a resize lays it
         # out for the new width (a kept override forced panels that no longer fit)
         self.panel_override[name] = None if show == self.auto_panels(self.size.width)[name] else show

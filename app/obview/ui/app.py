@@ -94,6 +94,7 @@ class ObviewApp(KeyActions, App):
         Binding("ctrl+z", "suspend_process", "Suspend", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("space", "pause", "Pause"),
+        Binding("space", "resume", "Resume"),  # the footer says which one space does now
         Binding("plus,equals_sign", "group(1)", "Group+"),
         Binding("minus,underscore", "group(-1)", "Group-"),
         Binding("u", "units", "Units"),

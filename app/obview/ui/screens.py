@@ -44,6 +44,15 @@ LEGEND: list[str] = [
     "╱╱ hatching = the feed was not LIVE then: no book is shown for that time.",
     "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
     '"LIVE 2.3s behind": the book is whole but its messages arrive that much later than usual.',
+    "Heatmap title: \"row 1 (½ 0.5)\" = a text row is a price bucket of 1, each half-cell 0.5;"
+    " \"unaligned\" = the grouping is finer than the heatmap's bucket, so the heatmap keeps a"
+    " price axis of its own beside the ladder.",
+    "Tape: ▲ taker buy, ▼ taker sell; ×3 = three fills of one taker in one millisecond at one"
+    " price; →96998.4 = where a sweep across prices ended (Δ+1.3 when narrow); a tinted row is"
+    " a large trade by quote notional.",
+    "Status line: imb10 = (bid − ask) / (bid + ask) of the size resting in the top 10 levels"
+    " (+1 all bids, −1 all asks); latency = venue time to arrival, p50/p99 over a minute.",
+    "Ladder header: the spread, in price and in bp, after the column names.",
 ]
 
 
@@ -105,18 +114,33 @@ class VenuePicker(_Modal):
     VenuePicker OptionList { height: auto; max-height: 20; }
     """
 
-    def __init__(self, venues: list[str], current: str) -> None:
+    def __init__(self, venues: list[str], current: str, states=None, pal=None) -> None:
         super().__init__()
         self.venues = venues
         self.current = current
+        self.states = states or {}  # venue -> FeedState of its feed for this symbol (None: none)
+        self.pal = pal
+
+    def _row(self, i: int, venue: str) -> Text:
+        from obview.ui.statsbar import STATE_COLOR, STATE_MARK
+
+        t = Text(f"{i + 1}  " if i < 9 else "   ")
+        t.append(venue.ljust(12))
+        st = self.states.get(venue)
+        if st is None:
+            t.append("○ not connected", self.pal.style("muted") if self.pal else "")
+        else:
+            # the mark and the word: states read without colour vision too
+            t.append(
+                f"{STATE_MARK[st.status]} {st.status.value}",
+                self.pal.style(STATE_COLOR[st.status]) if self.pal else "",
+            )
+        return t
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(" Venue")
-            opts = [
-                Option(Text(f"{i + 1}  {v}" if i < 9 else f"   {v}"), id=v)
-                for i, v in enumerate(self.venues)
-            ]
+            opts = [Option(self._row(i, v), id=v) for i, v in enumerate(self.venues)]
             ol = OptionList(*opts)
             yield ol
 
