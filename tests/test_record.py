@@ -224,6 +224,7 @@ def test_round_trip_summary(tmp_path):
         "resyncs": 0,
         "trades": 2,  # BTC only
         "state": "LIVE",
+        "cut_short_at_line": None,
         "best_bid": 68680.0,
         "best_ask": 68681.0,
         "bids": [[68680.0, 1.25], [68679.0, 0.3]],
@@ -311,7 +312,19 @@ def test_torn_last_line_is_tolerated(tmp_path):
     write_hl_session(p).close()
     with open(p, "ab") as f:
         f.write(b'{"t":1,"raw":"{\\"chan')  # process killed mid-write
-    assert replay_summary(p, "hyperliquid", "BTC-PERP")["best_bid"] == 68680.0
+    s = replay_summary(p, "hyperliquid", "BTC-PERP")
+    assert s["best_bid"] == 68680.0 and s["cut_short_at_line"] is not None  # said, not silent
+
+
+def test_a_copy_cut_before_its_first_book_says_so(tmp_path):
+    # "no book frames ...; pass --instrument": the wrong advice for a file cut short
+    whole, cut = tmp_path / "s.jsonl", tmp_path / "cut.jsonl"
+    write_hl_session(whole).close()
+    lines = whole.read_bytes().splitlines(keepends=True)
+    first_book = next(i for i, line in enumerate(lines) if b"l2Book" in line)
+    cut.write_bytes(b"".join(lines[:first_book]) + lines[first_book][:40])
+    with pytest.raises(ReplayError, match=r"cut.jsonl ends in a line cut short \(line \d+\), before any hyperliquid book"):
+        replay_summary(cut, "hyperliquid", "BTC-PERP")
 
 
 def test_cli_replay_exit_codes(tmp_path, capsys):

@@ -32,12 +32,13 @@ class ReplayError(Exception):
     """The recording cannot be read or is not JSON lines. The message is one line."""
 
 
-def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+def replay_frames(path: str | os.PathLike[str], torn: list[int] | None = None) -> Iterator[dict[str, Any]]:
     """Yield the records of a recording in order (``.gz`` read through gzip).
 
     Raises ReplayError for a missing or unreadable file and for a line that is not a JSON
     object; blank lines are skipped, and so is a last line cut short by a crash or a full
-    disk (no trailing newline). Records of unknown kinds are passed through.
+    disk (no trailing newline): its number is appended to ``torn`` when given. Records of
+    unknown kinds are passed through.
     """
     name = os.fspath(path)
     try:
@@ -61,6 +62,8 @@ def replay_frames(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     if n > 1 and not raw.endswith(b"\n"):
+                        if torn is not None:
+                            torn.append(n)
                         return  # a last line torn by a crash or a full disk
                     _bad_line(name, n, line)
                 if not isinstance(rec, dict):
@@ -126,6 +129,7 @@ class Replay:
         self.frames = 0
         self.snapshot_errors = 0  # REST snapshots that did not parse (not frames)
         self.foreign = False
+        self.torn: list[int] = []  # the number of a last line cut short, if the file ends in one
         self.skipped_connections = 0
         snap = self.adapter.snapshot_request()
         self._snapshot_url = snap.url if snap is not None else None
@@ -185,7 +189,8 @@ class Replay:
         # goes to its own session's connection, not to another venue's of a later run
         streams: dict[Any, str | None] = {}
         pipeline = self.pipeline
-        for rec in replay_frames(path):
+        self.torn.clear()
+        for rec in replay_frames(path, self.torn):
             t = rec.get("t")
             ts = float(t) if isinstance(t, (int, float)) else 0.0
             if "connect" in rec:
@@ -226,9 +231,9 @@ class Replay:
         parses as this venue's (the wrong ``--venue``), or none carries this instrument's book."""
         name = os.path.basename(os.fspath(path))
         pipe, venue = self.pipeline, self.adapter.name
-        if not self.frames:
+        if not self.frames and not self.torn:
             raise ReplayError(f"{name} holds no received frames to replay")
-        if pipe.parse_errors - self.snapshot_errors == self.frames:
+        if self.frames and pipe.parse_errors - self.snapshot_errors == self.frames:
             raise ReplayError(
                 f"none of the {self.frames} frames of {name} parse as {venue} frames "
                 f"(the last: {self.market.stats.last_error}); is --venue right?"
@@ -237,6 +242,11 @@ class Replay:
             raise ReplayError(
                 f"no {venue} book frames among the {self.frames} frames of {name}, and none of its "
                 f"connections is to {venue}; is --venue right?"
+            )
+        if not pipe.book_events and not self.market.book and self.torn:
+            raise ReplayError(
+                f"{name} ends in a line cut short (line {self.torn[0]}), before any {venue} book "
+                f"of {self.adapter.native}: a copy cut short, or a recording stopped by a full disk?"
             )
         if not pipe.book_events and not self.market.book:
             said = self.market.stats.last_error
@@ -262,6 +272,8 @@ class Replay:
             "resyncs": m.resyncs,
             "trades": self.pipeline.trades,
             "state": m.state.status.value,
+            # the number of a last line cut short (skipped), or None: the file ends whole
+            "cut_short_at_line": self.torn[0] if self.torn else None,
             "best_bid": bb[0] if bb else None,
             "best_ask": ba[0] if ba else None,
             "bids": [[p, s] for p, s in bids],

@@ -1,8 +1,8 @@
 """FeedSession: runs any venue adapter over ``websockets``.
 
 One task per stream the adapter declares: connect (with timeout), subscribe, heartbeat,
-receive into the ``FeedPipeline``, stale watchdog, reconnect with capped exponential backoff
-and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py): backed off, as the
+receive into the ``FeedPipeline``, stale watchdog (feed/watchdog.py), reconnect with capped
+exponential backoff and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py): backed off, as the
 venue allows, per the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
 Every transition is written to the Market (and the Bus) with a reason a user can read
 (feed/reasons.py words why a connection ended).
@@ -36,6 +36,7 @@ from obview.feed.reasons import (
     proxy_for,
 )
 from obview.feed.repair import BookRepair
+from obview.feed.watchdog import watch
 from obview.feed.wsconn import SinkConnection, sink_connection_factory
 from obview.market import Market
 from obview.model import FeedStatus, Instrument
@@ -263,7 +264,7 @@ class FeedSession:
         st.last_rx = time.time()
         st.up_since = time.monotonic()
         st.stale = False
-        watchdog = asyncio.create_task(self._watchdog(st))
+        watchdog = asyncio.create_task(watch(self, st))
         fallback = None
         if st is self.book_stream and self.adapter.ws_snapshot_timeout and self.adapter.resync_mode is not ResyncMode.REST:
             fallback = asyncio.create_task(self.repair.snapshot_fallback(st, self.adapter.ws_snapshot_timeout))
@@ -409,54 +410,6 @@ class FeedSession:
             self.repair.task.cancel()
 
     # -- timers -----------------------------------------------------------------------------
-    async def _watchdog(self, st: _Stream) -> None:
-        default = self.opts.stale_after or st.spec.stale_after
-        # a fixed stale time from the options overrides the measured one
-        cadence = st.cadence if self.opts.stale_after is None and st is self.book_stream else None
-        if cadence is not None:
-            cadence.restart()
-        stale_after = cadence.stale_after(default) if cadence is not None else default
-        shortest = min(default, cadence.floor) if cadence is not None else default
-        check = min(0.5, shortest / 4, self.opts.sync_timeout / 4)
-        # Intervals run on the monotonic clock: the wall clock can be stepped (NTP, a VM
-        # restored, a laptop resumed), and silence measured on it hid a dead feed for as long
-        # as the step back, or cut a live one after a step forward. Frames carry wall stamps
-        # (latency needs them), so a new one is placed by its wall age, kept within the
-        # interval since the last look.
-        unsynced_since = checked_at = heard_at = time.monotonic()
-        heard_rx = st.last_rx
-        while True:
-            await asyncio.sleep(check)
-            now = time.monotonic()
-            if st is self.book_stream:
-                # a snapshot that never comes (lost, or the venue ignored the request) would
-                # leave the book SYNCING forever while deltas keep the stream busy: ask again
-                if self.pipeline.sync.synced:
-                    unsynced_since = now
-                elif now - unsynced_since >= self.opts.sync_timeout and not self.repair.busy:
-                    unsynced_since = now
-                    self.repair.request(f"no snapshot for {self.opts.sync_timeout:g} s")
-            if st.last_rx != heard_rx:
-                heard_rx = st.last_rx
-                heard_at = now - min(max(time.time() - heard_rx, 0.0), now - checked_at)
-                if cadence is not None:
-                    cadence.changed(heard_at)
-                    stale_after = cadence.stale_after(default)
-                    self.market.stats.book_every = cadence.typical
-            checked_at = now
-            silent = now - heard_at
-            if silent >= stale_after * (1 + self.opts.stale_grace):
-                ws = st.ws
-                if ws is not None:
-                    st.close_reason = f"no data for {silent:.1f} s"
-                    await ws.close(1000, "stale")
-                return
-            if silent >= stale_after and not st.stale:
-                st.stale = True
-                self._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
-            elif st.stale:
-                self._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
-
     async def _pinger(self, st: _Stream) -> None:
         while True:
             await asyncio.sleep(st.spec.ping_interval)
