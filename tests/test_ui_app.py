@@ -123,6 +123,10 @@ async def test_pause_freezes_display_and_resume_catches_up():
         try:
             await settle(pilot, 0.15)
             assert text_of(app.query_one(Ladder)) == before  # frozen
+            # a key that redraws (units there and back) redraws the paused moment, not the feed
+            await pilot.press("u", "u")
+            await settle(pilot, 0.1)
+            assert app.paused and text_of(app.query_one(Ladder)) == before
             await pilot.press("space")
             await settle(pilot, 0.1)
             assert not app.paused
@@ -656,3 +660,14 @@ async def test_the_venue_picker_shows_each_feeds_state():
         rows = [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
         assert rows[0].startswith("1  demo") and "● LIVE" in rows[0]
         assert rows[2].startswith("3  okx") and "○ not connected" in rows[2]
+
+
+async def test_a_switch_while_paused_shows_the_new_venue_live():
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot, 0.2)
+        assert app.venue == "binance" and not app.paused and app._frozen is None

@@ -180,6 +180,12 @@ class OrderBook:
         self.bids = BookSide()
         self.asks = BookSide()
 
+    def copy(self) -> OrderBook:
+        """An independent copy (a paused screen's book)."""
+        book = OrderBook()
+        book.bids, book.asks = self.bids.copy(), self.asks.copy()
+        return book
+
     # -- mutation ---------------------------------------------------------------------------
     def clear(self) -> None:
         self.bids.clear()

@@ -7,6 +7,7 @@ Nothing here knows about sockets or terminals, so all of it is unit-testable.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
@@ -269,6 +270,20 @@ class Market:
         self.state_log: deque[FeedState] = deque(maxlen=200)
 
     # -- writers (feed side) ------------------------------------------------------------------
+    def frozen(self) -> Market:
+        """A still copy of what the panels draw: the book, the tape, the minute's flow and the
+        heatmap history as they are now. Pause shows it, so a regrouping or a units switch
+        while paused redraws this moment, not the live feed."""
+        f = copy.copy(self)
+        f.book = self.book.copy()
+        f.trades = deque(self.trades, maxlen=self.trades.maxlen)
+        f.flow = copy.deepcopy(self.flow)
+        f.stats = copy.copy(self.stats)
+        f.stats.trades = copy.deepcopy(self.stats.trades)
+        f.heatmap = self.heatmap.frozen()
+        f.state_log = deque(maxlen=1)
+        return f
+
     def set_state(self, status: FeedStatus, reason: str = "") -> bool:
         """Change the feed state; returns True when it changed."""
         if self.state.status is status and self.state.reason == reason:

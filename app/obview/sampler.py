@@ -6,6 +6,7 @@ Nothing here knows about terminals; the heatmap widget and its time zoom read th
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from array import array
@@ -113,6 +114,16 @@ class HeatmapSampler:
         self.next_at = 0.0
         self._buys: dict[int, float] = {}
         self._sells: dict[int, float] = {}
+
+    def frozen(self) -> HeatmapSampler:
+        """A still copy of the history drawn so far (a paused screen's): columns sampled later
+        go to this sampler, not to the copy."""
+        f = copy.copy(self)
+        f.columns = deque(self.columns, maxlen=self.columns.maxlen)
+        f.coarse = deque(self.coarse, maxlen=self.coarse.maxlen)
+        f.pending = list(self.pending)
+        f._buys, f._sells = dict(self._buys), dict(self._sells)
+        return f
 
     def choose_step(self, mid: float, tick: float) -> float:
         want = mid * self.span_pct / 100.0 * 2 / self.buckets

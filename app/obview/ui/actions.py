@@ -35,6 +35,9 @@ class KeyActions:
 
     def action_pause(self) -> None:
         self.paused = not self.paused
+        m = self.market
+        # paused, the panels draw a still copy of this moment; resumed, the live market again
+        self._frozen = (m, m.frozen(), self.clock()) if self.paused and m is not None else None
         self.refresh_bindings()  # the footer's space: Pause or Resume
         self._frame(force=True)
 

@@ -155,6 +155,8 @@ class ObviewApp(KeyActions, App):
         # ladder and the heatmap start on one shared price axis on every symbol
         self.step_auto = True
         self._grouped_symbol: str | None = None  # the symbol the grouping was chosen on
+        #: while paused: (the market on screen, its still copy, the time it was taken)
+        self._frozen: tuple[Market, Market, float] | None = None
         self._capped: Market | None = None  # the market whose price has capped the steps
         self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
         self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
@@ -342,6 +344,10 @@ class ObviewApp(KeyActions, App):
 
     def _on_market_changed(self) -> None:
         m = self.market
+        if self.paused and (self._frozen is None or self._frozen[0] is not m):
+            # another venue or symbol asked for while paused: shown live, not a still of nothing
+            self.paused, self._frozen = False, None
+            self.refresh_bindings()
         if m is not None:
             if self.symbol != self._grouped_symbol:
                 # another instrument: its own default grouping (a step chosen for BTC that
@@ -409,6 +415,9 @@ class ObviewApp(KeyActions, App):
             return
         now = self.clock()
         m = self.market
+        if self.paused and self._frozen is not None and self._frozen[0] is m:
+            # a key while paused (grouping, units, a resize) redraws the paused moment
+            m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
         if m is not None and self.step is not None:
             fresh = m.version != self._seen_version

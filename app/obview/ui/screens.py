@@ -23,7 +23,7 @@ HELP_ROWS: list[tuple[str, str]] = [
     ("s", "switch symbol (validated)"),
     ("+  -", "coarser / finer price grouping (ladder and heatmap zoom)"),
     ("u", "units: base size / quote notional (ladder and tape)"),
-    ("space", "pause the panels (feeds and the status line keep running; resume catches up)"),
+    ("space", "pause the panels on this moment (grouping and units redraw it; feeds and the status line keep running; resume catches up)"),
     (",  .", "heatmap contrast: lower / raise the high percentile cut-off"),
     ("<  >", "heatmap floor: lower / raise the low percentile cut-off"),
     ("z  Z", "heatmap time: more / fewer seconds a column (0.25 s to 60 s: up to an hour back)"),
