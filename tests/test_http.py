@@ -199,3 +199,35 @@ async def test_hosts_that_never_answer_hold_neither_snapshots_nor_name_lookups(s
                     await f
     finally:
         silent.close()
+
+
+async def test_one_silent_host_holds_one_thread_however_often_it_is_asked(server):
+    # cancelled snapshot fetches to a host that never answers each kept a thread for its whole
+    # timeout: a venue retrying through its backoff took every snapshot thread from the others
+    base, routes = server
+    routes["/depth"] = (200, {}, b'{"lastUpdateId":2}', 0.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(32)
+    try:
+        port = silent.getsockname()[1]
+        async with asyncio.timeout(20):
+            for _ in range(8):  # a repair cancelled and asked again, eight times
+                f = asyncio.ensure_future(fetch(HttpRequest(f"http://127.0.0.1:{port}/d", timeout=3.0, book=True)))
+                await asyncio.sleep(0.02)
+                f.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await f
+            book = await fetch(HttpRequest(f"{base}/depth", book=True))
+            assert book == b'{"lastUpdateId":2}'
+            # one thread went to the silent host, not one per ask
+            silent.setblocking(False)
+            conns = []
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    conns.append(silent.accept()[0])
+            for c in conns:
+                c.close()
+            assert len(conns) == 1, len(conns)
+    finally:
+        silent.close()

@@ -111,3 +111,19 @@ async def test_an_unknown_symbol_is_named_as_typed():
 
     with pytest.raises(ValueError, match="unknown symbol 'ETHUSDX' for venue binance"):
         FeedManager().validate("binance", "ETHUSDX")
+
+
+def test_a_venue_that_cannot_load_leaves_every_others_symbols_alone(monkeypatch):
+    from types import MappingProxyType
+
+    from obview import symbols
+    from obview.venues import registry
+
+    targets = dict(registry._targets())
+    targets["broken"] = "no_such_plugin_module:Adapter"  # a third party's, failing to import
+    monkeypatch.setattr(registry, "_targets", lambda: MappingProxyType(targets))
+    symbols._natives.cache_clear()
+    try:
+        assert symbols.normalize("btc") == "BTC-PERP" and symbols.normalize("ethusdt") == "ETH-PERP"
+    finally:
+        symbols._natives.cache_clear()

@@ -30,11 +30,17 @@ class RateCounter:
         self._sec = 0
         self._t0: float | None = None  # the first event's time: a young counter divides by its age
 
+    def begin(self, now: float) -> None:
+        """Counting starts now (a feed connecting): a young counter's age is measured from
+        here, so a quiet market's first trade does not read as two a second."""
+        if self._t0 is None:
+            self._t0 = now
+
     def add(self, now: float, n: int = 1) -> None:
         sec = int(now)
         if sec != self._sec:
             self._advance(sec)
-        if self._t0 is None:
+        if self._t0 is None or self._t0 > now:
             self._t0 = now
         self._counts[sec % self.window] += n
 
@@ -54,13 +60,14 @@ class RateCounter:
     def rate(self, now: float) -> float:
         """Mean rate over the last full seconds (the current partial second excluded)."""
         sec = int(now)
-        if sec != self._sec:
-            self._advance(sec)
+        if sec > self._sec:
+            self._advance(sec)  # a read never steps the counter back (only a new event does)
         full = self.window - 1
         t0 = self._t0
-        if t0 is not None and now - t0 < full:
+        if t0 is not None and t0 <= now and sec - full < math.ceil(t0):
             # younger than the window (a connect, a switch): everything so far over its age,
-            # not over the whole window (45 msgs/s read 8 in the first second)
+            # not over the whole window (45 msgs/s read 8 in the first second); young until the
+            # window holds only seconds counted whole
             return sum(self._counts) / max(now - t0, 0.5)
         total = sum(self._counts[(sec - i) % self.window] for i in range(1, full + 1))
         return total / full

@@ -27,7 +27,11 @@ def _natives() -> dict[str, str]:
     """Every venue's instrument name (upper case) -> canonical symbol."""
     out: dict[str, str] = {}
     for name in venue_names():
-        for canonical, native in get_adapter(name).symbols.items():
+        try:
+            symbols = get_adapter(name).symbols
+        except Exception:  # a venue that cannot load must not break every other's symbols
+            continue
+        for canonical, native in symbols.items():
             out.setdefault(native.upper(), canonical)
     return out
 

@@ -14,13 +14,15 @@ instrument facts, which only refine the built-in defaults.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import http.client
 import ssl
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -30,6 +32,8 @@ from obview.venues.base import HttpRequest
 MAX_BODY = 32 * 1024 * 1024
 _BOOK_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obview-http-book")
 _FACT_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="obview-http-facts")
+#: (book?, host) -> the request running there: at most one thread per host and kind
+_INFLIGHT: dict[tuple[bool, str], Future] = {}
 #: the longest wait a venue's Retry-After is taken at (Binance bans an IP for up to 3 days)
 MAX_RETRY_AFTER = 3 * 24 * 3600.0
 
@@ -157,9 +161,19 @@ def _fetch_sync(req: HttpRequest, max_body: int) -> bytes:
 async def fetch(req: HttpRequest, max_body: int = MAX_BODY) -> bytes:
     """GET (or POST when ``req.body`` is set) ``req.url``; raises HttpError with a short reason."""
     try:
-        pool = _BOOK_THREADS if req.book else _FACT_THREADS
-        job = asyncio.get_running_loop().run_in_executor(pool, _fetch_sync, req, max_body)
-        return await asyncio.wait_for(job, req.timeout + 2)
+        async with asyncio.timeout(req.timeout + 2):
+            pool = _BOOK_THREADS if req.book else _FACT_THREADS
+            key = (req.book, urlsplit(req.url).netloc)
+            prev = _INFLIGHT.get(key)
+            if prev is not None and not prev.done():
+                # a thread still waiting on this host (its caller may be long gone: a thread
+                # cannot be cancelled): one host that never answers holds one thread, not all
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(asyncio.wrap_future(prev))
+            job = pool.submit(_fetch_sync, req, max_body)
+            _INFLIGHT[key] = job
+            job.add_done_callback(lambda f, key=key: _INFLIGHT.pop(key, None) if _INFLIGHT.get(key) is f else None)
+            return await asyncio.wrap_future(job)
     except TimeoutError:
         raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
     except OSError as e:

@@ -122,6 +122,9 @@ class FeedSession:
         return main
 
     async def run(self) -> None:
+        now = time.time()
+        self.market.stats.messages.begin(now)  # rates count from here, not from a first event
+        self.market.stats.trades.begin(now)
         streams = [asyncio.create_task(self._run_stream(st), name=f"stream {st.spec.name}") for st in self.streams.values()]
         self._tasks = [*streams, asyncio.create_task(self._sampler(), name="sampler"), asyncio.create_task(self._instrument(), name="instrument")]
         try:

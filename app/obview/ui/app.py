@@ -413,21 +413,22 @@ class ObviewApp(KeyActions, App):
                 self._last_slow = now
                 self._paint_slow(now)
             return
-        now = self.clock()
-        m = self.market
+        wall = now = self.clock()
+        m = live = self.market
         if self.paused and self._frozen is not None and self._frozen[0] is m:
-            # a key while paused (grouping, units, a resize) redraws the paused moment
+            # a key while paused (grouping, units, a resize) redraws the paused moment; the
+            # status line goes on with the live feed and the real time
             m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
-        if m is not None and self.step is not None:
+        if m is not None and live is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
-            if self.step_auto and m.heatmap.step is not None and m.heatmap.step * 2 != self.step:
-                self._sync_steps(m)
-            elif m is not self._capped and (m.book.mid() or m.last_price):
+            if self.step_auto and live.heatmap.step is not None and live.heatmap.step * 2 != self.step:
+                self._sync_steps(live)
+            elif live is not self._capped and (live.book.mid() or live.last_price):
                 # the first price: a kept grouping gets the cap it could not get without one
-                self._capped = m
-                self._sync_steps(m)
+                self._capped = live
+                self._sync_steps(live)
             step = self.step
             sampler = m.heatmap.step
             # one window for both panels: rows = the panel height below its title line
@@ -457,9 +458,9 @@ class ObviewApp(KeyActions, App):
                 w._strips = []
                 w._keys = []
                 w.refresh()
-        if force or now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
-            self._last_slow = now
-            self._paint_slow(now)
+        if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow:
+            self._last_slow = wall
+            self._paint_slow(wall)
         self.frames += 1
 
     def _recording(self) -> tuple[int, str] | None:
