@@ -30,6 +30,7 @@ from obview.venues.base import (
 log = logging.getLogger("obview.feed")
 
 _APPLIED = SyncStatus.APPLIED
+_GAP = SyncStatus.GAP
 _LIVE = FeedStatus.LIVE
 NOT_FINITE = f"price or size not a finite positive number below {MAX_NUMBER:g}"
 #: bad frames are logged at most once per this many seconds per pipeline (the first at once);
@@ -176,7 +177,10 @@ class FeedPipeline:
         for ev in events:
             cls = ev.__class__
             if cls is BookDelta or isinstance(ev, BookDelta):
-                self._on_sync_result(self.sync.on_delta(ev), ev.ts_exchange, ts_local, actions)
+                res = self.sync.on_delta(ev)
+                if res.status is _GAP:
+                    self.sync.keep_for_repair(ev)  # before the reset the gap brings
+                self._on_sync_result(res, ev.ts_exchange, ts_local, actions)
             elif cls is Trade:
                 market.add_trade(ev)
                 market.on_exchange_time(ev.ts_exchange, ts_local)

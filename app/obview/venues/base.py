@@ -257,6 +257,10 @@ class BookSync:
             return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {self.book.crossed_bps():.0f} bp"))
         return APPLIED
 
+    def keep_for_repair(self, delta: BookDelta) -> None:
+        """``delta`` met a book it could not follow (a GAP): a venue whose repair snapshot may
+        be taken inside that very event keeps it for the snapshot (default: dropped)."""
+
     def _fail(self, res: SyncResult) -> SyncResult:
         self.synced = False
         self.last_seq = None

@@ -172,15 +172,14 @@ class BinanceSync(BookSync):
                 return res
         return APPLIED
 
-    def on_delta(self, delta: BookDelta) -> SyncResult:
-        res = super().on_delta(delta)
-        if res.status is SyncStatus.GAP and delta.seq is not None:
-            # The event is sound; the book it met was not (a break in pu, a depth refresh, a
-            # cross). The snapshot fetched next is often taken while this very event was being
-            # gathered (U <= lastUpdateId <= u): keep it for that snapshot, or the event after
-            # it cannot bridge and the repair itself reads as another gap.
+    def keep_for_repair(self, delta: BookDelta) -> None:
+        # The event is sound; the book it met was not (a break in pu, a depth refresh, a
+        # cross). The snapshot fetched next is often taken while this very event was being
+        # gathered (U <= lastUpdateId <= u): keep it for that snapshot, or the event after it
+        # cannot bridge and the repair itself reads as another gap. (Called by the pipeline
+        # on a GAP only, so the hot path pays nothing for it.)
+        if delta.seq is not None and self._stash is None:
             self._stash = [delta]
-        return res
 
     def _post_apply(self, checksum: int | None) -> SyncResult:
         lo, hi = self.window
