@@ -1,0 +1,151 @@
+"""``obview ... --print``: one JSON line a second on stdout, for scripts (with ``--compare``:
+every venue side by side), until ``--duration`` or Ctrl-C; stdout closed (``| head``) or full
+ends it quietly or with one line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+
+
+class OutputGone(Exception):
+    """stdout was closed (``| head``) or cannot be written (a full disk)."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason  # None: the reader went away, nothing to say
+
+
+def _emit(obj: object) -> None:
+    """One --print line; OutputGone when stdout cannot take it."""
+    try:
+        print(json.dumps(obj), flush=True)
+    except BrokenPipeError:
+        # the reader is gone: later flushes (at exit too) must not raise again
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputGone(None) from None
+    except OSError as e:
+        raise OutputGone(f"cannot write to stdout: {e.strerror or e}") from None
+
+
+def say_recording_stopped(recorder) -> None:
+    """One line on stderr, once, when ``--record`` stopped early (disk full, its size cap)."""
+    if recorder.message and not recorder.said:
+        recorder.said = True
+        lost = f" ({recorder.dropped} frames not recorded)" if recorder.dropped else ""
+        print(f"obview: {recorder.message}{lost}", file=sys.stderr, flush=True)
+
+
+def snapshot_line(market, now: float) -> dict:
+    """The --print line: everything a script needs to know about the book right now."""
+    book = market.book
+    live = market.live
+    bb, ba = (book.best_bid(), book.best_ask()) if live else (None, None)
+    p50, p99 = market.stats.latency.percentiles(now)
+    behind = market.stats.latency.behind(now)
+    return {
+        "t": round(now, 3),
+        "venue": market.venue,
+        "symbol": market.symbol,
+        "state": market.state.status.value,
+        "reason": market.state.reason,
+        "best_bid": bb[0] if bb else None,
+        "best_ask": ba[0] if ba else None,
+        "spread": _r(book.spread()) if live else None,
+        "mid": _r(book.mid()) if live else None,
+        "msgs_per_s": round(market.stats.messages.rate(now), 1),
+        "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
+        "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
+        "behind_s": round(behind, 3) if behind is not None else None,
+        "trades": len(market.trades),
+        "resyncs": market.resyncs,
+        "bad_frames": market.stats.bad_frames,
+        "last_error": market.stats.last_error,
+    }
+
+
+def _r(x: float | None) -> float | None:
+    """Round away binary float noise (97003.8 - 97003.6 = 0.19999999999708962)."""
+    return None if x is None else round(x, 9)
+
+
+def compare_line(cmp, symbol: str, now: float, errors: dict[str, str]) -> dict:
+    """The --print --compare line: every venue's touch, spread and depth, and across venues."""
+
+    def ms(x: float | None) -> float | None:
+        return round(x * 1000, 2) if x is not None else None
+
+    return {
+        "t": round(now, 3),
+        "symbol": symbol,
+        "live": cmp.live,
+        "best_bid": cmp.best_bid,
+        "best_bid_venue": cmp.best_bid_venue or None,
+        "best_ask": cmp.best_ask,
+        "best_ask_venue": cmp.best_ask_venue or None,
+        "cross_spread_bps": _r(cmp.cross_spread_bps),
+        "depth_band_bps": cmp.band_bps,
+        "venues": [
+            {
+                "venue": r.venue,
+                "state": r.state.status.value if r.state else None,
+                "reason": r.state.reason if r.state else errors.get(r.venue, "not open"),
+                "bid": r.bid,
+                "ask": r.ask,
+                "spread_bps": _r(r.spread_bps),
+                "bid_depth_quote": round(r.bid_depth, 2) if r.bid_depth is not None else None,
+                "ask_depth_quote": round(r.ask_depth, 2) if r.ask_depth is not None else None,
+                "vs_mid_bps": _r(r.vs_mid_bps),
+                "latency_ms_p50": ms(r.latency),
+                "msgs_per_s": round(r.msgs, 1) if r.msgs is not None else None,
+            }
+            for r in cmp.rows
+        ],
+    }
+
+
+async def print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int:
+    from obview.feed.manager import FeedManager
+
+    manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=1, recorder=recorder)
+    if a.compare:
+        try:
+            return await _print_compare(manager, symbol, a, recorder, venues)
+        finally:
+            await manager.close()
+    try:
+        market = await manager.open(venue, symbol)
+        start = time.time()
+        while a.duration is None or time.time() - start < a.duration:
+            await asyncio.sleep(1.0)
+            _emit(snapshot_line(market, time.time()))
+            if recorder is not None:
+                say_recording_stopped(recorder)
+    finally:
+        await manager.close()
+    return 0
+
+
+async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -> int:
+    from obview.compare import compare
+
+    errors: dict[str, str] = {}
+    for v in venues:
+        try:
+            await manager.open(v, symbol, pin=True)
+        except ValueError:  # the venue does not list this symbol
+            errors[v] = f"no {symbol}"
+    start = time.time()
+    while a.duration is None or time.time() - start < a.duration:
+        await asyncio.sleep(1.0)
+        now = time.time()
+        cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
+        _emit(compare_line(cmp, symbol, now, errors))
+        if recorder is not None:
+            say_recording_stopped(recorder)
+    return 0
