@@ -188,6 +188,11 @@ def test_sampler_after_a_stall_resumes_the_cadence_without_a_burst():
     assert m.tick(1003.0) is not None  # the loop stalled for 3 s: one sample, not twelve
     assert m.tick(1003.05) is None and m.tick(1003.2) is None
     assert m.tick(1003.26) is not None
+    # the stalled time is there as gap columns (the book was not seen then): x stays time
+    cols = list(m.heatmap.columns)
+    assert [c.live for c in cols] == [True] + [False] * 11 + [True, True]
+    ts = [c.t for c in cols]
+    assert all(0.2 < b - a < 0.3 for a, b in zip(ts, ts[1:], strict=False)), ts
 
 
 def test_sampler_column_keeps_only_the_books_stretch_of_the_window():

@@ -43,6 +43,9 @@ def test_a_merged_column_is_the_mean_of_its_live_samples_and_the_sum_of_their_tr
     g = merge_columns([col(0.0, live=False), col(0.25, live=False, buys={5: 1.0})])
     assert merge_columns([a]) is a  # one sample stands for itself
     assert not g.live and len(g.sizes) == 0 and g.buys == {5: 1.0}
+    # mostly not LIVE: a gap too (one live sample drew a whole period as a known book)
+    assert not merge_columns([a, col(0.25, live=False), col(0.5, live=False)]).live
+    assert merge_columns([a, b, gap]).live  # mostly LIVE: the mean of the live ones
 
 
 def test_at_1x_the_view_is_the_samples_themselves():
@@ -152,8 +155,8 @@ def test_a_period_keeps_half_the_window_around_its_mid_and_leaves_the_samples_wh
     m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))  # the window: 40 buckets
     m.set_state(FeedStatus.LIVE)
     hs = m.heatmap
-    m.tick(1000.0)  # one sample in the period [1000, 1010)
-    m.tick(1010.0)  # the next period begins: the first is over
+    for i in range(41):  # the period [1000, 1010) sampled whole, then the next one begins
+        m.tick(1000.0 + i * 0.25)
     sample, period = hs.columns[0], hs.coarse[0]
     whole = len(sample.sizes)
     assert whole > 20 and len(period.sizes) == 20  # a quarter of the window each side of the mid

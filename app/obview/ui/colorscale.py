@@ -85,7 +85,12 @@ def auto_scale(
     hi = high if high is not None else percentile(vals, high_pct)
     lo = max(lo, vals[0] * 0.5, 1e-12)
     if hi <= lo:
-        hi = lo * 10.0
+        if low is None and high is None:
+            # a flat window (one level, a uniform book): its size in the middle of the scale,
+            # not at the bottom, where it was drawn all but invisible on the background
+            lo, hi = hi / math.sqrt(10.0), hi * math.sqrt(10.0)
+        else:
+            hi = lo * 10.0
     return ColorScale(lo, hi, levels)
 
 

@@ -273,17 +273,22 @@ class Heatmap(LineWidget):
                     codes[i] += ASK
         if sub == 1:
             codes = [x for x in codes for _ in (0, 1)]  # both halves show the whole bucket
-        # BBO traces; with whole-bucket cells the ask takes the upper half, the bid the lower
+        # BBO traces; with whole-bucket cells the ask takes the upper half, the bid the lower,
+        # and so they do when both fall in one half-row (a spread inside a half: the ask drew
+        # over the bid, whose trace was gone on most BTC columns)
+        ib = ia = None
         if col.best_bid:
-            i = bucket_index(col.best_bid, half) - origin * sub
-            i = i if sub == 2 else 2 * i
-            if 0 <= i < len(codes):
-                codes[i] = BBO_BID
+            ib = bucket_index(col.best_bid, half) - origin * sub
+            ib = ib if sub == 2 else 2 * ib
         if col.best_ask:
-            i = bucket_index(col.best_ask, half) - origin * sub
-            i = i if sub == 2 else 2 * i + 1
-            if 0 <= i < len(codes):
-                codes[i] = BBO_ASK
+            ia = bucket_index(col.best_ask, half) - origin * sub
+            ia = ia if sub == 2 else 2 * ia + 1
+        if ib is not None and ib == ia:
+            ib, ia = ib - ib % 2, ib - ib % 2 + 1
+        if ib is not None and 0 <= ib < len(codes):
+            codes[ib] = BBO_BID
+        if ia is not None and 0 <= ia < len(codes):
+            codes[ia] = BBO_ASK
         marks = e.marks
         vmax = self.mark_max
         buy_c, sell_c = self.pal["buy"], self.pal["sell"]

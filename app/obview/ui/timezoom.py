@@ -9,7 +9,8 @@ arrive, except the newest one, which is still filling):
   the whole period reads as strongly as at 1x; an order that flickered reads weaker);
 - traded volume per bucket: the sum over the period;
 - best bid and ask: those of its last LIVE sample;
-- a period without any LIVE sample is a gap, as a single one is.
+- a period with fewer than half its samples LIVE is a gap, as a single non-LIVE one is (the
+  book is not known for most of it).
 
 From 10 s a column up, the columns come from the sampler's ring of 10 s periods (an hour of
 them) and the period still filling; each drawn column then averages its periods.

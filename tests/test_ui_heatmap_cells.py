@@ -1,0 +1,69 @@
+"""What the heatmap draws in its cells: the best bid and ask traces, and a flat window's colour."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import App, ComposeResult
+
+from obview.market import Market
+from obview.model import FeedStatus, Instrument
+from obview.ui.colorscale import auto_scale
+from obview.ui.heatmap import AXIS_WIDTH, Heatmap
+from obview.ui.theming import load_colormaps, load_theme_files
+from obview.ui.viewmodel import heat_layout
+
+
+class _One(App):
+    def compose(self) -> ComposeResult:
+        yield Heatmap(id="hm")
+
+
+async def _draw(m: Market, size=(40, 16)):
+    _, panels = load_theme_files()
+    pal, cmap = panels["obview-dark"], load_colormaps()["inferno"]
+    app = _One()
+    async with asyncio.timeout(20), app.run_test(size=size) as pilot:
+        hm = app.query_one(Heatmap)
+        hm.set_colors(pal)
+        hm.set_colormap(cmap)
+        await pilot.pause()
+        step = m.heatmap.step * 2  # the app's default grouping: two sampler buckets a row
+        lay = heat_layout(step, m.heatmap.step)
+        rows = hm.size.height - 1
+        origin = int(m.book.mid() // step) - rows // 2
+        hm.update_from(m, lay, origin, m.heatmap.columns[-1].t, step)
+        await pilot.pause()
+        # the last plot column of every row: (upper half's colour, lower half's colour)
+        x = hm.size.width - AXIS_WIDTH - 1
+        out = []
+        for strip in hm._strips[1:]:
+            cells = [(ch, seg.style) for seg in strip for ch in seg.text]
+            st = cells[x][1]
+            out.append((st.color.triplet.hex, st.bgcolor.triplet.hex))
+        return out, pal
+
+
+def test_a_flat_window_sits_mid_scale_not_on_the_background():
+    # one size everywhere (a uniform book, one level in view): it was level 1 of 32, drawn
+    # #0d071d on a #0b0e14 panel
+    sc = auto_scale([5.0] * 20, levels=32)
+    assert 12 <= sc.index(5.0) <= 20
+
+
+async def test_the_best_bid_trace_shows_when_the_spread_is_inside_one_half_cell():
+    # bid 97000.0 and ask 97000.1 fall in one 0.5 half: the ask drew over the bid
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
+    m.book.apply_snapshot(
+        [(round(97000 - 0.1 * i, 1), 1.0 + i) for i in range(200)],
+        [(round(97000.1 + 0.1 * i, 1), 1.0 + i) for i in range(200)],
+    )
+    m.set_state(FeedStatus.LIVE)
+    m.tick(1000.0)
+    assert m.heatmap.step == 0.5
+    cells, pal = await _draw(m)
+    bid, ask = pal["bbo_bid"].lower(), pal["bbo_ask"].lower()
+    flat = [c.lower() for pair in cells for c in pair]
+    assert bid in flat and ask in flat
+    # in one row: the ask in the upper half, the bid in the lower
+    assert any(up.lower() == ask and lo.lower() == bid for up, lo in cells)
