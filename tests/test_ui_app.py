@@ -272,7 +272,9 @@ async def test_a_new_heatmap_column_costs_one_column():
         app._frame()  # nothing new: nothing recomputed, nothing repainted
         assert (hm.columns_coded, hm.frames_built) == (coded, built)
         assert len(market.heatmap.columns) < hm.size.width  # the plot is not full yet
-        market.tick(now + 0.3)  # one new column, same book, same clock (no scale update)
+        # one new column when it is due (later would be a missed tick too: a gap column), same
+        # book, same clock (no scale update)
+        market.tick(market.heatmap.next_at)
         app._frame()
         assert hm.columns_coded == coded + 1
         assert hm.frames_built == built + 1
