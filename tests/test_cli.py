@@ -39,6 +39,8 @@ def run(*args, timeout=30):
         (["BTC-PERP", "--venue", "demo", "--print", "--duration", "inf"], "positive number"),
         (["BTC-PERP", "--venue", "demo", "--log", "/nonexistent-dir/x.log"], "cannot write the log"),
         (["BTC-PERP", "--venue", "demo", "--record", "/tmp/obv-same.jsonl", "--log", "/tmp/./obv-same.jsonl"], "same file"),
+        (["BTC-PERP", "--venue", "demo", "--record", ""], "--record needs a file name"),
+        (["replay", "/tmp", "--venue", "demo"], "not a directory"),
         (["demo-server", "--rate", "-5"], "above 0"),
         (["demo-server", "--rate", "nan"], "above 0"),
     ],

@@ -558,3 +558,25 @@ def test_a_recording_of_another_venue_whose_frames_merely_do_not_parse_as_books_
     rec.close()
     with pytest.raises(ReplayError, match="none of its connections is to hyperliquid; is --venue right"):
         replay_summary(path, "hyperliquid", symbol="BTC-PERP")
+
+
+def test_a_run_appended_to_a_torn_recording_starts_on_a_line_of_its_own(tmp_path):
+    # the new run's first record was glued to the torn line: "not a JSON-lines recording", both
+    # runs lost
+    p = tmp_path / "s.jsonl"
+    write_hl_session(p).close()
+    with open(p, "ab") as f:
+        f.write(b'{"t":1,"raw":"{\\"chan')  # the first run was killed mid-write
+    write_hl_session(p).close()  # a second run appended
+    s = replay_summary(p, "hyperliquid", "BTC-PERP")
+    assert s["best_bid"] == 68680.0 and s["parse_errors"] == 0 and s["cut_short_at_line"] is None
+    assert s["frames"] == 18  # both runs whole
+
+
+def test_a_pipe_is_not_recorded_to(tmp_path):
+    import os
+
+    fifo = tmp_path / "rec.jsonl"
+    os.mkfifo(fifo)  # opening it would wait for a reader: the app hung before its first line
+    with pytest.raises(OSError, match="pipe or socket"):
+        Recorder(fifo)

@@ -62,6 +62,13 @@ def test_a_gz_recording_killed_outright_replays_up_to_its_last_flush(tmp_path):
         proc.wait()
     s = replay_summary(path, "demo", symbol="BTC-PERP")
     assert s["frames"] > 10 and s["state"] == "LIVE" and s["parse_errors"] == 0
+    assert s["cut_short_at_line"] is not None  # said, as a plain file's torn line is
+    # a run appended after it made the whole file unreadable (the new gzip member followed a
+    # cut one): it is refused with one line, and the file still replays as it did
+    with pytest.raises(OSError) as e:
+        Recorder(path)
+    assert "ends cut short" in e.value.strerror and "record to a new file" in e.value.strerror
+    assert replay_summary(path, "demo", symbol="BTC-PERP")["frames"] == s["frames"]
 
 
 def test_the_recorder_sync_flushes_a_gz_file_once_a_second(tmp_path):

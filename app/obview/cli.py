@@ -179,7 +179,8 @@ def cmd_replay(argv: list[str]) -> int:
         return _fail("replay is not available in this build")
     if not os.path.isfile(a.file) and os.path.exists(a.file):
         # a pipe or a device: replay reads the file twice (whose connections, then the frames)
-        return _fail(f"{a.file}: replay needs a regular file, not a pipe or device")
+        what = "a directory" if os.path.isdir(a.file) else "a pipe or device"
+        return _fail(f"{a.file}: replay needs a regular file, not {what}")
     symbol = a.symbol
     if symbol is not None:
         from obview.symbols import normalize
@@ -246,6 +247,8 @@ def cmd_view(argv: list[str]) -> int:
     if a.rest_endpoint:
         rest[venue] = a.rest_endpoint
     recorder = None
+    if a.record is not None and not a.record.strip():
+        return _fail("--record needs a file name")  # '' recorded nothing and said nothing
     if a.record:
         try:
             from obview.record import Recorder

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gzip
 import logging
 import os
+import stat
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -36,6 +39,67 @@ log = logging.getLogger("obview.record")
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: seconds between sync flushes of a ``.gz`` recording
 GZ_FLUSH_EVERY = 1.0
+
+
+# -- appending ------------------------------------------------------------------------------
+def _check_append(path: str) -> None:
+    """Refuse a file a run cannot be appended to, and make a torn one whole.
+
+    A pipe or a socket would block the open (waiting for a reader) or take frames nobody keeps;
+    a ``.gz`` that a killed run left cut short made the whole file unreadable once a new run's
+    gzip member followed it (the frames up to its last flush still replay, so it is refused,
+    not touched). A plain file's torn last line (a crash, a full disk) is cut off, so the new
+    run starts on a line of its own instead of being glued to it.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EINVAL, "a pipe or socket, not a file")
+    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return
+    if path.endswith(".gz"):
+        if not _gzip_whole(path):
+            raise OSError(
+                errno.EINVAL,
+                "it ends cut short (a run stopped while recording): its frames still replay;"
+                " record to a new file",
+            )
+        return
+    with open(path, "rb+") as fh:
+        end = st.st_size
+        fh.seek(end - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos = end
+        while pos > 0:  # back to the last whole line
+            step = min(pos, 1 << 16)
+            pos -= step
+            fh.seek(pos)
+            nl = fh.read(step).rfind(b"\n")
+            if nl >= 0:
+                fh.truncate(pos + nl + 1)
+                return
+        fh.truncate(0)
+
+
+def _gzip_whole(path: str) -> bool:
+    """Whether every gzip member of ``path`` ends properly (decompressed in bounded pieces)."""
+    try:
+        with open(path, "rb") as fh:
+            d = zlib.decompressobj(31)
+            started = False
+            while chunk := fh.read(1 << 20):
+                while chunk:
+                    started = True
+                    d.decompress(chunk, 1 << 20)
+                    chunk = d.unconsumed_tail
+                    if d.eof:
+                        chunk, d, started = d.unused_data, zlib.decompressobj(31), False
+            return not started or d.eof
+    except (OSError, zlib.error):
+        return False
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -62,6 +126,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._fh: IO[str] | None
         self._flushed_at = clock()
+        _check_append(self.path)
         if self.path.endswith(".gz"):
             self._fh = gzip.open(self.path, "at", encoding="utf-8")  # noqa: SIM115
             # a file appended to: what it holds already counts (compressed, so a little under

@@ -74,6 +74,8 @@ def replay_frames(path: str | os.PathLike[str], torn: list[int] | None = None) -
                 yield rec
         except EOFError as e:
             if name.endswith(".gz") and n > 0:
+                if torn is not None:
+                    torn.append(n + 1)  # said in the summary, as a plain file's torn line is
                 return  # a gzip stream cut off by a killed process: read up to its last flush
             raise ReplayError(f"cannot read {name}: {e}") from None
         except (OSError, zlib.error) as e:
