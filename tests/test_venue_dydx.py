@@ -766,3 +766,29 @@ async def test_e2e_json_pings_take_no_message_id_and_sol_sizes_are_coins():
             await frozen_equal(
                 server, market, server.markets["SOL-PERP"], session.pipeline.sync, "SOL-USD"
             )
+
+
+def test_a_replayed_trades_reconnect_leaves_the_book_alone(tmp_path):
+    # dYdX's book and trades sockets share one URL: replay took every connect line for the
+    # book's and wiped the book when the trades socket reconnected (SYNCING to the end)
+    from obview.record import Recorder
+    from obview.replay import replay_summary
+    from obview.sim.dialects.dydx import DydxDialect
+    from obview.sim.engine import SimMarket
+
+    m = SimMarket("BTC-PERP", seed=3, start_time=1_700_000_000.0)
+    book_spec, trades_spec = DydxAdapter("BTC-PERP").streams()
+    path = tmp_path / "dydx.jsonl"
+    rec = Recorder(path)
+    for spec in (book_spec, trades_spec, trades_spec):  # the trades socket reconnects last
+        d = DydxDialect({"BTC-PERP": m}, "/v4/ws")
+        c = rec.connect(spec.url)
+        for out in d.on_connect():
+            rec.received(out.text, c)
+        for frame in spec.subscribe:
+            rec.sent(frame, c)
+            for out in d.on_message(frame):
+                rec.received(out.text, c)
+    rec.close()
+    s = replay_summary(path, "dydx", "BTC-PERP")
+    assert s["state"] == "LIVE" and s["best_bid"] == m.book.best_bid()[0]

@@ -163,6 +163,24 @@ class Replay:
             return self.book_spec.name
         return None
 
+    def _shared(self, name: str | None) -> bool:
+        """Whether stream ``name`` shares its URL with another of the adapter's streams."""
+        urls = [s.url for s in self.specs]
+        return any(s.name == name and urls.count(s.url) > 1 for s in self.specs)
+
+    def _stream_of_subscribe(self, text: object) -> str | None:
+        """The stream whose subscribe frame ``text`` is, if it is one of them."""
+        for s in self.specs:
+            if text in s.subscribe:
+                return s.name
+        return None
+
+    def _new_book_connection(self) -> None:
+        # a new session of the recording's, after a fatal error too: as the live session does
+        # on (re)connect
+        self.pipeline.halted = False
+        self.pipeline.reset_book()
+
     def _snapshot_is_ours(self, url: str) -> bool:
         if self._snapshot_url is None:
             return False
@@ -190,6 +208,7 @@ class Replay:
         # recording): a number seen again in a connect line opens a new session, so a frame
         # goes to its own session's connection, not to another venue's of a later run
         streams: dict[Any, str | None] = {}
+        undecided: set[Any] = set()  # connections on a URL several streams share
         pipeline = self.pipeline
         self.torn.clear()
         for rec in replay_frames(path, self.torn):
@@ -203,15 +222,25 @@ class Replay:
                 c = rec.get("c")
                 if c in streams:
                     streams = {}  # a new session of the file
+                    undecided = set()
                 streams[c] = name
                 current = name
                 if name is None:
                     self.skipped_connections += 1
+                elif self._shared(name):
+                    # streams on one URL (dYdX's book and trades): the subscribe sent on it
+                    # says which this is; until then it resets nothing (a trades socket's
+                    # reconnect wiped the book and left the replay SYNCING)
+                    undecided.add(c)
                 elif name == self.book_spec.name:
-                    # a new session of the recording's, after a fatal error too: as the live
-                    # session does on (re)connect
-                    pipeline.halted = False
-                    pipeline.reset_book()
+                    self._new_book_connection()
+            elif "sent" in rec and rec.get("c") in undecided:
+                c = rec["c"]
+                undecided.discard(c)
+                name = self._stream_of_subscribe(rec["sent"]) or streams.get(c)
+                streams[c] = name
+                if name == self.book_spec.name:
+                    self._new_book_connection()
             elif "http" in rec:
                 if self._snapshot_is_ours(str(rec["http"])):
                     body = rec.get("raw", "")
