@@ -714,3 +714,16 @@ async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
             task.cancel()
     finally:
         await server.close()
+
+
+@pytest.mark.skipif(not RECORDING.exists(), reason="recording not present")
+def test_an_instrument_named_in_lower_case_is_the_same_instrument():
+    # the REST snapshot matched whatever the case, the stream events did not: "sushiusdt"
+    # replayed the 30-second-old snapshot as LIVE and skipped every event
+    from obview.replay import replay_summary
+
+    assert BinanceAdapter("X", instrument="sushiusdt").native == "SUSHIUSDT"
+    lower = replay_summary(RECORDING, "binance", instrument="sushiusdt")
+    upper = replay_summary(RECORDING, "binance", instrument="SUSHIUSDT")
+    assert lower["trades"] == upper["trades"] > 0
+    assert (lower["best_bid"], lower["best_ask"]) == (upper["best_bid"], upper["best_ask"])

@@ -312,6 +312,10 @@ class VenueAdapter:
       ``default_endpoint`` / ``default_rest_endpoint``: the real venue's base URLs.
 
     ``endpoint`` / ``rest_endpoint`` override the base URLs (tests, mirrors, the simulator).
+    ``native_upper``: the venue names instruments in upper case only, so a given
+    ``instrument`` is taken in upper case (Binance answered a lower-case REST snapshot but its
+    stream events named the instrument in upper case: a replay showed the snapshot, skipping
+    every event).
     ``instrument`` lets a caller follow a venue-native instrument not in ``symbols``
     (replay of recordings); the canonical ``symbol`` is then used only as a label.
     """
@@ -320,6 +324,7 @@ class VenueAdapter:
     title: ClassVar[str] = ""
     symbols: ClassVar[dict[str, str]] = {}
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RECONNECT
+    native_upper: ClassVar[bool] = False
     default_endpoint: ClassVar[str] = ""
     default_rest_endpoint: ClassVar[str] = ""
     #: one-line description for the venues table / `obview venues`
@@ -344,6 +349,8 @@ class VenueAdapter:
                 valid = ", ".join(sorted(self.symbols))
                 raise UnknownSymbol(f"unknown symbol {shown(symbol)} for venue {self.name}; valid: {valid}")
             instrument = self.symbols[symbol]
+        elif self.native_upper:
+            instrument = instrument.upper()
         self.symbol = symbol
         self.native = instrument
         self.endpoint = (endpoint or self.default_endpoint).rstrip("/")

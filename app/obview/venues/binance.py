@@ -240,6 +240,7 @@ class BinanceAdapter(VenueAdapter):
         "SOL-PERP": "SOLUSDT",
     }
     resync_mode = ResyncMode.REST
+    native_upper = True  # BTCUSDT; the streams' names are their lower case
     default_endpoint = "wss://fstream.binance.com"
     default_rest_endpoint = "https://fapi.binance.com"
     channel = "<sym>@depth@100ms (/public) + <sym>@aggTrade (/market), REST snapshot; U/u/pu"
