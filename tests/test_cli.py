@@ -81,6 +81,16 @@ def test_print_mode_on_demo_venue_reports_live_book():
     assert last["venue"] == "demo" and last["symbol"] == "BTC-PERP" and last["state"] == "LIVE"
     assert last["best_bid"] < last["best_ask"] and last["spread"] > 0 and last["msgs_per_s"] > 0
     assert last["latency_ms_p50"] is not None
+    # the counters replay's summary has, so a live run and its replay can be compared
+    assert last["trades"] > 0 and last["gaps"] == 0 and last["checksum_errors"] == 0
+
+
+def test_print_mode_ends_when_its_duration_is_up_not_on_the_next_whole_second():
+    pytest.importorskip("obview.sim.server")
+    r = run("BTC-PERP", "--venue", "demo", "--print", "--duration", "1.5")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(lines) == 2, r.stdout  # at 1 s and at 1.5 s (it ran to 2 s)
+    assert lines[1]["t"] - lines[0]["t"] < 0.9  # half a second apart; whole seconds read 1.0
 
 
 def test_print_compare_gives_every_venue_and_the_figures_across_them(tmp_path):

@@ -242,6 +242,7 @@ class FeedStats:
     trades: RateCounter = field(default_factory=RateCounter)
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     frames: int = 0
+    trades_seen: int = 0  # every trade, not only the ring's
     bad_frames: int = 0
     gaps: int = 0
     checksum_errors: int = 0
@@ -338,7 +339,9 @@ class Market:
     def add_trade(self, trade: Trade) -> None:
         self.trades.append(trade)
         self.last_price = trade.price
-        self.stats.trades.add(trade.ts_local)
+        stats = self.stats
+        stats.trades_seen += 1
+        stats.trades.add(trade.ts_local)
         self.heatmap.add_trade(trade.price, self._count_flow(trade), trade.side)
         self.version += 1
 

@@ -62,8 +62,10 @@ def snapshot_line(market, now: float) -> dict:
         "latency_ms_p50": round(p50 * 1000, 2) if p50 is not None else None,
         "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
         "behind_s": round(behind, 3) if behind is not None else None,
-        "trades": len(market.trades),
+        "trades": market.stats.trades_seen,  # a count, as replay's summary (the ring holds 2000)
         "resyncs": market.resyncs,
+        "gaps": market.stats.gaps,
+        "checksum_errors": market.stats.checksum_errors,
         "bad_frames": market.stats.bad_frames,
         "last_error": market.stats.last_error,
     }
@@ -122,7 +124,9 @@ async def print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int
         market = await manager.open(venue, symbol)
         start = time.time()
         while a.duration is None or time.time() - start < a.duration:
-            await asyncio.sleep(1.0)
+            # a line a second, and the last one when the duration is up (2.5 s ran 3.4 s)
+            left = None if a.duration is None else start + a.duration - time.time()
+            await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
             _emit(snapshot_line(market, time.time()))
             if recorder is not None:
                 say_recording_stopped(recorder)
@@ -142,7 +146,8 @@ async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -
             errors[v] = f"no {symbol}"
     start = time.time()
     while a.duration is None or time.time() - start < a.duration:
-        await asyncio.sleep(1.0)
+        left = None if a.duration is None else start + a.duration - time.time()
+        await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
         now = time.time()
         cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
         _emit(compare_line(cmp, symbol, now, errors))
