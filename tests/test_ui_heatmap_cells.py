@@ -19,7 +19,7 @@ class _One(App):
         yield Heatmap(id="hm")
 
 
-async def _draw(m: Market, size=(40, 16)):
+async def _draw(m: Market, size=(40, 16), step: float | None = None, glyphs: list | None = None):
     _, panels = load_theme_files()
     pal, cmap = panels["obview-dark"], load_colormaps()["inferno"]
     app = _One()
@@ -28,7 +28,7 @@ async def _draw(m: Market, size=(40, 16)):
         hm.set_colors(pal)
         hm.set_colormap(cmap)
         await pilot.pause()
-        step = m.heatmap.step * 2  # the app's default grouping: two sampler buckets a row
+        step = step or m.heatmap.step * 2  # the app's default: two sampler buckets a row
         lay = heat_layout(step, m.heatmap.step)
         rows = hm.size.height - 1
         origin = int(m.book.mid() // step) - rows // 2
@@ -41,6 +41,8 @@ async def _draw(m: Market, size=(40, 16)):
             cells = [(ch, seg.style) for seg in strip for ch in seg.text]
             st = cells[x][1]
             out.append((st.color.triplet.hex, st.bgcolor.triplet.hex))
+            if glyphs is not None:
+                glyphs.append(cells[x][0])
         return out, pal
 
 
@@ -67,3 +69,21 @@ async def test_the_best_bid_trace_shows_when_the_spread_is_inside_one_half_cell(
     assert bid in flat and ask in flat
     # in one row: the ask in the upper half, the bid in the lower
     assert any(up.lower() == ask and lo.lower() == bid for up, lo in cells)
+
+
+async def test_rows_beyond_the_sampled_window_read_unknown_not_empty():
+    # a coarse grouping reaches past the +-1% the sampler looks at: rows there were drawn as
+    # nothing resting while the ladder beside them showed a wall
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
+    m.book.apply_snapshot(
+        [(97000.0 - 50 * i, 5.0) for i in range(120)],  # down to -6%
+        [(97000.5 + 50 * i, 5.0) for i in range(120)],
+    )
+    m.set_state(FeedStatus.LIVE)
+    m.tick(1000.0)
+    col = m.heatmap.columns[-1]
+    assert col.lo is not None and col.hi is not None  # the window the sample looked at
+    glyphs: list[str] = []
+    await _draw(m, size=(40, 40), step=100.0, glyphs=glyphs)  # 39 rows of 100: about +-2%
+    assert glyphs[0] == "╱" and glyphs[-1] == "╱"  # the far rows: unknown, hatched
+    assert "▀" in glyphs[len(glyphs) // 2 - 3 : len(glyphs) // 2 + 3]  # near the mid: drawn

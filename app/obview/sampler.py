@@ -34,6 +34,9 @@ class HeatmapColumn:
     best_ask: float | None = None
     buys: dict[int, float] = field(default_factory=dict)  # bucket -> base size bought
     sells: dict[int, float] = field(default_factory=dict)
+    #: the buckets the sample looked at, [lo, hi): outside them nothing is known (not "empty")
+    lo: int | None = None
+    hi: int | None = None
 
 
 def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
@@ -58,6 +61,10 @@ def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
         acc[a:b] = map(operator.add, acc[a:b], c.sizes)
     inv = 1.0 / len(live)
     ref = live[-1]
+    # known where every live sample looked (elsewhere a mean would count unseen as empty)
+    known = None if any(c.lo is None or c.hi is None for c in live) else (
+        max(c.lo for c in live), min(c.hi for c in live)  # type: ignore[type-var]
+    )
     return HeatmapColumn(
         t=last.t,
         live=True,
@@ -67,6 +74,8 @@ def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
         best_ask=ref.best_ask,
         buys=buys,
         sells=sells,
+        lo=known[0] if known else None,
+        hi=known[1] if known else None,
     )
 
 
@@ -159,15 +168,18 @@ class HeatmapSampler:
         step = self.step or 1.0
         mid = int(math.floor((col.best_bid + col.best_ask) / 2 / step)) - col.start
         lo = min(max(0, mid - keep), len(col.sizes) - 2 * keep)
+        a, b = col.start + lo, col.start + lo + 2 * keep
         return HeatmapColumn(
             t=col.t,
             live=True,
-            start=col.start + lo,
+            start=a,
             sizes=col.sizes[lo : lo + 2 * keep],
             best_bid=col.best_bid,
             best_ask=col.best_ask,
             buys=col.buys,
             sells=col.sells,
+            lo=a if col.lo is None else max(a, col.lo),
+            hi=b if col.hi is None else min(b, col.hi),
         )
 
     def due(self, now: float) -> bool:
@@ -201,6 +213,7 @@ class HeatmapSampler:
         else:
             step = self.step
             start = bucket_of(mid, step) - self.buckets // 2
+            window = (start, start + self.buckets)
             # only the occupied stretch of the window is kept: a column costs what the book
             # spans, not the whole +-span_pct window
             first, sizes = book.bucket_span(start * step, step, self.buckets)
@@ -215,6 +228,8 @@ class HeatmapSampler:
                 sizes=array("f", sizes),
                 best_bid=bb[0] if bb else None,
                 best_ask=ba[0] if ba else None,
+                lo=window[0],
+                hi=window[1],
             )
         col.buys, col.sells = self._buys, self._sells
         self._buys, self._sells = {}, {}

@@ -9,7 +9,8 @@ the upper, best bid in the lower half). A finer grouping than the sampler can dr
 heatmap on its own grid (two sampler buckets per row), and the legend says it is unaligned.
 
 Columns sampled while the feed was not LIVE are drawn as hatched gaps: the history never
-pretends to know a book it did not see.
+pretends to know a book it did not see. So are the rows of a live column beyond the window its
+sample looked at (a coarse grouping reaches past it): unknown there, not empty.
 
 Cost: each column's colour codes and cells are cached per (window, scale); a new column costs
 one column, and the rows are re-joined from cached cells. The colour scale (auto-contrast) is
@@ -38,6 +39,7 @@ from obview.ui.viewmodel import HeatLayout, bucket_index
 ASK = 64  # code offset for buckets above the column's mid (tinted colormaps)
 BBO_BID = 200
 BBO_ASK = 201
+UNSEEN = 202  # a half-row outside the sampled window: not known, drawn as such (not "empty")
 MARK_GLYPHS = "·•●⬤"
 AXIS_WIDTH = 11
 SCALE_EVERY = 0.5  # s between auto-contrast estimates
@@ -49,11 +51,18 @@ class _Col:
     """Cache of one sampler column for the current window: sizes per half-row, then codes
     and cells for the current scale generation."""
 
-    __slots__ = ("col", "vals", "gen", "cells", "marks")
+    __slots__ = ("col", "vals", "gen", "cells", "marks", "seen")
 
-    def __init__(self, col: HeatmapColumn, vals: list[float] | None, marks: dict) -> None:
+    def __init__(
+        self,
+        col: HeatmapColumn,
+        vals: list[float] | None,
+        marks: dict,
+        seen: tuple[int, int] | None = None,
+    ) -> None:
         self.col = col
         self.vals = vals  # None for a gap column
+        self.seen = seen  # the half-rows [a, b) inside the sampled window (None: all of them)
         self.marks = marks  # row -> (volume, is_buy)
         self.gen = -1
         # one glyph per text row (a str) and its style: two objects per column, not one per cell
@@ -115,6 +124,8 @@ class Heatmap(LineWidget):
             return c["bbo_bid"]
         if code == BBO_ASK:
             return c["bbo_ask"]
+        if code == UNSEEN:
+            return c["gap"]
         if code < 0:
             return c.background
         if code >= ASK:
@@ -211,12 +222,20 @@ class Heatmap(LineWidget):
             if v > buys.get(y, 0.0):
                 marks[y] = (v, False)
         vals: list[float] | None = None
+        seen: tuple[int, int] | None = None
         if col.live:
             s = col.sizes
             ns = len(s)
             k = lay.k
             halves = rows * lay.sub
             base = origin * lay.sub * k - col.start  # sampler index of the lowest half-row
+            if col.lo is not None and col.hi is not None:
+                # half-row i covers sampler buckets [base + i*k, base + (i+1)*k): known only
+                # when all of them lie in the window the sample looked at (a coarse grouping
+                # reaches past it; a wall there was drawn as nothing resting)
+                a = -((base + col.start - col.lo) // k)  # ceil((lo - start - base) / k)
+                b = (col.hi - col.start - base) // k
+                seen = (max(0, a), min(halves, b))
             if k == 1:
                 a, b = max(0, base), min(ns, base + halves)
                 vals = [0.0] * halves
@@ -229,7 +248,7 @@ class Heatmap(LineWidget):
                     if a + k <= 0 or a >= ns:
                         continue
                     vals[i] = sum(s[max(a, 0) : min(a + k, ns)])
-        entry = _Col(col, vals, marks)
+        entry = _Col(col, vals, marks, seen)
         self._cache[id(col)] = entry
         return entry
 
@@ -271,6 +290,11 @@ class Heatmap(LineWidget):
             for i in range(max(0, split + 1), len(codes)):
                 if codes[i]:
                     codes[i] += ASK
+        if e.seen is not None:
+            a, b = e.seen
+            for i in range(len(codes)):
+                if i < a or i >= b:
+                    codes[i] = UNSEEN
         if sub == 1:
             codes = [x for x in codes for _ in (0, 1)]  # both halves show the whole bucket
         # BBO traces; with whole-bucket cells the ask takes the upper half, the bid the lower,
@@ -301,6 +325,10 @@ class Heatmap(LineWidget):
             if mk is not None:
                 glyphs.append(MARK_GLYPHS[mark_weight(mk[0], vmax, len(MARK_GLYPHS))])
                 styles.append(self._mark_style(buy_c if mk[1] else sell_c, lo))
+            elif up == UNSEEN and lo == UNSEEN:
+                # outside what the sample looked at: unknown, hatched as a gap is, not empty
+                glyphs.append("╱")
+                styles.append(gap)
             else:
                 glyphs.append("▀")
                 styles.append(self._cell_style(up, lo))

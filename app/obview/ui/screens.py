@@ -41,7 +41,8 @@ LEGEND: list[str] = [
     " low/high cut-offs shown in its title. Bright lines trace best bid and best ask. Zoomed out"
     " in time (z), a column shows the mean resting size of its seconds and all their trades.",
     "Dots are trades, coloured by taker side, area growing with volume.",
-    "╱╱ hatching = the feed was not LIVE then: no book is shown for that time.",
+    "╱╱ hatching = the feed was not LIVE then (no book is shown for that time), or a price"
+    " beyond what the sample looked at (±1% of the mid; ±0.5% from 10 s a column).",
     "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
     '"LIVE 2.3s behind": the book is whole but its messages arrive that much later than usual.',
     "Heatmap title: \"row 1 (½ 0.5)\" = a text row is a price bucket of 1, each half-cell 0.5;"
