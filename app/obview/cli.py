@@ -233,6 +233,8 @@ def cmd_view(argv: list[str]) -> int:
         return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
     if a.duration is not None and not a.print_mode:
         return _fail("--duration needs --print (the viewer runs until q)")
+    if a.record is not None and not a.record.strip():
+        return _fail("--record needs a file name")  # '' recorded nothing and said nothing
     if a.log and a.record and _same_file(a.log, a.record):
         # log lines written into the recording made it unreadable to replay
         return _fail(f"--log and --record name the same file ({a.record}); give the log its own")
@@ -247,8 +249,6 @@ def cmd_view(argv: list[str]) -> int:
     if a.rest_endpoint:
         rest[venue] = a.rest_endpoint
     recorder = None
-    if a.record is not None and not a.record.strip():
-        return _fail("--record needs a file name")  # '' recorded nothing and said nothing
     if a.record:
         try:
             from obview.record import Recorder
