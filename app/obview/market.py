@@ -28,7 +28,8 @@ class RateCounter:
         self.window = window
         self._counts = [0] * window
         self._sec = 0
-        self._t0: float | None = None  # the first event's time: a young counter divides by its age
+        # when counting began (``begin``, else the first event): a young counter divides by its age
+        self._t0: float | None = None
 
     def begin(self, now: float) -> None:
         """Counting starts now (a feed connecting): a young counter's age is measured from

@@ -62,9 +62,9 @@ def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
     inv = 1.0 / len(live)
     ref = live[-1]
     # known where every live sample looked (elsewhere a mean would count unseen as empty)
-    known = None if any(c.lo is None or c.hi is None for c in live) else (
-        max(c.lo for c in live), min(c.hi for c in live)  # type: ignore[type-var]
-    )
+    los = [c.lo for c in live if c.lo is not None]
+    his = [c.hi for c in live if c.hi is not None]
+    known = (max(los), min(his)) if len(los) == len(his) == len(live) else None
     return HeatmapColumn(
         t=last.t,
         live=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import http.client
 import ssl
 import time
@@ -172,7 +173,7 @@ async def fetch(req: HttpRequest, max_body: int = MAX_BODY) -> bytes:
                     await asyncio.shield(asyncio.wrap_future(prev))
             job = pool.submit(_fetch_sync, req, max_body)
             _INFLIGHT[key] = job
-            job.add_done_callback(lambda f, key=key: _INFLIGHT.pop(key, None) if _INFLIGHT.get(key) is f else None)
+            job.add_done_callback(functools.partial(_forget, key))
             return await asyncio.wrap_future(job)
     except TimeoutError:
         raise HttpError(f"timeout after {req.timeout:g} s ({req.url.split('?')[0]})") from None
@@ -180,6 +181,12 @@ async def fetch(req: HttpRequest, max_body: int = MAX_BODY) -> bytes:
         if isinstance(e, HttpError):
             raise
         raise HttpError(describe_os_error(e)) from None
+
+
+def _forget(key: tuple[bool, str], job: Future) -> None:
+    """A request has ended: its host is free (unless a newer request already holds it)."""
+    if _INFLIGHT.get(key) is job:
+        del _INFLIGHT[key]
 
 
 def describe_os_error(e: object) -> str:

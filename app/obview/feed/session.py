@@ -2,8 +2,9 @@
 
 One task per stream the adapter declares: connect (with timeout), subscribe, heartbeat,
 receive into the ``FeedPipeline``, stale watchdog (feed/watchdog.py), reconnect with capped
-exponential backoff and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py): backed off, as the
-venue allows, per the adapter's ResyncMode (REST snapshot, resubscribe, reconnect).
+exponential backoff and jitter. Broken books are rebuilt by ``BookRepair`` (feed/repair.py):
+backed off, as the venue allows, per the adapter's ResyncMode (REST snapshot, resubscribe,
+reconnect).
 Every transition is written to the Market (and the Bus) with a reason a user can read
 (feed/reasons.py words why a connection ended).
 """

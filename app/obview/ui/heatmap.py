@@ -292,9 +292,9 @@ class Heatmap(LineWidget):
                     codes[i] += ASK
         if e.seen is not None:
             a, b = e.seen
-            for i in range(len(codes)):
-                if i < a or i >= b:
-                    codes[i] = UNSEEN
+            n = len(codes)
+            codes[:a] = [UNSEEN] * min(a, n)
+            codes[b:] = [UNSEEN] * max(0, n - b)
         if sub == 1:
             codes = [x for x in codes for _ in (0, 1)]  # both halves show the whole bucket
         # BBO traces; with whole-bucket cells the ask takes the upper half, the bid the lower,

@@ -70,8 +70,6 @@ class Tape(LineWidget):
             tier = tier_of(r.quote, self.tiers)
             # the sweep's end gets what is left, whole or not at all
             used = clock_w + side_w + (len(p) if show_price else 0) + 1 + max(size_w, len(s))
-            if not size_w:
-                s = ""
             swept = sweep_text(r.first, r.last, r.count, dec, width - used) if show_price else ""
             key = (r.ts, buy, p, s, swept, tier, fit)
             # the row's parts are made only if its line is new (``_build``): most are kept
