@@ -24,14 +24,13 @@ import math
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Region
 from textual.strip import Strip
 
 from obview.market import Market
 from obview.sampler import HeatmapColumn
 from obview.ui.colorscale import ColorScale, auto_scale, mark_weight
+from obview.ui.heatframe import AXIS_WIDTH, HeatmapFrame
 from obview.ui.lines import LineWidget, release_strips
-from obview.ui.numbers import compact, decimals_for, format_price, format_span
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
 from obview.ui.timezoom import TimeZoom
 from obview.ui.viewmodel import HeatLayout, bucket_index
@@ -41,10 +40,8 @@ BBO_BID = 200
 BBO_ASK = 201
 UNSEEN = 202  # a half-row outside the sampled window: not known, drawn as such (not "empty")
 MARK_GLYPHS = "·•●⬤"
-AXIS_WIDTH = 11
 SCALE_EVERY = 0.5  # s between auto-contrast estimates
 SCALE_TOLERANCE = 0.05  # keep the cached cells unless a cut-off moved more than this (ratio)
-LABEL_EVERY = 5  # axis label on buckets whose index is a multiple of this
 
 
 class _Col:
@@ -69,7 +66,7 @@ class _Col:
         self.cells: tuple[str, list[Style]] = ("", [])
 
 
-class Heatmap(LineWidget):
+class Heatmap(HeatmapFrame, LineWidget):
     DEFAULT_CSS = """
     Heatmap { width: 1fr; height: 1fr; }
     """
@@ -402,89 +399,3 @@ class Heatmap(LineWidget):
         ]
         release_strips(self._strips, strips)
         self._strips = strips
-
-    def _marker_row(self, market: Market, lay: HeatLayout, origin: int) -> int | None:
-        """The plot row of the last price, or None when it is off the window."""
-        last_price = market.last_price
-        if last_price is None:
-            return None
-        rows = len(self._plot)
-        j = bucket_index(last_price, lay.row_step) - origin
-        return rows - 1 - j if 0 <= j < rows else None
-
-    def _axis(
-        self, market: Market, lay: HeatLayout, origin: int, y: int, lp_row: int | None
-    ) -> Segment:
-        """Plot row ``y``'s axis cell: the last price marker, a label on round buckets (a row
-        is the bucket [p, p + step)), or the bare axis line."""
-        c = self.pal
-        b = origin + len(self._plot) - 1 - y
-        if y == lp_row:
-            dec = max(decimals_for(lay.row_step), decimals_for(market.instrument.tick))
-            label = "◀" + format_price(market.last_price, dec).rjust(AXIS_WIDTH - 1)
-            return Segment(label[:AXIS_WIDTH], c.style(c.background, "spread", bold=True))
-        if b % LABEL_EVERY == 0:
-            label = "┤" + format_price(b * lay.row_step, decimals_for(lay.row_step)).rjust(
-                AXIS_WIDTH - 2
-            )
-            return Segment((label + " ")[:AXIS_WIDTH], c.style("axis", c.background))
-        return Segment("│".ljust(AXIS_WIDTH), c.style("axis", c.background))
-
-    def _move_marker(self, market: Market, lay: HeatLayout, origin: int, w: int) -> None:
-        """Redraw the rows the last-price marker left and reached, and repaint only their
-        axis cells."""
-        old, new = self._lp_row, self._marker_row(market, lay, origin)
-        self._lp_row = new
-        x = max(0, w - AXIS_WIDTH)
-        strips = list(self._strips)
-        for y in {old, new} - {None}:
-            strips[y + 1] = Strip([*self._plot[y], self._axis(market, lay, origin, y, new)], w)
-        release_strips(self._strips, strips)
-        self._strips = strips
-        regions = [Region(x, y + 1, w - x, 1) for y in {old, new} - {None}]
-        if regions:
-            self.refresh(*regions)
-
-    def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
-        c = self.pal
-        bar = c.style("muted", c.surface)
-        dec = decimals_for(lay.row_step / lay.sub)
-        parts: list[tuple[str, Style]] = [(" HEATMAP ", c.style("axis", c.surface, bold=True))]
-        row = f" row {format_price(lay.row_step, decimals_for(lay.row_step))}"
-        if lay.sub == 2:
-            row += f" (½ {format_price(lay.row_step / 2, dec)})"
-        parts.append((row, bar))
-        secs = self.zoom.seconds_per_column(market.heatmap.cadence)
-        zoomed = self.zoom.k > 1
-        parts.append(
-            (f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)
-        )
-        ents = self._entries
-        if ents:
-            # how far back the left edge is: the time the drawn columns cover
-            span = ents[-1].col.t - ents[0].col.t + secs
-            if span < secs:  # the clock was stepped back under the drawn columns
-                span = len(ents) * secs
-            parts.append((f" ({format_span(span)})", bar))
-        if not lay.aligned and self.group is not None:
-            g = format_price(self.group, decimals_for(self.group))
-            sb = format_price(lay.row_step / 2, dec)
-            parts.append(
-                (f"  unaligned: grp {g} < bucket {sb}", c.style("stale", c.surface, bold=True))
-            )
-        sc = self.scale
-        if sc is not None:
-            unit = market.instrument.base
-            parts.append((f"  log {compact(sc.lo)}–{compact(sc.hi)} {unit}", bar))
-            parts.append((f" p{self.low_pct:g}–{self.high_pct:g} ", bar))
-        cm = self.colormap
-        ramp = cm.bid[1::4] if not cm.tinted else cm.bid[1::8] + cm.ask[1::8]
-        tail: list[tuple[str, Style]] = [(" ", bar)]
-        tail += [("█", c.style(col, c.surface)) for col in ramp]
-        tail += [(f" {cm.name}  ", bar), ("╱╱", c.style("gap", c.surface)), (" gap ", bar)]
-        # drop the least important parts first when the panel is narrow
-        used = sum(len(t) for t, _ in parts)
-        if used + sum(len(t) for t, _ in tail) <= w:
-            parts += tail
-        segs = [Segment(t, st) for t, st in parts]
-        return Strip(segs).adjust_cell_length(w, c.style(bg=c.surface))
