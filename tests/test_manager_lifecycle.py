@@ -79,6 +79,31 @@ async def test_feeds_beyond_the_warm_limit_close_together_outside_the_lock(monke
         await manager.close()
 
 
+async def test_a_feed_opening_while_the_manager_closes_is_closed_too(monkeypatch):
+    manager = FeedManager(venues=["demo"], warm_limit=2, options=fast_options())
+    make = FeedManager._make_adapter
+
+    async def slow_make(self, venue, symbol):
+        await asyncio.sleep(0.2)  # a cold venue's instrument facts
+        return await make(self, venue, symbol)
+
+    monkeypatch.setattr(FeedManager, "_make_adapter", slow_make)
+    async with asyncio.timeout(15):
+        opening = asyncio.ensure_future(manager.open("demo", "BTC-PERP"))
+        await asyncio.sleep(0.05)
+        await manager.close()
+        # the open in flight finished first, and its feed was closed with the rest
+        market = await opening
+        assert market.state.status is FeedStatus.FAILED and market.state.reason == "feed closed"
+        assert manager._open == {} and manager.demo_server is None
+        try:
+            await manager.open("demo", "ETH-PERP")
+        except RuntimeError as e:
+            assert "closed" in str(e)
+        else:
+            raise AssertionError("a closed manager opened a feed")
+
+
 def _market(venue: str) -> Market:
     m = Market(Instrument(venue, "BTC-PERP", "X", 0.5, 0.001, "base", 1.0, "BTC", "USD"))
     m.book.apply_snapshot([(100_000.0, 1.0)], [(100_000.5, 1.0)])

@@ -55,6 +55,7 @@ class FeedManager:
         self._demo_server = None
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()  # feeds being closed outside the lock
+        self._closed = False
 
     def validate(self, venue: str, symbol: str) -> tuple[str, str]:
         """Raise ValueError with one line naming the valid choices."""
@@ -74,6 +75,10 @@ class FeedManager:
         venue, symbol = self.validate(venue, symbol)
         gone: list[_Open] = []
         async with self._lock:
+            if self._closed:
+                # an open still waiting for the lock when the manager closed would start a feed
+                # nobody ends
+                raise RuntimeError("feed manager closed")
             key = (venue, symbol)
             if key in self._open:
                 o = self._open[key]
@@ -163,8 +168,11 @@ class FeedManager:
         return self._demo_server
 
     async def close(self) -> None:
-        opened, self._open = list(self._open.values()), OrderedDict()
-        self._pinned.clear()
+        # under the lock: an open in flight finishes first, and its feed is closed with the rest
+        async with self._lock:
+            self._closed = True
+            opened, self._open = list(self._open.values()), OrderedDict()
+            self._pinned.clear()
         await self._close(opened)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
