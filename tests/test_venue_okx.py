@@ -513,6 +513,28 @@ def test_sequence_reset_after_maintenance_links_by_prev():
     assert m.state.status is FeedStatus.LIVE and m.book.best_bid() == (100.0, 4.0)
 
 
+def test_a_sequence_reset_whose_linking_update_was_lost_is_a_gap_not_ignored():
+    """After a reset the new chain's seqIds are below the book's: with the update that linked
+    them lost, each was taken for an old duplicate and dropped, and the book froze LIVE until
+    the stale watchdog. A duplicate comes alone; updates that keep linking to one another
+    behind an unmoved book are a new chain: a gap after three."""
+    a, m, pipe = make_pipe()
+    b = Book()
+    pipe.on_frame("public", b.snapshot([("100", "1")], [("101", "1")], seq=500, prev=-1), 1)
+    pipe.on_frame("public", b.update([("100", "2")], [], seq=510, prev=500), 1)
+    dup = frame("update", [("100", "2")], [], seq=510, prev=500)
+    assert pipe.on_frame("public", dup, 1) == [] and pipe.on_frame("public", dup, 1) == []
+    assert pipe.on_frame("public", dup, 1) == []  # repeats of one update are not a chain
+    b.update([("100", "3")], [], seq=3, prev=510)  # lost
+    assert pipe.on_frame("public", b.update([("100", "4")], [], seq=9, prev=3), 1) == []
+    assert pipe.on_frame("public", b.update([("100", "5")], [], seq=12, prev=9), 1) == []
+    assert m.state.status is FeedStatus.LIVE
+    actions = pipe.on_frame("public", b.update([("100", "6")], [], seq=15, prev=12), 1)
+    assert [type(x) for x in actions] == [NeedResync]
+    assert m.state.status is FeedStatus.SYNCING and m.stats.gaps == 1
+    assert "sequence restarted" in m.state.reason
+
+
 def test_zero_checksum_never_resyncs_and_bad_checksum_does():
     a, m, pipe = make_pipe()
     b = Book()

@@ -168,6 +168,8 @@ class BookSync:
     """
 
     max_buffer: ClassVar[int] = 10_000
+    #: updates behind the book, each linking to the one before, that make a new chain (a gap)
+    behind_chain: ClassVar[int] = 3
 
     def __init__(self, book: OrderBook, depth: int | None = None) -> None:
         self.book = book
@@ -176,6 +178,7 @@ class BookSync:
         self.last_seq: int | None = None
         self.buffer: list[BookDelta] = []
         self.buffer_dropped = 0
+        self._behind: tuple[int | None, int | None, int] = (None, None, 0)  # check_delta's
         # on_delta inlines _post_apply's common case unless a subclass extends it
         self._plain_post = type(self)._post_apply is BookSync._post_apply
 
@@ -240,8 +243,21 @@ class BookSync:
             return APPLIED
         if delta.prev_seq == self.last_seq:
             return APPLIED
-        if delta.seq is not None and delta.seq <= self.last_seq:
-            return IGNORED  # duplicate / replayed
+        seq = delta.seq
+        if seq is not None and delta.prev_seq < seq <= self.last_seq:
+            # behind the book: a duplicate, or a new chain the venue started (OKX resets its
+            # seqId after maintenance) whose linking update was lost. Duplicates come singly;
+            # updates that keep linking to one another behind an unmoved book are a new chain,
+            # and dropping them all froze the book until the stale watchdog
+            last, prev_ignored, run = self._behind
+            run = run + 1 if (last == self.last_seq and prev_ignored == delta.prev_seq) else 1
+            self._behind = (self.last_seq, seq, run)
+            if run >= self.behind_chain:
+                return SyncResult(
+                    SyncStatus.GAP, f"sequence restarted behind the book ({delta.prev_seq}\u2192{seq} after {last})"
+                )
+            return IGNORED
+        # anything else that does not link is a gap, a reset among them (seqId < prevSeqId)
         return SyncResult(SyncStatus.GAP, fmt_seq_gap(self.last_seq, delta.prev_seq))
 
     def verify(self, checksum: int) -> bool:

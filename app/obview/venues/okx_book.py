@@ -181,7 +181,7 @@ class OkxSync(BookSync):
             # the steady state: the chain links (or there is none to follow)
             self.first_pending = False
         elif self.first_pending and delta.seq is not None:
-            if delta.seq <= last:
+            if prev < delta.seq <= last:
                 return IGNORED  # already in the snapshot
             if not prev <= last < delta.seq:
                 return SyncResult(
