@@ -80,11 +80,11 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(adapter_cls=DemoAdapter, rate: float = 60.0, start: bool = True, **opts):
+async def rig(adapter_cls=DemoAdapter, rate: float = 60.0, start: bool = True, recorder=None, **opts):
     server = await start_fault_server(rate=rate, seed=7)
     adapter = adapter_cls("BTC-PERP", endpoint=server.url("/demo"))
     market = WatchedMarket(adapter.default_instrument())
-    session = FeedSession(adapter, market, options=options(**opts))
+    session = FeedSession(adapter, market, options=options(**opts), recorder=recorder)
     watch = Watch(market, session, stale_limit=STALE_LIMIT, server=server).start()
     r = Rig(server, market, session, watch, adapter)
     task = None

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from obview.model import FeedStatus
 from obview.record import Recorder
 from obview.replay import ReplayError, replay_frames, replay_summary
 
@@ -224,6 +225,9 @@ def test_round_trip_summary(tmp_path):
         "resyncs": 0,
         "trades": 2,  # BTC only
         "state": "LIVE",
+        "reason": "",
+        "disconnects": 0,
+        "stale": 0,
         "cut_short_at_line": None,
         "best_bid": 68680.0,
         "best_ask": 68681.0,
@@ -580,3 +584,45 @@ def test_a_pipe_is_not_recorded_to(tmp_path):
     os.mkfifo(fifo)  # opening it would wait for a reader: the app hung before its first line
     with pytest.raises(OSError, match="pipe or socket"):
         Recorder(fifo)
+
+
+async def test_a_dropped_or_silent_feed_replays_as_it_was_shown(tmp_path):
+    """A frame over the size cap and a silence leave ``close`` and ``stale`` lines, so a
+    replay ends as the app did (RECONNECTING, STALE), not LIVE."""
+    from faultrig import rig
+
+    p = tmp_path / "states.jsonl"
+    rec = Recorder(p)
+    async with asyncio.timeout(30), rig(max_size=64 * 1024, recorder=rec) as r:
+        r.server.oversize(200_000)
+        await r.until(lambda: r.state.status is FeedStatus.RECONNECTING)
+        await r.live()
+        r.server.pause()
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+        snapshot_state = r.state
+        r.session.recorder = None  # the recording ends while the app shows STALE
+        rec.close()
+    recs = list(replay_frames(p))
+    closes = [x for x in recs if "close" in x]
+    stales = [x for x in recs if "stale" in x]
+    assert len(closes) == 1 and closes[0]["close"] == "frame over size limit" and closes[0]["c"] == 1
+    assert len(stales) == 1 and stales[0]["stale"].startswith("no data for ")
+    s = replay_summary(p, "demo", "BTC-PERP")
+    assert s["disconnects"] == 1 and s["stale"] == 1
+    assert s["state"] == "STALE" and s["reason"] == stales[0]["stale"]
+    assert snapshot_state.status is FeedStatus.STALE
+    # cut at the close: the replay ends where the app showed RECONNECTING
+    cut = tmp_path / "cut.jsonl"
+    lines = p.read_text().splitlines()
+    at = next(i for i, x in enumerate(lines) if '"close"' in x)
+    cut.write_text("\n".join(lines[: at + 1]) + "\n")
+    s = replay_summary(cut, "demo", "BTC-PERP")
+    assert s["state"] == "RECONNECTING" and s["reason"] == "frame over size limit"
+    assert s["bids"] == [] and s["disconnects"] == 1
+    # a frame after a silence makes it live again
+    resumed = tmp_path / "resumed.jsonl"
+    at = next(i for i, x in enumerate(lines) if '"stale"' in x)
+    last_frame = next(x for x in reversed(lines[:at]) if '"raw"' in x)
+    resumed.write_text("\n".join([*lines[: at + 1], last_frame]) + "\n")
+    s = replay_summary(resumed, "demo", "BTC-PERP")
+    assert s["stale"] == 1 and s["state"] != "STALE"

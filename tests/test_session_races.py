@@ -123,3 +123,19 @@ async def test_a_fatal_error_ends_the_session_while_another_stream_waits_to_reco
         finally:
             await session.stop()
             task.cancel()
+
+
+async def test_a_defect_in_the_feed_code_reads_failed_not_frozen(monkeypatch):
+    """An exception the stream loop does not expect ends the session: the market says FAILED
+    and why, instead of keeping its last state with nothing behind it."""
+    from faultrig import rig
+
+    async with asyncio.timeout(20), rig() as r:
+        def broken(st):
+            raise TypeError("a defect")
+
+        monkeypatch.setattr(r.session, "_backoff", broken)
+        await r.server.kick()
+        await r.until(lambda: r.state.status is FeedStatus.FAILED)
+        assert r.state.reason == "internal error: a defect"
+        assert r.task.done() and r.task.exception() is None

@@ -6,8 +6,13 @@ Recording format (one JSON object per line, time-ordered, as in the shared recor
     {"t": ..., "sent": "<text>"}                       a frame the client sent
     {"t": ..., "raw": "<text>"}                        a frame received, exactly as it arrived
     {"t": ..., "http": "https://...", "raw": "<body>"} an HTTP response body and its URL
+    {"t": ..., "stale": "<why>"}                       the connection went silent (STALE)
+    {"t": ..., "close": "<why>"}                       the connection ended, and why
 
-``t`` is the local time in seconds. Files written by ``Recorder`` add an optional ``"c"``
+``t`` is the local time in seconds. ``stale`` and ``close`` lines are this app's own (the
+shared recordings have none): without them a replay could not tell a feed that went silent or
+dropped (a frame over the size cap, a refused connect) from one that was live to the end. Files
+written by ``Recorder`` add an optional ``"c"``
 (connection number) to ``connect`` lines and to the frames of that connection, because one
 app session records several venues' connections into one file and their frames interleave;
 replay uses it to follow only the connections of the chosen venue. Readers that do not know
@@ -164,6 +169,12 @@ class Recorder:
 
     def received(self, text: str | bytes, conn: int | None = None) -> None:
         self._write(self._tag({"t": self.clock(), "raw": _text(text)}, conn))
+
+    def stale(self, why: str, conn: int | None = None) -> None:
+        self._write(self._tag({"t": self.clock(), "stale": why}, conn))
+
+    def ended(self, why: str, conn: int | None = None) -> None:
+        self._write(self._tag({"t": self.clock(), "close": why}, conn))
 
     def http(self, url: str, body: str | bytes) -> None:
         self._write({"t": self.clock(), "http": url, "raw": _text(body)})

@@ -17,7 +17,7 @@ import orjson
 
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
-from obview.model import Instrument
+from obview.model import FeedStatus, Instrument
 from obview.record import mib_text
 from obview.venues.base import VenueAdapter
 from obview.venues.registry import get_adapter
@@ -133,6 +133,8 @@ class Replay:
         self.foreign = False
         self.torn: list[int] = []  # the number of a last line cut short, if the file ends in one
         self.skipped_connections = 0
+        self.disconnects = 0  # book connections that ended (``close`` lines), after data or not
+        self.stale = 0  # times the book connection went silent (``stale`` lines)
         snap = self.adapter.snapshot_request()
         self._snapshot_url = snap.url if snap is not None else None
 
@@ -210,6 +212,7 @@ class Replay:
         streams: dict[Any, str | None] = {}
         undecided: set[Any] = set()  # connections on a URL several streams share
         pipeline = self.pipeline
+        book = self.book_spec.name
         self.torn.clear()
         for rec in replay_frames(path, self.torn):
             t = rec.get("t")
@@ -256,6 +259,30 @@ class Replay:
                     raw = orjson.dumps(raw).decode()
                 self.frames += 1
                 pipeline.on_frame(name, raw, ts)
+                if name == book and self.market.state.status is FeedStatus.STALE:
+                    self._heard_again()
+            elif "close" in rec or "stale" in rec:
+                name = streams.get(rec["c"], current) if "c" in rec else current
+                if name == book and rec.get("c") not in undecided:
+                    self._book_event(rec)
+
+    def _book_event(self, rec: dict[str, Any]) -> None:
+        """A ``stale`` or ``close`` line of the book's connection: the state the app showed."""
+        if self.pipeline.halted:
+            return
+        if "close" in rec:
+            self.disconnects += 1
+            why = shown_text(rec["close"])
+            # until the recording's next connect (which resets the book), it was not live
+            self.pipeline.reset_book(FeedStatus.RECONNECTING, why or "connection closed")
+        else:
+            self.stale += 1
+            if self.market.state.status is FeedStatus.LIVE:
+                self.pipeline.set_state(FeedStatus.STALE, shown_text(rec["stale"]) or "no data")
+
+    def _heard_again(self) -> None:
+        if self.pipeline.sync.synced:
+            self.pipeline.set_state(FeedStatus.LIVE)
 
     def check(self, path: str | os.PathLike[str]) -> None:
         """Raise ReplayError when the recording cannot be what the user meant: no frame of it
@@ -303,6 +330,9 @@ class Replay:
             "resyncs": m.resyncs,
             "trades": self.pipeline.trades,
             "state": m.state.status.value,
+            "reason": m.state.reason,
+            "disconnects": self.disconnects,
+            "stale": self.stale,
             # the number of a last line cut short (skipped), or None: the file ends whole
             "cut_short_at_line": self.torn[0] if self.torn else None,
             "best_bid": bb[0] if bb else None,
@@ -310,6 +340,12 @@ class Replay:
             "bids": [[p, s] for p, s in bids],
             "asks": [[p, s] for p, s in asks],
         }
+
+
+def shown_text(x: object) -> str:
+    """A recording's reason as one short line (the file may be anyone's)."""
+    text = x if isinstance(x, str) else ""
+    return " ".join(text.split())[:200]
 
 
 def _instrument(adapter: VenueAdapter) -> Instrument:

@@ -133,6 +133,11 @@ class FeedSession:
             await asyncio.gather(*streams)
         except asyncio.CancelledError:
             pass
+        except Exception as e:
+            # a defect of this code, not the venue's: the feed would sit in its last state with
+            # nothing behind it; it says FAILED (the venue's key tries again) and is logged
+            log.exception("feed %s %s failed", self.market.venue, self.market.symbol)
+            self._fail(f"internal error: {safe(e)}")
         finally:
             await self._cancel_all()
 
@@ -221,6 +226,10 @@ class FeedSession:
                 st.ws = None
             if st.close_reason:
                 reason = st.close_reason
+            if self.recorder is not None and st.conn and not self._stopping:
+                # a replay tells a dropped feed from one live to the end by this (a feed the
+                # app stops is cancelled and leaves no line: it was live as far as it went)
+                self.recorder.ended(self.failed or reason, st.conn)
             if self._stopping or self.failed is not None:
                 return
             if st.up_since and time.monotonic() - st.up_since >= self.opts.stable_after:

@@ -62,5 +62,7 @@ async def watch(session: FeedSession, st: _Stream) -> None:
         if silent >= stale_after and not st.stale:
             st.stale = True
             session._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
+            if session.recorder is not None and st.conn:
+                session.recorder.stale(f"no data for {silent:.1f} s", st.conn)
         elif st.stale:
             session._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
