@@ -57,3 +57,39 @@ def test_time_that_did_not_advance_is_not_an_interval():
 def test_nonsense_settings_are_refused(args):
     with pytest.raises(ValueError):
         Cadence(*args)
+
+
+def test_activity_the_silence_ordinary_for_a_book_follows_its_share_of_active_seconds():
+    from obview.feed.cadence import Activity
+
+    a = Activity(window=300)
+    a.watching(1000.0)
+    a.changed(1000.2)
+    assert a.share(1005.0) is None and a.ordinary_silence(1005.0, 10.0, 300.0) == 10.0
+    for s in range(1000, 1100, 10):  # one second in ten
+        a.changed(s + 0.5)
+    assert a.share(1100.0) == 0.1
+    # (1 - 0.1) ** s > 1e-3 while s < 65.6
+    assert 65 < a.ordinary_silence(1100.0, 10.0, 300.0) < 66
+    assert a.ordinary_silence(1100.0, 10.0, 30.0) == 30.0  # the ceiling
+    busy = Activity()
+    busy.watching(0.0)
+    for s in range(100):
+        busy.changed(s + 0.1)
+        busy.changed(s + 0.6)  # twice in a second counts once
+    assert busy.share(100.0) == 1.0 and busy.ordinary_silence(100.0, 10.0, 300.0) == 10.0
+    still = Activity()
+    still.watching(0.0)
+    assert still.share(50.0) == 0.0 and still.ordinary_silence(50.0, 10.0, 300.0) == 300.0
+
+
+def test_activity_is_bounded_and_starts_over_after_a_long_absence():
+    from obview.feed.cadence import Activity
+
+    a = Activity(window=60)
+    a.watching(0.0)
+    for s in range(10_000):
+        a.changed(float(s))
+    assert len(a._secs) == 60 and a.share(10_000.0) == 1.0
+    a.watching(20_000.0)  # back after hours: the outage is not the market being quiet
+    assert a.share(20_005.0) is None

@@ -50,10 +50,11 @@ async def test_silent_open_socket_goes_stale_then_reconnects_and_recovers():
         t0 = time.monotonic()
         await r.until(lambda: r.state.status is FeedStatus.STALE)
         stale_at = time.monotonic() - t0
-        assert r.state.reason.startswith("no data for ")
+        # the socket still answers pings (the server process is alive): the stream is stuck
+        assert r.state.reason.startswith("no book change for ")
         assert STALE_AFTER * 0.8 <= stale_at <= STALE_LIMIT + 0.2, stale_at
         await r.until(lambda: r.state.status is FeedStatus.RECONNECTING)
-        assert r.state.reason.startswith("no data for ") and "; retry in " in r.state.reason
+        assert r.state.reason.startswith("no book change for ") and "; retry in " in r.state.reason
         await asyncio.sleep(1.5)  # still silent after reconnecting: STALE again, never LIVE
         assert r.state.status is not FeedStatus.LIVE
         r.server.resume()
@@ -225,3 +226,68 @@ async def test_lost_initial_snapshot_is_requested_again():
         assert r.server.faults.dropped == 1
         await r.book_matches_server()
         r.assert_never_wrong_while_live()
+
+
+def _sparse_history(r, share: float = 0.1, span: int = 100) -> None:
+    """The book's habit so far: it changed in ``share`` of the last ``span`` seconds (an
+    illiquid market), as the stream's Activity keeps it across connections."""
+    act = r.session.book_stream.activity
+    now = time.monotonic()
+    act._secs.clear()
+    act._since = now - span
+    for k in range(int(span * share)):
+        act._secs.append(int(now - span) + int(k / share))
+
+
+async def test_a_quiet_book_whose_connection_answers_stays_live_within_its_habit():
+    """An illiquid book (BitMEX SOLUSDT can go 20 s without a change) on a connection that
+    answers pings is the market, not a dead feed: it was STALE after stale_after and its
+    connection torn down at twice that, every quiet spell (and on BitMEX each reconnect
+    spends the hourly connection allowance). A silence beyond the book's habit (quiet_max
+    here) is still STALE, and then a reconnect."""
+    async with rig(quiet_max=2.5) as r:
+        _sparse_history(r)
+        seen = set()
+        r.server.pause()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:  # four times stale_after
+            seen.add(r.state.status)
+            await asyncio.sleep(0.01)
+        assert seen == {FeedStatus.LIVE} and len(r.server.attempts) == 1
+        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=3)
+        assert time.monotonic() - t0 >= 2.4 and r.state.reason.startswith("no book change for 2.")
+        await r.until(lambda: r.state.status is FeedStatus.RECONNECTING, timeout=3)
+        r.server.resume()
+        await r.live()
+        await r.book_matches_server()
+
+
+async def test_a_quiet_book_whose_connection_does_not_answer_is_stale_as_before(monkeypatch):
+    from obview.feed import watchdog
+
+    async def unanswered(ws, timeout):
+        await asyncio.sleep(timeout)
+        return False
+
+    monkeypatch.setattr(watchdog, "_probe", unanswered)
+    async with rig() as r:
+        _sparse_history(r)
+        r.server.pause()
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+        assert time.monotonic() - t0 <= STALE_LIMIT + 0.3
+        assert r.state.reason.startswith("no data for ")
+
+
+async def test_a_busy_book_gone_still_is_stale_though_its_connection_answers():
+    """A book that changed in most seconds and stops while pongs still come is a stuck
+    stream (a venue's channel that hangs on a live socket): STALE at stale_after."""
+    async with rig(quiet_max=60.0) as r:
+        _sparse_history(r, share=1.0)
+        r.server.pause()
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+        # a silence of s seconds on a book active in a share p of its seconds is ordinary
+        # while (1 - p) ** s > 1e-3: about 1.3 s here, the paused seconds counting as still
+        assert time.monotonic() - t0 <= 2.0
+        assert r.state.reason.startswith("no book change for ")

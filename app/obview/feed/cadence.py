@@ -15,6 +15,7 @@ reconnect says nothing about the venue's cadence), and the history is bounded.
 from __future__ import annotations
 
 import collections
+import math
 import statistics
 
 
@@ -55,3 +56,62 @@ class Cadence:
         if typical is None:
             return default
         return min(self.ceiling, max(self.floor, self.factor * typical))
+
+
+class Activity:
+    """How busy a book is: the share of recent seconds in which it changed, and from that the
+    silence that is still ordinary for it while its connection answers.
+
+    An illiquid book (BitMEX SOLUSDT, a quiet Deribit or Kraken perpetual) can go 20 s without a
+    change; a BTC book changes every second. Silence on a book that changes in most seconds is
+    a stuck stream; the same silence on one that changes in one second of ten is the market.
+    Changes cluster (one sweep is twenty deltas in 100 ms), so intervals between changes say
+    little; the share of active seconds does not care. With a share ``p`` of active seconds a
+    silence of ``s`` seconds has a chance of about ``(1 - p) ** s``: ordinary while that is
+    above ``unlikely``. Kept across reconnects (it is the market's habit, not the
+    connection's); bounded to the last ``window`` seconds.
+    """
+
+    __slots__ = ("window", "unlikely", "_secs", "_since")
+
+    def __init__(self, window: int = 300, unlikely: float = 1e-3) -> None:
+        self.window = window
+        self.unlikely = unlikely
+        self._secs: collections.deque[int] = collections.deque(maxlen=window)
+        self._since: float | None = None  # when watching began (monotonic)
+
+    def watching(self, now: float) -> None:
+        """A connection is up: time from here counts (time between connections does not)."""
+        if self._since is None:
+            self._since = now
+        elif self._secs and now - self._secs[-1] > self.window:
+            self._since = now  # long gone: start over rather than count the outage as quiet
+            self._secs.clear()
+
+    def changed(self, at: float) -> None:
+        s = int(at)
+        if not self._secs or self._secs[-1] != s:
+            self._secs.append(s)
+        if self._since is None:
+            self._since = at
+
+    def share(self, now: float) -> float | None:
+        """Share of the watched seconds of the last ``window`` with a change (None: under 10 s
+        watched, too few to tell)."""
+        if self._since is None:
+            return None
+        span = min(float(self.window), now - self._since)
+        if span < 10.0:
+            return None
+        start = now - span
+        active = sum(1 for s in self._secs if s >= start)
+        return min(1.0, active / span)
+
+    def ordinary_silence(self, now: float, floor: float, ceiling: float) -> float:
+        """The longest silence that is still ordinary for this book, within [floor, ceiling]."""
+        p = self.share(now)
+        if p is None or p >= 1.0:
+            return floor
+        if p <= 0.0:
+            return ceiling
+        return min(ceiling, max(floor, math.log(self.unlikely) / math.log1p(-p)))

@@ -26,7 +26,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidURI
 
 from obview.bus import Bus
-from obview.feed.cadence import Cadence
+from obview.feed.cadence import Activity, Cadence
 from obview.feed.http import fetch, format_wait
 from obview.feed.pipeline import Fatal, FeedPipeline, NeedResync, Send
 from obview.feed.reasons import (
@@ -63,11 +63,14 @@ class SessionOptions:
     resync_min_interval: float = 0.5
     resync_max_interval: float = 30.0
     sync_timeout: float = 10.0  # book stream connected but no whole book this long: resync again
+    # the longest a book may stay still while its connection answers pings, for a book that
+    # changes rarely (feed/cadence.py Activity); a busy book gone still is STALE at stale_after
+    quiet_max: float = 300.0
     sample_interval: float = 0.05
 
 
 class _Stream:
-    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence")
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence", "activity")
 
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
@@ -86,6 +89,7 @@ class _Stream:
         self.close_reason = ""
         # the book's measured cadence, kept across reconnects (the venue's clock, not ours)
         self.cadence = Cadence(*spec.stale_cadence) if spec.stale_cadence else None
+        self.activity = Activity()  # how often the book changes, kept across reconnects too
 
 
 class FeedSession:

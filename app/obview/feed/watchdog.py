@@ -7,6 +7,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from websockets.exceptions import ConnectionClosed
+
 from obview.model import FeedStatus
 
 if TYPE_CHECKING:
@@ -33,6 +35,11 @@ async def watch(session: FeedSession, st: _Stream) -> None:
     # interval since the last look.
     unsynced_since = checked_at = heard_at = time.monotonic()
     heard_rx = st.last_rx
+    # a quiet book on a connection that answers is the market, not a dead feed (see _probe)
+    activity = st.activity if st is session.book_stream and cadence is None else None
+    if activity is not None:
+        activity.watching(heard_at)
+    answered_at = probed_at = 0.0
     while True:
         await asyncio.sleep(check)
         now = time.monotonic()
@@ -51,18 +58,63 @@ async def watch(session: FeedSession, st: _Stream) -> None:
                 cadence.changed(heard_at)
                 stale_after = cadence.stale_after(default)
                 session.market.stats.book_every = cadence.typical
+            if activity is not None:
+                activity.changed(heard_at)
         checked_at = now
         silent = now - heard_at
+        if activity is not None and silent >= stale_after / 2 and st.ws is not None:
+            # the book has been still a while: does the connection still answer? For as long
+            # as the silence is ordinary for this book, an answer counts as data; past that
+            # (a busy book gone still: a stuck stream) only the book's own messages do
+            ordinary = activity.ordinary_silence(now, stale_after, session.opts.quiet_max)
+            if silent < ordinary and now - max(answered_at, probed_at) >= stale_after / 2:
+                probed_at = now
+                if await _probe(st.ws, min(PROBE_TIMEOUT, stale_after / 2)):
+                    answered_at = time.monotonic()
+                now = time.monotonic()
+                silent = now - heard_at
+            if answered_at > heard_at:
+                # silent as long as the connection has not answered; once the book's silence
+                # is past the ordinary, STALE and the reconnect follow as for any silence
+                silent = now - answered_at if silent < ordinary else silent - ordinary + stale_after
+        # a busy book gone still while its connection answers: the stream is stuck
+        what = "no book change" if answered_at > heard_at else "no data"
+        why = f"{what} for {now - heard_at:.1f} s"
         if silent >= stale_after * (1 + session.opts.stale_grace):
             ws = st.ws
             if ws is not None:
-                st.close_reason = f"no data for {silent:.1f} s"
+                st.close_reason = why
                 await ws.close(1000, "stale")
             return
         if silent >= stale_after and not st.stale:
             st.stale = True
-            session._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
+            session._stream_state(st, FeedStatus.STALE, why)
             if session.recorder is not None and st.conn:
-                session.recorder.stale(f"no data for {silent:.1f} s", st.conn)
+                session.recorder.stale(why, st.conn)
+        elif st.stale and silent < stale_after:
+            # its connection answered and the silence turned out ordinary for this book
+            st.stale = False
+            if st is session.book_stream:
+                st.status, st.reason = FeedStatus.LIVE, ""
+                if session.pipeline.sync.synced:
+                    session.pipeline.set_state(FeedStatus.LIVE)
+                session._publish_state()
+            else:
+                session._stream_state(st, FeedStatus.LIVE, "")
         elif st.stale:
-            session._stream_state(st, FeedStatus.STALE, f"no data for {silent:.1f} s")
+            session._stream_state(st, FeedStatus.STALE, why)
+
+
+#: the longest a probe of a quiet book's connection waits for its pong (s)
+PROBE_TIMEOUT = 2.0
+
+
+async def _probe(ws, timeout: float) -> bool:
+    """Whether the connection answers a ping within ``timeout`` s (a WebSocket control ping:
+    every venue's server answers it, whatever its own heartbeat)."""
+    try:
+        waiter = await ws.ping()
+        await asyncio.wait_for(waiter, timeout)
+    except (ConnectionClosed, TimeoutError, RuntimeError, OSError):
+        return False
+    return True
