@@ -209,3 +209,26 @@ async def test_wrong_checksum_resyncs_okx_dialect():
         await server.close()
 
 
+
+
+async def test_a_stream_that_sends_its_whole_depth_in_one_frame_has_a_larger_cap():
+    """BitMEX's partial (and Deribit's, Kraken's and dYdX's first book) is the venue's whole
+    depth in one frame; past the session's cap it closed the connection on every subscribe."""
+    import dataclasses
+
+    from obview.venues.base import FULL_DEPTH_MAX_SIZE
+    from obview.venues.bitmex import BitmexAdapter
+    from obview.venues.demo import DemoAdapter
+
+    assert all(
+        s.max_size == FULL_DEPTH_MAX_SIZE for s in BitmexAdapter("BTC-PERP").streams() if s.book
+    )
+
+    class WholeDepth(DemoAdapter):
+        def streams(self):
+            return [dataclasses.replace(s, max_size=1024 * 1024) for s in super().streams()]
+
+    async with rig(WholeDepth, max_size=64 * 1024) as r:
+        r.server.oversize(200_000)  # over the session's cap, under the stream's
+        await asyncio.sleep(0.5)
+        assert r.state.status is FeedStatus.LIVE and len(r.server.attempts) == 1

@@ -22,9 +22,9 @@ from obview.record import mib_text
 from obview.venues.base import VenueAdapter
 from obview.venues.registry import get_adapter
 
-# the longest record a replay reads: a frame at the session's 4 MiB cap, with every character
-# escaped in the worst case, stays well below it
-MAX_LINE = 64 * 1024 * 1024
+# the longest record a replay reads: a frame at the largest cap a stream has (32 MiB, a
+# venue's whole-depth first book), its quotes escaped in the recording, stays well below it
+MAX_LINE = 160 * 1024 * 1024
 SUMMARY_LEVELS = 20
 
 

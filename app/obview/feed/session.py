@@ -266,7 +266,7 @@ class FeedSession:
         ws = await connect(
             spec.url,
             open_timeout=opts.connect_timeout,
-            max_size=opts.max_size,
+            max_size=spec.max_size or opts.max_size,
             max_queue=opts.max_queue,
             close_timeout=2,
             compression=None,

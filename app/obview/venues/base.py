@@ -109,6 +109,15 @@ class StreamSpec:
     ping_frame: str | None = None
     stale_after: float = 10.0
     stale_cadence: tuple[float, float, float] | None = None
+    # the largest frame this stream may send (None: the session's cap, 4 MiB). A venue whose
+    # first book is the whole depth in one frame needs more: BitMEX's XBTUSD partial was 0.7 MB
+    # in 2021 at a 0.5 tick; at today's 0.1 tick, with a timestamp on every row, it can pass
+    # 4 MiB, and a frame over the cap closes the connection every time it is sent
+    max_size: int | None = None
+
+
+#: the frame cap for streams whose first book is the venue's whole depth in one frame
+FULL_DEPTH_MAX_SIZE = 32 * 1024 * 1024
 
 
 @dataclass(slots=True)

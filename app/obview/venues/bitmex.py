@@ -34,6 +34,7 @@ from urllib.parse import quote
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
 from obview.venues.base import (
+    FULL_DEPTH_MAX_SIZE,
     BookFrameError,
     BookSync,
     Event,
@@ -163,8 +164,10 @@ class BitmexAdapter(VenueAdapter):
                 subscribe=[dumps({"op": "subscribe", "args": [self.book_topic, self.trade_topic]})],
                 ping_interval=self.ping_interval,
                 ping_frame="ping",
-                # a pong answers every ping, so 10 s of silence is two unanswered pings
+                # a quiet book (SOLUSDT can go 20 s without a row) stays LIVE while the socket
+                # answers the watchdog's pings; a busy one still for 10 s is STALE
                 stale_after=10.0,
+                max_size=FULL_DEPTH_MAX_SIZE,  # the partial is the whole book
             )
         ]
 

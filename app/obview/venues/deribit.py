@@ -24,6 +24,7 @@ import orjson
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
+    FULL_DEPTH_MAX_SIZE,
     BookSync,
     Event,
     FastMiss,
@@ -179,9 +180,10 @@ class DeribitAdapter(VenueAdapter):
                         {"channels": [self.book_channel, self.trades_channel]},
                     ),
                 ],
-                # the server's heartbeats keep a quiet socket talking, so silence means trouble
-                # (more than one and a half heartbeats: a quiet book alone is not STALE)
+                # a quiet book stays LIVE while the socket answers the watchdog's pings (and
+                # the server's heartbeats keep it talking); a busy one still for 15 s is STALE
                 stale_after=15.0,
+                max_size=FULL_DEPTH_MAX_SIZE,  # the first notification is the whole book
             )
         ]
 

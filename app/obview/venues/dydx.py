@@ -49,6 +49,7 @@ from urllib.parse import quote
 from obview.book import OrderBook
 from obview.model import BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
+    FULL_DEPTH_MAX_SIZE,
     BookSync,
     Event,
     FrameError,
@@ -171,10 +172,12 @@ class DydxAdapter(VenueAdapter):
                 subscribe=[self._subscribe(BOOK_CHANNEL, self.batched)],
                 book=True,
                 trades=False,
-                # only book messages keep the book fresh (the server's pings do not): a major
-                # market's book changes with every block, about a second apart, so 20 s without
-                # a message is a stuck feed, not a quiet one
+                # only book messages keep a busy book fresh (the server's pings do not): a
+                # major market's book changes with every block, about a second apart, so 20 s
+                # without a message is a stuck feed (a quiet market's book stays LIVE while the
+                # socket answers the watchdog's pings)
                 stale_after=20.0,
+                max_size=FULL_DEPTH_MAX_SIZE,  # the subscribed message is the whole book
             ),
             StreamSpec(
                 name=self.trade_stream,

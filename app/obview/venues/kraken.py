@@ -32,6 +32,7 @@ from typing import ClassVar
 from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
+    FULL_DEPTH_MAX_SIZE,
     BookSync,
     Event,
     FrameError,
@@ -138,8 +139,10 @@ class KrakenAdapter(VenueAdapter):
                     self._sub("subscribe", "trade"),
                     dumps({"event": "subscribe", "feed": "heartbeat"}),
                 ],
-                # a BTC book changes many times a second: 15 s of silence is worth showing
+                # a BTC book changes many times a second: 15 s of silence is worth showing (a
+                # quiet one stays LIVE while the socket answers the watchdog's pings)
                 stale_after=15.0,
+                max_size=FULL_DEPTH_MAX_SIZE,  # the snapshot is the whole book
             )
         ]
 
