@@ -51,10 +51,10 @@ async def test_silent_open_socket_goes_stale_then_reconnects_and_recovers():
         await r.until(lambda: r.state.status is FeedStatus.STALE)
         stale_at = time.monotonic() - t0
         # the socket still answers pings (the server process is alive): the stream is stuck
-        assert r.state.reason.startswith("no book change for ")
+        assert r.state.reason.startswith("no book data for ")
         assert STALE_AFTER * 0.8 <= stale_at <= STALE_LIMIT + 0.2, stale_at
         await r.until(lambda: r.state.status is FeedStatus.RECONNECTING)
-        assert r.state.reason.startswith("no book change for ") and "; retry in " in r.state.reason
+        assert r.state.reason.startswith("no book data for ") and "; retry in " in r.state.reason
         await asyncio.sleep(1.5)  # still silent after reconnecting: STALE again, never LIVE
         assert r.state.status is not FeedStatus.LIVE
         r.server.resume()
@@ -255,7 +255,7 @@ async def test_a_quiet_book_whose_connection_answers_stays_live_within_its_habit
             await asyncio.sleep(0.01)
         assert seen == {FeedStatus.LIVE} and len(r.server.attempts) == 1
         await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=3)
-        assert time.monotonic() - t0 >= 2.4 and r.state.reason.startswith("no book change for 2.")
+        assert time.monotonic() - t0 >= 2.4 and r.state.reason.startswith("no book data for 2.")
         await r.until(lambda: r.state.status is FeedStatus.RECONNECTING, timeout=3)
         r.server.resume()
         await r.live()
@@ -290,4 +290,4 @@ async def test_a_busy_book_gone_still_is_stale_though_its_connection_answers():
         # a silence of s seconds on a book active in a share p of its seconds is ordinary
         # while (1 - p) ** s > 1e-3: about 1.3 s here, the paused seconds counting as still
         assert time.monotonic() - t0 <= 2.0
-        assert r.state.reason.startswith("no book change for ")
+        assert r.state.reason.startswith("no book data for ")

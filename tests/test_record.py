@@ -606,7 +606,7 @@ async def test_a_dropped_or_silent_feed_replays_as_it_was_shown(tmp_path):
     closes = [x for x in recs if "close" in x]
     stales = [x for x in recs if "stale" in x]
     assert len(closes) == 1 and closes[0]["close"] == "frame over size limit" and closes[0]["c"] == 1
-    assert len(stales) == 1 and stales[0]["stale"].startswith("no book change for ")
+    assert len(stales) == 1 and stales[0]["stale"].startswith("no book data for ")
     s = replay_summary(p, "demo", "BTC-PERP")
     assert s["disconnects"] == 1 and s["stale"] == 1
     assert s["state"] == "STALE" and s["reason"] == stales[0]["stale"]

@@ -238,9 +238,9 @@ async def test_silent_feed_goes_stale_then_reconnects(venue):
         venue.silent = True
         await wait_for(lambda: market.state.status is FeedStatus.STALE)
         # the socket still answers pings: the book has stopped, not the connection
-        assert market.state.reason.startswith("no book change for ")
+        assert market.state.reason.startswith("no book data for ")
         await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING)
-        assert "no book change for" in market.state.reason
+        assert "no book data for" in market.state.reason
         venue.silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
         assert venue.connections >= 2
@@ -418,7 +418,7 @@ async def test_a_stream_with_a_measured_cadence_is_stale_after_a_few_of_its_inte
         t0 = time.monotonic()
         await wait_for(lambda: market.state.status is FeedStatus.STALE, timeout=2.5)
         assert time.monotonic() - t0 < 2.5 < 3.0
-        assert market.state.reason.startswith(("no data for 0.", "no book change for 0."))
+        assert market.state.reason.startswith(("no data for 0.", "no book data for 0."))
         venue.book_silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)
 
@@ -454,7 +454,7 @@ async def test_a_wall_clock_stepped_back_does_not_hide_a_silent_feed(venue, wall
         wall_clock(-3600)
         venue.silent = True
         await wait_for(lambda: market.state.status is FeedStatus.STALE, timeout=3)
-        assert market.state.reason.startswith("no book change for 0.")
+        assert market.state.reason.startswith("no book data for 0.")
         await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING, timeout=3)
         venue.silent = False
         await wait_for(lambda: market.state.status is FeedStatus.LIVE)

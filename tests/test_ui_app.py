@@ -228,9 +228,9 @@ async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         ladder, hm = app.query_one(Ladder), app.query_one(Heatmap)
-        assert app.step == 2 * app.market.heatmap.step == 2.0
+        assert app.step == 2 * app.market.heatmap.step == 5.0
         assert hm.layout_.sub == 2  # each half-block is one sampler bucket: double resolution
-        for presses in ([], ["plus"], ["plus"]):  # 2, 5, 10
+        for presses in ([], ["plus"], ["plus"]):  # 5, 10, 20
             for k in presses:
                 await pilot.press(k)
             await settle(pilot)
@@ -247,10 +247,10 @@ async def test_ladder_and_heatmap_share_one_price_axis_and_zoom_together():
             # the touch is inside the window, marked on the ladder
             bb = app.market.book.best_bid()[0]
             assert min(prices) <= bb < max(prices) + step
-        assert app.step == 10.0 and hm.layout_.sub == 2  # 10 = two half-rows of 5 (5 sampler buckets each)
-        await pilot.press("minus", "minus", "minus", "minus")  # 0.5: finer than the bucket
+        assert app.step == 20.0 and hm.layout_.sub == 2  # 20 = two half-rows of 10 (4 sampler buckets each)
+        await pilot.press("minus", "minus", "minus")  # 2: finer than the bucket of 2.5
         await settle(pilot)
-        assert app.step == 0.5
+        assert app.step == 2.0
         assert ladder.mode == "compact" and not hm.layout_.aligned
         assert "unaligned" in hm._strips[0].text and "compact" in text_of(ladder)
 

@@ -256,3 +256,21 @@ async def test_sigterm_ends_the_app_as_q_does_with_its_code():
                 await asyncio.sleep(0.02)
     assert app.return_code == 128 + signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is not handler  # given back on the way out
+
+
+async def test_the_command_palette_offers_the_apps_commands_not_textuals(tmp_path, monkeypatch):
+    """Textual's own Theme restyled only the frame, its Screenshot saved to a ~/Downloads
+    that may not exist ('Failed to save screenshot'), its Keys panel listed its bindings."""
+    monkeypatch.chdir(tmp_path)
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Theme" not in titles and "Keys" not in titles and "Maximize" not in titles
+        assert {"Quit", "Help", "Screenshot"} <= set(titles)
+        assert any(t.startswith("Theme: ") for t in titles)  # the app's own themes
+        await palette_search(pilot, "screenshot")
+        await pilot.press("enter")
+        await settle(pilot, 0.3)
+        saved = list(tmp_path.glob("*.svg"))
+        assert len(saved) == 1 and saved[0].stat().st_size > 1000

@@ -705,7 +705,7 @@ async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
             await until(lambda: any(s.status is FeedStatus.STALE for s in market.state_log))
             await until(
                 lambda: any(
-                    s.status is FeedStatus.RECONNECTING and "no data" in s.reason
+                    s.status is FeedStatus.RECONNECTING and ("no data" in s.reason or "no book data" in s.reason)
                     for s in market.state_log
                 )
             )

@@ -79,12 +79,12 @@ def test_align_on_point_lines_up_decimal_points():
 
 def test_decimals_and_group_steps():
     assert decimals_for(0.5) == 1 and decimals_for(0.01) == 2 and decimals_for(5) == 0
-    assert group_steps(0.1, 7) == [0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0]
-    assert group_steps(0.01, 4) == [0.01, 0.05, 0.1, 0.5]
+    assert group_steps(0.1, 7) == [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+    assert group_steps(0.01, 4) == [0.01, 0.02, 0.05, 0.1]
     steps = group_steps(0.1)
-    assert next_step(steps, 0.1, 1) == 0.5
+    assert next_step(steps, 0.1, 1) == 0.2
     assert next_step(steps, 0.1, -1) == 0.1  # clamps at the finest
-    assert next_step(steps, 50.0, -1) == 10.0
+    assert next_step(steps, 50.0, -1) == 20.0
 
 
 def test_percentile_and_auto_scale_clips_a_wall():
@@ -205,9 +205,10 @@ def test_sweep_text_shows_the_whole_end_price_or_the_move_never_a_cut_number():
 
 
 def test_group_steps_include_the_sampler_bucket_and_stay_multiples_of_the_tick():
-    assert group_steps(0.5, 5) == [0.5, 1.0, 5.0, 10.0, 50.0]
-    assert group_steps(0.1, 4, extra=1.0) == [0.1, 0.5, 1.0, 5.0]  # already there
-    assert group_steps(0.001, 4, extra=0.002) == [0.001, 0.002, 0.005, 0.01, 0.05]
+    assert group_steps(0.5, 5) == [0.5, 1.0, 2.0, 5.0, 10.0]
+    assert group_steps(0.1, 4, extra=0.2) == [0.1, 0.2, 0.5, 1.0]  # already there
+    assert group_steps(0.1, 4, extra=0.4) == [0.1, 0.2, 0.4, 0.5, 1.0]
+    assert group_steps(0.001, 4, extra=0.05) == [0.001, 0.002, 0.005, 0.01, 0.05]
     assert all(is_multiple(v, 0.25) for v in group_steps(0.25, 8))
     assert is_multiple(0.3, 0.1) and is_multiple(1.0, 1.0) and not is_multiple(0.5, 1.0)
     assert not is_multiple(2.5, 1.0)
@@ -283,3 +284,16 @@ def test_grouping_steps_for_a_tick_the_decimal_series_does_not_divide(tick):
     assert steps[:3] == [tick, round(tick * 2, 6), round(tick * 5, 6)]
     assert all(is_multiple(v, tick) and v <= tick * 1e7 for v in steps)
     assert steps == sorted(set(steps)) and len(steps) >= 14
+
+
+def test_the_default_grouping_is_in_the_series_of_steps_for_the_canonical_instruments():
+    """The default grouping is two sampler buckets: a bucket of 2 ticks made ETH's default
+    0.04, an odd step between 0.02 and 0.05."""
+    from obview.sampler import HeatmapSampler
+
+    sampler = HeatmapSampler()
+    for mid, tick in ((97_000.0, 0.1), (3_700.0, 0.01), (180.0, 0.01), (97_000.0, 0.5), (3_700.0, 0.05), (97_000.0, 1.0)):
+        bucket = sampler.choose_step(mid, tick)
+        assert is_multiple(bucket, tick)
+        assert bucket >= mid * sampler.span_pct / 100 * 2 / sampler.buckets
+        assert 2 * bucket in group_steps(tick), (mid, tick, bucket)

@@ -139,12 +139,16 @@ class HeatmapSampler:
         want = mid * self.span_pct / 100.0 * 2 / self.buckets
         if tick <= 0:
             tick = want
-        # smallest 1-2-5 multiple of the tick at least ``want`` wide
+        # the smallest whole number of ticks in the 1-2.5-5 series at least ``want`` wide (1, 5,
+        # 10, 25, 50, 100 ... ticks): the ladder's default grouping is two buckets, which is
+        # then in the 1-2-5 series of its steps (2, 10, 20, 50 ... ticks; a bucket of 2 ticks
+        # made a default of 4, an odd step between 2 and 5)
         scale = 1.0
         while True:
-            for m in (1, 2, 5):
-                if tick * m * scale >= want:
-                    return tick * m * scale
+            for m in (1, 2.5, 5):
+                n = m * scale
+                if n == int(n) and tick * n >= want:
+                    return round(tick * n, 12)
             scale *= 10
 
     def add_trade(self, price: float, base_size: float, side: Side) -> None:

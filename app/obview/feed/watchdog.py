@@ -78,7 +78,7 @@ async def watch(session: FeedSession, st: _Stream) -> None:
                 # is past the ordinary, STALE and the reconnect follow as for any silence
                 silent = now - answered_at if silent < ordinary else silent - ordinary + stale_after
         # a busy book gone still while its connection answers: the stream is stuck
-        what = "no book change" if answered_at > heard_at else "no data"
+        what = "no book data" if answered_at > heard_at else "no data"
         why = f"{what} for {now - heard_at:.1f} s"
         if silent >= stale_after * (1 + session.opts.stale_grace):
             ws = st.ws

@@ -7,6 +7,7 @@ feed switch itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from textual import events
@@ -204,7 +205,14 @@ class KeyActions:
         self.push_screen(Palette())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # the app's own commands, not Textual's: its Theme restyled only the frame around the
+        # panels, its Screenshot saved to a ~/Downloads that may not exist, its Keys panel
+        # listed Textual's bindings
+        yield SystemCommand("Quit", "leave obview (key q)", self.action_quit)
+        yield SystemCommand("Help", "keys and what the screen shows (key ?)", self.action_help)
+        yield SystemCommand(
+            "Screenshot", "save an SVG of the screen in the current directory", self._save_screenshot_here
+        )
         if self._comparing():
             # over the compare view, a switch would change what it shows underneath it; its
             # own keys pick a venue
@@ -228,6 +236,14 @@ class KeyActions:
                 lambda s=s: self._switch(self.venue, s),
             )
         yield from self._look_commands()
+
+    def _save_screenshot_here(self) -> None:
+        try:
+            path = self.save_screenshot(path=os.getcwd())
+        except OSError as e:
+            self.notify(f"screenshot not saved: {e.strerror or e}", severity="error")
+            return
+        self.notify(f"screenshot saved: {path}")
 
     def _look_commands(self) -> Iterable[SystemCommand]:
         for t in self.themes:

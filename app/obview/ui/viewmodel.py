@@ -26,9 +26,10 @@ def is_multiple(value: float, step: float) -> bool:
     return abs(n - round(n)) < 1e-6
 
 
-def group_steps(tick: float, count: int = 14, extra: float | None = None) -> list[float]:
-    """Grouping steps: the tick, then the 1-5 decimal series above it that are whole multiples
-    of the tick (tick 0.1 -> 0.1, 0.5, 1, 5, 10, 50, 100 ...; tick 0.5 -> 0.5, 1, 5, 10 ...).
+def group_steps(tick: float, count: int = 20, extra: float | None = None) -> list[float]:
+    """Grouping steps: the tick, then the 1-2-5 decimal series above it that are whole
+    multiples of the tick (tick 0.1 -> 0.1, 0.2, 0.5, 1, 2, 5, 10 ...; tick 0.5 -> 0.5, 1, 2,
+    5, 10 ...; tick 0.25 -> 0.25, 0.5, 1, 2, 5 ...).
 
     ``extra`` (the heatmap sampler's bucket) is inserted when missing, so there is always a
     grouping at which the ladder and the heatmap share one price grid.
@@ -39,7 +40,7 @@ def group_steps(tick: float, count: int = 14, extra: float | None = None) -> lis
     out: list[float] = [tick]
     scale = 10.0 ** math.floor(math.log10(tick))
     while len(out) < count and scale <= tick * 1e6:
-        for m in (1, 5):
+        for m in (1, 2, 5):
             v = round(m * scale, max(0, d + 1))
             if v > out[-1] * (1 + 1e-9) and is_multiple(v, tick) and len(out) < count:
                 out.append(v)
