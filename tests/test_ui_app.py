@@ -673,3 +673,37 @@ async def test_a_switch_while_paused_shows_the_new_venue_live():
         await pilot.press("2")
         await settle(pilot, 0.2)
         assert app.venue == "binance" and not app.paused and app._frozen is None
+
+
+async def test_ladder_columns_keep_their_places_from_frame_to_frame():
+    """Widths came from each frame's widest number: the bid, ask and cum columns and their
+    decimal points moved sideways as numbers changed. They widen at once and narrow only after
+    the numbers have been narrower for a while."""
+    from obview.ui.ladder import NARROW_AFTER, Ladder
+
+    market, t0 = build_market(seed=8, seconds=12, gap=None)
+    clock = [t0]
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        ladder = app.query_one(Ladder)
+        book = market.book
+        bb = book.best_bid()[0]
+        heads = []
+        for size in (123456.789, 1.0, 123456.789, 1.0, 123456.789, 1.0):  # a wide number comes and goes
+            book.apply_delta([(bb, size)], [])
+            market.version += 1
+            clock[0] += 0.5
+            app._frame()
+            heads.append(ladder.line_texts()[0])
+        assert len(set(heads[1:])) == 1, heads  # the titles (and so the columns) stay put
+        steady = heads[-1]
+        clock[0] += NARROW_AFTER + 0.5
+        market.version += 1
+        app._frame()
+        clock[0] += 0.1
+        market.version += 1
+        app._frame()
+        later = ladder.line_texts()[0]
+        assert later != steady  # narrowed once the wide number had been gone a while

@@ -9,10 +9,51 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.text import fit, safe
 from obview.ui.lines import LineWidget
-from obview.ui.numbers import align_on_point, bps, compact, decimals_for, format_price
+from obview.ui.numbers import (
+    align_at,
+    align_on_point,
+    bps,
+    compact,
+    decimals_for,
+    format_price,
+    point_widths,
+)
 from obview.ui.viewmodel import bar_cells, dom_grid, ladder_levels
 
 FLASH_SECONDS = 0.45
+#: a column narrows only after its numbers have been narrower this long (s)
+NARROW_AFTER = 5.0
+
+
+class StickyWidths:
+    """Column widths that widen at once and narrow only after ``NARROW_AFTER`` s of narrower
+    numbers: recomputed from each frame's widest number, the columns (and the header's unit
+    beside the spread) jumped sideways from one frame to the next."""
+
+    __slots__ = ("key", "widths", "narrower_since")
+
+    def __init__(self) -> None:
+        self.key: object = None
+        self.widths: tuple[int, ...] = ()
+        self.narrower_since: float | None = None
+
+    def fit(self, key: object, need: tuple[int, ...], now: float) -> tuple[int, ...]:
+        """The widths to draw with, for columns that need ``need`` now; ``key`` (grouping,
+        units, mode, panel width) starts afresh when it changes."""
+        if key != self.key or len(need) != len(self.widths):
+            self.key, self.widths, self.narrower_since = key, need, None
+            return need
+        wider = tuple(max(a, b) for a, b in zip(self.widths, need, strict=True))
+        if wider != self.widths:
+            self.widths, self.narrower_since = wider, None
+        elif need != self.widths:
+            if self.narrower_since is None or now < self.narrower_since:
+                self.narrower_since = now
+            elif now - self.narrower_since >= NARROW_AFTER:
+                self.widths, self.narrower_since = need, None
+        else:
+            self.narrower_since = None
+        return self.widths
 
 
 class Ladder(LineWidget):
@@ -27,6 +68,7 @@ class Ladder(LineWidget):
         self._prev_sizes: dict[tuple[bool, float], float] = {}
         self._flash_until: dict[tuple[bool, float], float] = {}
         self._prev_step: tuple[float, bool] | None = None
+        self._widths = StickyWidths()
         self.flashing = False
         self.tick = 0.01
         self.mode = "grid"  # "grid": continuous, aligned with the heatmap; "compact": levels only
@@ -77,11 +119,15 @@ class Ladder(LineWidget):
         visible = asks[:n] + bids[:n]
         vmax = max((lv.size for lv in visible), default=0.0)
         prices = align_on_point([format_price(lv.price, d) for lv in visible])
-        sizes = align_on_point([compact(lv.size) for lv in visible])
-        cums = align_on_point([compact(lv.cum) for lv in visible])
+        sizes = [compact(lv.size) for lv in visible]
+        cums = [compact(lv.cum) for lv in visible]
         pw = max((len(p) for p in prices), default=8) + 1
-        sw = max(max((len(s) for s in sizes), default=5) + 1, 7)
-        cw = max(max((len(s) for s in cums), default=5) + 1, 7) if show_cum else 0
+        pw, siw, sfw, ciw, cfw = self._widths.fit(
+            ("compact", step, quote, width), (pw, *point_widths(sizes), *point_widths(cums)), now
+        )
+        sizes, cums = align_at(sizes, siw, sfw), align_at(cums, ciw, cfw)
+        sw = max(siw + sfw + 1, 7)
+        cw = max(ciw + cfw + 1, 7) if show_cum else 0
         bar_w = max(0, width - pw - sw - cw - 2)
 
         if state_line is None:
@@ -217,8 +263,8 @@ class Ladder(LineWidget):
         d = decimals_for(step)
         unit = inst.quote if quote else inst.base
         prices = [format_price(r.price, d) for r in grid.rows]
-        bids = align_on_point([compact(r.bid) if r.bid > 0 else "" for r in grid.rows])
-        asks = align_on_point([compact(r.ask) if r.ask > 0 else "" for r in grid.rows])
+        bids = [compact(r.bid) if r.bid > 0 else "" for r in grid.rows]
+        asks = [compact(r.ask) if r.ask > 0 else "" for r in grid.rows]
 
         def cum_of(r) -> str:
             if r.ask > 0 and r.bid <= 0:
@@ -227,11 +273,18 @@ class Ladder(LineWidget):
                 return compact(r.bid_cum)
             return ""
 
-        cums = align_on_point([cum_of(r) for r in grid.rows])
+        cums = [cum_of(r) for r in grid.rows]
         pw = max((len(p) for p in prices), default=6) + 1
-        bw = max(max((len(x) for x in bids), default=0), 5) + 2
-        aw = max(max((len(x) for x in asks), default=0), 5) + 2
-        cw = max(max((len(x) for x in cums), default=0), 5) + 2 if width >= 36 else 0
+        # the decimal points' places too are kept from frame to frame, not only the columns
+        pw, biw, bfw, aiw, afw, ciw, cfw = self._widths.fit(
+            ("grid", step, quote, width),
+            (pw, *point_widths(bids), *point_widths(asks), *point_widths(cums)),
+            now,
+        )
+        bids, asks, cums = align_at(bids, biw, bfw), align_at(asks, aiw, afw), align_at(cums, ciw, cfw)
+        bw = max(biw + bfw, 5) + 2
+        aw = max(aiw + afw, 5) + 2
+        cw = max(ciw + cfw, 5) + 2 if width >= 36 else 0
         bar_w = max(0, width - pw - bw - aw - cw - 1)
         vmax = max((max(r.bid, r.ask) for r in grid.rows), default=0.0)
 

@@ -66,6 +66,21 @@ def split_point(s: str) -> tuple[str, str]:
     return s[:j], s[j:]
 
 
+def point_widths(values: Sequence[str]) -> tuple[int, int]:
+    """The widths ``align_on_point`` gives the parts before and from the decimal point."""
+    parts = [split_point(v) for v in values]
+    return max((len(a) for a, _ in parts), default=0), max((len(b) for _, b in parts), default=0)
+
+
+def align_at(values: Sequence[str], iw: int, fw: int) -> list[str]:
+    """``align_on_point`` with the two widths given (kept steady across frames)."""
+    out = []
+    for v in values:
+        a, b = split_point(v)
+        out.append(a.rjust(iw) + b.ljust(fw))
+    return out
+
+
 def align_on_point(values: Sequence[str], width: int | None = None) -> list[str]:
     """Pad number strings so their decimal points sit in one column (right-justified block)."""
     parts = [split_point(v) for v in values]
