@@ -139,3 +139,25 @@ async def test_a_defect_in_the_feed_code_reads_failed_not_frozen(monkeypatch):
         await r.until(lambda: r.state.status is FeedStatus.FAILED)
         assert r.state.reason == "internal error: a defect"
         assert r.task.done() and r.task.exception() is None
+
+
+async def test_a_server_that_floods_pings_and_never_reads_is_dropped_with_memory_bounded():
+    """Each ping is answered with a pong written whether or not the server reads: one that
+    floods pings and never reads grew the process by megabytes a second, LIVE throughout."""
+    ping = b"\x89\x7d" + b"p" * 125  # a ping with the largest payload, unmasked (server side)
+
+    async def handler(ws):
+        ws.transport.pause_reading()
+        for _ in range(60):  # far more than the socket buffers hold
+            ws.transport.write(ping * 2000)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(30)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with asyncio.timeout(20), running(url, opts(max_send_buffer=256 * 1024)) as (market, session, task):
+            await wait_for(
+                lambda: market.state.status is FeedStatus.RECONNECTING
+                and market.state.reason.startswith("venue not reading (over 0.25 MiB unsent)"),
+                timeout=15,
+            )

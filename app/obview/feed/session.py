@@ -66,6 +66,10 @@ class SessionOptions:
     # the longest a book may stay still while its connection answers pings, for a book that
     # changes rarely (feed/cadence.py Activity); a busy book gone still is STALE at stale_after
     quiet_max: float = 300.0
+    # bytes waiting to be sent before the connection is given up: the answers to a server's
+    # pings are written whether or not it reads them, so one that floods pings and never reads
+    # grew this process's memory without end
+    max_send_buffer: int = 8 * 1024 * 1024
     sample_interval: float = 0.05
 
 

@@ -43,6 +43,11 @@ async def watch(session: FeedSession, st: _Stream) -> None:
     while True:
         await asyncio.sleep(check)
         now = time.monotonic()
+        ws = st.ws
+        if ws is not None and _unsent(ws) > session.opts.max_send_buffer:
+            st.close_reason = f"venue not reading (over {session.opts.max_send_buffer / 2**20:g} MiB unsent)"
+            ws.transport.abort()  # a close frame would only queue behind the rest
+            return
         if st is session.book_stream:
             # a snapshot that never comes (lost, or the venue ignored the request) would
             # leave the book SYNCING forever while deltas keep the stream busy: ask again
@@ -118,3 +123,10 @@ async def _probe(ws, timeout: float) -> bool:
     except (ConnectionClosed, TimeoutError, RuntimeError, OSError):
         return False
     return True
+
+
+def _unsent(ws) -> int:
+    try:
+        return ws.transport.get_write_buffer_size()
+    except (AttributeError, RuntimeError):
+        return 0
