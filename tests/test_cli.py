@@ -121,6 +121,10 @@ def test_a_recording_that_stops_says_so_once():
     assert len(said) == 1, said
     assert said[0].startswith("obview: recording to /dev/full stopped: No space left on device (")
     assert said[0].endswith(" frames not recorded)")
+    # and every line says so, as the viewer's status bar does (a script reading only stdout
+    # learnt it at the exit status)
+    recs = [json.loads(x)["recording"] for x in r.stdout.splitlines()]
+    assert recs and all(x == {"bytes": 0, "stopped": "No space left on device"} for x in recs)
 
 
 def test_demo_server_on_a_port_in_use_is_one_line():
@@ -160,6 +164,29 @@ def test_print_to_a_full_disk_is_one_line():
         )  # fmt: skip
     assert r.returncode == 1
     assert r.stderr == "obview: error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.parametrize("cmd", [["venues"], ["replay", "REC", "--venue", "hyperliquid", "--symbol", "BTC-PERP"]])
+def test_listing_and_replay_output_to_a_closed_pipe_or_a_full_disk(cmd, tmp_path):
+    """`obview venues | head -0`, `obview replay ... > /dev/full`: tracebacks (BrokenPipeError,
+    OSError) where --print already ended quietly or in one line."""
+    from test_record import write_hl_session
+
+    rec = tmp_path / "s.jsonl"
+    write_hl_session(rec).close()
+    argv = [sys.executable, "-m", "obview.cli", *[str(rec) if a == "REC" else a for a in cmd]]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, text=True, timeout=30, env=ENV)
+    assert r.returncode == 1
+    assert r.stderr == "obview: error: cannot write to stdout: No space left on device\n"
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    proc.stdout.close()  # the reader is gone before the first line
+    try:
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_the_log_file_is_bounded_and_keeps_one_previous_file(tmp_path):

@@ -132,3 +132,35 @@ def test_default_symbol_is_checked_against_every_venue_not_the_default_one(tmp_p
         load_config(p)
     p.write_text('venues = ["demo", "okx"]\ndefault_venue = "okx"\ndefault_symbol = "sol"\n')
     assert load_config(p).default_symbol == "SOL-PERP"
+
+
+def test_an_endpoint_whose_host_cannot_be_looked_up_is_refused_at_start():
+    """A label over 63 characters: left to the connection, RECONNECTING forever with an
+    'encoding with idna codec failed' reason."""
+    from obview.config import url_problem
+
+    assert "cannot be looked up" in url_problem("ws://" + "a" * 300 + ".com/", ("ws", "wss"))
+    assert "cannot be looked up" in url_problem("wss://a..b/", ("ws", "wss"))
+    assert url_problem("wss://bücher.example/ws", ("ws", "wss")) is None
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ('venues = ["demo", "okx", "demo"]', "key 'venues': demo is listed twice"),
+        ('theme = "' + "x" * 5000 + '"', "key 'theme': 'xxxxxxxx"),
+        ('default_venue = "' + "v" * 5000 + '"', "key 'default_venue': 'vvvv"),
+        ('[ui.large_trades]\n"" = [1, 2, 3]', "key 'ui.large_trades.': not a coin"),
+        ('[ui.large_trades]\n"[bold]" = [1, 2, 3]', "key 'ui.large_trades.[bold]': not a coin"),
+        ('[ui.large_trades]\nbtc = [1, 2, 3]\nBTC = [4, 5, 6]', "BTC is given twice"),
+    ],
+)
+def test_config_values_that_cannot_be_meant_are_refused_in_one_short_line(tmp_path, text, expect):
+    """A duplicate venue was dropped silently, coin keys that name no coin (or one coin
+    twice) were taken, and a 200 000-character value was echoed whole in the error."""
+    p = tmp_path / "c.toml"
+    p.write_text(text + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert expect in msg and "\n" not in msg and len(msg) < 600

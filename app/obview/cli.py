@@ -126,14 +126,31 @@ def cmd_venues(argv: list[str]) -> int:
     p.parse_args(argv)
     from obview.venues.registry import get_adapter, venue_names
 
+    lines = []
     for name in venue_names():
         try:
             cls = get_adapter(name)
         except Exception as e:  # a broken plug-in must not hide the others
-            print(f"{name:12s} (unavailable: {e})")
+            lines.append(f"{name:12s} (unavailable: {e})")
             continue
         syms = ", ".join(f"{k}={v}" for k, v in sorted(cls.symbols.items()))
-        print(f"{name:12s} {cls.title or name}: {syms}")
+        lines.append(f"{name:12s} {cls.title or name}: {syms}")
+    return _write_out(lines)
+
+
+def _write_out(lines: list[str]) -> int:
+    """Print ``lines`` to stdout: quietly done when the reader has gone (``| head``), one line
+    and status 1 when stdout refuses them (a full disk); either was a traceback."""
+    from obview.printmode import OutputGone, write_line
+
+    try:
+        for line in lines:
+            write_line(line)
+    except OutputGone as e:
+        if e.reason is None:
+            return 0
+        sys.stderr.write(f"obview: error: {e.reason}\n")
+        return 1
     return 0
 
 
@@ -200,8 +217,7 @@ def cmd_replay(argv: list[str]) -> int:
     finally:
         root.removeHandler(quiet)
         root.propagate = propagate
-    print(json.dumps(summary))
-    return 0
+    return _write_out([json.dumps(summary)])
 
 
 def cmd_view(argv: list[str]) -> int:
@@ -228,7 +244,7 @@ def cmd_view(argv: list[str]) -> int:
     ):
         problem = url and url_problem(url, schemes)
         if problem:
-            return _fail(f"{flag} {url!r}: {problem}")
+            return _fail(f"{flag} {shown(url, 80)}: {problem}")
     if a.duration is not None and not 0 < a.duration < math.inf:
         return _fail(f"--duration {a.duration:g}: must be a positive number of seconds")
     if a.duration is not None and not a.print_mode:

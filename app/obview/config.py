@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from obview.symbols import normalize
-from obview.text import safe
+from obview.text import safe, shown
 from obview.venues.registry import get_adapter, venue_names
 
 MAX_CONFIG_BYTES = 256 * 1024
@@ -96,6 +96,11 @@ def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
         return f"is not a valid URL ({e})"
     if not parts.hostname:
         return "names no host"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError as e:
+        # a label over 63 characters, an empty one: left to the connection, a retry loop
+        return f"names a host that cannot be looked up ({e})"
     if port == 0:
         return "port 0 is not a port to connect to"
     return None
@@ -153,14 +158,18 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
             raise bad("venues", f"must be a non-empty list of venue names from: {valid_venues}")
         for x in v:
             if x not in known:
-                raise bad("venues", f"{x!r} is not a venue; valid: {valid_venues}")
+                raise bad("venues", f"{shown(x)} is not a venue; valid: {valid_venues}")
         if len(v) > 9:
             raise bad("venues", "at most 9 venues (number keys 1-9)")
-        cfg.venues = list(dict.fromkeys(v))
+        twice = next((x for i, x in enumerate(v) if x in v[:i]), None)
+        if twice is not None:
+            # each venue has a number key: a second entry would be a key for nothing
+            raise bad("venues", f"{twice} is listed twice")
+        cfg.venues = list(v)
     if "default_venue" in data:
         v = data["default_venue"]
         if not isinstance(v, str) or v not in known:
-            raise bad("default_venue", f"{v!r} is not a venue; valid: {valid_venues}")
+            raise bad("default_venue", f"{shown(v)} is not a venue; valid: {valid_venues}")
         cfg.default_venue = v
     if "default_symbol" in data:
         v = data["default_symbol"]
@@ -181,8 +190,8 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
             names = _shipped(key)
             # a theme may be named without its "obview-" prefix ("dark")
             if names and v not in names and (key != "theme" or f"obview-{v}" not in names):
-                shown = [n.removeprefix("obview-") for n in names] if key == "theme" else names
-                raise bad(key, f"{v!r} is not a {key}; valid: {', '.join(shown)}")
+                listed = [n.removeprefix("obview-") for n in names] if key == "theme" else names
+                raise bad(key, f"{shown(v)} is not a {key}; valid: {', '.join(listed)}")
             setattr(cfg, key, v)
     if "warm_venues" in data:
         v = data["warm_venues"]
@@ -200,14 +209,14 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
                 raise bad(f"endpoints.{name}", "must be a ws:// or wss:// URL")
             problem = url_problem(url, ("ws", "wss"))
             if problem:
-                raise bad(f"endpoints.{name}", f"{url!r} {problem}")
+                raise bad(f"endpoints.{name}", f"{shown(url, 80)} {problem}")
         cfg.endpoints = dict(v)
     if "ui" in data:
         if not isinstance(data["ui"], dict):
             raise bad("ui", "must be a table")
         cfg.ui = _ui_settings(data["ui"], bad)
     if "venues" in data and cfg.default_venue not in cfg.venues:
-        raise bad("default_venue", f"{cfg.default_venue!r} must also be listed in 'venues'")
+        raise bad("default_venue", f"{shown(cfg.default_venue)} must also be listed in 'venues'")
     return cfg
 
 
@@ -238,12 +247,17 @@ def _ui_settings(ui: dict[str, Any], bad) -> dict[str, Any]:
                 raise bad("ui.large_trades", f"must be {want}, or a table of them per coin")
             out[key] = {"default": tiers}
         elif isinstance(v, dict):
-            per_coin = {}
+            per_coin: dict[str, list[float]] = {}
             for coin, t in v.items():
+                if coin != "default" and not (coin.isascii() and coin.isalnum()):
+                    raise bad(f"ui.large_trades.{coin}", "not a coin; a coin is letters and digits, e.g. BTC")
                 tiers = _tiers(t)
                 if tiers is None:
                     raise bad(f"ui.large_trades.{coin}", f"must be {want}")
-                per_coin[coin if coin == "default" else coin.upper()] = tiers
+                name = coin if coin == "default" else coin.upper()
+                if name in per_coin:
+                    raise bad(f"ui.large_trades.{coin}", f"{name} is given twice")
+                per_coin[name] = tiers
             out[key] = per_coin
         else:
             raise bad("ui.large_trades", f"must be {want}, or a table of them per coin")

@@ -22,8 +22,13 @@ class OutputGone(Exception):
 
 def _emit(obj: object) -> None:
     """One --print line; OutputGone when stdout cannot take it."""
+    write_line(json.dumps(obj))
+
+
+def write_line(text: str) -> None:
+    """One line to stdout, flushed; OutputGone when stdout cannot take it."""
     try:
-        print(json.dumps(obj), flush=True)
+        print(text, flush=True)
     except BrokenPipeError:
         # the reader is gone: later flushes (at exit too) must not raise again
         with contextlib.suppress(OSError):
@@ -41,14 +46,16 @@ def say_recording_stopped(recorder) -> None:
         print(f"obview: {recorder.message}{lost}", file=sys.stderr, flush=True)
 
 
-def snapshot_line(market, now: float) -> dict:
-    """The --print line: everything a script needs to know about the book right now."""
+def snapshot_line(market, now: float, recorder=None) -> dict:
+    """The --print line: everything a script needs to know about the book right now (and,
+    with ``--record``, how the recording goes: the stopped reason the viewer shows as
+    ``✕ REC stopped``)."""
     book = market.book
     live = market.live
     bb, ba = (book.best_bid(), book.best_ask()) if live else (None, None)
     p50, p99 = market.stats.latency.percentiles(now)
     behind = market.stats.latency.behind(now)
-    return {
+    line = {
         "t": round(now, 3),
         "venue": market.venue,
         "symbol": market.symbol,
@@ -69,6 +76,13 @@ def snapshot_line(market, now: float) -> dict:
         "bad_frames": market.stats.bad_frames,
         "last_error": market.stats.last_error,
     }
+    if recorder is not None:
+        line["recording"] = recording_field(recorder)
+    return line
+
+
+def recording_field(recorder) -> dict:
+    return {"bytes": recorder.file_bytes, "stopped": recorder.reason or None}
 
 
 def _r(x: float | None) -> float | None:
@@ -127,7 +141,7 @@ async def print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int
             # a line a second, and the last one when the duration is up (2.5 s ran 3.4 s)
             left = None if a.duration is None else start + a.duration - time.time()
             await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
-            _emit(snapshot_line(market, time.time()))
+            _emit(snapshot_line(market, time.time(), recorder))
             if recorder is not None:
                 say_recording_stopped(recorder)
     finally:
@@ -150,7 +164,10 @@ async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -
         await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
         now = time.time()
         cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
-        _emit(compare_line(cmp, symbol, now, errors))
+        line = compare_line(cmp, symbol, now, errors)
+        if recorder is not None:
+            line["recording"] = recording_field(recorder)
+        _emit(line)
         if recorder is not None:
             say_recording_stopped(recorder)
     return 0

@@ -19,6 +19,7 @@ from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
 from obview.model import FeedStatus, Instrument
 from obview.record import mib_text
+from obview.text import safe
 from obview.venues.base import VenueAdapter
 from obview.venues.registry import get_adapter
 
@@ -304,12 +305,12 @@ class Replay:
         if not pipe.book_events and not self.market.book and self.torn:
             raise ReplayError(
                 f"{name} ends in a line cut short (line {self.torn[0]}), before any {venue} book "
-                f"of {self.adapter.native}: a copy cut short, or a recording stopped by a full disk?"
+                f"of {safe(self.adapter.native, 40)}: a copy cut short, or a recording stopped by a full disk?"
             )
         if not pipe.book_events and not self.market.book:
             said = self.market.stats.last_error
             raise ReplayError(
-                f"no {venue} book frames of {self.adapter.native} among the {self.frames} frames "
+                f"no {venue} book frames of {safe(self.adapter.native, 40)} among the {self.frames} frames "
                 f"of {name}"
                 + (f" (the last error: {said})" if said else "")
                 + "; pass --instrument with the name the recording subscribed to (see its "
