@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obview.book import BookSide, OrderBook, bucket_ceil, bucket_floor, bucket_of
+from obview.model import BookDelta, BookSnapshot
 
 TICK = 0.5
 prices = st.integers(min_value=1, max_value=400).map(lambda i: i * TICK)
@@ -242,3 +243,35 @@ def test_grouped_equals_the_per_level_bucket_reference(bids, asks, ticks, n):
     gb, ga = book.grouped(group, n)
     assert gb == _grouped_reference(book.bids.items(), group, n, True)
     assert ga == _grouped_reference(book.asks.items(), group, n, False)
+
+
+def test_a_book_left_empty_is_never_live_and_a_one_sided_one_is():
+    """A snapshot with no levels (or deltas that take every level away) was LIVE with nothing
+    in it. It is a valid book (BitMEX sends an empty partial for a book without orders, and
+    rows then build it up), so it stays in sync, SYNCING 'empty book'; a book with one side
+    gone can be real (a wiped side) and stays LIVE, shown one-sided."""
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+    from obview.model import FeedStatus
+    from obview.venues.demo import DemoAdapter
+
+    adapter = DemoAdapter("BTC-PERP")
+    market = Market(adapter.default_instrument())
+    pipe = FeedPipeline(adapter, market)
+    sync = pipe.sync
+
+    def snap(bids, asks, seq):
+        return BookSnapshot("demo", "BTC-PERP", bids, asks, seq=seq)
+
+    pipe._on_sync_result(sync.on_snapshot(snap([], [], 1)), None, 1.0, [])
+    assert sync.synced and market.state.status is FeedStatus.SYNCING
+    assert market.state.reason.startswith("empty book")
+    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 1.0)], [(101.0, 1.0)], seq=2, prev_seq=1))
+    pipe._on_sync_result(res, None, 1.1, [])
+    assert market.state.status is FeedStatus.LIVE
+    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [], [(101.0, 0.0)], seq=3, prev_seq=2))
+    pipe._on_sync_result(res, None, 1.2, [])
+    assert market.state.status is FeedStatus.LIVE and market.book.best_ask() is None
+    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 0.0)], [], seq=4, prev_seq=3))
+    pipe._on_sync_result(res, None, 1.3, [])
+    assert sync.synced and market.state.status is FeedStatus.SYNCING and market.resyncs == 0

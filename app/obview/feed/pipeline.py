@@ -17,6 +17,7 @@ from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
+    EMPTIED,
     MAX_NUMBER,
     BookFrameError,
     FrameError,
@@ -258,6 +259,11 @@ class FeedPipeline:
             market.on_book_changed(ts_local)
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
+            if res is EMPTIED:
+                # in sync with a venue whose book has no orders: nothing to show as LIVE
+                self.resync_pending = False
+                self.set_state(FeedStatus.SYNCING, "empty book: no orders on either side")
+                return
             if (self.resync_pending or market.state.status is not _LIVE) and self.sync.synced:
                 self.resync_pending = False
                 if market.state.status is not _LIVE:

@@ -160,6 +160,8 @@ class SyncResult:
 APPLIED = SyncResult(SyncStatus.APPLIED)
 BUFFERED = SyncResult(SyncStatus.BUFFERED)
 IGNORED = SyncResult(SyncStatus.IGNORED)
+#: applied, and nothing is left on either side: in sync, but not LIVE
+EMPTIED = SyncResult(SyncStatus.APPLIED, "empty book")
 
 
 def fmt_seq_gap(expected: int | None, got: int | None) -> str:
@@ -206,10 +208,7 @@ class BookSync:
         res = self.after_snapshot(snap)
         if res.status is SyncStatus.GAP:
             return self._fail(res)
-        res = self._post_apply(snap.checksum)
-        if res.status is SyncStatus.GAP:
-            return res
-        return APPLIED
+        return self._post_apply(snap.checksum)
 
     def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
         """Replay buffered deltas that follow ``snap`` (override for venue rules)."""
@@ -241,8 +240,11 @@ class BookSync:
         if self._plain_post and self.depth is None and not delta.checksum:
             # the common case of _post_apply, inline: no depth cut, no checksum to verify
             bk, ak = book.bids._keys, book.asks._keys
-            if not (bk and ak and bk[-1] >= ak[0]):
-                return APPLIED
+            if bk and ak:
+                if bk[-1] < ak[0]:
+                    return APPLIED
+            elif bk or ak:
+                return APPLIED  # one-sided; crossed or empty goes on to _post_apply
         return self._post_apply(delta.checksum)
 
     # -- rules ------------------------------------------------------------------------------
@@ -280,6 +282,10 @@ class BookSync:
             return self._fail(SyncResult(SyncStatus.GAP, "checksum mismatch"))
         if self.book.is_crossed():
             return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {self.book.crossed_bps():.0f} bp"))
+        if self.book.empty:
+            # nothing on either side: a valid book (BitMEX sends an empty partial for a book
+            # with no orders; rows then build it up), but not a market to show as LIVE
+            return EMPTIED
         return APPLIED
 
     def keep_for_repair(self, delta: BookDelta) -> None:
