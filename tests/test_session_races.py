@@ -161,3 +161,21 @@ async def test_a_server_that_floods_pings_and_never_reads_is_dropped_with_memory
                 and market.state.reason.startswith("venue not reading (over 0.25 MiB unsent)"),
                 timeout=15,
             )
+
+
+async def test_a_protocol_error_on_a_socket_the_server_keeps_open_says_so_within_the_close_timeout():
+    """A frame with reserved bits set: the connection ends within the close timeout, and the
+    reason is the server's protocol error (it read 'connection lost (no close frame)')."""
+
+    async def handler(ws):
+        ws.transport.write(b"\xc1\x02hi")  # FIN + RSV1 on a text frame, no extension agreed
+        ws.transport.pause_reading()
+        await asyncio.sleep(30)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with asyncio.timeout(20), running(url, opts(), stale_after=30.0) as (market, session, task):
+            t0 = time.monotonic()
+            await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING, timeout=10)
+            assert time.monotonic() - t0 < 5  # the close timeout is 2 s
+            assert market.state.reason.startswith("protocol error: reserved bits must be 0"), market.state.reason

@@ -63,6 +63,10 @@ def describe_close(e: ConnectionClosed) -> str:
     rcvd = e.rcvd
     if e.sent is not None and e.sent.code == 1009:
         return "frame over size limit"
+    sent = e.sent
+    if sent is not None and sent.code not in (1000, 1001) and (rcvd is None or rcvd.code == sent.code):
+        # we closed it: the server broke the protocol (reserved bits, a masked frame, bad UTF-8)
+        return f"protocol error: {safe(sent.reason, 80) or sent.code}"
     if rcvd is None:
         return "connection lost (no close frame)"
     if rcvd.code == 1009:
