@@ -207,3 +207,23 @@ def test_book_sync_and_gap_detection() -> None:
         (delta,) = feed(k)
         assert sync.on_delta(delta).status is SyncStatus.APPLIED
     assert book.bids == m.book.bids and book.asks == m.book.asks
+
+
+@pytest.mark.parametrize(
+    "frame, why",
+    [
+        ('{"type":"snapshot","symbol":"BTC-PERP","seq":1,"ts":1,"bids":[[true,true]],"asks":[[101,1]]}', "price is not a number"),
+        ('{"type":"delta","symbol":"BTC-PERP","seq":2.9,"prev_seq":1.5,"ts":1,"bids":[[100,1]],"asks":[]}', "seq is not an integer"),
+        ('{"type":"delta","symbol":"BTC-PERP","seq":5,"prev_seq":100,"ts":1,"bids":[[100,1]],"asks":[]}', "seq 5 does not follow prev_seq 100"),
+    ],
+)
+def test_frames_outside_the_protocol_are_bad_frames_on_both_paths(frame, why):
+    """A bool read as 1.0, a seq of 2.9 cut to 2, a seq that went back: each was applied."""
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+
+    a = DemoAdapter("BTC-PERP")
+    m = Market(a.default_instrument())
+    pipe = FeedPipeline(a, m)
+    pipe.on_frame("demo", frame.encode(), 1.0)
+    assert pipe.parse_errors == 1 and why in m.stats.last_error

@@ -31,6 +31,7 @@ from obview.venues.base import (
     VenueError,
     dumps,
     loads,
+    number,
 )
 
 STREAM = "demo"
@@ -77,7 +78,14 @@ _decode = msgspec.json.Decoder(_Delta | _Trade | _Snapshot, strict=False).decode
 def _levels(raw: object) -> list[Level]:
     if not isinstance(raw, list):
         raise FrameError("levels must be a list")
-    return [(float(p), float(s)) for p, s in raw]
+    # a bool is not a price (float(True) read as 1.0)
+    return [(number(p, "price"), number(s, "size")) for p, s in raw]
+
+
+def _seq(v: object, what: str) -> int:
+    if v.__class__ is not int:  # 2.9 was cut to 2, True read as 1
+        raise FrameError(f"{what} is not an integer")
+    return v  # type: ignore[return-value]
 
 
 class DemoAdapter(VenueAdapter):
@@ -126,8 +134,8 @@ class DemoAdapter(VenueAdapter):
         cls = m.__class__
         if cls is _Delta:
             seq, prev = m.seq, m.prev_seq
-            if seq.__class__ is not int or prev.__class__ is not int:
-                return None
+            if seq.__class__ is not int or prev.__class__ is not int or seq != prev + 1:
+                return None  # the slow path says what is wrong
             return [
                 BookDelta(
                     self.name, self.symbol, m.bids, m.asks, seq, prev, None, ts / 1000.0, ts_local
@@ -169,14 +177,19 @@ class DemoAdapter(VenueAdapter):
         try:
             ts = msg["ts"] / 1000.0
             if kind == "delta":
+                seq, prev = _seq(msg["seq"], "seq"), _seq(msg["prev_seq"], "prev_seq")
+                if seq != prev + 1:
+                    # the protocol numbers each step once (a seq that goes back restarted the
+                    # chain where it did not link)
+                    raise FrameError(f"seq {seq} does not follow prev_seq {prev}")
                 return [
                     BookDelta(
                         venue=self.name,
                         symbol=self.symbol,
                         bids=_levels(msg["bids"]),
                         asks=_levels(msg["asks"]),
-                        seq=int(msg["seq"]),
-                        prev_seq=int(msg["prev_seq"]),
+                        seq=seq,
+                        prev_seq=prev,
                         ts_exchange=ts,
                         ts_local=ts_local,
                     )
@@ -200,7 +213,7 @@ class DemoAdapter(VenueAdapter):
                     symbol=self.symbol,
                     bids=_levels(msg["bids"]),
                     asks=_levels(msg["asks"]),
-                    seq=int(msg["seq"]),
+                    seq=_seq(msg["seq"], "seq"),
                     ts_exchange=ts,
                     ts_local=ts_local,
                 )
