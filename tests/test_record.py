@@ -626,3 +626,37 @@ async def test_a_dropped_or_silent_feed_replays_as_it_was_shown(tmp_path):
     resumed.write_text("\n".join([*lines[: at + 1], last_frame]) + "\n")
     s = replay_summary(resumed, "demo", "BTC-PERP")
     assert s["stale"] == 1 and s["state"] != "STALE"
+
+
+async def test_a_recording_says_which_feed_it_holds_so_replay_needs_no_venue(tmp_path, capsys):
+    """`obview replay rec.jsonl --summary` asked for --venue, then for a symbol, of a file the
+    app had written itself: its connect lines now name the feed."""
+    from faultrig import rig
+    from obview.cli import main
+
+    p = tmp_path / "rec.jsonl"
+    rec = Recorder(p)
+    async with asyncio.timeout(20), rig(recorder=rec) as r:
+        await r.live()
+        r.session.recorder = None
+    rec.close()
+    connects = [x for x in replay_frames(p) if "connect" in x]
+    assert connects[0]["venue"] == "demo" and connects[0]["symbol"] == "BTC-PERP"
+    assert main(["replay", str(p), "--summary"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["venue"], s["symbol"], s["state"]) == ("demo", "BTC-PERP", "LIVE")
+    # two feeds in one file: say which, and ask
+    two = tmp_path / "two.jsonl"
+    lines = p.read_text().splitlines()
+    other = [x.replace('"BTC-PERP"', '"ETH-PERP"').replace('"c":1', '"c":2') for x in lines if '"connect"' in x]
+    two.write_text("\n".join([*lines, *other]) + "\n")
+    assert main(["replay", str(two), "--summary"]) == 2
+    err = capsys.readouterr().err
+    assert "two.jsonl holds demo BTC-PERP, demo ETH-PERP; choose one with --venue and --symbol" in err
+    assert main(["replay", str(two), "--symbol", "btc-perp", "--summary"]) == 0
+    assert json.loads(capsys.readouterr().out)["symbol"] == "BTC-PERP"
+    # a recording that names no feed (the shared ones) still needs telling
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("\n".join(x for x in lines if '"connect"' not in x) + "\n")
+    assert main(["replay", str(bare), "--summary"]) == 2
+    assert "does not say which feed it holds" in capsys.readouterr().err

@@ -4,7 +4,7 @@
                     [--print --duration N] [--record FILE] [--config FILE]
     obview venues
     obview demo-server [--host H] [--port P] [--seed S]
-    obview replay FILE --venue NAME [--symbol S | --instrument NATIVE] --summary
+    obview replay FILE [--venue NAME] [--symbol S | --instrument NATIVE] --summary
 
 Bad input is one line on stderr naming what is valid, exit status 2, never a traceback.
 """
@@ -177,7 +177,7 @@ def cmd_demo_server(argv: list[str]) -> int:
 def cmd_replay(argv: list[str]) -> int:
     p = _Parser(prog="obview replay", description="Replay a recording through a venue adapter.")
     p.add_argument("file")
-    p.add_argument("--venue", required=True)
+    p.add_argument("--venue", help="the venue whose frames to replay (default: the recording's, if it holds one)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--symbol")
     g.add_argument("--instrument", help="venue-native instrument name, e.g. BTC-USDT")
@@ -187,17 +187,42 @@ def cmd_replay(argv: list[str]) -> int:
     from obview.venues.registry import UnknownVenue, get_adapter
 
     try:
-        get_adapter(a.venue)
-    except UnknownVenue as e:
-        return _fail(str(e))
-    try:
-        from obview.replay import ReplayError, replay_summary
+        from obview.replay import ReplayError, recorded_feeds, replay_summary
     except ImportError:
         return _fail("replay is not available in this build")
     if not os.path.isfile(a.file) and os.path.exists(a.file):
         # a pipe or a device: replay reads the file twice (whose connections, then the frames)
         what = "a directory" if os.path.isdir(a.file) else "a pipe or device"
         return _fail(f"{a.file}: replay needs a regular file, not {what}")
+    if a.venue is None or (a.symbol is None and a.instrument is None):
+        # what this app's recordings name in their connect lines
+        from obview.symbols import normalize
+        from obview.text import safe
+
+        want = normalize(a.symbol) if a.symbol is not None else None
+        try:
+            feeds = [
+                f for f in recorded_feeds(a.file)
+                if a.venue in (None, f[0]) and want in (None, f[1]) and a.instrument in (None, f[2])
+            ]
+        except ReplayError as e:
+            return _fail(str(e))
+        if len(feeds) != 1:
+            held = ", ".join(f"{safe(v, 20)} {safe(s, 30)}" for v, s, _ in feeds[:8]) + (" …" if len(feeds) > 8 else "")
+            if not feeds:
+                return _fail(
+                    f"{os.path.basename(a.file)} does not say which feed it holds; "
+                    "choose with --venue and --symbol (or --instrument)"
+                )
+            return _fail(f"{os.path.basename(a.file)} holds {held}; choose one with --venue and --symbol")
+        a.venue = feeds[0][0]
+    try:
+        cls = get_adapter(a.venue)
+    except UnknownVenue as e:
+        return _fail(str(e))
+    if a.symbol is None and a.instrument is None:
+        _, symbol, instrument = feeds[0]
+        a.symbol, a.instrument = (symbol, None) if symbol in cls.symbols else (None, instrument)
     symbol = a.symbol
     if symbol is not None:
         from obview.symbols import normalize

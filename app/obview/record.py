@@ -3,6 +3,8 @@
 Recording format (one JSON object per line, time-ordered, as in the shared recordings):
 
     {"t": 1626992740.17, "connect": "wss://..."}     a WebSocket connection was opened
+                                                       (this app adds "venue", "symbol" and
+                                                       "instrument": the feed it was for)
     {"t": ..., "sent": "<text>"}                       a frame the client sent
     {"t": ..., "raw": "<text>"}                        a frame received, exactly as it arrived
     {"t": ..., "http": "https://...", "raw": "<body>"} an HTTP response body and its URL
@@ -155,13 +157,17 @@ class Recorder:
         )
 
     # -- the session's calls ----------------------------------------------------------------
-    def connect(self, url: str) -> int:
-        """Note a new connection; returns its number for ``sent`` / ``received``."""
+    def connect(self, url: str, feed: dict[str, str] | None = None) -> int:
+        """Note a new connection; returns its number for ``sent`` / ``received``. ``feed``
+        (venue, symbol, instrument) lets a replay find what the file holds without being told."""
         self._next_conn += 1
         task = _current_task()
         if task is not None:
             self._conn_of_task[task] = self._next_conn
-        self._write({"t": self.clock(), "connect": url, "c": self._next_conn})
+        rec: dict[str, Any] = {"t": self.clock(), "connect": url, "c": self._next_conn}
+        if feed:
+            rec.update(feed)
+        self._write(rec)
         return self._next_conn
 
     def sent(self, text: str | bytes, conn: int | None = None) -> None:

@@ -83,6 +83,18 @@ def replay_frames(path: str | os.PathLike[str], torn: list[int] | None = None) -
             raise ReplayError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}") from None
 
 
+def recorded_feeds(path: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """The feeds (venue, symbol, instrument) this app's recording names in its connect lines,
+    in the order first seen; empty for a recording that names none (the shared ones)."""
+    seen: dict[tuple[str, str, str], None] = {}
+    for rec in replay_frames(path):
+        if "connect" in rec:
+            feed = (rec.get("venue"), rec.get("symbol"), rec.get("instrument"))
+            if all(isinstance(x, str) and x for x in feed):
+                seen.setdefault(feed, None)  # type: ignore[arg-type]
+    return list(seen)
+
+
 def _bad_line(name: str, n: int, line: bytes) -> None:
     shown = line[:60].decode("utf-8", "replace")
     raise ReplayError(f"{name}:{n}: not a JSON-lines recording (line starts {shown!r})")
@@ -359,4 +371,4 @@ def _instrument(adapter: VenueAdapter) -> Instrument:
         )
 
 
-__all__ = ["Replay", "ReplayError", "replay_frames", "replay_summary"]
+__all__ = ["Replay", "ReplayError", "recorded_feeds", "replay_frames", "replay_summary"]

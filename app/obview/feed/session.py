@@ -266,7 +266,8 @@ class FeedSession:
         else:
             self._stream_state(st, FeedStatus.CONNECTING, f"connecting to {urlsplit(spec.url).netloc}")
         if self.recorder is not None:
-            st.conn = self.recorder.connect(spec.url)
+            feed = {"venue": self.adapter.name, "symbol": self.adapter.symbol, "instrument": self.adapter.native}
+            st.conn = self.recorder.connect(spec.url, feed)
         ws = await connect(
             spec.url,
             open_timeout=opts.connect_timeout,
