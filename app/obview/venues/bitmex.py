@@ -348,8 +348,9 @@ class BitmexAdapter(VenueAdapter):
             tick, lot, unit, cv, base, quote_ccy = DEFAULTS[native]
             return Instrument(self.name, self.symbol, native, tick, lot, unit, cv, base, quote_ccy)
         if native.endswith("USD") and native.startswith("XBT"):  # inverse: USD contracts
+            # 0.1 as XBTUSD's since 31 Jul 2024 (0.5 before); the instrument reply decides
             return Instrument(
-                self.name, self.symbol, native, 0.5, 100.0, "quote", 1.0, "BTC", "USD"
+                self.name, self.symbol, native, 0.1, 100.0, "quote", 1.0, "BTC", "USD"
             )
         base = native[:-4] if native.endswith("USDT") else native[:3]
         quote_ccy = "USDT" if native.endswith("USDT") else "USD"
