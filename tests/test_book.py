@@ -245,12 +245,13 @@ def test_grouped_equals_the_per_level_bucket_reference(bids, asks, ticks, n):
     assert ga == _grouped_reference(book.asks.items(), group, n, False)
 
 
-def test_a_book_left_empty_is_never_live_and_a_one_sided_one_is():
+def test_a_book_left_empty_says_so_and_a_one_sided_one_is_plainly_live():
     """A snapshot with no levels (or deltas that take every level away) was LIVE with nothing
-    in it. It is a valid book (BitMEX sends an empty partial for a book without orders, and
-    rows then build it up), so it stays in sync, SYNCING 'empty book'; a book with one side
-    gone can be real (a wiped side) and stays LIVE, shown one-sided."""
-    from obview.feed.pipeline import FeedPipeline
+    in it and nothing said. It is a valid book (BitMEX sends an empty partial for a book
+    without orders, a deep option may have none), so it stays in sync and LIVE with the reason
+    'empty book', which goes once orders come; a book with one side gone can be real (a wiped
+    side) and is shown one-sided."""
+    from obview.feed.pipeline import EMPTY_BOOK, FeedPipeline
     from obview.market import Market
     from obview.model import FeedStatus
     from obview.venues.demo import DemoAdapter
@@ -260,18 +261,16 @@ def test_a_book_left_empty_is_never_live_and_a_one_sided_one_is():
     pipe = FeedPipeline(adapter, market)
     sync = pipe.sync
 
-    def snap(bids, asks, seq):
-        return BookSnapshot("demo", "BTC-PERP", bids, asks, seq=seq)
+    def feed(res, t):
+        pipe._on_sync_result(res, None, t, [])
+        return market.state
 
-    pipe._on_sync_result(sync.on_snapshot(snap([], [], 1)), None, 1.0, [])
-    assert sync.synced and market.state.status is FeedStatus.SYNCING
-    assert market.state.reason.startswith("empty book")
-    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 1.0)], [(101.0, 1.0)], seq=2, prev_seq=1))
-    pipe._on_sync_result(res, None, 1.1, [])
-    assert market.state.status is FeedStatus.LIVE
-    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [], [(101.0, 0.0)], seq=3, prev_seq=2))
-    pipe._on_sync_result(res, None, 1.2, [])
-    assert market.state.status is FeedStatus.LIVE and market.book.best_ask() is None
-    res = sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 0.0)], [], seq=4, prev_seq=3))
-    pipe._on_sync_result(res, None, 1.3, [])
-    assert sync.synced and market.state.status is FeedStatus.SYNCING and market.resyncs == 0
+    state = feed(sync.on_snapshot(BookSnapshot("demo", "BTC-PERP", [], [], seq=1)), 1.0)
+    assert sync.synced and (state.status, state.reason) == (FeedStatus.LIVE, EMPTY_BOOK)
+    state = feed(sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 1.0)], [(101.0, 1.0)], seq=2, prev_seq=1)), 1.1)
+    assert (state.status, state.reason) == (FeedStatus.LIVE, "")
+    state = feed(sync.on_delta(BookDelta("demo", "BTC-PERP", [], [(101.0, 0.0)], seq=3, prev_seq=2)), 1.2)
+    assert (state.status, state.reason) == (FeedStatus.LIVE, "") and market.book.best_ask() is None
+    state = feed(sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 0.0)], [], seq=4, prev_seq=3)), 1.3)
+    assert sync.synced and (state.status, state.reason) == (FeedStatus.LIVE, EMPTY_BOOK)
+    assert market.resyncs == 0

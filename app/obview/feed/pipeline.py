@@ -101,6 +101,10 @@ class Fatal:
 Action = Send | NeedResync | Fatal
 
 
+#: the reason a LIVE book with no orders on either side gives
+EMPTY_BOOK = "empty book: no orders on either side"
+
+
 class FeedPipeline:
     """Routes frames of every stream of one market. Counts what it could not parse."""
 
@@ -121,6 +125,7 @@ class FeedPipeline:
         # set on a fatal error: the feed is over, and frames still buffered behind the error
         # (or a snapshot in flight) must not bring the state back from FAILED
         self.halted = False
+        self._empty = False  # the book was left with no orders (LIVE, EMPTY_BOOK)
         self._bad_log = _LogThrottle()  # bad frames
         self._err_log = _LogThrottle()  # non-fatal venue errors
 
@@ -260,10 +265,16 @@ class FeedPipeline:
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
             if res is EMPTIED:
-                # in sync with a venue whose book has no orders: nothing to show as LIVE
+                # in sync with a venue whose book has no orders (a deep option, a new listing):
+                # live, and saying why there is nothing to show
                 self.resync_pending = False
-                self.set_state(FeedStatus.SYNCING, "empty book: no orders on either side")
+                self._empty = True
+                self.set_state(FeedStatus.LIVE, EMPTY_BOOK)
                 return
+            if self._empty:
+                self._empty = False
+                if market.state.reason == EMPTY_BOOK:
+                    self.set_state(FeedStatus.LIVE)
             if (self.resync_pending or market.state.status is not _LIVE) and self.sync.synced:
                 self.resync_pending = False
                 if market.state.status is not _LIVE:

@@ -160,7 +160,7 @@ class SyncResult:
 APPLIED = SyncResult(SyncStatus.APPLIED)
 BUFFERED = SyncResult(SyncStatus.BUFFERED)
 IGNORED = SyncResult(SyncStatus.IGNORED)
-#: applied, and nothing is left on either side: in sync, but not LIVE
+#: applied, and nothing is left on either side: in sync, nothing to show
 EMPTIED = SyncResult(SyncStatus.APPLIED, "empty book")
 
 
@@ -284,7 +284,8 @@ class BookSync:
             return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {self.book.crossed_bps():.0f} bp"))
         if self.book.empty:
             # nothing on either side: a valid book (BitMEX sends an empty partial for a book
-            # with no orders; rows then build it up), but not a market to show as LIVE
+            # with no orders; rows then build it up; a deep option may have none), which the
+            # pipeline shows as LIVE with the reason
             return EMPTIED
         return APPLIED
 
