@@ -274,3 +274,26 @@ def test_a_book_left_empty_says_so_and_a_one_sided_one_is_plainly_live():
     state = feed(sync.on_delta(BookDelta("demo", "BTC-PERP", [(99.0, 0.0)], [], seq=4, prev_seq=3)), 1.3)
     assert sync.synced and (state.status, state.reason) == (FeedStatus.LIVE, EMPTY_BOOK)
     assert market.resyncs == 0
+
+
+def test_after_a_stale_that_was_not_the_state_is_the_books_own():
+    """A STALE ended by the connection's answer set LIVE on an empty book (or one not in
+    sync); it is now the state the book calls for."""
+    from obview.feed.pipeline import EMPTY_BOOK, FeedPipeline
+    from obview.market import Market
+    from obview.model import FeedStatus
+    from obview.venues.demo import DemoAdapter
+
+    adapter = DemoAdapter("BTC-PERP")
+    market = Market(adapter.default_instrument())
+    pipe = FeedPipeline(adapter, market)
+    pipe.restore_state()
+    assert market.state.status is FeedStatus.SYNCING
+    pipe.sync.on_snapshot(BookSnapshot("demo", "BTC-PERP", [], [], seq=1))
+    pipe.set_state(FeedStatus.STALE, "no book data for 9 s")
+    pipe.restore_state()
+    assert (market.state.status, market.state.reason) == (FeedStatus.LIVE, EMPTY_BOOK)
+    pipe.sync.on_snapshot(BookSnapshot("demo", "BTC-PERP", [(99.0, 1.0)], [(101.0, 1.0)], seq=2))
+    pipe.set_state(FeedStatus.STALE, "no book data for 9 s")
+    pipe.restore_state()
+    assert (market.state.status, market.state.reason) == (FeedStatus.LIVE, "")

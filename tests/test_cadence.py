@@ -83,13 +83,47 @@ def test_activity_the_silence_ordinary_for_a_book_follows_its_share_of_active_se
     assert still.share(50.0) == 0.0 and still.ordinary_silence(50.0, 10.0, 300.0) == 300.0
 
 
-def test_activity_is_bounded_and_starts_over_after_a_long_absence():
+def test_activity_is_bounded_leaves_outages_out_and_forgets_after_a_stale_close():
     from obview.feed.cadence import Activity
 
     a = Activity(window=60)
     a.watching(0.0)
     for s in range(10_000):
         a.changed(float(s))
-    assert len(a._secs) == 60 and a.share(10_000.0) == 1.0
-    a.watching(20_000.0)  # back after hours: the outage is not the market being quiet
-    assert a.share(20_005.0) is None
+    assert len(a._secs) == 60 and a.share(9_999.0) == 1.0
+    # ten minutes between connections: neither quiet nor busy (it read as ten quiet minutes)
+    a.paused(10_000.0)
+    a.watching(10_600.0)
+    a.changed(10_600.5)
+    assert a.share(10_600.5) == 1.0 and a.ordinary_silence(10_600.5, 10.0, 300.0) == 10.0
+    # the silence being judged is not part of the habit: asked after a long silence, the
+    # share is the one up to the last change
+    b = Activity()
+    b.watching(0.0)
+    for s in range(0, 100, 2):
+        b.changed(s + 0.5)
+    assert b.ordinary_silence(98.5, 10.0, 300.0) == b.ordinary_silence(98.5, 10.0, 300.0) < 11
+    # a stale close: start over (a stuck stream's silences would teach it silence)
+    b.forget()
+    assert b.share(200.0) is None and b.ordinary_silence(200.0, 10.0, 300.0) == 10.0
+
+
+def test_activity_a_stuck_busy_stream_reconnecting_again_and_again_never_learns_silence():
+    """A busy book whose channel hangs while each reconnect brings a snapshot: each cycle's
+    silence lowered the share and so stretched the next one, to 300 s of a frozen book LIVE."""
+    from obview.feed.cadence import Activity
+
+    a = Activity()
+    t = 0.0
+    a.watching(t)
+    for _ in range(60):  # a minute of a busy book
+        a.changed(t)
+        t += 1.0
+    for _ in range(20):  # then: snapshot, 20 s of silence, stale close, reconnect
+        a.changed(t)
+        assert a.ordinary_silence(t, 10.0, 300.0) == 10.0
+        t += 20.0
+        a.forget()
+        a.paused(t)
+        t += 0.5
+        a.watching(t)

@@ -599,8 +599,11 @@ async def test_a_dropped_or_silent_feed_replays_as_it_was_shown(tmp_path):
         await r.live()
         r.server.pause()
         await r.until(lambda: r.state.status is FeedStatus.STALE)
-        snapshot_state = r.state
-        r.session.recorder = None  # the recording ends while the app shows STALE
+        r.server.resume()
+        await r.until(lambda: r.state.status is FeedStatus.LIVE and r.market.trades)
+        trades = len(r.market.trades)
+        await r.until(lambda: len(r.market.trades) > trades)
+        r.session.recorder = None
         rec.close()
     recs = list(replay_frames(p))
     closes = [x for x in recs if "close" in x]
@@ -608,24 +611,27 @@ async def test_a_dropped_or_silent_feed_replays_as_it_was_shown(tmp_path):
     assert len(closes) == 1 and closes[0]["close"] == "frame over size limit" and closes[0]["c"] == 1
     assert len(stales) == 1 and stales[0]["stale"].startswith("no book data for ")
     s = replay_summary(p, "demo", "BTC-PERP")
-    assert s["disconnects"] == 1 and s["stale"] == 1
-    assert s["state"] == "STALE" and s["reason"] == stales[0]["stale"]
-    assert snapshot_state.status is FeedStatus.STALE
+    assert s["disconnects"] == 1 and s["stale"] == 1 and s["state"] == "LIVE"
+    lines = p.read_text().splitlines()
     # cut at the close: the replay ends where the app showed RECONNECTING
     cut = tmp_path / "cut.jsonl"
-    lines = p.read_text().splitlines()
     at = next(i for i, x in enumerate(lines) if '"close"' in x)
     cut.write_text("\n".join(lines[: at + 1]) + "\n")
     s = replay_summary(cut, "demo", "BTC-PERP")
     assert s["state"] == "RECONNECTING" and s["reason"] == "frame over size limit"
     assert s["bids"] == [] and s["disconnects"] == 1
-    # a frame after a silence makes it live again
-    resumed = tmp_path / "resumed.jsonl"
+    # cut at the silence: STALE, and a trade after it does not end it (only the book's own
+    # messages do, as in the app)
     at = next(i for i, x in enumerate(lines) if '"stale"' in x)
-    last_frame = next(x for x in reversed(lines[:at]) if '"raw"' in x)
-    resumed.write_text("\n".join([*lines[: at + 1], last_frame]) + "\n")
-    s = replay_summary(resumed, "demo", "BTC-PERP")
-    assert s["stale"] == 1 and s["state"] != "STALE"
+    trade = next(x for x in lines[at:] if '"raw"' in x and 'trade' in x)
+    for extra in ([], [trade]):
+        cut.write_text("\n".join([*lines[: at + 1], *extra]) + "\n")
+        s = replay_summary(cut, "demo", "BTC-PERP")
+        assert s["state"] == "STALE" and s["reason"] == stales[0]["stale"] and s["stale"] == 1
+    # the book's next message after the silence: LIVE again
+    delta = next(x for x in lines[at:] if '"raw"' in x and 'delta' in x)
+    cut.write_text("\n".join([*lines[: at + 1], delta]) + "\n")
+    assert replay_summary(cut, "demo", "BTC-PERP")["state"] == "LIVE"
 
 
 async def test_a_recording_says_which_feed_it_holds_so_replay_needs_no_venue(tmp_path, capsys):
@@ -655,6 +661,8 @@ async def test_a_recording_says_which_feed_it_holds_so_replay_needs_no_venue(tmp
     assert "two.jsonl holds demo BTC-PERP, demo ETH-PERP; choose one with --venue and --symbol" in err
     assert main(["replay", str(two), "--symbol", "btc-perp", "--summary"]) == 0
     assert json.loads(capsys.readouterr().out)["symbol"] == "BTC-PERP"
+    assert main(["replay", str(p), "--venue", "okx", "--summary"]) == 2  # the file says, and it is another
+    assert "rec.jsonl holds demo BTC-PERP, none of them the feed asked for" in capsys.readouterr().err
     # a recording that names no feed (the shared ones) still needs telling
     bare = tmp_path / "bare.jsonl"
     bare.write_text("\n".join(x for x in lines if '"connect"' not in x) + "\n")

@@ -201,20 +201,24 @@ def cmd_replay(argv: list[str]) -> int:
 
         want = normalize(a.symbol) if a.symbol is not None else None
         try:
-            feeds = [
-                f for f in recorded_feeds(a.file)
-                if a.venue in (None, f[0]) and want in (None, f[1]) and a.instrument in (None, f[2])
-            ]
+            held = recorded_feeds(a.file)
         except ReplayError as e:
             return _fail(str(e))
+        feeds = [
+            f for f in held
+            if a.venue in (None, f[0]) and want in (None, f[1]) and a.instrument in (None, f[2])
+        ]
         if len(feeds) != 1:
-            held = ", ".join(f"{safe(v, 20)} {safe(s, 30)}" for v, s, _ in feeds[:8]) + (" …" if len(feeds) > 8 else "")
-            if not feeds:
+            name = os.path.basename(a.file)
+            if not held:
                 return _fail(
-                    f"{os.path.basename(a.file)} does not say which feed it holds; "
-                    "choose with --venue and --symbol (or --instrument)"
+                    f"{name} does not say which feed it holds; choose with --venue and --symbol (or --instrument)"
                 )
-            return _fail(f"{os.path.basename(a.file)} holds {held}; choose one with --venue and --symbol")
+            listed = ", ".join(f"{safe(v, 20)} {safe(s, 30)}" for v, s, _ in (feeds or held)[:8])
+            listed += " …" if len(feeds or held) > 8 else ""
+            if not feeds:
+                return _fail(f"{name} holds {listed}, none of them the feed asked for")
+            return _fail(f"{name} holds {listed}; choose one with --venue and --symbol")
         a.venue = feeds[0][0]
     try:
         cls = get_adapter(a.venue)

@@ -271,9 +271,12 @@ class Replay:
                 if not isinstance(raw, str):
                     raw = orjson.dumps(raw).decode()
                 self.frames += 1
+                events = pipeline.book_events
                 pipeline.on_frame(name, raw, ts)
-                if name == book and self.market.state.status is FeedStatus.STALE:
-                    self._heard_again()
+                if self.market.state.status is FeedStatus.STALE and pipeline.book_events != events:
+                    # as in the app, only the book's own messages end a silence (pongs,
+                    # heartbeats and trades do not)
+                    pipeline.restore_state()
             elif "close" in rec or "stale" in rec:
                 name = streams.get(rec["c"], current) if "c" in rec else current
                 if name == book and rec.get("c") not in undecided:
@@ -292,10 +295,6 @@ class Replay:
             self.stale += 1
             if self.market.state.status is FeedStatus.LIVE:
                 self.pipeline.set_state(FeedStatus.STALE, shown_text(rec["stale"]) or "no data")
-
-    def _heard_again(self) -> None:
-        if self.pipeline.sync.synced:
-            self.pipeline.set_state(FeedStatus.LIVE)
 
     def check(self, path: str | os.PathLike[str]) -> None:
         """Raise ReplayError when the recording cannot be what the user meant: no frame of it

@@ -68,48 +68,71 @@ class Activity:
     Changes cluster (one sweep is twenty deltas in 100 ms), so intervals between changes say
     little; the share of active seconds does not care. With a share ``p`` of active seconds a
     silence of ``s`` seconds has a chance of about ``(1 - p) ** s``: ordinary while that is
-    above ``unlikely``. Kept across reconnects (it is the market's habit, not the
-    connection's); bounded to the last ``window`` seconds.
+    above ``unlikely``.
+
+    The share is taken up to the book's last change, never over the silence being judged (that
+    silence would lower the share and so lengthen itself), and over watched time only: the
+    time between connections is left out, and a silence that ended in a stale close is
+    forgotten with everything before it (a stuck stream's silences would otherwise teach it
+    that silence is its habit). Kept across reconnects; bounded to the last ``window``
+    seconds.
     """
 
-    __slots__ = ("window", "unlikely", "_secs", "_since")
+    __slots__ = ("window", "unlikely", "_secs", "_since", "_paused_at", "_offset")
 
     def __init__(self, window: int = 300, unlikely: float = 1e-3) -> None:
         self.window = window
         self.unlikely = unlikely
+        # seconds are counted on a watched-time clock: monotonic time less the time between
+        # connections (``_offset``), so an outage is neither quiet nor busy
         self._secs: collections.deque[int] = collections.deque(maxlen=window)
-        self._since: float | None = None  # when watching began (monotonic)
+        self._since: float | None = None  # when watching began, watched time
+        self._paused_at: float | None = None  # monotonic
+        self._offset = 0.0
 
     def watching(self, now: float) -> None:
-        """A connection is up: time from here counts (time between connections does not)."""
+        """A connection is up: time from here counts (the time between connections does not)."""
+        if self._paused_at is not None and now > self._paused_at:
+            self._offset += now - self._paused_at
+        self._paused_at = None
         if self._since is None:
-            self._since = now
-        elif self._secs and now - self._secs[-1] > self.window:
-            self._since = now  # long gone: start over rather than count the outage as quiet
-            self._secs.clear()
+            self._since = now - self._offset
+
+    def paused(self, now: float) -> None:
+        """The connection ended: until the next one, time does not count."""
+        if self._paused_at is None:
+            self._paused_at = now
+
+    def forget(self) -> None:
+        """A silence ended in a stale close: what was learnt so far is not to be trusted."""
+        self._secs.clear()
+        self._since = None
 
     def changed(self, at: float) -> None:
-        s = int(at)
+        w = at - self._offset
+        s = int(w)
         if not self._secs or self._secs[-1] != s:
             self._secs.append(s)
         if self._since is None:
-            self._since = at
+            self._since = w
 
-    def share(self, now: float) -> float | None:
-        """Share of the watched seconds of the last ``window`` with a change (None: under 10 s
-        watched, too few to tell)."""
+    def share(self, at: float) -> float | None:
+        """Share of the watched seconds of the ``window`` up to ``at`` (monotonic) with a
+        change (None: under 10 s watched, too few to tell)."""
         if self._since is None:
             return None
-        span = min(float(self.window), now - self._since)
+        w = at - self._offset
+        span = min(float(self.window), w - self._since)
         if span < 10.0:
             return None
-        start = now - span
-        active = sum(1 for s in self._secs if s >= start)
+        start = w - span
+        active = sum(1 for s in self._secs if start - 1 < s <= w)
         return min(1.0, active / span)
 
-    def ordinary_silence(self, now: float, floor: float, ceiling: float) -> float:
-        """The longest silence that is still ordinary for this book, within [floor, ceiling]."""
-        p = self.share(now)
+    def ordinary_silence(self, last_change: float, floor: float, ceiling: float) -> float:
+        """The longest silence after ``last_change`` that is still ordinary for this book,
+        within [floor, ceiling]."""
+        p = self.share(last_change)
         if p is None or p >= 1.0:
             return floor
         if p <= 0.0:

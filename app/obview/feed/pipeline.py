@@ -136,6 +136,16 @@ class FeedPipeline:
         if self.market.set_state(status, reason) and self.bus is not None:
             self.bus.publish(STATE, self.market.venue, self.market.symbol, self.market.state)
 
+    def restore_state(self) -> None:
+        """The state the book itself calls for, after a STALE that turned out not to be:
+        LIVE (saying so when it is empty) once in sync, SYNCING before."""
+        if not self.sync.synced:
+            self.set_state(FeedStatus.SYNCING, "awaiting snapshot")
+        elif self.market.book.empty:
+            self.set_state(FeedStatus.LIVE, EMPTY_BOOK)
+        else:
+            self.set_state(FeedStatus.LIVE)
+
     def halt(self, reason: str) -> None:
         """The feed has failed for good: FAILED from now on, and no frame is acted on."""
         self.set_state(FeedStatus.FAILED, reason)

@@ -123,7 +123,7 @@ class Ladder(LineWidget):
         cums = [compact(lv.cum) for lv in visible]
         pw = max((len(p) for p in prices), default=8) + 1
         pw, siw, sfw, ciw, cfw = self._widths.fit(
-            ("compact", step, quote, width), (pw, *point_widths(sizes), *point_widths(cums)), now
+            ("compact", market.venue, market.symbol, step, quote, width), (pw, *point_widths(sizes), *point_widths(cums)), now
         )
         sizes, cums = align_at(sizes, siw, sfw), align_at(cums, ciw, cfw)
         sw = max(siw + sfw + 1, 7)
@@ -277,7 +277,7 @@ class Ladder(LineWidget):
         pw = max((len(p) for p in prices), default=6) + 1
         # the decimal points' places too are kept from frame to frame, not only the columns
         pw, biw, bfw, aiw, afw, ciw, cfw = self._widths.fit(
-            ("grid", step, quote, width),
+            ("grid", market.venue, market.symbol, step, quote, width),
             (pw, *point_widths(bids), *point_widths(asks), *point_widths(cums)),
             now,
         )

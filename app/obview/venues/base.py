@@ -197,6 +197,7 @@ class BookSync:
         """Forget the book (reconnect or resync started)."""
         self.synced = False
         self.last_seq = None
+        self._behind = (None, None, 0)
         self.buffer.clear()
         self.book.clear()
 
@@ -255,8 +256,8 @@ class BookSync:
         if delta.prev_seq == self.last_seq:
             return APPLIED
         seq = delta.seq
-        if seq is not None and delta.prev_seq < seq <= self.last_seq:
-            # behind the book: a duplicate, or a new chain the venue started (OKX resets its
+        if seq is not None and delta.prev_seq <= seq <= self.last_seq:
+            # behind the book: a duplicate (or a keep-alive, seq == prev), or a new chain the venue started (OKX resets its
             # seqId after maintenance) whose linking update was lost. Duplicates come singly;
             # updates that keep linking to one another behind an unmoved book are a new chain,
             # and dropping them all froze the book until the stale watchdog

@@ -181,8 +181,8 @@ class OkxSync(BookSync):
             # the steady state: the chain links (or there is none to follow)
             self.first_pending = False
         elif self.first_pending and delta.seq is not None:
-            if prev < delta.seq <= last:
-                return IGNORED  # already in the snapshot
+            if prev <= delta.seq <= last:
+                return IGNORED  # already in the snapshot (a keep-alive too, seq == prev)
             if not prev <= last < delta.seq:
                 return SyncResult(
                     SyncStatus.GAP,
