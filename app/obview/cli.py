@@ -194,6 +194,11 @@ def cmd_replay(argv: list[str]) -> int:
         # a pipe or a device: replay reads the file twice (whose connections, then the frames)
         what = "a directory" if os.path.isdir(a.file) else "a pipe or device"
         return _fail(f"{a.file}: replay needs a regular file, not {what}")
+    if a.venue is not None:
+        try:
+            get_adapter(a.venue)
+        except UnknownVenue as e:
+            return _fail(str(e))
     if a.venue is None or (a.symbol is None and a.instrument is None):
         # what this app's recordings name in their connect lines
         from obview.symbols import normalize
