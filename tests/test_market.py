@@ -356,3 +356,39 @@ def test_a_venue_time_a_day_or_more_off_is_not_taken_as_a_latency():
     assert p50 == pytest.approx(0.004, abs=1e-6) and p99 == pytest.approx(0.004, abs=1e-6)
     m.on_exchange_time(now - 3.0, now + 0.003)  # a clock 3 s off is still a latency
     assert m.stats.latency.percentiles(now + 1.0)[1] > 2.9  # (percentiles are cached 0.5 s)
+
+
+def test_the_columns_since_the_book_last_moved_become_a_gap_when_it_goes_stale():
+    """The watchdog says STALE seconds after the book stopped; the columns sampled meanwhile
+    drew the stopped book as live liquidity. They become gaps (their trades stay)."""
+    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, history=200, buckets=40))
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
+    m.set_state(FeedStatus.LIVE)
+    t = 1000.0
+    for i in range(40):  # 10 s of samples
+        m.tick(t + i * 0.25)
+    m.on_book_changed(t + 6.0)  # the book's last change
+    m.add_trade(Trade("demo", "BTC-PERP", 100.05, 2.0, Side.SELL, "1", None, t + 9.5))
+    m.tick(t + 10.0)
+    m.set_state(FeedStatus.STALE, "no data for 4.0 s")
+    cols = list(m.heatmap.columns)
+    assert all(c.live for c in cols if c.t <= t + 6.0)
+    after = [c for c in cols if c.t > t + 6.0]
+    assert after and not any(c.live or len(c.sizes) for c in after)
+    assert sum(sum(c.sells.values()) for c in after) == 2.0  # the trade is still drawn
+    assert m.heatmap.pending[-1] is cols[-1]  # the period being gathered merges the gaps
+
+
+def test_a_column_knows_only_the_books_depth_not_the_whole_window():
+    """A venue that sends 20 levels (Hyperliquid) drew 'nothing resting' beyond them, all the
+    way to the window's edge; beyond the deepest level nothing is known."""
+    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, buckets=400))
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(20)], [(100.1 + i * 0.1, 2.0) for i in range(20)])
+    m.set_state(FeedStatus.LIVE)
+    col = m.tick(1000.0)
+    step = m.heatmap.step
+    from obview.book import bucket_of
+
+    assert col.lo == bucket_of(98.1, step)  # the deepest bid's bucket
+    assert col.hi == bucket_of(102.0, step) + 1  # the deepest ask's, included
+    assert col.hi - col.lo < m.heatmap.buckets // 4

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from obview.book import OrderBook, bucket_of
 from obview.model import Instrument, Side
 
+#: the most of a silence before STALE that is redrawn as a gap (s)
+UNSEE_MOST = 30.0
+
 
 @dataclass(slots=True)
 class HeatmapColumn:
@@ -217,7 +220,15 @@ class HeatmapSampler:
         else:
             step = self.step
             start = bucket_of(mid, step) - self.buckets // 2
-            window = (start, start + self.buckets)
+            # what the sample knows: the window, within the book's depth (beyond a venue's 20
+            # or 400 levels nothing is known, which is not "nothing resting")
+            lo, hi = start, start + self.buckets
+            bk, ak = book.bids._keys, book.asks._keys
+            if bk:
+                lo = max(lo, bucket_of(bk[0], step))
+            if ak:
+                hi = min(hi, bucket_of(ak[-1], step) + 1)
+            window = (lo, max(lo, hi))
             # only the occupied stretch of the window is kept: a column costs what the book
             # spans, not the whole +-span_pct window
             first, sizes = book.bucket_span(start * step, step, self.buckets)
@@ -239,6 +250,30 @@ class HeatmapSampler:
         self._buys, self._sells = {}, {}
         self._add(col, now)
         return col
+
+    def unsee_since(self, t: float, most: float = UNSEE_MOST) -> int:
+        """Columns sampled after ``t`` (the book's last change before it went STALE), drawn
+        live from a book that had in fact stopped, become gaps (their trades stay); at most
+        the last ``most`` seconds of them. Returns how many."""
+        cols, pending = self.columns, self.pending
+        if not cols:
+            return 0
+        t = max(t, cols[-1].t - most)
+        n = 0
+        for i in range(len(cols) - 1, -1, -1):
+            c = cols[i]
+            if c.t <= t:
+                break
+            if not c.live:
+                continue
+            # a new column, not the old one changed: the widget caches cells per column
+            gap = HeatmapColumn(t=c.t, live=False, buys=c.buys, sells=c.sells)
+            cols[i] = gap
+            for j, p in enumerate(pending):
+                if p is c:
+                    pending[j] = gap
+            n += 1
+        return n
 
     def _add(self, col: HeatmapColumn, now: float) -> None:
         self.columns.append(col)

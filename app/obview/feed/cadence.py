@@ -68,7 +68,8 @@ class Activity:
     Changes cluster (one sweep is twenty deltas in 100 ms), so intervals between changes say
     little; the share of active seconds does not care. With a share ``p`` of active seconds a
     silence of ``s`` seconds has a chance of about ``(1 - p) ** s``: ordinary while that is
-    above ``unlikely``.
+    above ``unlikely`` (1e-4: a book changing in 9 seconds of 10 is wrong after 4 s of
+    silence, one changing in 1 of 10 may be still for 87 s).
 
     The share is taken up to the book's last change, never over the silence being judged (that
     silence would lower the share and so lengthen itself), and over watched time only: the
@@ -80,7 +81,7 @@ class Activity:
 
     __slots__ = ("window", "unlikely", "_secs", "_since", "_paused_at", "_offset")
 
-    def __init__(self, window: int = 300, unlikely: float = 1e-3) -> None:
+    def __init__(self, window: int = 300, unlikely: float = 1e-4) -> None:
         self.window = window
         self.unlikely = unlikely
         # seconds are counted on a watched-time clock: monotonic time less the time between

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: the longest a probe of a quiet book's connection waits for its pong (s)
 PROBE_TIMEOUT = 2.0
+#: the shortest silence that makes a busy book STALE (s): ``Activity`` decides from there
+BUSY_STALE = 3.0
 
 
 async def watch(session: FeedSession, st: _Stream) -> None:
@@ -118,20 +120,27 @@ class _Watch:
             self.activity.changed(self.heard_at)
 
     def _silence(self, now: float) -> tuple[float, str]:
-        """How long the stream counts as silent, and how to say so."""
+        """How long the stream counts as silent, on the scale of ``stale_after`` (STALE there,
+        the close at the grace on top), and how to say so."""
         silent = now - self.heard_at
-        stale_after, act = self.stale_after, self.activity
-        if act is not None and silent >= stale_after / 2 and self.st.ws is not None:
-            # the book has been still a while: does the connection still answer? For as long
-            # as the silence is ordinary for this book, an answer counts as data; past that (a
-            # busy book gone still: a stuck stream) only the book's own messages do
-            ordinary = act.ordinary_silence(self.heard_at, stale_after, self.session.opts.quiet_max)
-            due = now - max(self.answered_at, self.probed_at) >= stale_after / 2
-            if silent < ordinary and due and (self.probe is None or self.probe.done()):
+        stale_after, act, ws = self.stale_after, self.activity, self.st.ws
+        if act is not None and ws is not None:
+            # what silence is ordinary for this book: a busy one (changing in most seconds)
+            # gone still for a few seconds is already wrong, sooner than the venue's fixed
+            # stale time (a frozen BTC book read LIVE for 10 s); a quiet one may be still far
+            # longer while its connection answers
+            ordinary = act.ordinary_silence(self.heard_at, min(BUSY_STALE, stale_after), self.session.opts.quiet_max)
+            first = min(ordinary, stale_after)
+            due = now - max(self.answered_at, self.probed_at) >= first / 2
+            if first / 2 <= silent < max(ordinary, stale_after) and due and (self.probe is None or self.probe.done()):
+                # does the connection still answer? (an answer counts as data only within the
+                # ordinary silence; it also says which silence this is)
                 self.probed_at = now
-                self.probe = asyncio.ensure_future(_probe(self.st.ws, min(PROBE_TIMEOUT, stale_after / 2)))
+                self.probe = asyncio.ensure_future(_probe(ws, min(PROBE_TIMEOUT, first / 2)))
                 self.probe.add_done_callback(self._on_answer)
-            if self.answered_at > self.heard_at:
+            if ordinary < stale_after:
+                silent += stale_after - ordinary  # STALE at the ordinary silence
+            elif self.answered_at > self.heard_at:
                 # silent as long as the connection has not answered; once the book's silence
                 # is past the ordinary, STALE and the reconnect follow as for any silence
                 silent = now - self.answered_at if silent < ordinary else silent - ordinary + stale_after
