@@ -71,7 +71,7 @@ async def test_unknown_message_type_is_counted_and_logged_not_raised(feedlog):
 async def test_wrong_shape_delta_is_counted_and_logged_not_raised(feedlog):
     async with rig() as r:
         frame = (
-            '{"type":"delta","symbol":"BTC-PERP","seq":"x","prev_seq":1,"ts":1,"bids":7,"asks":[]}'
+            '{"type":"delta","symbol":"BTC-PERP","seq":2,"prev_seq":1,"ts":1,"bids":7,"asks":[]}'
         )
         await _bad_frame_case(r, feedlog, lambda: r.server.inject(frame), "levels must be a list")
 
