@@ -302,6 +302,19 @@ async def test_on_real_feeds_the_view_connects_every_venue_then_lets_the_extra_o
         await server.close()
 
 
+def test_a_reason_is_whole_where_the_width_allows_and_cut_only_where_it_does_not():
+    """'no network: cannot resolve …' was cut at 28 characters with 60 columns free."""
+    live = market("binance", [(96914.5, 1.0)], [(96915.0, 1.0)])
+    down = market("okx", [(96910.0, 1.0)], [(96911.0, 1.0)], status=FeedStatus.RECONNECTING)
+    why = "no network: cannot resolve ws.okx.com; retry in 4.2 s"
+    down.set_state(FeedStatus.RECONNECTING, why)
+    cmp = compare(["binance", "okx"], [live, down], NOW)
+    assert why in _table_text(cmp, 200)
+    narrow = _table_text(cmp, 120)
+    assert why not in narrow and "no network" in narrow
+    assert max(len(line.rstrip()) for line in narrow.splitlines()) <= 120
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 

@@ -47,10 +47,11 @@ COLUMNS = [
 ]
 #: a non-LIVE venue's reason is cut to this many characters in its row, or to the second
 #: figure on a narrow terminal
-REASON_CHARS = (28, 12)
-#: what a narrow terminal gives up first, then next ... ("reason": the shorter reasons)
+REASON_CHARS = (80, 28, 12)
+#: what a narrow terminal gives up first, then next ... ("long_reason": reasons cut to the
+#: second figure, "reason": to the third)
 DROP_ORDER = [
-    ("msgs",), ("latency",), ("vs_mid",), ("reason",), ("bid_depth", "ask_depth"), ("spread",),
+    ("long_reason",), ("msgs",), ("latency",), ("vs_mid",), ("reason",), ("bid_depth", "ask_depth"), ("spread",),
     ("no_reason",), ("key",), ("tight",), ("state_word",),
 ]  # fmt: skip
 _MEASURE = Console(width=10_000, color_system=None)
@@ -72,7 +73,12 @@ def comparison_table(
     for drop in [(), *DROP_ORDER]:
         dropped.update(drop)
         keys = [k for k, _ in COLUMNS if k not in dropped]
-        reason = 0 if "no_reason" in dropped else REASON_CHARS[1] if "reason" in dropped else REASON_CHARS[0]
+        reason = (
+            0 if "no_reason" in dropped
+            else REASON_CHARS[2] if "reason" in dropped
+            else REASON_CHARS[1] if "long_reason" in dropped
+            else REASON_CHARS[0]
+        )  # fmt: skip
         table = _table(cmp, c, keys, errors or {}, reason, dropped)
         if Measurement.get(_MEASURE, _MEASURE.options, table).maximum <= width:
             break
