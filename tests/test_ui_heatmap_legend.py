@@ -22,3 +22,26 @@ async def test_the_time_the_columns_cover_is_never_negative_after_the_clock_step
         title = app.w_heatmap.line_texts()[0]
         span = re.search(r"/col \(([^)]*)\)", title)
         assert span and not span.group(1).startswith("-"), title
+
+
+async def test_the_title_keeps_whole_parts_the_scale_first_never_a_cut_number():
+    """At 140 columns it read 'log 0.0220–7' (of 7.84 BTC), at 100 '…18.8 BT', and the
+    colormap's name showed only past 200 columns: whole parts now, by importance."""
+    m, now = build_market(seed=5, seconds=20)
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(240, 48)) as pilot:
+        await settle(pilot)
+        hm = app.w_heatmap
+        lay = hm.layout_
+        full = "".join(s.text for s in hm._legend(m, lay, 400)).split()
+        assert "inferno" in full and "gap" in full
+        seen_scale = []
+        for w in range(12, 130, 3):
+            title = "".join(s.text for s in hm._legend(m, lay, w))
+            assert len(title) == w
+            words = title.split()
+            assert all(x in full for x in words), (w, title)  # no word cut short
+            seen_scale.append(any(x.startswith("p") and "–" in x for x in words))
+            if any(x == "log" for x in words):
+                assert "BTC" in words  # the scale with its unit, or not at all
+        assert seen_scale[-1] and not seen_scale[0]

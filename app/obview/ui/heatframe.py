@@ -63,45 +63,48 @@ class HeatmapFrame:
             self.refresh(*regions)
 
     def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
+        """The title line: its parts by importance (the title, a grouping the heatmap cannot
+        follow, the scale and its cut-offs, the row and column sizes, the span, the colormap,
+        the colour ramp, the gap key), as many
+        whole parts as fit, in their places; a part is never cut mid-word or mid-number."""
         c = self.pal
         bar = c.style("muted", c.surface)
         dec = decimals_for(lay.row_step / lay.sub)
-        parts: list[tuple[str, Style]] = [(" HEATMAP ", c.style("axis", c.surface, bold=True))]
+        # (priority: lower goes in first, segments); drawn in list order
+        parts: list[tuple[int, list[tuple[str, Style]]]] = [(0, [(" HEATMAP ", c.style("axis", c.surface, bold=True))])]
         row = f" row {format_price(lay.row_step, decimals_for(lay.row_step))}"
         if lay.sub == 2:
             row += f" (½ {format_price(lay.row_step / 2, dec)})"
-        parts.append((row, bar))
+        parts.append((4, [(row, bar)]))
         secs = self.zoom.seconds_per_column(market.heatmap.cadence)
         zoomed = self.zoom.k > 1
-        parts.append(
-            (f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)
-        )
+        parts.append((5, [(f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)]))
         ents = self._entries
         if ents:
             # how far back the left edge is: the time the drawn columns cover
             span = ents[-1].col.t - ents[0].col.t + secs
             if span < secs:  # the clock was stepped back under the drawn columns
                 span = len(ents) * secs
-            parts.append((f" ({format_span(span)})", bar))
+            parts.append((6, [(f" ({format_span(span)})", bar)]))
         if not lay.aligned and self.group is not None:
             g = format_price(self.group, decimals_for(self.group))
             sb = format_price(lay.row_step / 2, dec)
-            parts.append(
-                (f"  unaligned: grp {g} < bucket {sb}", c.style("stale", c.surface, bold=True))
-            )
+            parts.append((1, [(f"  unaligned: grp {g} < bucket {sb}", c.style("stale", c.surface, bold=True))]))
         sc = self.scale
         if sc is not None:
             unit = market.instrument.base
-            parts.append((f"  log {compact(sc.lo)}–{compact(sc.hi)} {unit}", bar))
-            parts.append((f" p{self.low_pct:g}–{self.high_pct:g} ", bar))
+            parts.append((2, [(f"  log {compact(sc.lo)}–{compact(sc.hi)} {unit}", bar)]))
+            parts.append((3, [(f" p{self.low_pct:g}–{self.high_pct:g}", bar)]))
         cm = self.colormap
         ramp = cm.bid[1::4] if not cm.tinted else cm.bid[1::8] + cm.ask[1::8]
-        tail: list[tuple[str, Style]] = [(" ", bar)]
-        tail += [("█", c.style(col, c.surface)) for col in ramp]
-        tail += [(f" {cm.name}  ", bar), ("╱╱", c.style("gap", c.surface)), (" gap ", bar)]
-        # drop the least important parts first when the panel is narrow
-        used = sum(len(t) for t, _ in parts)
-        if used + sum(len(t) for t, _ in tail) <= w:
-            parts += tail
-        segs = [Segment(t, st) for t, st in parts]
+        parts.append((8, [(" ", bar), *[("█", c.style(col, c.surface)) for col in ramp]]))
+        parts.append((7, [(f" {cm.name}", bar)]))
+        parts.append((9, [("  ", bar), ("╱╱", c.style("gap", c.surface)), (" gap ", bar)]))
+        room, keep = w, set()
+        for i in sorted(range(len(parts)), key=lambda i: parts[i][0]):
+            n = sum(len(t) for t, _ in parts[i][1])
+            if n <= room or not keep:
+                keep.add(i)
+                room -= n
+        segs = [Segment(t, st) for i, (_, p) in enumerate(parts) if i in keep for t, st in p]
         return Strip(segs).adjust_cell_length(w, c.style(bg=c.surface))
