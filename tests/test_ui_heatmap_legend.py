@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from obview.ui.app import ObviewApp
+from obview.ui.heatframe import AXIS_WIDTH
 from obview.ui.synthetic import StaticManager, build_market
 from test_ui_app import settle
 
@@ -45,3 +46,17 @@ async def test_the_title_keeps_whole_parts_the_scale_first_never_a_cut_number():
             if any(x == "log" for x in words):
                 assert "BTC" in words  # the scale with its unit, or not at all
         assert seen_scale[-1] and not seen_scale[0]
+
+
+async def test_time_before_the_history_is_drawn_as_no_data_not_as_an_empty_book():
+    """The columns left of the first sample were blank: on the dark colormaps the colour of
+    an empty book."""
+    m, now = build_market(seed=5, seconds=3)
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.w_heatmap
+        pad = hm.size.width - AXIS_WIDTH - len(hm._entries)
+        assert pad > 20
+        for line in hm.line_texts()[1:]:
+            assert line[:pad] == "╱" * pad

@@ -365,7 +365,9 @@ class Heatmap(HeatmapFrame, LineWidget):
 
         self._entries = entries
         pad = plot_w - len(entries)
-        pad_seg = Segment(" " * pad, bg) if pad > 0 else None
+        # before the history reaches the left edge: no data, drawn as a gap is (blank, it was
+        # the colour of an empty book on the dark colormaps)
+        pad_seg = Segment("╱" * pad, gap_style) if pad > 0 else None
         cells = [e.cells for e in entries]
         plot: list[list[Segment]] = []
         for y in range(rows):
