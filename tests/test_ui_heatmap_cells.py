@@ -87,3 +87,42 @@ async def test_rows_beyond_the_sampled_window_read_unknown_not_empty():
     await _draw(m, size=(40, 40), step=100.0, glyphs=glyphs)  # 39 rows of 100: about +-2%
     assert glyphs[0] == "╱" and glyphs[-1] == "╱"  # the far rows: unknown, hatched
     assert "▀" in glyphs[len(glyphs) // 2 - 3 : len(glyphs) // 2 + 3]  # near the mid: drawn
+
+
+def test_a_trade_dot_keeps_the_trace_under_it_and_stands_out_from_it():
+    """A dot took the lower half-cell's colour as its background: the ask trace above it was
+    gone in every column that traded, and a buy dot on the bid trace was 1.6:1 (a sell dot on
+    the ask trace 1.1:1)."""
+    from rich.color import Color
+
+    from obview.ui.heatmap import MARK_CONTRAST, _contrast, _standing_out
+    from obview.ui.theming import load_theme_files
+
+    _themes, panels = load_theme_files()
+    for name, pal in panels.items():
+        for side in ("buy", "sell"):
+            for under in ("bbo_bid", "bbo_ask", "bid", "ask"):
+                fg = _standing_out(pal[side], pal[under])
+                rgb = Color.parse(fg).get_truecolor(), Color.parse(pal[under]).get_truecolor()
+                assert _contrast(*rgb) >= MARK_CONTRAST - 0.05, (name, side, under, fg)
+
+
+async def test_a_trade_at_the_touch_keeps_the_trace_visible_under_its_dot():
+    from obview.model import Side, Trade
+
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
+    m.book.apply_snapshot(
+        [(round(97000 - 0.1 * i, 1), 1.0 + i) for i in range(200)],
+        [(round(97000.1 + 0.1 * i, 1), 1.0 + i) for i in range(200)],
+    )
+    m.set_state(FeedStatus.LIVE)
+    m.tick(1000.0)
+    m.add_trade(Trade("demo", "BTC-PERP", 97000.1, 5.0, Side.BUY, "1", None, 1000.1))
+    m.tick(1000.25)
+    glyphs: list[str] = []
+    cells, pal = await _draw(m, glyphs=glyphs)
+    ask = pal["bbo_ask"].lower()
+    dots = [(g, fg, bg) for g, (fg, bg) in zip(glyphs, cells, strict=True) if g != "▀"]
+    assert dots, glyphs
+    # the touch's cell: the dot over the ask trace (it took the lower half, the bid's)
+    assert any(bg.lower() == ask for _g, _fg, bg in dots), dots

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -138,11 +139,15 @@ class Heatmap(HeatmapFrame, LineWidget):
             self._note_style(st)
         return st
 
-    def _mark_style(self, color: str, lower: int) -> Style:
-        k = (color, lower)
+    def _mark_style(self, color: str, under: int) -> Style:
+        k = (color, under)
         st = self._mark_styles.get(k)
         if st is None:
-            st = Style(color=color, bgcolor=self._color(lower), bold=True)
+            bg = self._color(under)
+            # a buy dot on the bid trace, a sell dot on the ask trace, a dot on a bright level:
+            # the same hue or brightness hid it (1.1-1.6:1); its own hue, darkened or lightened
+            # until it stands out, keeps the side readable
+            st = Style(color=_standing_out(color, bg), bgcolor=bg, bold=True)
             self._mark_styles[k] = st
             self._note_style(st)
         return st
@@ -321,7 +326,10 @@ class Heatmap(HeatmapFrame, LineWidget):
             mk = marks.get(y)
             if mk is not None:
                 glyphs.append(MARK_GLYPHS[mark_weight(mk[0], vmax, len(MARK_GLYPHS))])
-                styles.append(self._mark_style(buy_c if mk[1] else sell_c, lo))
+                # under the dot, the half that holds a bid/ask trace if one does: the trace
+                # stays visible through the trades (they mostly print at the touch)
+                under = up if up in (BBO_ASK, BBO_BID) else lo
+                styles.append(self._mark_style(buy_c if mk[1] else sell_c, under))
             elif up == UNSEEN and lo == UNSEEN:
                 # outside what the sample looked at: unknown, hatched as a gap is, not empty
                 glyphs.append("╱")
@@ -401,3 +409,40 @@ class Heatmap(HeatmapFrame, LineWidget):
         ]
         release_strips(self._strips, strips)
         self._strips = strips
+
+
+#: the contrast a trade dot keeps against the cell under it
+MARK_CONTRAST = 2.5
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def lin(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    r, g, b = rgb
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def _standing_out(color: str, bg: str) -> str:
+    """``color``, or the nearest shade of it (towards black on a light cell, white on a dark
+    one) with at least ``MARK_CONTRAST`` against ``bg``."""
+    try:
+        fg, back = Color.parse(color).get_truecolor(), Color.parse(bg).get_truecolor()
+    except Exception:  # a colour Rich cannot resolve to RGB: as it is
+        return color
+    if _contrast(fg, back) >= MARK_CONTRAST:
+        return color
+    to = (0, 0, 0) if _luminance(back) > 0.18 else (255, 255, 255)
+    best = fg
+    for k in range(1, 11):
+        t = k / 10
+        best = tuple(round(f + (e - f) * t) for f, e in zip(fg, to, strict=True))  # type: ignore[assignment]
+        if _contrast(best, back) >= MARK_CONTRAST:
+            break
+    return "#{:02x}{:02x}{:02x}".format(*best)
