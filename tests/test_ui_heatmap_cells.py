@@ -46,6 +46,18 @@ async def _draw(m: Market, size=(40, 16), step: float | None = None, glyphs: lis
         return out, pal
 
 
+def _touch_market() -> Market:
+    """A LIVE BTC book on a 0.1 tick, bid 97000.0 and ask 97000.1, one sample taken."""
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
+    m.book.apply_snapshot(
+        [(round(97000 - 0.1 * i, 1), 1.0 + i) for i in range(200)],
+        [(round(97000.1 + 0.1 * i, 1), 1.0 + i) for i in range(200)],
+    )
+    m.set_state(FeedStatus.LIVE)
+    m.tick(1000.0)
+    return m
+
+
 def test_a_flat_window_sits_mid_scale_not_on_the_background():
     # one size everywhere (a uniform book, one level in view): it was level 1 of 32, drawn
     # #0d071d on a #0b0e14 panel
@@ -55,13 +67,7 @@ def test_a_flat_window_sits_mid_scale_not_on_the_background():
 
 async def test_the_best_bid_trace_shows_when_the_spread_is_inside_one_half_cell():
     # bid 97000.0 and ask 97000.1 fall in one 0.5 half: the ask drew over the bid
-    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
-    m.book.apply_snapshot(
-        [(round(97000 - 0.1 * i, 1), 1.0 + i) for i in range(200)],
-        [(round(97000.1 + 0.1 * i, 1), 1.0 + i) for i in range(200)],
-    )
-    m.set_state(FeedStatus.LIVE)
-    m.tick(1000.0)
+    m = _touch_market()
     assert m.heatmap.step == 0.5
     cells, pal = await _draw(m)
     bid, ask = pal["bbo_bid"].lower(), pal["bbo_ask"].lower()
@@ -110,13 +116,7 @@ def test_a_trade_dot_keeps_the_trace_under_it_and_stands_out_from_it():
 async def test_a_trade_at_the_touch_keeps_the_trace_visible_under_its_dot():
     from obview.model import Side, Trade
 
-    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
-    m.book.apply_snapshot(
-        [(round(97000 - 0.1 * i, 1), 1.0 + i) for i in range(200)],
-        [(round(97000.1 + 0.1 * i, 1), 1.0 + i) for i in range(200)],
-    )
-    m.set_state(FeedStatus.LIVE)
-    m.tick(1000.0)
+    m = _touch_market()
     m.add_trade(Trade("demo", "BTC-PERP", 97000.1, 5.0, Side.BUY, "1", None, 1000.1))
     m.tick(1000.25)
     glyphs: list[str] = []
