@@ -299,8 +299,39 @@ async def test_a_busy_book_gone_still_is_stale_in_seconds_not_the_venues_fixed_t
         _sparse_history(r, share=1.0)
         r.server.pause()
         t0 = time.monotonic()
-        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=8)
-        assert 2.5 <= time.monotonic() - t0 <= 4.0
+        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=9)
+        assert 4.5 <= time.monotonic() - t0 <= 6.5
+        live_before = sum(c.live for c in r.market.heatmap.columns)
         r.server.resume()
         await r.live()
         assert len(r.server.attempts) == 1  # back on the same connection, no reconnect
+        # and its sequence shows nothing was missed: the silence drew the right book, kept
+        assert sum(c.live for c in r.market.heatmap.columns) >= live_before
+
+
+async def test_a_book_quiet_from_the_start_on_an_answering_connection_stays_live():
+    """With no habit learnt yet, a book still from its first snapshot went STALE at the
+    busy floor and reconnected every stale time plus grace, forever: each close started it
+    over with nothing learnt."""
+    async with rig(stale_after=2.0, quiet_max=60.0, start=False) as r:
+        r.session.book_stream.activity.min_span = 1.0
+        r.server.set_rate(0)  # a snapshot, then nothing; pings still answered
+        r.task = r.session.start()
+        await r.live()
+        seen = set()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 8.0:  # four stale times
+            seen.add(r.state.status)
+            await asyncio.sleep(0.02)
+        assert seen == {FeedStatus.LIVE} and len(r.server.attempts) == 1
+
+
+async def test_a_silence_that_ends_in_a_stale_close_leaves_gaps_in_the_heatmap():
+    async with rig() as r:
+        await r.until(lambda: len(r.market.heatmap.columns) > 8)
+        r.server.pause()
+        await r.until(lambda: r.state.status is FeedStatus.RECONNECTING)
+        stopped = r.market.stats.last_book_at
+        after = [c for c in r.market.heatmap.columns if c.t > stopped]
+        assert after and not any(c.live for c in after)
+        assert any(c.live for c in r.market.heatmap.columns if c.t <= stopped)

@@ -358,25 +358,27 @@ def test_a_venue_time_a_day_or_more_off_is_not_taken_as_a_latency():
     assert m.stats.latency.percentiles(now + 1.0)[1] > 2.9  # (percentiles are cached 0.5 s)
 
 
-def test_the_columns_since_the_book_last_moved_become_a_gap_when_it_goes_stale():
-    """The watchdog says STALE seconds after the book stopped; the columns sampled meanwhile
-    drew the stopped book as live liquidity. They become gaps (their trades stay)."""
-    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, history=200, buckets=40))
+def test_the_columns_since_the_book_last_moved_can_be_made_gaps_fine_and_coarse():
+    """When a silence ends in a stale close, the columns sampled since the book last moved
+    drew a book that had stopped: they become gaps (their trades stay), and so do the merged
+    periods of the coarse ring (zoomed out, the stopped book still read live)."""
+    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, history=200, buckets=40, coarse_every=8))
     m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
     m.set_state(FeedStatus.LIVE)
     t = 1000.0
-    for i in range(40):  # 10 s of samples
+    for i in range(40):  # 10 s of samples, 2 s periods
         m.tick(t + i * 0.25)
-    m.on_book_changed(t + 6.0)  # the book's last change
     m.add_trade(Trade("demo", "BTC-PERP", 100.05, 2.0, Side.SELL, "1", None, t + 9.5))
     m.tick(t + 10.0)
-    m.set_state(FeedStatus.STALE, "no data for 4.0 s")
+    assert m.heatmap.unsee_since(t + 6.0) > 0
     cols = list(m.heatmap.columns)
     assert all(c.live for c in cols if c.t <= t + 6.0)
     after = [c for c in cols if c.t > t + 6.0]
     assert after and not any(c.live or len(c.sizes) for c in after)
     assert sum(sum(c.sells.values()) for c in after) == 2.0  # the trade is still drawn
     assert m.heatmap.pending[-1] is cols[-1]  # the period being gathered merges the gaps
+    coarse = list(m.heatmap.coarse)
+    assert coarse and all(c.live == (c.t <= t + 6.0) for c in coarse), [(c.t - t, c.live) for c in coarse]
 
 
 def test_a_column_knows_only_the_books_depth_not_the_whole_window():

@@ -43,12 +43,15 @@ def test_a_merged_column_is_the_mean_of_its_live_samples_and_the_sum_of_their_tr
     g = merge_columns([col(0.0, live=False), col(0.25, live=False, buys={5: 1.0})])
     assert merge_columns([a]) is a  # one sample stands for itself
     assert not g.live and len(g.sizes) == 0 and g.buys == {5: 1.0}
-    # the window known in a merged column is where every live sample looked
-    w1 = col(0.0, start=100, sizes=(1.0,))
-    w2 = col(0.25, start=100, sizes=(1.0,))
-    w1.lo, w1.hi, w2.lo, w2.hi = 90, 130, 95, 140
+    # the window known in a merged column is where any live sample looked, each bucket the
+    # mean over the samples that looked at it (where every sample looked shrank to nothing as
+    # the mid drifted over a 20-level book)
+    w1 = col(0.0, start=100, sizes=(1.0, 3.0))
+    w2 = col(0.25, start=101, sizes=(5.0, 7.0))
+    w1.lo, w1.hi, w2.lo, w2.hi = 90, 102, 101, 140
     m2 = merge_columns([w1, w2])
-    assert (m2.lo, m2.hi) == (95, 130)
+    assert (m2.lo, m2.hi) == (90, 140)
+    assert m2.start == 100 and list(m2.sizes) == [1.0, 4.0, 7.0]  # 100 and 102 seen once
     # mostly not LIVE: a gap too (one live sample drew a whole period as a known book)
     assert not merge_columns([a, col(0.25, live=False), col(0.5, live=False)]).live
     assert merge_columns([a, b, gap]).live  # mostly LIVE: the mean of the live ones

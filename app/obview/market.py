@@ -297,9 +297,6 @@ class Market:
         """Change the feed state; returns True when it changed."""
         if self.state.status is status and self.state.reason == reason:
             return False
-        if status is FeedStatus.STALE and self.state.status is FeedStatus.LIVE and self.stats.last_book_at:
-            # the columns sampled since the book last moved showed a book that had stopped
-            self.heatmap.unsee_since(self.stats.last_book_at)
         self.state = FeedState(status, reason)
         self.state_log.append(self.state)
         self.version += 1

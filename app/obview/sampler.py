@@ -62,17 +62,28 @@ def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
         a = c.start - lo
         b = a + len(c.sizes)
         acc[a:b] = map(operator.add, acc[a:b], c.sizes)
-    inv = 1.0 / len(live)
     ref = live[-1]
-    # known where every live sample looked (elsewhere a mean would count unseen as empty)
-    los = [c.lo for c in live if c.lo is not None]
-    his = [c.hi for c in live if c.hi is not None]
-    known = (max(los), min(his)) if len(los) == len(his) == len(live) else None
+    # known where any live sample looked; each bucket the mean over the samples that looked
+    # at it (a mean over all would count unseen as empty; known only where every sample looked
+    # shrank to nothing as the mid drifted over a 20-level book)
+    windows = [(c.lo, c.hi) for c in live if c.lo is not None and c.hi is not None and c.lo < c.hi]
+    if len(windows) == len(live):
+        known: tuple[int, int] | None = (min(w[0] for w in windows), max(w[1] for w in windows))
+        seen = [0] * (hi - lo)
+        for wlo, whi in windows:
+            a, b = max(wlo - lo, 0), min(whi - lo, hi - lo)
+            if a < b:
+                seen[a:b] = [n + 1 for n in seen[a:b]]
+        sizes = [v / n if n else 0.0 for v, n in zip(acc, seen, strict=True)]
+    else:
+        known = None
+        inv = 1.0 / len(live)
+        sizes = [v * inv for v in acc]
     return HeatmapColumn(
         t=last.t,
         live=True,
         start=lo,
-        sizes=array("f", [v * inv for v in acc]),
+        sizes=array("f", sizes),
         best_bid=ref.best_bid,
         best_ask=ref.best_ask,
         buys=buys,
@@ -260,6 +271,7 @@ class HeatmapSampler:
             return 0
         t = max(t, cols[-1].t - most)
         n = 0
+        periods = set()
         for i in range(len(cols) - 1, -1, -1):
             c = cols[i]
             if c.t <= t:
@@ -272,7 +284,20 @@ class HeatmapSampler:
             for j, p in enumerate(pending):
                 if p is c:
                     pending[j] = gap
+            periods.add(self.period_of(c.t))
             n += 1
+        # periods already merged into the coarse ring are merged again from their samples,
+        # or zoomed out the stopped book still read live
+        coarse = self.coarse
+        for i in range(len(coarse) - 1, -1, -1):
+            k = self.period_of(coarse[i].t)
+            if k not in periods:
+                if k < min(periods, default=k):
+                    break
+                continue
+            same = [c for c in cols if self.period_of(c.t) == k]
+            if same:
+                coarse[i] = self.crop_period(merge_columns(same))
         return n
 
     def _add(self, col: HeatmapColumn, now: float) -> None:

@@ -68,22 +68,22 @@ class Activity:
     Changes cluster (one sweep is twenty deltas in 100 ms), so intervals between changes say
     little; the share of active seconds does not care. With a share ``p`` of active seconds a
     silence of ``s`` seconds has a chance of about ``(1 - p) ** s``: ordinary while that is
-    above ``unlikely`` (1e-4: a book changing in 9 seconds of 10 is wrong after 4 s of
-    silence, one changing in 1 of 10 may be still for 87 s).
+    above ``unlikely`` (1e-5: a book changing in 9 seconds of 10 is wrong after 5 s of
+    silence, one changing in 1 of 10 may be still for 109 s).
 
-    The share is taken up to the book's last change, never over the silence being judged (that
+    The share is taken up to the book's last change, not over the silence being judged (that
     silence would lower the share and so lengthen itself), and over watched time only: the
-    time between connections is left out, and a silence that ended in a stale close is
-    forgotten with everything before it (a stuck stream's silences would otherwise teach it
-    that silence is its habit). Kept across reconnects; bounded to the last ``window``
-    seconds.
+    time between connections is left out, and so is a silence that ended in a stale close (a
+    stuck stream's silences would otherwise teach it that silence is its habit). Kept across
+    reconnects; bounded to the last ``window`` seconds.
     """
 
-    __slots__ = ("window", "unlikely", "_secs", "_since", "_paused_at", "_offset")
+    __slots__ = ("window", "unlikely", "min_span", "_secs", "_since", "_paused_at", "_offset")
 
-    def __init__(self, window: int = 300, unlikely: float = 1e-4) -> None:
+    def __init__(self, window: int = 300, unlikely: float = 1e-5, min_span: float = 10.0) -> None:
         self.window = window
         self.unlikely = unlikely
+        self.min_span = min_span  # watched seconds below which the share is not told
         # seconds are counted on a watched-time clock: monotonic time less the time between
         # connections (``_offset``), so an outage is neither quiet nor busy
         self._secs: collections.deque[int] = collections.deque(maxlen=window)
@@ -99,15 +99,11 @@ class Activity:
         if self._since is None:
             self._since = now - self._offset
 
-    def paused(self, now: float) -> None:
-        """The connection ended: until the next one, time does not count."""
-        if self._paused_at is None:
-            self._paused_at = now
-
-    def forget(self) -> None:
-        """A silence ended in a stale close: what was learnt so far is not to be trusted."""
-        self._secs.clear()
-        self._since = None
+    def paused(self, at: float) -> None:
+        """Time from ``at`` on does not count until the next connection: the connection ended,
+        or (``at`` the book's last change) a silence ended in a stale close."""
+        if self._paused_at is None or at < self._paused_at:
+            self._paused_at = at
 
     def changed(self, at: float) -> None:
         w = at - self._offset
@@ -119,22 +115,21 @@ class Activity:
 
     def share(self, at: float) -> float | None:
         """Share of the watched seconds of the ``window`` up to ``at`` (monotonic) with a
-        change (None: under 10 s watched, too few to tell)."""
+        change (None: under ``min_span`` s watched, too few to tell)."""
         if self._since is None:
             return None
         w = at - self._offset
         span = min(float(self.window), w - self._since)
-        if span < 10.0:
+        if span < self.min_span:
             return None
         start = w - span
-        active = sum(1 for s in self._secs if start - 1 < s <= w)
+        active = sum(1 for s in self._secs if start <= s <= w)
         return min(1.0, active / span)
 
-    def ordinary_silence(self, last_change: float, floor: float, ceiling: float) -> float:
-        """The longest silence after ``last_change`` that is still ordinary for this book,
-        within [floor, ceiling]."""
-        p = self.share(last_change)
-        if p is None or p >= 1.0:
+    def ordinary_silence(self, p: float, floor: float, ceiling: float) -> float:
+        """The longest silence that is still ordinary for a book changing in a share ``p`` of
+        its seconds, within [floor, ceiling]."""
+        if p >= 1.0:
             return floor
         if p <= 0.0:
             return ceiling

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 #: the longest a probe of a quiet book's connection waits for its pong (s)
 PROBE_TIMEOUT = 2.0
 #: the shortest silence that makes a busy book STALE (s): ``Activity`` decides from there
-BUSY_STALE = 3.0
+BUSY_STALE = 5.0
 
 
 async def watch(session: FeedSession, st: _Stream) -> None:
@@ -62,6 +62,7 @@ class _Watch:
         if self.activity is not None:
             self.activity.watching(now)
         self.answered_at = self.probed_at = 0.0
+        self.quiet = False  # the book's silence is judged as a quiet book's (probe answers count)
         # the probe runs beside the loop: waiting on its pong held up every other check (a
         # venue that never reads, the snapshot timeout)
         self.probe: asyncio.Task | None = None
@@ -91,10 +92,26 @@ class _Watch:
                 if ws is not None:
                     st.close_reason = why
                     if self.activity is not None:
-                        self.activity.forget()  # a silence that ended this badly teaches nothing
+                        # a silence that ended this badly teaches nothing of the book's habit
+                        self.activity.paused(self.heard_at)
+                    if st is session.book_stream:
+                        self._unsee()
                     await ws.close(1000, "stale")
                 return
             self._show(silent, why)
+
+    def _unsee(self) -> None:
+        """The heatmap columns since the book (or, for a quiet one, its connection) was last
+        heard from drew a book that had stopped: gaps. Only on a stale close: a book that
+        resumes on the same connection was right all along (its sequence shows nothing was
+        missed)."""
+        market = self.session.market
+        cut = market.stats.last_book_at
+        if self.quiet and self.answered_at > self.heard_at:
+            # a quiet book's stillness was vouched for by its answers (a busy one's was not)
+            cut = max(cut, time.time() - (time.monotonic() - self.answered_at))
+        if cut:
+            market.heatmap.unsee_since(cut)
 
     def _snapshot_timeout(self, now: float) -> None:
         # a snapshot that never comes (lost, or the venue ignored the request) would leave the
@@ -128,8 +145,16 @@ class _Watch:
             # what silence is ordinary for this book: a busy one (changing in most seconds)
             # gone still for a few seconds is already wrong, sooner than the venue's fixed
             # stale time (a frozen BTC book read LIVE for 10 s); a quiet one may be still far
-            # longer while its connection answers
-            ordinary = act.ordinary_silence(self.heard_at, min(BUSY_STALE, stale_after), self.session.opts.quiet_max)
+            # longer while its connection answers. Its habit up to its last change; with none
+            # yet (a book quiet from the start), the silence so far is all there is to go on;
+            # under 10 s watched, the venue's stale time
+            p = act.share(self.heard_at)
+            if p is None:
+                p = act.share(now)
+            ordinary = (
+                stale_after if p is None
+                else act.ordinary_silence(p, min(BUSY_STALE, stale_after), self.session.opts.quiet_max)
+            )  # fmt: skip
             first = min(ordinary, stale_after)
             due = now - max(self.answered_at, self.probed_at) >= first / 2
             if first / 2 <= silent < max(ordinary, stale_after) and due and (self.probe is None or self.probe.done()):
@@ -138,6 +163,7 @@ class _Watch:
                 self.probed_at = now
                 self.probe = asyncio.ensure_future(_probe(ws, min(PROBE_TIMEOUT, first / 2)))
                 self.probe.add_done_callback(self._on_answer)
+            self.quiet = ordinary > stale_after
             if ordinary < stale_after:
                 silent += stale_after - ordinary  # STALE at the ordinary silence
             elif self.answered_at > self.heard_at:
