@@ -45,6 +45,10 @@ async def test_the_title_keeps_whole_parts_the_scale_first_never_a_cut_number():
             seen_scale.append(any(x.startswith("p") and "–" in x for x in words))
             if any(x == "log" for x in words):
                 assert "BTC" in words  # the scale with its unit, or not at all
+            if any(x.startswith("p") and "–" in x for x in words):
+                assert "log" in words  # the cut-offs only beside the scale they cut
+            if any(x.startswith("(") and x[1:2].isdigit() for x in words):
+                assert any(x.endswith("s/col") for x in words)  # the span beside the column time
         assert seen_scale[-1] and not seen_scale[0]
 
 

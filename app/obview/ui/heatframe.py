@@ -100,11 +100,16 @@ class HeatmapFrame:
         parts.append((8, [(" ", bar), *[("█", c.style(col, c.surface)) for col in ramp]]))
         parts.append((7, [(f" {cm.name}", bar)]))
         parts.append((9, [("  ", bar), ("╱╱", c.style("gap", c.surface)), (" gap ", bar)]))
-        room, keep = w, set()
+        # a part that means nothing alone goes only with the one it qualifies: the cut-offs
+        # with the scale, the span with the column time
+        needs = {3: 2, 6: 5}
+        room, keep, kept = w, set(), set()
         for i in sorted(range(len(parts)), key=lambda i: parts[i][0]):
+            prio = parts[i][0]
             n = sum(len(t) for t, _ in parts[i][1])
-            if n <= room or not keep:
+            if (n <= room or not keep) and needs.get(prio, prio) in kept | {prio}:
                 keep.add(i)
+                kept.add(prio)
                 room -= n
         segs = [Segment(t, st) for i, (_, p) in enumerate(parts) if i in keep for t, st in p]
         return Strip(segs).adjust_cell_length(w, c.style(bg=c.surface))
