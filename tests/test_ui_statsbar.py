@@ -211,20 +211,3 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         await settle(pilot, 0.3)
         assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
-
-
-async def test_the_status_line_shows_the_same_last_and_spread_as_the_panels_in_the_same_frame():
-    """It was repainted four times a second: its last and spread trailed the ladder header
-    and the tape by up to 250 ms (seen disagreeing in most captures)."""
-    market, now = build_market(seed=8, seconds=12, gap=None)
-    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
-    clock = [now]
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0], frame_interval=3600)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app._frame(force=True)
-        market.last_price = 12345.5
-        market.version += 1
-        clock[0] += 0.01  # well within the slow interval
-        app._frame()
-        assert "12345.5" in app.w_stats._text.plain

@@ -346,7 +346,6 @@ class ObviewApp(Switching, KeyActions, App):
             # status line goes on with the live feed and the real time
             m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
-        fresh = False
         if m is not None and live is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
@@ -388,10 +387,6 @@ class ObviewApp(Switching, KeyActions, App):
         if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow:
             self._last_slow = wall
             self._paint_slow(wall)
-        elif fresh and not self.paused:
-            # the status line's last, mid and spread are the ones the panels show now (four
-            # times a second, they disagreed with the ladder header and the tape meanwhile)
-            self._paint_stats(wall)
         self.frames += 1
 
     def _recording(self) -> tuple[int, str] | None:
