@@ -707,3 +707,34 @@ async def test_ladder_columns_keep_their_places_from_frame_to_frame():
         app._frame()
         later = ladder.line_texts()[0]
         assert later != steady  # narrowed once the wide number had been gone a while
+
+
+async def test_the_tape_of_a_feed_that_is_not_live_is_dimmed_and_says_why():
+    """Its last prints stayed at full brightness while the feed was STALE or reconnecting, as
+    if the flow had stopped there."""
+    from obview.model import FeedStatus
+    from obview.ui.tape import Tape
+
+    market, now = build_market(seed=8, seconds=12, gap=None)
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        tape = app.query_one(Tape)
+        app._frame(force=True)
+
+        def row_colors() -> set:
+            return {seg.style.color.triplet.hex for strip in tape._strips[2:6] for seg in strip if seg.text.strip()}
+
+        pal = tape.pal
+        sides = {pal["buy"].lower(), pal["sell"].lower()}
+        live = row_colors()
+        assert live & sides
+        market.set_state(FeedStatus.STALE, "no data for 5.0 s")
+        app._frame(force=True)
+        assert "STALE" in tape.line_texts()[0]
+        dimmed = row_colors()
+        assert not dimmed & sides and pal["muted"].lower() in dimmed
+        market.set_state(FeedStatus.LIVE)
+        app._frame(force=True)
+        assert row_colors() == live and "STALE" not in tape.line_texts()[0]

@@ -36,11 +36,21 @@ class Tape(LineWidget):
         rate = market.stats.trades.rate(now)
         unit = inst.quote if quote else inst.base
         lines: list[tuple] = []
+        # a feed that is not LIVE: the prints it had are still real, but the flow may have gone
+        # on without them; they are dimmed and the title says why
+        dim = not market.live
+        state = f"  {market.state.status.value}" if dim else ""
         head = fit_first(
-            (f" TAPE  {rate:5.1f} trades/s   units {unit}", f" TAPE {rate:.1f}/s {unit}", " TAPE"),
+            (
+                f" TAPE  {rate:5.1f} trades/s   units {unit}{state}",
+                f" TAPE {rate:.1f}/s {unit}{state}",
+                f" TAPE{state}",
+                " TAPE",
+            ),
             width,
         )
-        lines.append((("h", head), [(head, c.style("axis", c.surface, bold=True))]))
+        head_style = c.style("stale", c.surface, bold=True) if dim else c.style("axis", c.surface, bold=True)
+        lines.append((("h", head, dim), [(head, head_style)]))
         bv, sv = (flow.buy_quote, flow.sell_quote) if quote else (flow.buy_base, flow.sell_base)
         tot = bv + sv
         flow_txt = fit_first(
@@ -71,16 +81,19 @@ class Tape(LineWidget):
             # the sweep's end gets what is left, whole or not at all
             used = clock_w + side_w + (len(p) if show_price else 0) + 1 + max(size_w, len(s))
             swept = sweep_text(r.first, r.last, r.count, dec, width - used) if show_price else ""
-            key = (r.ts, buy, p, s, swept, tier, fit)
+            key = (r.ts, buy, p, s, swept, tier, fit, dim)
             # the row's parts are made only if its line is new (``_build``): most are kept
-            lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit)))
+            lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit, dim)))
         return self.set_lines(lines, self._build)
 
-    def _row(self, ts, buy, price, size, swept, tier, width, fit=(12, 3, 7, True)):
+    def _row(self, ts, buy, price, size, swept, tier, width, fit=(12, 3, 7, True), dim=False):
         clock_w, side_w, size_w, show_price = fit
         c = self.pal
         side_key = "buy" if buy else "sell"
         bg = c.background
+        if dim:
+            tier = 0
+            side_key = "muted"
         if tier >= 2:
             bg = c[f"tier{tier}"]
             fg_main = c.style(c.background, bg, bold=True)
