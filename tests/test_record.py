@@ -668,3 +668,25 @@ async def test_a_recording_says_which_feed_it_holds_so_replay_needs_no_venue(tmp
     bare.write_text("\n".join(x for x in lines if '"connect"' not in x) + "\n")
     assert main(["replay", str(bare), "--summary"]) == 2
     assert "does not say which feed it holds" in capsys.readouterr().err
+
+
+async def test_a_silence_the_connection_showed_to_be_ordinary_replays_live_again(tmp_path):
+    """A STALE that the connection's answers ended (a quiet book) left no trace: the replay
+    stayed STALE until the book's next message."""
+    from faultrig import rig
+
+    p = tmp_path / "quiet.jsonl"
+    rec = Recorder(p)
+    async with asyncio.timeout(20), rig(recorder=rec) as r:
+        await r.live()
+        r.session.recorder = None
+    rec.close()
+    lines = p.read_text().splitlines()
+    stale = '{"t":9e9,"stale":"no book data for 5.0 s","c":1}'
+    resumed = '{"t":9e9,"resumed":"the connection answers","c":1}'
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("\n".join([*lines, stale]) + "\n")
+    assert replay_summary(cut, "demo", "BTC-PERP")["state"] == "STALE"
+    cut.write_text("\n".join([*lines, stale, resumed]) + "\n")
+    s = replay_summary(cut, "demo", "BTC-PERP")
+    assert s["state"] == "LIVE" and s["stale"] == 1

@@ -9,6 +9,7 @@ Recording format (one JSON object per line, time-ordered, as in the shared recor
     {"t": ..., "raw": "<text>"}                        a frame received, exactly as it arrived
     {"t": ..., "http": "https://...", "raw": "<body>"} an HTTP response body and its URL
     {"t": ..., "stale": "<why>"}                       the connection went silent (STALE)
+    {"t": ..., "resumed": "<why>"}                     ... and its silence turned out ordinary
     {"t": ..., "close": "<why>"}                       the connection ended, and why
 
 ``t`` is the local time in seconds. ``stale`` and ``close`` lines are this app's own (the
@@ -178,6 +179,9 @@ class Recorder:
 
     def stale(self, why: str, conn: int | None = None) -> None:
         self._write(self._tag({"t": self.clock(), "stale": why}, conn))
+
+    def resumed(self, why: str, conn: int | None = None) -> None:
+        self._write(self._tag({"t": self.clock(), "resumed": why}, conn))
 
     def ended(self, why: str, conn: int | None = None) -> None:
         self._write(self._tag({"t": self.clock(), "close": why}, conn))

@@ -277,7 +277,7 @@ class Replay:
                     # as in the app, only the book's own messages end a silence (pongs,
                     # heartbeats and trades do not)
                     pipeline.restore_state()
-            elif "close" in rec or "stale" in rec:
+            elif "close" in rec or "stale" in rec or "resumed" in rec:
                 name = streams.get(rec["c"], current) if "c" in rec else current
                 if name == book and rec.get("c") not in undecided:
                     self._book_event(rec)
@@ -285,6 +285,11 @@ class Replay:
     def _book_event(self, rec: dict[str, Any]) -> None:
         """A ``stale`` or ``close`` line of the book's connection: the state the app showed."""
         if self.pipeline.halted:
+            return
+        if "resumed" in rec:
+            # a silence the connection's answers showed to be the book's own: as the app did
+            if self.market.state.status is FeedStatus.STALE:
+                self.pipeline.restore_state()
             return
         if "close" in rec:
             self.disconnects += 1

@@ -192,6 +192,8 @@ class _Watch:
                 st.status, st.reason = FeedStatus.LIVE, ""
                 session.pipeline.restore_state()
                 session._publish_state()
+                if session.recorder is not None and st.conn:
+                    session.recorder.resumed("the connection answers", st.conn)
             else:
                 session._stream_state(st, FeedStatus.LIVE, "")
         elif st.stale:
