@@ -68,7 +68,7 @@ def test_activity_the_silence_ordinary_for_a_book_follows_its_share_of_active_se
     assert a.share(1005.0) is None  # too little watched to tell
     for s in range(1000, 1100, 10):  # one second in ten
         a.changed(s + 0.5)
-    assert a.share(1100.0) == 0.1
+    assert abs(a.share(1100.0) - 0.1) < 0.002
     # (1 - 0.1) ** s > 1e-5 while s < 109.3
     assert 109 < a.ordinary_silence(0.1, 10.0, 300.0) < 110
     assert a.ordinary_silence(0.1, 10.0, 30.0) == 30.0  # the ceiling
@@ -92,7 +92,7 @@ def test_activity_is_bounded_and_leaves_outages_and_stale_silences_out():
     a.watching(0.0)
     for s in range(10_000):
         a.changed(float(s))
-    assert len(a._secs) == 60 and a.share(9_999.0) == 1.0
+    assert len(a._secs) == 62 and a.share(9_999.0) == 1.0
     # ten minutes between connections: neither quiet nor busy (it read as ten quiet minutes)
     a.paused(10_000.0)
     a.watching(10_600.0)

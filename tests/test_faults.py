@@ -234,9 +234,10 @@ def _sparse_history(r, share: float = 0.1, span: int = 100) -> None:
     act = r.session.book_stream.activity
     now = time.monotonic()
     act._secs.clear()
-    act._since = now - span
-    for k in range(int(span * share)):
-        act._secs.append(int(now - span) + int(k / share))
+    act._since = float(int(now) - span + 1)  # watched since the first of those seconds
+    n = int(span * share)
+    for k in range(n):  # the last of them this very second
+        act._secs.append(int(now) - int((n - 1 - k) / share))
 
 
 async def test_a_quiet_book_whose_connection_answers_stays_live_within_its_habit():
@@ -335,3 +336,18 @@ async def test_a_silence_that_ends_in_a_stale_close_leaves_gaps_in_the_heatmap()
         after = [c for c in r.market.heatmap.columns if c.t > stopped]
         assert after and not any(c.live for c in after)
         assert any(c.live for c in r.market.heatmap.columns if c.t <= stopped)
+
+
+async def test_a_busy_book_frozen_before_its_habit_is_known_is_stale_at_the_stale_time():
+    """A book that changed many times, then froze before min_span was watched, was judged by
+    the share over its own silence: a share that fell as fast as the silence grew, LIVE for
+    up to quiet_max, on every reconnect."""
+    async with rig(stale_after=2.0, quiet_max=30.0, start=False) as r:
+        r.session.book_stream.activity.min_span = 3.0
+        r.task = r.session.start()
+        await r.live()
+        await asyncio.sleep(1.5)  # changes, many a second, for less than min_span
+        r.server.pause()
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=6)
+        assert time.monotonic() - t0 <= 2.0 + 0.8

@@ -173,3 +173,37 @@ def test_a_period_keeps_half_the_window_around_its_mid_and_leaves_the_samples_wh
     assert mid - period.start == 10
     assert list(period.sizes) == list(sample.sizes[period.start - sample.start :][:20])
     assert period is not sample and len(sample.sizes) == whole  # the sample itself is left whole
+
+
+def test_the_zoomed_view_follows_columns_made_gaps_after_the_fact():
+    """Its memo keyed a merged group by its first and last samples: a group whose middle was
+    made gaps at a stale close (its first sample before the cut, its last already STALE) still
+    drew the stopped book."""
+    from obview.market import Market
+    from obview.model import FeedStatus, Instrument
+    from obview.sampler import HeatmapSampler
+    from obview.ui.timezoom import TimeZoom
+
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001), sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
+    z = TimeZoom()
+    z.step(1)
+    z.step(1)
+    z.step(1)
+    k = z.k
+    assert k == 10
+    m.set_state(FeedStatus.LIVE)
+    n = 20 * k
+    for i in range(n):
+        if i == n - k + k // 2 + 2:  # STALE in the last period's second half
+            m.set_state(FeedStatus.STALE, "no data")
+        m.tick(1000.0 + i * 0.25)
+    before = [c.live for c in z.view(m.heatmap, 200)]
+    assert before[-1]  # the last period: mostly live, so drawn live
+    m.heatmap.unsee_since(1000.0 + (n - k) * 0.25 + 0.1)  # all but its first sample
+    after = [c.live for c in z.view(m.heatmap, 200)]
+    other = TimeZoom()
+    for _ in range(3):
+        other.step(1)
+    assert after == [c.live for c in other.view(m.heatmap, 200)]
+    assert not after[-1]

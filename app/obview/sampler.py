@@ -7,6 +7,7 @@ Nothing here knows about terminals; the heatmap widget and its time zoom read th
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import operator
 from array import array
@@ -66,15 +67,23 @@ def merge_columns(cols: Sequence[HeatmapColumn]) -> HeatmapColumn:
     # known where any live sample looked; each bucket the mean over the samples that looked
     # at it (a mean over all would count unseen as empty; known only where every sample looked
     # shrank to nothing as the mid drifted over a 20-level book)
-    windows = [(c.lo, c.hi) for c in live if c.lo is not None and c.hi is not None and c.lo < c.hi]
-    if len(windows) == len(live):
-        known: tuple[int, int] | None = (min(w[0] for w in windows), max(w[1] for w in windows))
-        seen = [0] * (hi - lo)
+    windows = sorted((c.lo, c.hi) for c in live if c.lo is not None and c.hi is not None and c.lo < c.hi)
+    # one stretch, or a bucket between two windows would read as known and empty
+    joined = all(b[0] <= a[1] for a, b in zip(windows, windows[1:], strict=False))
+    if len(windows) == len(live) and joined:
+        known: tuple[int, int] | None = (windows[0][0], max(w[1] for w in windows))
+        diff = [0] * (hi - lo + 1)  # how many samples saw each bucket, by a difference array
         for wlo, whi in windows:
             a, b = max(wlo - lo, 0), min(whi - lo, hi - lo)
             if a < b:
-                seen[a:b] = [n + 1 for n in seen[a:b]]
+                diff[a] += 1
+                diff[b] -= 1
+        seen = itertools.accumulate(diff[:-1])
         sizes = [v / n if n else 0.0 for v, n in zip(acc, seen, strict=True)]
+    elif len(windows) == len(live) and windows:
+        known = (ref.lo, ref.hi) if ref.lo is not None and ref.hi is not None else None
+        inv = 1.0 / len(live)
+        sizes = [v * inv for v in acc]
     else:
         known = None
         inv = 1.0 / len(live)
@@ -132,6 +141,7 @@ class HeatmapSampler:
         self.span_pct = span_pct
         self.columns: deque[HeatmapColumn] = deque(maxlen=history)
         self.coarse_every = coarse_every
+        self.unseen = 0  # how many times columns were made gaps after the fact
         self.coarse: deque[HeatmapColumn] = deque(maxlen=coarse_history)
         self.pending: list[HeatmapColumn] = []
         self.step: float | None = None
@@ -264,19 +274,19 @@ class HeatmapSampler:
 
     def unsee_since(self, t: float, most: float = UNSEE_MOST) -> int:
         """Columns sampled after ``t`` (the book's last change before it went STALE), drawn
-        live from a book that had in fact stopped, become gaps (their trades stay); at most
-        the last ``most`` seconds of them. Returns how many."""
+        live from a book that had in fact stopped, become gaps (their trades stay); those of
+        the ``most`` seconds after ``t``. Returns how many."""
         cols, pending = self.columns, self.pending
         if not cols:
             return 0
-        t = max(t, cols[-1].t - most)
+        end = t + most
         n = 0
         periods = set()
         for i in range(len(cols) - 1, -1, -1):
             c = cols[i]
             if c.t <= t:
                 break
-            if not c.live:
+            if not c.live or c.t > end:
                 continue
             # a new column, not the old one changed: the widget caches cells per column
             gap = HeatmapColumn(t=c.t, live=False, buys=c.buys, sells=c.sells)
@@ -298,6 +308,8 @@ class HeatmapSampler:
             same = [c for c in cols if self.period_of(c.t) == k]
             if same:
                 coarse[i] = self.crop_period(merge_columns(same))
+        if n:
+            self.unseen += 1  # merged views of these columns are stale (the time zoom's)
         return n
 
     def _add(self, col: HeatmapColumn, now: float) -> None:

@@ -86,7 +86,7 @@ class Activity:
         self.min_span = min_span  # watched seconds below which the share is not told
         # seconds are counted on a watched-time clock: monotonic time less the time between
         # connections (``_offset``), so an outage is neither quiet nor busy
-        self._secs: collections.deque[int] = collections.deque(maxlen=window)
+        self._secs: collections.deque[int] = collections.deque(maxlen=window + 2)
         self._since: float | None = None  # when watching began, watched time
         self._paused_at: float | None = None  # monotonic
         self._offset = 0.0
@@ -122,9 +122,11 @@ class Activity:
         span = min(float(self.window), w - self._since)
         if span < self.min_span:
             return None
-        start = w - span
-        active = sum(1 for s in self._secs if start <= s <= w)
-        return min(1.0, active / span)
+        # the whole seconds the span touches, the part-seconds at its ends included, and the
+        # same seconds counted active: a book changing every second reads 1.0
+        first, last = math.floor(w - span), math.floor(w)
+        active = sum(1 for s in self._secs if first <= s <= last)
+        return min(1.0, active / (last - first + 1))
 
     def ordinary_silence(self, p: float, floor: float, ceiling: float) -> float:
         """The longest silence that is still ordinary for a book changing in a share ``p`` of

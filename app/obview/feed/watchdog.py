@@ -63,6 +63,8 @@ class _Watch:
             self.activity.watching(now)
         self.answered_at = self.probed_at = 0.0
         self.quiet = False  # the book's silence is judged as a quiet book's (probe answers count)
+        self.snapshot_seen = False  # this connection's first book event has come
+        self.changes = 0  # book changes on this connection after its first book
         # the probe runs beside the loop: waiting on its pong held up every other check (a
         # venue that never reads, the snapshot timeout)
         self.probe: asyncio.Task | None = None
@@ -92,8 +94,9 @@ class _Watch:
                 if ws is not None:
                     st.close_reason = why
                     if self.activity is not None:
-                        # a silence that ended this badly teaches nothing of the book's habit
-                        self.activity.paused(self.heard_at)
+                        # a silence that ended this badly teaches nothing of the book's habit;
+                        # a quiet book's, vouched for by its connection's answers, was the market
+                        self.activity.paused(now if self.quiet and self.answered_at > self.heard_at else self.heard_at)
                     if st is session.book_stream:
                         self._unsee()
                     await ws.close(1000, "stale")
@@ -134,7 +137,12 @@ class _Watch:
             self.stale_after = self.cadence.stale_after(self.default)
             self.session.market.stats.book_every = self.cadence.typical
         if self.activity is not None:
-            self.activity.changed(self.heard_at)
+            # the connection's first book is its snapshot, not the market moving: counted, a
+            # book silent for good turned busy reconnect after reconnect
+            if self.snapshot_seen:
+                self.activity.changed(self.heard_at)
+                self.changes += 1
+            self.snapshot_seen = True
 
     def _silence(self, now: float) -> tuple[float, str]:
         """How long the stream counts as silent, on the scale of ``stale_after`` (STALE there,
@@ -149,7 +157,10 @@ class _Watch:
             # yet (a book quiet from the start), the silence so far is all there is to go on;
             # under 10 s watched, the venue's stale time
             p = act.share(self.heard_at)
-            if p is None:
+            if p is None and self.changes == 0 and self.session.pipeline.sync.synced:
+                # still since its first book: quiet from the start, and only the silence so far
+                # to go on (a book that changed and then froze, or one that never sent a book,
+                # gets the venue's stale time until its habit is known)
                 p = act.share(now)
             ordinary = (
                 stale_after if p is None

@@ -39,6 +39,7 @@ class TimeZoom:
         self._memo: dict[tuple[int, int], tuple[HeatmapColumn, HeatmapColumn, HeatmapColumn]] = {}
         # the period still filling: (its first sample, how many it had, merged)
         self._pending: tuple[HeatmapColumn, int, HeatmapColumn] | None = None
+        self._unseen = 0  # the sampler's count of unsee_since calls the memo has seen
 
     def step(self, direction: int) -> bool:
         """Zoom out (+1: more samples a column) or in (-1); True when the zoom changed."""
@@ -57,6 +58,12 @@ class TimeZoom:
         """The last ``width`` columns to draw, oldest first."""
         if width <= 0:
             return []
+        unseen = getattr(sampler, "unseen", 0)
+        if unseen != self._unseen:
+            # columns were made gaps after the fact: merged groups of them are stale
+            self._unseen = unseen
+            self._memo.clear()
+            self._pending = None
         k = self.k
         columns: Sequence[HeatmapColumn] = sampler.columns
         if k == 1:
