@@ -293,13 +293,13 @@ class Replay:
             return
         if "close" in rec:
             self.disconnects += 1
-            why = shown_text(rec["close"])
+            why = safe(rec["close"], 200)
             # until the recording's next connect (which resets the book), it was not live
             self.pipeline.reset_book(FeedStatus.RECONNECTING, why or "connection closed")
         else:
             self.stale += 1
             if self.market.state.status is FeedStatus.LIVE:
-                self.pipeline.set_state(FeedStatus.STALE, shown_text(rec["stale"]) or "no data")
+                self.pipeline.set_state(FeedStatus.STALE, safe(rec["stale"], 200) or "no data")
 
     def check(self, path: str | os.PathLike[str]) -> None:
         """Raise ReplayError when the recording cannot be what the user meant: no frame of it
@@ -357,12 +357,6 @@ class Replay:
             "bids": [[p, s] for p, s in bids],
             "asks": [[p, s] for p, s in asks],
         }
-
-
-def shown_text(x: object) -> str:
-    """A recording's reason as one short line (the file may be anyone's)."""
-    text = x if isinstance(x, str) else ""
-    return " ".join(text.split())[:200]
 
 
 def _instrument(adapter: VenueAdapter) -> Instrument:

@@ -298,18 +298,17 @@ class HeatmapSampler:
             n += 1
         # periods already merged into the coarse ring are merged again from their samples,
         # or zoomed out the stopped book still read live
-        coarse = self.coarse
+        if not n:
+            return 0
+        coarse, oldest = self.coarse, min(periods)
         for i in range(len(coarse) - 1, -1, -1):
             k = self.period_of(coarse[i].t)
-            if k not in periods:
-                if k < min(periods, default=k):
-                    break
-                continue
-            same = [c for c in cols if self.period_of(c.t) == k]
-            if same:
+            if k < oldest:
+                break
+            if k in periods:
+                same = [c for c in cols if self.period_of(c.t) == k]
                 coarse[i] = self.crop_period(merge_columns(same))
-        if n:
-            self.unseen += 1  # merged views of these columns are stale (the time zoom's)
+        self.unseen += 1  # merged views of these columns are stale (the time zoom's)
         return n
 
     def _add(self, col: HeatmapColumn, now: float) -> None:

@@ -150,12 +150,10 @@ class _Watch:
         silent = now - self.heard_at
         stale_after, act, ws = self.stale_after, self.activity, self.st.ws
         if act is not None and ws is not None:
-            # what silence is ordinary for this book: a busy one (changing in most seconds)
-            # gone still for a few seconds is already wrong, sooner than the venue's fixed
-            # stale time (a frozen BTC book read LIVE for 10 s); a quiet one may be still far
-            # longer while its connection answers. Its habit up to its last change; with none
-            # yet (a book quiet from the start), the silence so far is all there is to go on;
-            # under 10 s watched, the venue's stale time
+            # what silence is ordinary for this book, from its habit up to its last change: a
+            # busy one (changing in most seconds) gone still for a few seconds is already wrong,
+            # sooner than the venue's fixed stale time (a frozen BTC book read LIVE for 10 s); a
+            # quiet one may be still far longer while its connection answers
             p = act.share(self.heard_at)
             if p is None and self.changes == 0 and self.session.pipeline.sync.synced:
                 # still since its first book: quiet from the start, and only the silence so far
