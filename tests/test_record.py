@@ -224,6 +224,7 @@ def test_round_trip_summary(tmp_path):
         "checksum_errors": 0,
         "resyncs": 0,
         "trades": 2,  # BTC only
+        "liquidations": 0,  # Hyperliquid marks none
         "state": "LIVE",
         "reason": "",
         "disconnects": 0,

@@ -213,7 +213,9 @@ def test_parse_doc_trade_taker_side_and_time():
     # older payloads: UUID ids and ``liquidation`` instead of ``type``
     old = DOC_TRADE.replace('"02b6148d0000000200000005"', '"8ee6d90d-272d-5edd-bf0f-2e4d6ae3d3b7"')
     old = old.replace('"type":"LIMIT"', '"liquidation":true')
-    assert ad.parse("trades", old, 11.0)[0].trade_id == "8ee6d90d-272d-5edd-bf0f-2e4d6ae3d3b7"
+    (o,) = ad.parse("trades", old, 11.0)
+    assert o.trade_id == "8ee6d90d-272d-5edd-bf0f-2e4d6ae3d3b7"
+    assert o.kind == "liq" and t.kind == s.kind == ""  # a liquidation, shown as one
 
 
 def test_trade_snapshot_is_history_not_new_prints():

@@ -247,7 +247,8 @@ def test_parse_doc_trade_taker_side():
     (s,) = ad.parse("public", DOC_TRADE.replace('"side":"buy"', '"side":"sell"'), 1.0)
     assert s.side is Side.SELL
     liq = DOC_TRADE.replace('"type":"fill"', '"type":"liquidation"')
-    assert ad.parse("public", liq, 1.0)[0].price == 119.44
+    (lt,) = ad.parse("public", liq, 1.0)
+    assert (lt.price, lt.kind) == (119.44, "liq") and t.kind == s.kind == ""
     with pytest.raises(FrameError):
         ad.parse("public", DOC_TRADE.replace('"side":"buy"', '"side":"B"'), 1.0)
 

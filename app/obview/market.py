@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
-from obview.model import FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import FORCED, FeedState, FeedStatus, Instrument, Side, Trade
 from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
@@ -168,13 +168,16 @@ class LatencyWindow:
 
 @dataclass(slots=True, frozen=True)
 class FlowSummary:
-    """Taker volume by side over a window: coins, quote notional, and the number of fills."""
+    """Taker volume by side over a window: coins, quote notional, and the number of fills;
+    and of it, what liquidations and deleveraging forced (coins, quote notional)."""
 
     buy_base: float
     sell_base: float
     buy_quote: float
     sell_quote: float
     count: int
+    forced_base: float = 0.0
+    forced_quote: float = 0.0
 
 
 class FlowWindow:
@@ -191,10 +194,10 @@ class FlowWindow:
         self.horizon = horizon
         n = horizon + 1
         self._secs = [-1] * n  # the second each slot holds (-1: none yet)
-        self._slots = [[0.0, 0.0, 0.0, 0.0, 0] for _ in range(n)]
+        self._slots = [[0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0] for _ in range(n)]
         self._offset = _clock_offset()
 
-    def add(self, ts: float, buy: bool, base: float, quote: float) -> None:
+    def add(self, ts: float, buy: bool, base: float, quote: float, forced: bool = False) -> None:
         sec = int(ts)
         i = sec % len(self._secs)
         held = self._secs[i]
@@ -209,7 +212,7 @@ class FlowWindow:
                 self._offset = offset
                 self._secs = [-1] * len(self._secs)
             self._secs[i] = sec
-            slot[:] = (0.0, 0.0, 0.0, 0.0, 0)
+            slot[:] = (0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
         if buy:
             slot[0] += base
             slot[2] += quote
@@ -217,11 +220,14 @@ class FlowWindow:
             slot[1] += base
             slot[3] += quote
         slot[4] += 1
+        if forced:
+            slot[5] += base
+            slot[6] += quote
 
     def summary(self, now: float) -> FlowSummary:
         """The slots overlapping (now - horizon, now]."""
         lo = now - self.horizon
-        bb = sb = bq = sq = 0.0
+        bb = sb = bq = sq = fb = fq = 0.0
         n = 0
         for sec, slot in zip(self._secs, self._slots, strict=True):
             if sec >= 0 and lo < sec + 1 and sec <= now:
@@ -230,7 +236,9 @@ class FlowWindow:
                 bq += slot[2]
                 sq += slot[3]
                 n += slot[4]
-        return FlowSummary(bb, sb, bq, sq, n)
+                fb += slot[5]
+                fq += slot[6]
+        return FlowSummary(bb, sb, bq, sq, n, fb, fq)
 
 
 #: venue and local clocks further apart than this (s) are a bad stamp, not a latency
@@ -244,6 +252,7 @@ class FeedStats:
     latency: LatencyWindow = field(default_factory=LatencyWindow)
     frames: int = 0
     trades_seen: int = 0  # every trade, not only the ring's
+    liquidations: int = 0  # of them, fills the venue marked as liquidations or deleveraging
     bad_frames: int = 0
     gaps: int = 0
     checksum_errors: int = 0
@@ -333,7 +342,11 @@ class Market:
         inst = self.instrument
         base = inst.to_base(trade.price, trade.size)
         self.flow.add(
-            trade.ts_local, trade.side is Side.BUY, base, inst.to_quote(trade.price, trade.size)
+            trade.ts_local,
+            trade.side is Side.BUY,
+            base,
+            inst.to_quote(trade.price, trade.size),
+            trade.kind in FORCED,
         )
         return base
 
@@ -342,6 +355,8 @@ class Market:
         self.last_price = trade.price
         stats = self.stats
         stats.trades_seen += 1
+        if trade.kind in FORCED:
+            stats.liquidations += 1
         stats.trades.add(trade.ts_local)
         self.heatmap.add_trade(trade.price, self._count_flow(trade), trade.side)
         self.version += 1

@@ -58,6 +58,15 @@ class BookDelta:
     checksum: int | None = None
 
 
+#: what a trade was, when its venue says so in the trade itself ("" for an ordinary fill)
+LIQUIDATION = "liq"  # a liquidated position's order (Deribit, Kraken Futures, dYdX)
+DELEVERAGE = "adl"  # auto-deleveraging: a position closed against the liquidation (dYdX)
+BLOCK = "block"  # a block trade, agreed off the book and printed (Deribit, Bybit, Kraken)
+#: the tape's tag for each kind, and whether it is forced (counted in the liquidation flow)
+TRADE_TAGS: dict[str, str] = {LIQUIDATION: "LIQ", DELEVERAGE: "ADL", BLOCK: "BLK"}
+FORCED = frozenset((LIQUIDATION, DELEVERAGE))
+
+
 @dataclass(slots=True)
 class Trade:
     venue: str
@@ -68,6 +77,7 @@ class Trade:
     trade_id: str
     ts_exchange: float | None
     ts_local: float
+    kind: str = ""  # "", LIQUIDATION, DELEVERAGE or BLOCK
 
 
 class FeedStatus(enum.Enum):

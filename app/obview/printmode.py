@@ -70,6 +70,7 @@ def snapshot_line(market, now: float, recorder=None) -> dict:
         "latency_ms_p99": round(p99 * 1000, 2) if p99 is not None else None,
         "behind_s": round(behind, 3) if behind is not None else None,
         "trades": market.stats.trades_seen,  # a count, as replay's summary (the ring holds 2000)
+        "liquidations": market.stats.liquidations,  # of them, marked liquidation or deleveraging
         "resyncs": market.resyncs,
         "gaps": market.stats.gaps,
         "checksum_errors": market.stats.checksum_errors,

@@ -346,6 +346,7 @@ class Replay:
             "checksum_errors": m.stats.checksum_errors,
             "resyncs": m.resyncs,
             "trades": self.pipeline.trades,
+            "liquidations": m.stats.liquidations,
             "state": m.state.status.value,
             "reason": m.state.reason,
             "disconnects": self.disconnects,

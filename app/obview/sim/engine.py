@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from obview.book import OrderBook
-from obview.model import Side
+from obview.model import BLOCK, LIQUIDATION, Side
 from obview.sim.events import SimTrade, SimUpdate
 
 RECENT_TRADES = 50  # trades a market keeps for venues that send past prints on subscribe
@@ -43,6 +43,8 @@ _TARGET_LEVELS = 600  # per side
 _MAX_WALLS = 5
 _WALL_RATE = 0.12  # new walls per second of simulated time
 _BURST_RATE = 1 / 45  # bursts per second of simulated time
+_LIQUIDATIONS = (0.03, 0.25)  # share of market orders that are liquidations: calm, burst
+_BLOCK_RATE = 1 / 120  # block trades (printed off the book) per second of simulated time
 
 
 def _decimals(step: float) -> int:
@@ -89,6 +91,9 @@ class SimMarket:
         self.size_decimals = _decimals(lot)
         self.book = OrderBook()
         self.rng = rng = random.Random(f"{seed}:{symbol}")
+        # what kind a trade is draws from its own generator: the book's stream is the same
+        # with or without them
+        self._kinds = random.Random(f"{seed}:{symbol}:kinds")
         self.seq = 1_000_000 + rng.randrange(1_000_000)
         self.book_seq = self.seq  # seq of the last step that changed a level
         self.last_book_update: SimUpdate | None = None  # and that step
@@ -204,7 +209,7 @@ class SimMarket:
         lots *= 1.0 + 2.0 * min(1.0, distance / self._width)
         return max(1, int(lots))
 
-    def _trade(self, is_buy: bool, index: int, lots: int, now: float) -> None:
+    def _trade(self, is_buy: bool, index: int, lots: int, now: float, kind: str = "") -> None:
         self.trade_id += 1
         self._trades.append(
             SimTrade(
@@ -213,6 +218,7 @@ class SimMarket:
                 side=Side.BUY if is_buy else Side.SELL,
                 trade_id=self.trade_id,
                 ts=now,
+                kind=kind,
             )
         )
 
@@ -269,6 +275,10 @@ class SimMarket:
         self._maintain_depth()
         if not self._cb and not self._ca and not self._trades:
             self._add_near()
+        if self._kinds.random() < _BLOCK_RATE * dt:
+            # a block trade: agreed off the book, printed near fair, a large size
+            lots = int(self._median_lots * 20 * self._kinds.uniform(0.5, 3.0))
+            self._trade(self._kinds.random() < 0.5, round(self._fair), max(1, lots), now, BLOCK)
 
         return self.finish_step()
 
@@ -412,6 +422,7 @@ class SimMarket:
         want = max(1, int(self._median_lots * rng.paretovariate(1.3 if burst else 1.6) * 0.5))
         levels = 0
         first = self._best(not is_buy)
+        kind = LIQUIDATION if self._kinds.random() < _LIQUIDATIONS[burst] else ""
         while want > 0 and levels < 20:
             i = self._best(not is_buy)
             if i is None or abs(i - first) > self._near:
@@ -419,7 +430,7 @@ class SimMarket:
             side = self._al if is_buy else self._bl
             lots = side[i]
             take = min(lots, want)
-            self._trade(is_buy, i, take, now)
+            self._trade(is_buy, i, take, now, kind)
             self._set(not is_buy, i, lots - take)
             want -= take
             levels += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obview.model import Level, Side
+from obview.model import BLOCK, Level, Side
 
 
 @dataclass(slots=True)
@@ -14,6 +14,12 @@ class SimTrade:
     side: Side  # taker side
     trade_id: int
     ts: float  # exchange time, seconds
+    kind: str = ""  # "" (a fill), "liq" or "block" (obview.model's trade kinds)
+
+
+def on_book(trades: list[SimTrade]) -> list[SimTrade]:
+    """The trades a venue without block trades in its trade feed prints: not the blocks."""
+    return [t for t in trades if t.kind != BLOCK]
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ import math
 import random
 
 from obview.market import Market
-from obview.model import FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import BLOCK, LIQUIDATION, FeedState, FeedStatus, Instrument, Side, Trade
 from obview.symbols import normalize
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: a fixed clock for deterministic pictures
@@ -115,10 +115,17 @@ def build_market(
         if r < 0.35:
             buy = vel > 0 if rng.random() < 0.7 else vel <= 0
             fills = 1 if rng.random() > 0.08 else rng.randint(3, 7)
+            # some sweeps are liquidations, now and then a print is a block trade (chosen by
+            # the trade's number, so the market is the same draw for draw as without them)
+            kind = LIQUIDATION if fills > 1 and trade_id % 3 == 0 else ""
+            if fills == 1 and trade_id % 61 == 0:
+                kind = BLOCK
             for f in range(fills):
                 trade_id += 1
                 px = (ba + f * tick) if buy else (bb - f * tick)
                 size = round(rng.lognormvariate(-2.5, 1.3) * (3 if fills > 1 else 1), 4)
+                if kind == BLOCK:
+                    size = round(size * 40, 4)
                 m.add_trade(
                     Trade(
                         venue,
@@ -129,6 +136,7 @@ def build_market(
                         str(trade_id),
                         now - 0.002,
                         now,
+                        kind,
                     )
                 )
         m.tick(now)

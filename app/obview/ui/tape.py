@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.segment import Segment
 
 from obview.market import Market
-from obview.model import Side
+from obview.model import BLOCK, TRADE_TAGS, Side
 from obview.ui.lines import LineWidget
 from obview.ui.numbers import align_on_point, clock_ms, compact, decimals_for, format_price
 from obview.ui.tapemodel import (
@@ -52,19 +52,24 @@ class Tape(LineWidget):
         head_style = c.style("stale", c.surface, bold=True) if dim else c.style("axis", c.surface, bold=True)
         lines.append((("h", head, dim), [(head, head_style)]))
         bv, sv = (flow.buy_quote, flow.sell_quote) if quote else (flow.buy_base, flow.sell_base)
+        fv = flow.forced_quote if quote else flow.forced_base
         tot = bv + sv
-        flow_txt = fit_first(
-            (f" 1m buy {compact(bv)}  sell {compact(sv)} ", f" B {compact(bv)} S {compact(sv)} ", ""),
-            width,
-        )
-        bar_w = max(0, width - len(flow_txt) - 1)
+        b, s = compact(bv), compact(sv)
+        plain = ((f" 1m buy {b}  sell {s} ", ""), (f" B {b} S {s} ", ""), ("", ""))
+        if fv > 0:
+            # of the minute's flow, what liquidations forced; kept before the longer words
+            f = compact(fv)
+            plain = ((f" 1m buy {b}  sell {s}  ", f"liq {f} "), (f" B {b} S {s} ", f"L {f} "), *plain)
+        flow_txt, liq_txt = fit_pair(plain, width)
+        bar_w = max(0, width - len(flow_txt) - len(liq_txt) - 1)
         nb = int(round(bar_w * bv / tot)) if tot > 0 else 0
         ns = bar_w - nb if tot > 0 else 0
         lines.append(
             (
-                ("f", flow_txt, nb, ns),
+                ("f", flow_txt, liq_txt, nb, ns),
                 [
                     (flow_txt, c.style("muted", c.surface)),
+                    (liq_txt, c.style("forced", c.surface, bold=True)),
                     ("▆" * nb, c.style("buy", c.surface)),
                     ("▆" * ns, c.style("sell", c.surface)),
                 ],
@@ -78,15 +83,23 @@ class Tape(LineWidget):
         for r, p, s in zip(rows, prices, sizes, strict=True):
             buy = r.side is Side.BUY
             tier = tier_of(r.quote, self.tiers)
-            # the sweep's end gets what is left, whole or not at all
             used = clock_w + side_w + (len(p) if show_price else 0) + 1 + max(size_w, len(s))
+            # a liquidation's or block trade's tag after the size: its word, else its letter
+            tag = TRADE_TAGS.get(r.kind, "")
+            if tag and used + 1 + len(tag) > width:
+                tag = tag[0] if used + 2 <= width else ""
+            used += 1 + len(tag) if tag else 0
+            # the sweep's end gets what is left, whole or not at all
             swept = sweep_text(r.first, r.last, r.count, dec, width - used) if show_price else ""
-            key = (r.ts, buy, p, s, swept, tier, fit, dim)
+            tag_key = ("block" if r.kind == BLOCK else "forced", tag) if tag else None
+            key = (r.ts, buy, p, s, swept, tier, fit, dim, tag_key)
             # the row's parts are made only if its line is new (``_build``): most are kept
-            lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit, dim)))
+            lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit, dim, tag_key)))
         return self.set_lines(lines, self._build)
 
-    def _row(self, ts, buy, price, size, swept, tier, width, fit=(12, 3, 7, True), dim=False):
+    def _row(
+        self, ts, buy, price, size, swept, tier, width, fit=(12, 3, 7, True), dim=False, tag=None
+    ):
         clock_w, side_w, size_w, show_price = fit
         c = self.pal
         side_key = "buy" if buy else "sell"
@@ -108,8 +121,12 @@ class Tape(LineWidget):
             (f" {mark} " if side_w == 3 else f"{mark} ", fg_main),
             (price if show_price else "", fg_main),
             (" " + size.rjust(size_w) if size_w else "", size_style),
-            (swept, c.style("muted", bg) if tier < 2 else fg_main),
         ]
+        if tag is not None:
+            color, word = tag
+            parts.append((" ", c.style(bg=bg)))
+            parts.append((word, c.style(c.background, "muted" if dim else color, bold=True)))
+        parts.append((swept, c.style("muted", bg) if tier < 2 else fg_main))
         used = sum(len(t) for t, _ in parts)
         parts.append((" " * max(0, width - used), c.style(bg=bg)))
         return parts
@@ -134,6 +151,12 @@ def tape_fit(price_w: int, size_w: int, width: int) -> tuple[int, int, int, bool
     if 2 + 1 + size_w <= width:
         return 0, 2, size_w, False
     return 0, 2, 0, False  # not even the size: the side marks alone
+
+
+def fit_pair(pairs: tuple[tuple[str, str], ...], width: int) -> tuple[str, str]:
+    """The first of ``pairs`` (longest first) whose two texts together fit ``width``, else the
+    last; a pair whose second text is empty stands for the first without it."""
+    return next((p for p in pairs if len(p[0]) + len(p[1]) <= width), pairs[-1])
 
 
 def fit_first(texts: tuple[str, ...], width: int) -> str:

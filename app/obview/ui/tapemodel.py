@@ -13,7 +13,7 @@ from obview.ui.numbers import format_price
 
 @dataclass(slots=True)
 class TapeRow:
-    """Fills of one taker side in one millisecond, aggregated."""
+    """Fills of one taker side and kind in one millisecond, aggregated."""
 
     ts: float
     side: Side
@@ -24,6 +24,7 @@ class TapeRow:
     base: float
     quote: float
     count: int
+    kind: str = ""  # "" fills, or the kind the venue marked them (obview.model.TRADE_TAGS)
 
     @property
     def vwap(self) -> float:
@@ -36,7 +37,8 @@ def trade_ms(t: Trade) -> int:
 
 
 def aggregate_tape(trades: Sequence[Trade], inst: Instrument, limit: int) -> list[TapeRow]:
-    """Newest first; consecutive fills of one side in the same millisecond become one row."""
+    """Newest first; consecutive fills of one side and kind in the same millisecond become one
+    row (a liquidation's fills stay apart from the fills beside it)."""
     rows: list[TapeRow] = []
     cur: TapeRow | None = None
     cur_ms = -1
@@ -46,7 +48,7 @@ def aggregate_tape(trades: Sequence[Trade], inst: Instrument, limit: int) -> lis
         ms = trade_ms(t)
         base = inst.to_base(t.price, t.size)
         quote = inst.to_quote(t.price, t.size)
-        if cur is not None and ms == cur_ms and t.side is cur.side:
+        if cur is not None and ms == cur_ms and t.side is cur.side and t.kind == cur.kind:
             cur.first = t.price
             cur.low = min(cur.low, t.price)
             cur.high = max(cur.high, t.price)
@@ -56,7 +58,9 @@ def aggregate_tape(trades: Sequence[Trade], inst: Instrument, limit: int) -> lis
             continue
         if len(rows) >= limit:
             break
-        cur = TapeRow(ms / 1000.0, t.side, t.price, t.price, t.price, t.price, base, quote, 1)
+        cur = TapeRow(
+            ms / 1000.0, t.side, t.price, t.price, t.price, t.price, base, quote, 1, t.kind
+        )
         cur_ms = ms
         rows.append(cur)
     return rows

@@ -40,6 +40,8 @@ _PANEL_KEYS = [
     "syncing",
     "stale",
     "down",
+    "forced",
+    "block",
 ]
 
 

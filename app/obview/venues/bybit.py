@@ -29,7 +29,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from obview.book import OrderBook
-from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.model import BLOCK, BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
     BookSync,
     Event,
@@ -92,6 +92,7 @@ class _TradeData(msgspec.Struct):
     v: Size
     p: Price
     i: str  # kept as sent; another type goes to parse (str() of it)
+    BT: object = False  # a block trade when it is true (as sent: lax decoding reads "true")
 
 
 class _Msg(msgspec.Struct):
@@ -201,7 +202,8 @@ class BybitAdapter(VenueAdapter):
             T = t.T
             if T.__class__ is str:
                 return None
-            out.append(Trade(name, symbol, t.p, t.v, _SIDES[t.S], t.i, T / 1000.0, ts_local))
+            kind = BLOCK if t.BT is True else ""
+            out.append(Trade(name, symbol, t.p, t.v, _SIDES[t.S], t.i, T / 1000.0, ts_local, kind))
         return out
 
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
@@ -263,6 +265,7 @@ class BybitAdapter(VenueAdapter):
                     trade_id=str(t["i"]),
                     ts_exchange=_ms(t["T"]),
                     ts_local=ts_local,
+                    kind=BLOCK if t.get("BT") is True else "",  # BT: a block trade
                 )
             )
         return out

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
+from obview.model import TRADE_TAGS, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.sim.engine import SIM_SYMBOLS
 from obview.venues.base import (
     Event,
@@ -70,6 +70,12 @@ class _Trade(msgspec.Struct, tag_field="type", tag="trade", gc=False):
     size: Size
     side: Side
     ts: _Int | float | str  # ms; parse divides a float as it comes (sub-ms stamps)
+    kind: str = ""  # "liq", "adl" or "block"; absent on an ordinary fill
+
+
+def _kind(kind: object) -> str:
+    """A trade's ``kind`` ("liq", "adl", "block"); anything else is an ordinary fill."""
+    return kind if isinstance(kind, str) and kind in TRADE_TAGS else ""
 
 
 _decode = msgspec.json.Decoder(_Delta | _Trade | _Snapshot, strict=False).decode
@@ -147,7 +153,15 @@ class DemoAdapter(VenueAdapter):
                 return None
             return [
                 Trade(
-                    self.name, self.symbol, m.price, m.size, m.side, str(tid), ts / 1000.0, ts_local
+                    self.name,
+                    self.symbol,
+                    m.price,
+                    m.size,
+                    m.side,
+                    str(tid),
+                    ts / 1000.0,
+                    ts_local,
+                    _kind(m.kind),
                 )
             ]
         seq = m.seq
@@ -205,6 +219,7 @@ class DemoAdapter(VenueAdapter):
                         trade_id=str(msg["id"]),
                         ts_exchange=ts,
                         ts_local=ts_local,
+                        kind=_kind(msg.get("kind")),
                     )
                 ]
             return [

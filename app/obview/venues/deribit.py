@@ -22,7 +22,7 @@ import msgspec
 import orjson
 
 from obview.book import OrderBook
-from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
+from obview.model import BLOCK, LIQUIDATION, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
     BookSync,
@@ -62,6 +62,17 @@ DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
 }
 
 _ACTIONS = {"new", "change", "delete"}
+
+
+def _kind(liquidation: object, block_trade_id: object) -> str:
+    """A trade's kind: ``liquidation`` ("M", "T" or "MT": the maker's, the taker's or both
+    positions were liquidated) is there only on a liquidation; ``block_trade_id`` only on a
+    block trade."""
+    if liquidation:
+        return LIQUIDATION
+    if block_trade_id:
+        return BLOCK
+    return ""
 
 
 def _rows(rows: list) -> list[Level]:
@@ -106,6 +117,8 @@ class _Trade(msgspec.Struct):
     direction: Literal["buy", "sell"]
     # absent: ours (as parse() reads it); null or another name: not ours, or parse() decides
     instrument_name: str | msgspec.UnsetType = msgspec.UNSET
+    liquidation: str | None = None  # "M", "T" or "MT": whose position was liquidated
+    block_trade_id: str | None = None
 
 
 class _Params(msgspec.Struct):
@@ -263,6 +276,7 @@ class DeribitAdapter(VenueAdapter):
                     t.trade_id,
                     t.timestamp / 1000.0,
                     ts_local,
+                    _kind(t.liquidation, t.block_trade_id),
                 )
                 for t in d
                 if t.instrument_name is _UNSET or t.instrument_name == native
@@ -366,6 +380,7 @@ class DeribitAdapter(VenueAdapter):
             trade_id=str(t["trade_id"]),
             ts_exchange=int(t["timestamp"]) / 1000.0,
             ts_local=ts_local,
+            kind=_kind(t.get("liquidation"), t.get("block_trade_id")),
         )
 
     # -- book sync --------------------------------------------------------------------------

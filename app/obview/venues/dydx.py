@@ -47,7 +47,7 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from obview.book import OrderBook
-from obview.model import BookSnapshot, Instrument, Level, Side, Trade
+from obview.model import DELEVERAGE, LIQUIDATION, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
     BookSync,
@@ -79,6 +79,17 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 _FALLBACK = (0.0001, 0.001)
 
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+_KINDS = {"LIQUIDATED": LIQUIDATION, "DELEVERAGED": DELEVERAGE}
+
+
+def _kind(t: dict) -> str:
+    """A trade's kind: ``type`` LIQUIDATED or DELEVERAGED (LIMIT, MARKET ... are fills), or in
+    older payloads ``liquidation: true``."""
+    kind = t.get("type")
+    if isinstance(kind, str):
+        return _KINDS.get(kind, "")
+    return LIQUIDATION if t.get("liquidation") is True else ""
+
 #: contents versions this adapter was written against; another major version is logged once
 _KNOWN_MAJORS = {"0", "1"}
 _MAX_INT = 2**63 - 1
@@ -315,6 +326,7 @@ class DydxAdapter(VenueAdapter):
             trade_id=str(tid),
             ts_exchange=_iso_seconds(t.get("createdAt")),
             ts_local=ts_local,
+            kind=_kind(t),
         )
 
     # -- book sync --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from obview.book import OrderBook
-from obview.model import BookDelta, BookSnapshot, Instrument, Level, Side, Trade
+from obview.model import BLOCK, LIQUIDATION, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
     BookSync,
@@ -61,6 +61,13 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 }
 _INVERSE_PREFIXES = ("PI", "FI")
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+_KINDS = {"liquidation": LIQUIDATION, "block": BLOCK}
+
+
+def _kind(kind: object) -> str:
+    """A trade's kind from its ``type``; an unknown or odd one reads as a fill."""
+    return _KINDS.get(kind, "") if isinstance(kind, str) else ""
+
 # error texts of a venue that will not serve what we asked, however often we ask
 _FATAL_ERRORS = ("invalid product",)
 
@@ -239,6 +246,9 @@ class KrakenAdapter(VenueAdapter):
             trade_id=str(uid if uid is not None else msg.get("seq"))[:64],
             ts_exchange=_ms(msg.get("time"), "time"),
             ts_local=ts_local,
+            # "fill", "liquidation", "termination" or "block"; a termination (a position
+            # closed by the venue) is not said to be either, so it reads as a fill
+            kind=_kind(msg.get("type")),
         )
 
     # -- book sync --------------------------------------------------------------------------

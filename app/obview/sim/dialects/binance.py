@@ -34,6 +34,7 @@ import orjson
 
 from obview.model import Side
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -242,7 +243,7 @@ class BinanceDialect(Dialect):
             out.append(self._depth(symbol, update))
         if symbol in self.trades:
             fp, fs = m.fmt_price, m.fmt_size
-            for t in update.trades:
+            for t in on_book(update.trades):
                 tms = _ms(t.ts)
                 event = {
                     "e": "aggTrade",

@@ -37,6 +37,7 @@ import orjson
 
 from obview.model import Side
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -262,7 +263,7 @@ class BitmexDialect(Dialect):
                 self.trades.add(native)
                 # as the venue's: the partial holds the last trade, however old (history)
                 m = self.markets[self._symbol(native)]
-                last = list(m.recent_trades)[-1:]
+                last = on_book(list(m.recent_trades))[-1:]
                 body = {"table": "trade", "action": "partial", "keys": [],
                         "filter": {"symbol": native}, "data": self._trade_rows(native, m, last)}  # fmt: skip
                 out.append(Out(_dumps(body)))
@@ -291,10 +292,11 @@ class BitmexDialect(Dialect):
         for table, native in list(self.books):
             if self._symbol(native) == update.symbol:
                 out += self._deltas(table, native, m, update)
-        if update.trades:
+        trades = on_book(update.trades)
+        if trades:
             for native in self.trades:
                 if self._symbol(native) == update.symbol:
-                    rows = self._trade_rows(native, m, update.trades)
+                    rows = self._trade_rows(native, m, trades)
                     body = {"table": "trade", "action": "insert", "data": rows}
                     out.append(Out(_dumps(body), kind="trade"))
         return out

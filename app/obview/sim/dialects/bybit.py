@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from obview.model import Side
+from obview.model import BLOCK, Side
 from obview.sim.dialects.base import Dialect, Out
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ class BybitDialect(Dialect):
                     "p": fp(t.price),
                     "L": "ZeroPlusTick",
                     "i": f"sim-{t.trade_id}",
-                    "BT": False,
+                    "BT": t.kind == BLOCK,
                     "seq": update.seq,
                 }
                 for t in update.trades

@@ -138,6 +138,7 @@ class DemoDialect(Dialect):
                             "size": fs(t.size),
                             "side": t.side.value,
                             "ts": _ms(t.ts),
+                            **({"kind": t.kind} if t.kind else {}),
                         }
                     ),
                     kind="trade",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
+from obview.model import BLOCK, LIQUIDATION
 from obview.sim.dialects.base import Dialect, Out
 
 if TYPE_CHECKING:
@@ -33,6 +34,16 @@ CONTRACT_USD: dict[str, float | None] = {
     "ETH-PERPETUAL": 1.0,
     "SOL_USDC-PERPETUAL": None,
 }
+
+
+def _kind_fields(t) -> dict:
+    """A trade's optional fields: ``liquidation`` ("T": the taker's position) on a liquidation,
+    ``block_trade_id`` on a block trade."""
+    if t.kind == LIQUIDATION:
+        return {"liquidation": "T"}
+    if t.kind == BLOCK:
+        return {"block_trade_id": f"BLOCK-{t.trade_id}"}
+    return {}
 
 
 def _dumps(obj: object) -> str:
@@ -251,6 +262,7 @@ class DeribitDialect(Dialect):
                     "instrument_name": instrument,
                     "direction": t.side.value,
                     "amount": self.amount(m, instrument, t.price, t.size),
+                    **_kind_fields(t),
                 }
                 for t in update.trades
             ]

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from obview.model import Side
+from obview.model import LIQUIDATION, Side
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -181,7 +182,7 @@ class DydxDialect(Dialect):
             "side": "BUY" if t.side is Side.BUY else "SELL",
             "size": m.fmt_size(t.size),
             "price": m.fmt_price(t.price),
-            "type": "LIMIT",
+            "type": "LIQUIDATED" if t.kind == LIQUIDATION else "LIMIT",
             "createdAt": _iso(t.ts),
             "createdAtHeight": str(int(t.ts)),
         }
@@ -189,7 +190,7 @@ class DydxDialect(Dialect):
     def on_update(self, update: SimUpdate) -> list[Out]:
         symbol = update.symbol
         m = self.markets[symbol]
-        trades = [self._trade(m, t) for t in update.trades]
+        trades = [self._trade(m, t) for t in on_book(update.trades)]
         if trades:
             self.recent.setdefault(symbol, deque(maxlen=RECENT_TRADES)).extend(trades)
         out: list[Out] = []

@@ -27,7 +27,7 @@ import orjson
 
 from obview.model import Level, Side
 from obview.sim.dialects.base import Dialect, Out
-from obview.sim.events import SimUpdate
+from obview.sim.events import SimUpdate, on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -113,11 +113,12 @@ class HyperliquidDialect(Dialect):
         return out
 
     def encode_trades(self, symbol: str, coin: str, update: SimUpdate) -> Out | None:
-        if not update.trades:
+        trades = on_book(update.trades)
+        if not trades:
             return None
         m = self.markets[symbol]
         data = []
-        for t in update.trades:
+        for t in trades:
             # a taker buy lifted asks (bucketed up), a taker sell hit bids (bucketed down)
             rounding = ROUND_CEILING if t.side is Side.BUY else ROUND_FLOOR
             px = round_sig(Decimal(m.fmt_price(t.price)), rounding)

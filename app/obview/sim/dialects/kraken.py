@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
+from obview.model import BLOCK, LIQUIDATION
 from obview.sim.dialects.base import Dialect, Out
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 FEEDS = ("book", "trade", "heartbeat")
 RECENT_TRADES = 50
+_KRAKEN_TYPES = {LIQUIDATION: "liquidation", BLOCK: "block"}  # trade kind -> "type"
 
 
 def _dumps(obj: object) -> str:
@@ -214,7 +216,7 @@ class KrakenDialect(Dialect):
                     "product_id": product,
                     "uid": f"sim-{t.trade_id}",
                     "side": t.side.value,
-                    "type": "fill",
+                    "type": _KRAKEN_TYPES.get(t.kind, "fill"),
                     "seq": t.trade_id,
                     "time": _ms(t.ts),
                     "qty": float(m.fmt_size(t.size)),

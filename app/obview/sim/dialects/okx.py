@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 import orjson
 
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -257,7 +258,8 @@ class OkxDialect(Dialect):
             o = self._update(inst_id, m, update)
             if o is not None:
                 out.append(o)
-        if inst_id in self.trades and update.trades:
+        trades = on_book(update.trades)
+        if inst_id in self.trades and trades:
             fs = self._size_fmt(m, inst_id)
             data = [
                 {
@@ -269,7 +271,7 @@ class OkxDialect(Dialect):
                     "ts": str(int(round(t.ts * 1000))),
                     "count": "1",
                 }
-                for t in update.trades
+                for t in trades
             ]
             out.append(
                 Out(
