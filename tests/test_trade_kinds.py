@@ -239,6 +239,13 @@ def test_flow_and_counts_say_what_was_forced():
     for i, kind in enumerate(["", LIQUIDATION, DELEVERAGE, BLOCK, ""]):
         m.add_trade(_trade(100.0 + i, 1.0, Side.BUY, 1_000 + i, kind, str(i)))
     assert (m.stats.trades_seen, m.stats.liquidations) == (5, 2)
+    # the heatmap's trade marks are taker flow against the book: not the block trade's
+    m2 = Market(_adapter("demo").default_instrument())
+    seen = []
+    m2.heatmap.add_trade = lambda price, base, side: seen.append(price)
+    for i, kind in enumerate(["", BLOCK, LIQUIDATION]):
+        m2.add_trade(_trade(100.0 + i, 1.0, Side.BUY, 1_000 + i, kind, str(i)))
+    assert seen == [100.0, 102.0] and m2.flow.summary(2.0).buy_base == 3.0
     line = snapshot_line(m, 2.0)
     assert (line["trades"], line["liquidations"]) == (5, 2)
 

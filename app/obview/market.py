@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
-from obview.model import FORCED, FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import BLOCK, FORCED, FeedState, FeedStatus, Instrument, Side, Trade
 from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
@@ -358,7 +358,9 @@ class Market:
         if trade.kind in FORCED:
             stats.liquidations += 1
         stats.trades.add(trade.ts_local)
-        self.heatmap.add_trade(trade.price, self._count_flow(trade), trade.side)
+        base = self._count_flow(trade)
+        if trade.kind != BLOCK:  # a block trade was agreed off the book: it took nothing there
+            self.heatmap.add_trade(trade.price, base, trade.side)
         self.version += 1
 
     def tick(self, now: float | None = None) -> HeatmapColumn | None:
