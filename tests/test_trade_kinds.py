@@ -284,3 +284,11 @@ def test_the_demo_dialect_and_adapter_round_trip_a_kind():
     assert _parse_one("demo", "demo", frame).kind == LIQUIDATION
     assert _parse_one("demo", "demo", frame.replace('"liq"', '"rogue"')).kind == ""
     assert _parse_one("demo", "demo", frame.replace('"liq"', "5")).kind == ""
+
+
+def test_the_help_says_what_the_tags_mean():
+    from obview.ui import screens
+
+    text = " ".join(screens.LEGEND)
+    for word in ("LIQ", "ADL", "BLK", "liq 1.2"):
+        assert word in text, word

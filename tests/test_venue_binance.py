@@ -304,7 +304,12 @@ def test_crossed_book_is_a_gap():
     pipe.on_snapshot_body(snapshot(10, BIDS, ASKS), 1.0)
     actions = pipe.on_frame("depth", depth(10, 12, 9, bids=[(100.5, 1.0)]), 1.1)
     assert [type(a) for a in actions] == [NeedResync]
-    assert "crossed" in market.state.reason
+    assert market.state.reason == "crossed by 40 bp"
+    # a cross of a tick or two is a fraction of a basis point: said so, not "0 bp"
+    ad, market, pipe = make()
+    pipe.on_snapshot_body(snapshot(10, BIDS, ASKS), 1.0)
+    pipe.on_frame("depth", depth(10, 12, 9, bids=[(100.11, 1.0)]), 1.1)
+    assert market.state.reason == "crossed by 1.00 bp"  # not "1 bp", and "0 bp" for less
 
 
 def test_reset_after_reconnect_forgets_buffer():

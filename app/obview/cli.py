@@ -264,14 +264,16 @@ def cmd_view(argv: list[str]) -> int:
         cfg = load_config(a.config)
     except ConfigError as e:
         return _fail(str(e))
-    venue = a.venue or cfg.default_venue
+    # an empty name given is a name given (a script's unset variable), not the default
+    venue = a.venue if a.venue is not None else cfg.default_venue
     try:
         cls = get_adapter(venue)
     except UnknownVenue as e:
         return _fail(str(e))
-    symbol = normalize(a.symbol or cfg.default_symbol)
+    given = a.symbol if a.symbol is not None else cfg.default_symbol
+    symbol = normalize(given)
     if symbol not in cls.symbols:
-        return _fail(f"unknown symbol {shown(a.symbol or symbol)} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
+        return _fail(f"unknown symbol {shown(given)} for venue {venue}; valid: {', '.join(sorted(cls.symbols))}")
     for flag, url, schemes in (
         ("--endpoint", a.endpoint, ("ws", "wss")),  # the WebSocket feed
         ("--rest-endpoint", a.rest_endpoint, ("http", "https")),

@@ -164,6 +164,12 @@ IGNORED = SyncResult(SyncStatus.IGNORED)
 EMPTIED = SyncResult(SyncStatus.APPLIED, "empty book")
 
 
+def bp_text(bps: float) -> str:
+    """Basis points for a reason: two decimals under 10 bp (a $1 cross at BTC prices is
+    0.10 bp, which whole numbers would call 0), whole ones above."""
+    return f"{bps:.2f} bp" if bps < 10 else f"{bps:.0f} bp"
+
+
 def fmt_seq_gap(expected: int | None, got: int | None) -> str:
     return f"seq gap {expected}\u2192{got}"
 
@@ -282,7 +288,7 @@ class BookSync:
         if checksum is not None and checksum != 0 and not self.verify(checksum):
             return self._fail(SyncResult(SyncStatus.GAP, "checksum mismatch"))
         if self.book.is_crossed():
-            return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {self.book.crossed_bps():.0f} bp"))
+            return self._fail(SyncResult(SyncStatus.GAP, f"crossed by {bp_text(self.book.crossed_bps())}"))
         if self.book.empty:
             # nothing on either side: a valid book (BitMEX sends an empty partial for a book
             # with no orders; rows then build it up; a deep option may have none), which the

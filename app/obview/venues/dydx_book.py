@@ -19,6 +19,7 @@ from obview.venues.base import (
     BookSync,
     SyncResult,
     SyncStatus,
+    bp_text,
     fmt_seq_gap,
 )
 
@@ -124,13 +125,13 @@ class DydxSync(BookSync):
             bps = book.crossed_bps()
             if drops >= self.max_drops_per_update:
                 return SyncResult(
-                    SyncStatus.GAP, f"crossed by {bps:.0f} bp after {drops} stale levels removed"
+                    SyncStatus.GAP, f"crossed by {bp_text(bps)} after {drops} stale levels removed"
                 )
             history = self._drops
             if len(history) == history.maxlen and self._now - history[0] < self.window:
                 return SyncResult(
                     SyncStatus.GAP,
-                    f"crossed by {bps:.0f} bp; over {self.max_drops_per_window} stale levels "
+                    f"crossed by {bp_text(bps)}; over {self.max_drops_per_window} stale levels "
                     f"removed in {self.window:g} s",
                 )
             (bp, bs), (ap, as_) = bid, ask
