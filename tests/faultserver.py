@@ -8,6 +8,7 @@ bounded per-client send queues, ``Faults`` for dropped / duplicated / corrupted 
 ``kick()``                 clean close (1001) of every client, mid-stream
 ``reset()``                abrupt TCP reset (SO_LINGER 0 + abort: the peer gets an RST)
 ``pause()``/``resume()``   silence with the socket left open (no data, no heartbeats)
+``freeze()``               a stopped process: silence, and nothing read (no pong, no close reply)
 ``inject(text)``           any text frame: malformed JSON, unknown message types, ...
 ``send_binary(data)``      a binary frame
 ``truncate_next()``        the next delta cut in half (a truncated frame; its seq is lost)
@@ -216,6 +217,16 @@ class FaultServer(SimServer):
             super()._call(client, fn, *args)
 
     # -- connection faults ------------------------------------------------------------------------
+    def freeze(self) -> int:
+        """Every client connection stops as if its process were stopped (SIGSTOP): nothing sent,
+        nothing read, so no pong and no answer to a close."""
+        self.pause()
+        n = 0
+        for c in list(self.clients):
+            c.ws.transport.pause_reading()
+            n += 1
+        return n
+
     def reset(self) -> int:
         """Abort every client connection with a TCP RST (no close frame, no FIN)."""
         n = 0

@@ -63,6 +63,25 @@ async def test_silent_open_socket_goes_stale_then_reconnects_and_recovers():
         r.assert_never_wrong_while_live()
 
 
+async def test_a_stopped_venue_is_stale_counting_then_reconnecting_without_a_close_wait():
+    """A venue process that stops (SIGSTOP) neither sends nor reads. STALE's "no data for N s"
+    stood still for the 2 s the close handshake waited on it before RECONNECTING; the close
+    now gives up on a peer that does not answer within a fraction of a second."""
+    async with rig() as r:
+        assert r.server.freeze() == 1
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+        assert r.state.reason.startswith("no data for ")  # the socket does not answer either
+        reasons = set()
+        while r.state.status is FeedStatus.STALE:
+            reasons.add(r.state.reason)
+            await asyncio.sleep(0.05)
+        reconnecting_at = time.monotonic() - t0
+        assert r.state.status is FeedStatus.RECONNECTING, r.state
+        assert reconnecting_at <= STALE_LIMIT + 0.8, reconnecting_at  # not + the 2 s close wait
+        assert len(reasons) >= 3, reasons  # the count moved while STALE
+
+
 async def test_flapping_server_gets_backoff_not_a_reconnect_storm():
     async with rig() as r:
         t0 = time.monotonic()

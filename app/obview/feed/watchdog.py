@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT = 2.0
 #: the shortest silence that makes a busy book STALE (s): ``Activity`` decides from there
 BUSY_STALE = 5.0
+#: how long a stale close waits for the peer's answer before cutting the connection (s)
+CLOSE_WAIT = 0.3
 
 
 async def watch(session: FeedSession, st: _Stream) -> None:
@@ -99,7 +101,7 @@ class _Watch:
                         self.activity.paused(now if self.quiet and self.answered_at > self.heard_at else self.heard_at)
                     if st is session.book_stream:
                         self._unsee()
-                    await ws.close(1000, "stale")
+                    await _close(ws, "stale")
                 return
             self._show(silent, why)
 
@@ -207,6 +209,17 @@ class _Watch:
                 session._stream_state(st, FeedStatus.LIVE, "")
         elif st.stale:
             session._stream_state(st, FeedStatus.STALE, why)
+
+
+async def _close(ws, reason: str) -> None:
+    """Close ``ws``, or cut it off when its peer does not answer the close within CLOSE_WAIT:
+    a stopped venue reads nothing, and the handshake's wait (2 s) held STALE, its count
+    standing still, before RECONNECTING."""
+    try:
+        await asyncio.wait_for(ws.close(1000, reason), CLOSE_WAIT)
+    except (TimeoutError, ConnectionClosed, RuntimeError, OSError):
+        with contextlib.suppress(AttributeError, RuntimeError):
+            ws.transport.abort()
 
 
 async def _probe(ws, timeout: float) -> bool:
