@@ -14,8 +14,9 @@ from obview.compare import compare, depth_near_mid
 from obview.feed.manager import FeedManager
 from obview.market import Market
 from obview.model import FeedStatus, Instrument
+from obview.printmode import compare_line
 from obview.ui.app import ObviewApp
-from obview.ui.compare import CompareScreen, comparison_table, summary_line
+from obview.ui.compare import CompareScreen, comparison_table, shallow_note, summary_line
 from obview.ui.synthetic import StaticManager
 from obview.ui.theming import load_theme_files
 
@@ -96,6 +97,28 @@ def test_depth_counts_quote_notional_within_the_band_whatever_the_size_unit(unit
     assert b == pytest.approx(want_bid) and a == pytest.approx(want_ask)
     row = compare(["a"], [m], NOW).rows[0]
     assert row.bid_depth == pytest.approx(want_bid) and row.ask_depth == pytest.approx(want_ask)
+
+
+def test_a_book_that_ends_inside_the_band_is_marked_not_shown_as_thin():
+    """Hyperliquid sends 20 levels (about +-2 bp of BTC): its depth within +-10 bp read as a
+    thinner market than its neighbours', with nothing said."""
+    deep = market("full", [(1000.0 - i * 0.5, 1.0) for i in range(10)], [(1000.5 + i * 0.5, 1.0) for i in range(10)])
+    # mid 1000.25, band 999.25 .. 1001.25; this one ends at 999.5 / 1001.0
+    shallow = market("hl", [(1000.0, 1.0), (999.5, 1.0)], [(1000.5, 1.0), (1001.0, 1.0)])
+    cmp = compare(["full", "hl"], [deep, shallow], NOW)
+    full, hl = cmp.rows
+    assert (full.bid_reach_bps, full.ask_reach_bps) == (None, None)
+    assert hl.bid_reach_bps == pytest.approx(0.75 / 1000.25 * 1e4)
+    assert hl.ask_reach_bps == pytest.approx(0.75 / 1000.25 * 1e4)
+    text = _table_text(cmp, 160)
+    rows = {line.split()[1]: line for line in text.splitlines()[1:]}
+    assert "*" in rows["hl"] and "*" not in rows["full"]
+    note = shallow_note(cmp)
+    assert note.startswith("* the book the venue sends ends inside ±10bp (hl ±7.5bp)"), note
+    assert shallow_note(compare(["full"], [deep], NOW)) == ""
+    line = compare_line(cmp, "BTC-PERP", NOW, {})
+    got = {v["venue"]: (v["bid_depth_reach_bps"], v["ask_depth_reach_bps"]) for v in line["venues"]}
+    assert got == {"full": (None, None), "hl": (7.5, 7.5)}
 
 
 def test_the_table_drops_whole_columns_on_a_narrow_terminal_never_cuts_them():

@@ -35,6 +35,10 @@ class VenueRow:
     vs_mid_bps: float | None = None  # this mid against the LIVE venues' median mid
     bid_depth: float | None = None  # quote notional within the band below the mid
     ask_depth: float | None = None
+    #: how far (bps) the book reaches below / above the mid when it ends inside the band (a
+    #: venue that sends 20 or 200 levels): the depth then sums what the book holds, no more
+    bid_reach_bps: float | None = None
+    ask_reach_bps: float | None = None
     latency: float | None = None  # median receive latency, s
     msgs: float | None = None  # messages a second
     tick: float | None = None
@@ -58,7 +62,8 @@ class Comparison:
 
 
 def depth_near_mid(book: OrderBook, inst: Instrument, band_bps: float) -> tuple[float, float] | None:
-    """Quote notional resting within ``band_bps`` of the book's mid: (bids, asks)."""
+    """Quote notional resting within ``band_bps`` of the book's mid: (bids, asks). A side
+    whose book ends inside the band sums what it holds (see ``book_reach``)."""
     mid = book.mid()
     if mid is None or mid <= 0:
         return None
@@ -69,6 +74,19 @@ def depth_near_mid(book: OrderBook, inst: Instrument, band_bps: float) -> tuple[
     bl, al = bids.levels, asks.levels
     b = sum(to_quote(p, bl[p]) for p in bk[bisect_left(bk, lo) :])
     a = sum(to_quote(p, al[p]) for p in ak[: bisect_right(ak, hi)])
+    return b, a
+
+
+def book_reach(book: OrderBook, band_bps: float) -> tuple[float | None, float | None]:
+    """How far (bps of the mid) the book reaches on each side, where it ends inside
+    ``band_bps``; None where it reaches the band's edge (or the side is empty)."""
+    mid = book.mid()
+    bk, ak = book.bids._keys, book.asks._keys
+    if mid is None or mid <= 0 or not bk or not ak:
+        return None, None
+    lo, hi = mid * (1 - band_bps / 1e4), mid * (1 + band_bps / 1e4)
+    b = (mid - bk[0]) / mid * 1e4 if bk[0] > lo else None
+    a = (ak[-1] - mid) / mid * 1e4 if ak[-1] < hi else None
     return b, a
 
 
@@ -101,6 +119,7 @@ def compare(
         depth = depth_near_mid(book, m.instrument, band_bps)
         if depth is not None:
             row.bid_depth, row.ask_depth = depth
+            row.bid_reach_bps, row.ask_reach_bps = book_reach(book, band_bps)
     live = [r for r in rows if r.live]
     out = Comparison(rows, band_bps, len(live))
     if not live:

@@ -86,6 +86,10 @@ def recording_field(recorder) -> dict:
     return {"bytes": recorder.file_bytes, "stopped": recorder.reason or None}
 
 
+def _r2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 def _r(x: float | None) -> float | None:
     """Round away binary float noise (97003.8 - 97003.6 = 0.19999999999708962)."""
     return None if x is None else round(x, 9)
@@ -117,6 +121,9 @@ def compare_line(cmp, symbol: str, now: float, errors: dict[str, str]) -> dict:
                 "spread_bps": _r(r.spread_bps),
                 "bid_depth_quote": round(r.bid_depth, 2) if r.bid_depth is not None else None,
                 "ask_depth_quote": round(r.ask_depth, 2) if r.ask_depth is not None else None,
+                # where the venue's book ends inside the band: the depth is what it holds
+                "bid_depth_reach_bps": _r2(r.bid_reach_bps),
+                "ask_depth_reach_bps": _r2(r.ask_reach_bps),
                 "vs_mid_bps": _r(r.vs_mid_bps),
                 "latency_ms_p50": ms(r.latency),
                 "msgs_per_s": round(r.msgs, 1) if r.msgs is not None else None,

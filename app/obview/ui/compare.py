@@ -160,10 +160,13 @@ def _cell(
         return Text(prices[1], c.style("ask_text", bold=r.best_ask), justify="left")
     if key == "spread":
         return Text(_bp(r.spread_bps), c.style("spread"))
-    if key == "bid_depth":
-        return Text(compact(r.bid_depth) if r.bid_depth is not None else "—", c.style("bid"))
-    if key == "ask_depth":
-        return Text(compact(r.ask_depth) if r.ask_depth is not None else "—", c.style("ask"))
+    if key in ("bid_depth", "ask_depth"):
+        bid = key == "bid_depth"
+        depth, reach = (r.bid_depth, r.bid_reach_bps) if bid else (r.ask_depth, r.ask_reach_bps)
+        t = Text(compact(depth) if depth is not None else "—", c.style("bid" if bid else "ask"))
+        # the venue's book ends inside the band: a sum of what it holds, said under the table
+        t.append("*" if reach is not None else " ", c.style("stale", bold=True))
+        return t
     if key == "vs_mid":
         return Text(_bp(r.vs_mid_bps, sign=True), c.style("axis"))
     if key == "latency":
@@ -171,6 +174,22 @@ def _cell(
     if key == "msgs":
         return Text(f"{r.msgs:.0f}" if r.msgs is not None else "—", c.style("axis"))
     raise KeyError(key)
+
+
+def shallow_note(cmp: Comparison) -> str:
+    """What a ``*`` by a depth means, naming the venues whose books end inside the band and
+    how far they reach (or "" when every book reaches it)."""
+    reach = []
+    for r in cmp.rows:
+        sides = [x for x in (r.bid_reach_bps, r.ask_reach_bps) if x is not None]
+        if r.live and sides:
+            reach.append(f"{safe(r.venue, 20)} ±{min(sides):.1f}bp")
+    if not reach:
+        return ""
+    return (
+        f"* the book the venue sends ends inside ±{cmp.band_bps:g}bp ({', '.join(reach)}):"
+        " the sum is of what it holds"
+    )
 
 
 def summary_line(cmp: Comparison, c: PanelColors, symbol: str) -> Text:
@@ -264,6 +283,10 @@ class CompareScreen(_Modal):
             " vs mid: against the LIVE venues' median mid · 1-9 or a click switch to a venue · esc close",
             c.style("muted"),
         )
+        short = shallow_note(cmp)
+        if short:
+            hint.append("\n")
+            hint.append(short, c.style("stale"))
         table = comparison_table(cmp, c, width, self.errors)
         head = summary_line(cmp, c, self.symbol)
         need = max(
