@@ -228,6 +228,7 @@ def test_round_trip_summary(tmp_path):
         "state": "LIVE",
         "reason": "",
         "disconnects": 0,
+        "sessions": 1,
         "stale": 0,
         "cut_short_at_line": None,
         "best_bid": 68680.0,
@@ -240,6 +241,15 @@ def test_round_trip_summary(tmp_path):
     assert eth["symbol"] == "ETH" and eth["bids"] == [[3000.1, 2.0]] and eth["trades"] == 1
     # a venue-native name given as the symbol is accepted too
     assert replay_summary(p, "hyperliquid", symbol="ETH")["best_ask"] == 3000.2
+
+
+def test_a_file_recorded_into_twice_says_so(tmp_path):
+    # --record appends: two runs in one file read as one session with nothing to tell them
+    p = tmp_path / "s.jsonl"
+    write_hl_session(p).close()
+    write_hl_session(p).close()
+    s = replay_summary(p, "hyperliquid", symbol="BTC-PERP")
+    assert s["sessions"] == 2 and s["state"] == "LIVE"
 
 
 def test_replay_counts_garbage_and_gz_input(tmp_path):

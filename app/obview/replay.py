@@ -148,6 +148,7 @@ class Replay:
         self.skipped_connections = 0
         self.disconnects = 0  # book connections that ended (``close`` lines), after data or not
         self.stale = 0  # times the book connection went silent (``stale`` lines)
+        self.sessions = 0  # runs of obview recorded into the file (``--record`` appends)
         snap = self.adapter.snapshot_request()
         self._snapshot_url = snap.url if snap is not None else None
 
@@ -236,6 +237,8 @@ class Replay:
                 if name is None and follow_all:
                     name = self.book_spec.name
                 c = rec.get("c")
+                if c in streams or not self.sessions:
+                    self.sessions += 1
                 if c in streams:
                     streams = {}  # a new session of the file
                     undecided = set()
@@ -350,6 +353,7 @@ class Replay:
             "state": m.state.status.value,
             "reason": m.state.reason,
             "disconnects": self.disconnects,
+            "sessions": self.sessions,
             "stale": self.stale,
             # the number of a last line cut short (skipped), or None: the file ends whole
             "cut_short_at_line": self.torn[0] if self.torn else None,
