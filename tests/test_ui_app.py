@@ -97,6 +97,9 @@ async def test_keys_switch_venue_grouping_units_theme_colormap():
         await pilot.press("t")
         await settle(pilot)
         assert app.theme != theme and app.theme.startswith("obview-")
+        # nothing else on screen names the theme: a notice does
+        said = [n.message for n in app._notifications]
+        assert f"theme: {app.theme.removeprefix('obview-')}" in said, said
         cmap = app.colormap_name
         await pilot.press("c")
         await settle(pilot)

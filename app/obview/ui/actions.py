@@ -148,6 +148,8 @@ class KeyActions:
         names = [t.name for t in self.themes]
         i = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(i + 1) % len(names)]
+        # nothing else on screen names it (the colormap is in the heatmap's title)
+        self.notify(f"theme: {self.theme.removeprefix('obview-')}", timeout=2, markup=False)
 
     def action_next_colormap(self) -> None:
         names = list(self.colormaps)
