@@ -428,6 +428,24 @@ def test_out_of_order_rows_are_a_gap():
     assert not market.live and "unknown level id 8" in market.state.reason
 
 
+def test_a_bad_row_after_good_ones_fails_the_whole_frame():
+    # the sync writes each row as it checks it: the rows before the bad one must not survive
+    _, market, pipe = synced()
+    f = frame("update", (3, "Buy", None, 31), (1, "Sell", None, 11), (4, "Buy", None, 0))
+    acts = pipe.on_frame("realtime", f, 1.1)
+    assert [type(a) for a in acts] == [NeedResync]
+    assert "update of level id 4 to size 0" in market.state.reason
+    assert market.book.empty and not pipe.sync.ids and not pipe.sync.at
+    f = frame("insert", (5, "Buy", 99.0, 1), (6, "Sell", 102.0, 1), (5, "Sell", 103.0, 1))
+    pipe.on_frame("realtime", BOOK, 1.2)
+    pipe.on_frame("realtime", f, 1.3)
+    assert "insert of level id 5 already in the book" in market.state.reason
+    assert market.book.empty and not pipe.sync.ids and market.stats.gaps == 2
+    pipe.on_frame("realtime", BOOK, 1.4)
+    assert market.live and market.book.best_bid() == (100.0, 30.0)
+    assert dict(market.book.asks) == {100.5: 20.0, 101.0: 10.0} and len(pipe.sync.ids) == 4
+
+
 def test_duplicate_frames():
     # a repeated update is harmless (absolute size); a repeated insert or delete is a gap
     _, market, pipe = synced()

@@ -18,6 +18,11 @@ of 2021 is such): the price then comes from the map. Today's rows carry ``price`
 ``timestamp``) on every row and ids no longer encode the price, so prices are never computed
 from ids. Rows before the symbol's ``partial`` are dropped: the partial already holds them.
 
+Fast path: ``parse_fast`` reads the book's ``insert`` / ``update`` / ``delete`` frames and trade
+frames with a typed decoder (numbers checked in C, rows of either protocol: with or without
+``price`` and ``timestamp``); the partial, acks, errors, other tables and anything the decoder
+does not describe go to ``parse``, which gives the same events for what both read.
+
 Heartbeat: the client sends the text ``ping`` and the venue answers ``pong``; the venue sends
 no pings of its own.
 
@@ -28,8 +33,11 @@ perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMulti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from functools import cache
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import quote
+
+import msgspec
 
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
@@ -38,9 +46,12 @@ from obview.venues.base import (
     BookFrameError,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
+    Price,
     ResyncMode,
+    Size,
     StreamSpec,
     VenueAdapter,
     VenueError,
@@ -124,6 +135,73 @@ def _level_id(row: dict) -> int:
     return id_  # type: ignore[return-value]
 
 
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+# Numbers are JSON numbers at BitMEX and ``parse`` refuses numeric strings, so the decoders are
+# strict (a string where a number belongs goes to ``parse``). ``Price`` / ``Size`` also refuse
+# numbers of MAX_NUMBER and above, which ``parse`` takes on a book row: such a frame is
+# ``parse``'s too. A null price or timestamp is "not sent", as ``row.get()`` reads it.
+#
+# Every field is declared and an unknown one sends the frame to ``parse``: the decoder skips an
+# unknown field's value without reading it as orjson does, so a frame orjson refuses (a number
+# beyond a double, bad UTF-8 in a field nobody reads) would pass the fast path, where ``parse``
+# calls it unreadable (for our book: a resync). A field BitMEX adds later makes its frames slow
+# until it is declared here, never different.
+
+#: an integer within int64 (the decoder's bounds stop there): orjson reads integers up to
+#: 2**64 - 1 as integers and longer ones as floats, which ``parse`` refuses as level ids
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: a number of a field no one reads: any JSON number orjson reads
+_Number = _Int64 | float | None
+
+
+class _BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    symbol: str
+    id: _Int64
+    side: Literal["Buy", "Sell"]
+    price: Price | None = None  # on update / delete rows since 2023 only
+    size: Size | None = None  # not on delete rows (``parse`` ignores it there)
+    timestamp: str | None = None  # since 2022
+
+
+class _TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    symbol: str
+    side: Literal["Buy", "Sell"]
+    price: Price
+    size: Size
+    timestamp: str
+    trdMatchID: str = ""
+    # not read
+    tickDirection: str | None = None
+    grossValue: _Number = None
+    homeNotional: _Number = None
+    foreignNotional: _Number = None
+    trdType: str | None = None
+
+
+@cache
+def _fast_decoder(book_table: str):  # type: ignore[no-untyped-def]
+    """(book frame class, decode) for row frames of ``book_table`` and ``trade``, told apart by
+    ``table`` (a frame naming it twice is refused, so orjson's last-wins reading never
+    disagrees with it). Partials carry more fields (``keys``, ``filter`` ...): ``parse``'s."""
+    book = msgspec.defstruct(
+        "_BookFrame",
+        [("action", str), ("data", list[_BookRow])],
+        tag_field="table",
+        tag=book_table,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    trades = msgspec.defstruct(
+        "_TradeFrame",
+        [("action", str), ("data", list[_TradeRow])],
+        tag_field="table",
+        tag=TRADE_TABLE,
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return book, msgspec.json.Decoder(book | trades).decode
+
+
 class BitmexAdapter(VenueAdapter):
     """BitMEX perpetuals: XBTUSD (inverse, USD contracts) and USDT-margined linear ones."""
 
@@ -146,6 +224,19 @@ class BitmexAdapter(VenueAdapter):
     book_table: ClassVar[str] = BOOK_TABLE
     #: the venue asks for a ``ping`` after 5 s without a message; a fixed cadence does the same
     ping_interval: ClassVar[float] = 5.0
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        endpoint: str | None = None,
+        rest_endpoint: str | None = None,
+        instrument: str | None = None,
+    ) -> None:
+        super().__init__(
+            symbol, endpoint=endpoint, rest_endpoint=rest_endpoint, instrument=instrument
+        )
+        self._book_frame, self._decode = _fast_decoder(self.book_table)
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -179,6 +270,71 @@ class BitmexAdapter(VenueAdapter):
         ]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # insert / update / delete rows of the book and trade inserts; partials, acks, errors,
+        # pongs, other tables and whatever the decoder does not describe go to parse()
+        try:
+            msg = self._decode(frame)
+        except FastMiss:
+            return None
+        native = self.native
+        if msg.__class__ is self._book_frame:
+            code = _ACTIONS.get(msg.action)
+            if code is None:
+                return None  # the partial, or an action parse() refuses
+            rows: list[Row] = []
+            last = None
+            for r in msg.data:
+                if r.symbol != native:
+                    continue  # another instrument's row: parse() does not read it either
+                price = r.price
+                if code == DELETE:
+                    size = 0.0
+                else:
+                    size = r.size
+                    if size is None or (price is None and code == INSERT):
+                        return None  # parse() refuses the frame
+                rows.append((code, r.id, r.side == "Buy", price, size))
+                last = r
+            if last is None:
+                return []
+            ts = last.timestamp
+            ts_exchange = None
+            if ts is not None:
+                try:
+                    ts_exchange = _iso(ts)
+                except FrameError:
+                    return None
+            return [
+                BitmexBookDelta(
+                    self.name, self.symbol, [], [], None, None, None, ts_exchange, ts_local,
+                    None, rows,
+                )
+            ]  # fmt: skip
+        if msg.action != "insert":
+            return []  # the partial repeats past trades: not live flow
+        out: list[Event] = []
+        for t in msg.data:
+            if t.symbol != native:
+                continue
+            try:
+                ts = _iso(t.timestamp)
+            except FrameError:
+                return None
+            out.append(
+                Trade(
+                    self.name,
+                    self.symbol,
+                    t.price,
+                    t.size,
+                    Side.BUY if t.side == "Buy" else Side.SELL,
+                    t.trdMatchID[:64],
+                    ts,
+                    ts_local,
+                )
+            )
+        return out
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         if frame == "pong" or frame == b"pong":
             return []

@@ -7,6 +7,7 @@ shows on a feed without sequence numbers or checksums.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -90,40 +91,66 @@ class BitmexSync(BookSync):
     def on_delta(self, delta: BookDelta) -> SyncResult:
         if not self.synced:
             return IGNORED  # before the partial: already part of it
-        return super().on_delta(delta)
-
-    def check_delta(self, delta: BookDelta) -> SyncResult:
-        if not isinstance(delta, BitmexBookDelta):
-            return APPLIED
+        if delta.__class__ is not BitmexBookDelta:
+            return super().on_delta(delta)
+        # Each row is checked against the id map and written to the book at once (one pass, no
+        # level list built and applied after). A row that does not fit fails the sync, and the
+        # pipeline then clears the book, rows written before it included. ``delta.bids`` /
+        # ``asks`` still receive the levels the rows resolve to.
         ids, at = self.ids, self.at
+        book = self.book
+        bid_side, ask_side = book.bids, book.asks
         bids, asks = delta.bids, delta.asks
         for action, id_, is_bid, price, size in delta.rows:
-            out = bids if is_bid else asks
+            if is_bid:
+                side, out = bid_side, bids
+            else:
+                side, out = ask_side, asks
+            levels = side.levels
             if action == INSERT:
                 key = (is_bid, price)
                 if id_ in ids:
-                    return _gap(f"insert of level id {id_} already in the book")
+                    return self._fail(_gap(f"insert of level id {id_} already in the book"))
                 if key in at:
-                    return _gap(f"insert of a second level id at {price:g}")
+                    return self._fail(_gap(f"insert of a second level id at {price:g}"))
                 if not size > 0:
-                    return _gap(f"insert of level id {id_} with size 0")
+                    return self._fail(_gap(f"insert of level id {id_} with size 0"))
                 if len(ids) >= self.max_levels:
-                    return _gap(f"book exceeds {self.max_levels} levels")
+                    return self._fail(_gap(f"book exceeds {self.max_levels} levels"))
                 ids[id_] = key  # type: ignore[assignment]
                 at[key] = id_  # type: ignore[index]
                 out.append((price, size))  # type: ignore[arg-type]
+                if price not in levels:
+                    insort(side._keys, price)
+                levels[price] = size  # type: ignore[index]
                 continue
             known = ids.get(id_)
             if known is None:
-                return _gap(f"{_ACTION_NAMES[action]} of unknown level id {id_}")
+                return self._fail(_gap(f"{_ACTION_NAMES[action]} of unknown level id {id_}"))
             if known[0] != is_bid or (price is not None and price != known[1]):
-                return _gap(f"level id {id_} changed side or price")
+                return self._fail(_gap(f"level id {id_} changed side or price"))
+            price = known[1]
             if action == UPDATE:
                 if not size > 0:
-                    return _gap(f"update of level id {id_} to size 0")
-                out.append((known[1], size))
+                    return self._fail(_gap(f"update of level id {id_} to size 0"))
+                out.append((price, size))
+                if price not in levels:
+                    insort(side._keys, price)
+                levels[price] = size
             else:
                 del ids[id_]
                 del at[known]
-                out.append((known[1], 0.0))
-        return APPLIED
+                out.append((price, 0.0))
+                if price in levels:
+                    del levels[price]
+                    keys = side._keys
+                    del keys[bisect_left(keys, price)]
+        if self._plain_post and self.depth is None:
+            # BookSync.on_delta's common case: neither side crossed nor empty
+            bk, ak = bid_side._keys, ask_side._keys
+            if bk and ak:
+                if bk[-1] < ak[0]:
+                    return APPLIED
+            elif bk or ak:
+                return APPLIED
+        return self._post_apply(None)
