@@ -161,12 +161,15 @@ def test_recording_with_a_corrupted_delta_is_a_gap():
     assert market.stats.gaps == 1 and market.state.status is FeedStatus.SYNCING
     assert "update of unknown level id" in market.state.reason and market.book.empty
     # a malformed row in our book frame: the frame is refused and the book is no longer trusted
-    msg = json.loads(lines[i]["raw"])
-    msg["data"][0]["size"] = "lots"
-    bad = [*lines[:i], {**lines[i], "raw": json.dumps(msg)}, *lines[i + 1 :]]
-    pipe, market, _ = replay(bad, "XBTUSD")
-    assert pipe.parse_errors == 1 and market.stats.gaps == 1
-    assert "unreadable book frame" in market.state.reason
+    # a size beyond any real one (1e300 went into the book) or a side that is not a word (a
+    # TypeError, counted as a bad frame but the book kept as LIVE with the row lost) too
+    for field, value in (("size", "lots"), ("size", 1e300), ("side", ["Buy"]), ("price", 1e16)):
+        msg = json.loads(lines[i]["raw"])
+        msg["data"][0][field] = value
+        bad = [*lines[:i], {**lines[i], "raw": json.dumps(msg)}, *lines[i + 1 :]]
+        pipe, market, _ = replay(bad, "XBTUSD")
+        assert pipe.parse_errors == 1 and market.stats.gaps == 1, (field, value)
+        assert "unreadable book frame" in market.state.reason, (field, value)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
+    MAX_NUMBER,
     BookFrameError,
     BookSync,
     Event,
@@ -89,15 +90,17 @@ _CURRENCIES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
 # -- field readers: numbers from the network must be finite, prices > 0, sizes >= 0 ---------------
 def _price(v: object) -> float:
     p = number(v, "price", strings=False)
-    if p <= 0:
-        raise FrameError(f"price {p:g} is not positive")
+    if not 0 < p < MAX_NUMBER:
+        raise FrameError(f"price {p:g} out of range")
     return p
 
 
 def _size(v: object) -> float:
+    # a book row's numbers are checked here: the pipeline's check sees a BitMEX delta's levels
+    # only once the sync has made them, after the book took them (1e300 went in)
     s = number(v, "size", strings=False)
-    if s < 0:
-        raise FrameError(f"size {s:g} is negative")
+    if not 0 <= s < MAX_NUMBER:
+        raise FrameError(f"size {s:g} out of range")
     return s
 
 
@@ -122,7 +125,9 @@ def _iso(v: object) -> float:
 
 
 def _side(row: dict) -> bool:
-    is_bid = _SIDES.get(row.get("side"))  # type: ignore[arg-type]
+    side = row.get("side")
+    # a list or an object there (unhashable) was a TypeError: a plain bad frame, no resync
+    is_bid = _SIDES.get(side) if isinstance(side, str) else None
     if is_bid is None:
         raise FrameError(f"unknown side {str(row.get('side'))[:20]!r}")
     return is_bid
