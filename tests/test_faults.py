@@ -82,6 +82,27 @@ async def test_a_stopped_venue_is_stale_counting_then_reconnecting_without_a_clo
         assert len(reasons) >= 3, reasons  # the count moved while STALE
 
 
+async def test_a_suspended_process_is_not_a_silent_venue():
+    """ctrl+z then fg (or a stalled loop): the built-in simulator stopped with the app, yet on
+    fg every feed read STALE and reconnected. Time the process did not run is nobody's silence;
+    a venue that is really gone still goes STALE after it."""
+    async with rig() as r:
+        states = []
+        r.market.state_log.clear()
+        time.sleep(3 * STALE_LIMIT + 1.0)  # the whole process stops: server, feed and watchdog
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:
+            states.append(r.state.status)
+            await asyncio.sleep(0.02)
+        assert set(states) == {FeedStatus.LIVE}, list(r.market.state_log)[:3]
+        assert len(r.server.attempts) == 1, r.server.attempts  # no reconnect
+        assert not [s for s in r.market.state_log if s.status is not FeedStatus.LIVE]
+        # and one that stopped for good while we were suspended is still found out
+        r.server.freeze()
+        time.sleep(3 * STALE_LIMIT + 1.0)
+        await r.until(lambda: r.state.status is FeedStatus.STALE)
+
+
 async def test_flapping_server_gets_backoff_not_a_reconnect_storm():
     async with rig() as r:
         t0 = time.monotonic()

@@ -24,6 +24,8 @@ PROBE_TIMEOUT = 2.0
 BUSY_STALE = 5.0
 #: how long a stale close waits for the peer's answer before cutting the connection (s)
 CLOSE_WAIT = 0.3
+#: a check this much later than due (s): this process did not run meanwhile
+SUSPENDED = 2.0
 
 
 async def watch(session: FeedSession, st: _Stream) -> None:
@@ -82,6 +84,9 @@ class _Watch:
         while True:
             await asyncio.sleep(self.check)
             now = time.monotonic()
+            late = now - self.checked_at - self.check
+            if late > SUSPENDED:
+                self._suspended(now - late, now)
             ws = st.ws
             if ws is not None and _unsent(ws) > session.opts.max_send_buffer:
                 st.close_reason = f"venue not reading (over {session.opts.max_send_buffer / 2**20:g} MiB unsent)"
@@ -104,6 +109,24 @@ class _Watch:
                     await _close(ws, "stale")
                 return
             self._show(silent, why)
+
+    def _suspended(self, start: float, end: float) -> None:
+        """This process did not run from ``start`` to ``end`` (ctrl+z, a laptop asleep, a
+        stalled loop): nobody's silence. Every feed read STALE and reconnected on ``fg``, the
+        built-in simulator's too, which had stopped with it; a connection that died meanwhile
+        still goes STALE, from its probe or its silence after the gap."""
+        gap = end - start
+        self.heard_at += gap
+        # a frame read before the stop is placed at the stop's end, not by its wall age
+        self.checked_at = end
+        self.unsynced_since += gap
+        if self.answered_at:
+            self.answered_at += gap
+        if self.probed_at:
+            self.probed_at += gap
+        if self.activity is not None:
+            self.activity.paused(start)
+            self.activity.watching(end)
 
     def _unsee(self) -> None:
         """The heatmap columns since the book (or, for a quiet one, its connection) was last
