@@ -81,9 +81,11 @@ class HeatmapFrame:
         parts.append((5, [(f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)]))
         ents = self._entries
         if ents:
-            # how far back the left edge is: the time the drawn columns cover
-            span = ents[-1].col.t - ents[0].col.t + secs
-            if span < secs:  # the clock was stepped back under the drawn columns
+            # how far back the left edge is: the time the drawn columns cover (the oldest one
+            # from its first sample: a minute's column filled for 20 s is 20 s of history)
+            since = self.zoom.since
+            span = ents[-1].col.t - since if since is not None else 0.0
+            if span <= 0:  # the clock was stepped back under the drawn columns
                 span = len(ents) * secs
             parts.append((6, [(f" ({format_span(span)})", bar)]))
         if not lay.aligned and self.group is not None:
