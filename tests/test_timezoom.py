@@ -207,3 +207,55 @@ def test_the_zoomed_view_follows_columns_made_gaps_after_the_fact():
         other.step(1)
     assert after == [c.live for c in other.view(m.heatmap, 200)]
     assert not after[-1]
+
+
+def test_a_column_s_age_counts_the_periods_before_the_newest_even_across_missing_time():
+    z = TimeZoom()
+    cols = [col(100.0 + i * 0.25) for i in range(12)]
+    assert z.ages(z.view(source(cols), 5), 0.25) == range(4, -1, -1)  # 1x: a sample a column
+    while z.k < 240:
+        z.step(1)
+    # the hour of 10 s periods: 20 minutes, an hour of sleep (the samples' ring refilled with
+    # 3 minutes of gaps, the periods before them gone), 5 minutes
+    coarse = [col(t * 10.0 + 9.75) for t in range(0, 120)] + [col(t * 10.0 + 9.75) for t in range(480, 510)]
+    view = z.view(source([], coarse, [col(5100.0)]), 100)
+    ages = z.ages(view, 0.25)
+    assert len(ages) == len(view) == 20 + 6
+    assert list(ages)[-6:] == [5, 4, 3, 2, 1, 0]  # [4800, 4860) ... [5100, 5160)
+    assert list(ages)[:20] == list(range(85, 65, -1))  # the first 20 minutes: 85 to 66 ago
+    # no time missing: the count, as a range (the time axis keeps its line by its length)
+    view = z.view(source([], coarse[-30:], [col(5100.0)]), 100)
+    assert z.ages(view, 0.25) == range(len(view) - 1, -1, -1)
+    # a clock stepped back: times that do not order the columns, so the count again
+    back = [col(5000.0 + i * 60) for i in range(5)] + [col(1000.0 + i * 60) for i in range(5)]
+    assert z.ages(back, 0.25) == range(9, -1, -1)
+
+
+def test_the_history_drawn_begins_at_its_first_sample_not_at_its_first_period():
+    """A minute a column over 30 s of samples: the title said "(1m)", a whole column's time,
+    for half a minute of history."""
+    from obview.market import Market
+    from obview.model import Instrument
+
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001), sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(50)], [(100.1 + i * 0.1, 2.0) for i in range(50)])
+    m.set_state(FeedStatus.LIVE)
+    t0 = 6000.0 + 15.0  # a quarter into a minute
+    for i in range(121):
+        m.tick(t0 + i * 0.25)
+    hs = m.heatmap
+    assert hs.began == t0
+    z = TimeZoom()
+    cols = z.view(hs, 200)
+    assert len(cols) == 121 and z.since == t0 - 0.25  # 1x: the first sample's tick
+    while z.k < 240:
+        z.step(1)
+    cols = z.view(hs, 50)  # 10 s periods: [6010, 6020), [6020, 6030) ... in one minute
+    assert len(cols) == 1
+    assert cols[-1].t - z.since == pytest.approx(30.25)  # from the first sample, not from 6000
+    while z.k > 10:
+        z.step(-1)
+    cols = z.view(hs, 50)  # 2.5 s from the samples: the first period [6015, 6017.5)
+    assert cols[-1].t - z.since == pytest.approx(30.25)
+    cols = z.view(hs, 5)  # narrower: the last 5 periods, from the first one's start
+    assert cols[-1].t - z.since == pytest.approx(5 * 2.5 - 2.25)

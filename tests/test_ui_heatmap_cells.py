@@ -37,7 +37,7 @@ async def _draw(m: Market, size=(40, 16), step: float | None = None, glyphs: lis
         # the last plot column of every row: (upper half's colour, lower half's colour)
         x = hm.size.width - AXIS_WIDTH - 1
         out = []
-        for strip in hm._strips[1:]:
+        for strip in hm._strips[1:-1]:  # the plot rows: below the title, above the time axis
             cells = [(ch, seg.style) for seg in strip for ch in seg.text]
             st = cells[x][1]
             out.append((st.color.triplet.hex, st.bgcolor.triplet.hex))

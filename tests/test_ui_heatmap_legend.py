@@ -64,3 +64,23 @@ async def test_time_before_the_history_is_drawn_as_no_data_not_as_an_empty_book(
         assert pad > 20
         for line in hm.line_texts()[1:]:
             assert line[:pad] == "╱" * pad
+
+
+async def test_the_span_is_the_history_drawn_not_whole_columns_of_time():
+    """30 s of samples at a minute a column: the title said "(1m00s)", the newest column's
+    whole minute, for half a minute of history."""
+    m, now = build_market(seed=5, seconds=30)
+    assert m.heatmap.began % 60 == 0  # the samples begin on a minute: one column holds them
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        spans = {}
+        for _ in range(7):
+            await pilot.press("z")
+            await settle(pilot)
+            title = app.w_heatmap.line_texts()[0]
+            span = re.search(r" (\S+)s/col \(([^)]*)\)", title)
+            assert span, title
+            spans[span.group(1)] = span.group(2)
+        # 30 s drawn at every zoom (the samples' ticks: 0 to 29.95 s, from 0.25 s before)
+        assert spans == {s: "30s" for s in ("0.5", "1", "2.5", "5", "10", "30", "60")}, spans

@@ -146,6 +146,7 @@ class HeatmapSampler:
         self.pending: list[HeatmapColumn] = []
         self.step: float | None = None
         self.next_at = 0.0
+        self.began: float | None = None  # the first sample's time: no history before it
         self._buys: dict[int, float] = {}
         self._sells: dict[int, float] = {}
 
@@ -312,6 +313,8 @@ class HeatmapSampler:
         return n
 
     def _add(self, col: HeatmapColumn, now: float) -> None:
+        if self.began is None:
+            self.began = col.t
         self.columns.append(col)
         pending = self.pending
         if pending and self.period_of(pending[-1].t) != self.period_of(now):

@@ -375,6 +375,7 @@ class ObviewApp(Switching, KeyActions, App):
                 tape.update_from(m, self.quote_units, now)
             if hm.display:
                 hm.high_pct = self.high_pct
+                hm.paused = self.paused
                 hm.low_pct = self.low_pct
                 layout = heat_layout(step, sampler) if sampler is not None else None
                 if layout is not None and not layout.aligned:

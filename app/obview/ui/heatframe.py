@@ -1,5 +1,6 @@
-"""The heatmap's frame: its title line (scale, time span, colormap) and its price axis, with
-the last-price marker that moves alone. A mixin of ``Heatmap``, whose state it reads."""
+"""The heatmap's frame: its title line (scale, time span, colormap), its price axis, with the
+last-price marker that moves alone, and its time axis. A mixin of ``Heatmap``, whose state it
+reads."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from textual.geometry import Region
 from textual.strip import Strip
 
 from obview.market import Market
+from obview.sampler import HeatmapColumn
 from obview.ui.lines import release_strips
 from obview.ui.numbers import compact, decimals_for, format_price, format_span
+from obview.ui.timeaxis import BASE, BREAK, NOW, PAD, PAUSED, TICK, axis_text, time_ticks
 from obview.ui.viewmodel import HeatLayout, bucket_index
 
 AXIS_WIDTH = 11
@@ -18,7 +21,7 @@ LABEL_EVERY = 5  # axis label on buckets whose index is a multiple of this
 
 
 class HeatmapFrame:
-    """Title line and price axis of ``Heatmap``."""
+    """Title line, price axis and time axis of ``Heatmap``."""
 
     def _marker_row(self, market: Market, lay: HeatLayout, origin: int) -> int | None:
         """The plot row of the last price, or None when it is off the window."""
@@ -62,6 +65,53 @@ class HeatmapFrame:
         if regions:
             self.refresh(*regions)
 
+    def _time_line(self, market: Market, cols: list[HeatmapColumn], plot_w: int, w: int) -> None:
+        """The time axis line under the plot (``_time_strip``): its ticks, the corner where it
+        meets the price axis, and the seconds a column under the price labels. Made again only
+        when what places the ticks changed (a new column moves nothing once the plot is full:
+        the ticks are ages, and the columns of those ages stay where they are)."""
+        cadence = market.heatmap.cadence
+        secs = self.zoom.seconds_per_column(cadence)
+        ages = self.zoom.ages(cols, cadence)
+        shape = len(ages) if isinstance(ages, range) else tuple(ages)
+        key = (w, plot_w, secs, shape, self.paused)
+        if key == self._time_key and self._time_strip is not None:
+            return
+        self._time_key = key
+        self.time_axes_built += 1
+        c = self.pal
+        bg = c.background
+        newest = PAUSED if self.paused else NOW
+        ticks = time_ticks(ages, secs, plot_w, newest)
+        text = axis_text(ages, plot_w, ticks)
+        styles = {
+            PAD: c.style("gap", bg),
+            BASE: c.style("muted", bg),
+            TICK: c.style("muted", bg),
+            BREAK: c.style("muted", bg),
+        }
+        label = c.style("axis", bg)
+        segs: list[Segment] = []
+        run: list[str] = []
+        run_style: Style | None = None
+        # the newest column's label: bold while paused (it is that moment, not now)
+        last = plot_w - len(newest) if ticks and ticks[0][1] == newest else plot_w
+        for x, ch in enumerate(text):
+            st = styles.get(ch) or (c.style("axis", bg, bold=self.paused) if x >= last else label)
+            if st is not run_style and run:
+                segs.append(Segment("".join(run), run_style))
+                run = []
+            run_style = st
+            run.append(ch)
+        if run:
+            segs.append(Segment("".join(run), run_style))
+        # the corner joins the price axis's line; under the prices, the axis's unit
+        segs.append(Segment("┘", c.style("axis", bg)))
+        unit = f"{secs:g}s/col"
+        if len(unit) <= AXIS_WIDTH - 2:
+            segs.append(Segment(unit.rjust(AXIS_WIDTH - 1), c.style("muted", bg)))
+        self._time_strip = Strip(segs).adjust_cell_length(w, c.style(bg=bg))
+
     def _legend(self, market: Market, lay: HeatLayout, w: int) -> Strip:
         """The title line: its parts by importance (the title, a grouping the heatmap cannot
         follow, the scale and its cut-offs, the row and column sizes, the span, the colormap,
@@ -81,9 +131,11 @@ class HeatmapFrame:
         parts.append((5, [(f"  {secs:g}s/col", c.style("axis", c.surface, bold=True) if zoomed else bar)]))
         ents = self._entries
         if ents:
-            # how far back the left edge is: the time the drawn columns cover
-            span = ents[-1].col.t - ents[0].col.t + secs
-            if span < secs:  # the clock was stepped back under the drawn columns
+            # how far back the left edge is: the time the drawn columns cover (the oldest one
+            # from its first sample: a minute's column filled for 20 s is 20 s of history)
+            since = self.zoom.since
+            span = ents[-1].col.t - since if since is not None else 0.0
+            if span <= 0:  # the clock was stepped back under the drawn columns
                 span = len(ents) * secs
             parts.append((6, [(f" ({format_span(span)})", bar)]))
         if not lay.aligned and self.group is not None:

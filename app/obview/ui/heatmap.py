@@ -12,10 +12,15 @@ Columns sampled while the feed was not LIVE are drawn as hatched gaps: the histo
 pretends to know a book it did not see. So are the rows of a live column beyond the window its
 sample looked at (a coarse grouping reaches past it): unknown there, not empty.
 
+The bottom line is the time axis (ui/timeaxis.py): round ages under the columns of that age,
+right-aligned to the newest column. It takes the price window's lowest row, so each plot row
+stays beside the ladder row of its bucket.
+
 Cost: each column's colour codes and cells are cached per (window, scale); a new column costs
 one column, and the rows are re-joined from cached cells. The colour scale (auto-contrast) is
 re-estimated at most twice a second and only replaces the current one when a cut-off moved by
-more than a few per cent, so the cache survives ordinary frames.
+more than a few per cent, so the cache survives ordinary frames. The time axis line is kept
+while what places its ticks (width, seconds a column, the columns' ages, pause, theme) holds.
 """
 
 from __future__ import annotations
@@ -99,9 +104,15 @@ class Heatmap(HeatmapFrame, LineWidget):
         self._lp_row: int | None = None
         self.columns_coded = 0  # how many columns had their cells (re)computed, for tests
         self.zoom = TimeZoom()
+        #: the screen is paused: the time axis's newest column is the paused moment, not now
+        self.paused = False
+        self._time_key: tuple | None = None
+        self._time_strip: Strip | None = None
+        self.time_axes_built = 0  # how many time axis lines were made, for tests
 
     def set_colors(self, colors) -> None:
         self._restyle()
+        self._time_key = None
         super().set_colors(colors)
 
     def set_colormap(self, cmap: Colormap) -> None:
@@ -163,13 +174,16 @@ class Heatmap(HeatmapFrame, LineWidget):
     ) -> bool:
         """Repaint when a column arrived or the view changed; returns True when repainted.
 
-        ``layout`` None: the sampler has no bucket yet (no live book seen)."""
+        ``origin`` is the bucket of the price window's lowest row (the ladder's bottom line),
+        where the time axis goes: the plot shows the window's rows above it. ``layout`` None:
+        the sampler has no bucket yet (no live book seen)."""
         if self.pal is None or self.colormap is None:
             return False
+        origin += 1
         w, h = self.size.width, self.size.height
         cols = market.heatmap.columns
         last = cols[-1] if cols else None
-        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct, self.zoom.k)
+        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct, self.zoom.k, self.paused)
         if view == self._last_key and self._scale_due(now) and layout is not None:
             # a periodic contrast check: repaint only if the scale really moved
             gen = self._gen
@@ -188,7 +202,7 @@ class Heatmap(HeatmapFrame, LineWidget):
             return False
         only_axis = self._axis_key is not None and self._axis_key[:2] == axis_key[:2]
         self._axis_key = axis_key
-        if only_axis and self._plot and len(self._strips) == len(self._plot) + 1:
+        if only_axis and self._plot and len(self._strips) == len(self._plot) + 2:
             # only the last price moved: its marker leaves one row of the axis for another;
             # the plot (most of the screen) is not written again
             self._move_marker(market, layout, origin, w)
@@ -345,7 +359,7 @@ class Heatmap(HeatmapFrame, LineWidget):
         c = self.pal
         bg = c.style(bg=c.background)
         plot_w = max(0, w - AXIS_WIDTH)
-        rows = max(0, h - 1)
+        rows = max(0, h - 2)  # below the title line, above the time axis
         if lay is None or plot_w <= 0 or rows <= 0:
             msg = " heatmap: waiting for the first live book…"
             self._strips = [
@@ -394,6 +408,7 @@ class Heatmap(HeatmapFrame, LineWidget):
                 segs.append(Segment("".join(run_text), run_style))
             plot.append(segs)
         self._plot = plot
+        self._time_line(market, cols, plot_w, w)
 
     def _assemble(
         self, market: Market, lay: HeatLayout | None, origin: int, w: int, h: int
@@ -407,6 +422,7 @@ class Heatmap(HeatmapFrame, LineWidget):
             Strip([*plot, self._axis(market, lay, origin, y, lp_row)], w)
             for y, plot in enumerate(self._plot)
         ]
+        strips.append(self._time_strip)
         release_strips(self._strips, strips)
         self._strips = strips
 

@@ -45,6 +45,9 @@ LEGEND: list[str] = [
     " beyond what the sample looked at (±1% of the mid; ±0.5% from 10 s a column).",
     "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
     '"LIVE 2.3s behind": the book is whole but its messages arrive that much later than usual.',
+    "Heatmap bottom line: the time axis. \"-30s┴\" = the column above the tick is 30 s before the"
+    " newest (the right edge, \"now\"; \"paused\" while paused: ages count from that moment);"
+    " ≈ = time missing between two columns. Under the prices: the seconds a column.",
     "Heatmap title: \"row 1 (½ 0.5)\" = a text row is a price bucket of 1, each half-cell 0.5;"
     " \"unaligned\" = the grouping is finer than the heatmap's bucket, so the heatmap keeps a"
     " price axis of its own beside the ladder.",
