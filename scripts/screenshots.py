@@ -56,7 +56,7 @@ def sim_market(
             market.on_book_changed(now)
             for t in up.trades:
                 market.add_trade(
-                    Trade(venue, symbol, t.price, t.size, t.side, str(t.trade_id), t.ts, now)
+                    Trade(venue, symbol, t.price, t.size, t.side, str(t.trade_id), t.ts, now, t.kind)
                 )
         market.tick(now)
     return market, now
