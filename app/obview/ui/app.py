@@ -92,12 +92,14 @@ class ObviewApp(Switching, KeyActions, App):
         Binding("question_mark", "help", "Help"),
         Binding("space", "pause", "Pause"),
         Binding("space", "resume", "Resume"),  # the footer says which one space does now
-        Binding("plus,equals_sign", "group(1)", "Group+"),
-        Binding("minus,underscore", "group(-1)", "Group-"),
-        Binding("u", "units", "Units"),
+        # the footer shows these in this order and a narrow one ends early: what switches the
+        # view (venue, compare, symbol) before what tunes it
         Binding("v", "pick_venue", "Venue"),
         Binding("x", "compare", "Compare"),
         Binding("s", "symbol", "Symbol"),
+        Binding("plus,equals_sign", "group(1)", "Group+"),
+        Binding("minus,underscore", "group(-1)", "Group-"),
+        Binding("u", "units", "Units"),
         Binding("left_square_bracket", "cycle_venue(-1)", "Prev venue", show=False),
         Binding("right_square_bracket", "cycle_venue(1)", "Next venue", show=False),
         Binding("t", "next_theme", "Theme"),
