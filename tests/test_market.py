@@ -195,6 +195,26 @@ def test_sampler_after_a_stall_resumes_the_cadence_without_a_burst():
     assert all(0.2 < b - a < 0.3 for a, b in zip(ts, ts[1:], strict=False)), ts
 
 
+def test_a_short_stall_of_the_app_keeps_the_book_not_a_feed_outage():
+    """A busy frame or a time zoom rebuilt under load held the loop past a sample or two: the
+    missed samples were hatched as "the feed was not LIVE then" while it was LIVE throughout."""
+    m = _market(sampler=HeatmapSampler(cadence=0.25, buckets=40))
+    m.set_state(FeedStatus.LIVE)
+    first = m.tick(1000.0)
+    assert first is not None and first.live
+    assert m.tick(1001.0) is not None  # 0.75 s late: three missed samples
+    cols = list(m.heatmap.columns)
+    assert [c.live for c in cols] == [True] * 5
+    held = cols[1:4]
+    assert all(c.sizes == first.sizes and c.start == first.start for c in held)
+    assert all(not c.buys and not c.sells for c in held)  # its trades stay in their own
+    assert [round(c.t - 1000.0, 2) for c in cols] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    # not LIVE on one side: the missed time is unknown, a gap
+    m.set_state(FeedStatus.STALE, "no data")
+    m.tick(1001.8)
+    assert [c.live for c in list(m.heatmap.columns)[5:]] == [False, False, False]
+
+
 def test_sampler_column_keeps_only_the_books_stretch_of_the_window():
     # a BTC-like book (500 levels a side at 0.1) in the default +-1% window of 4000 buckets:
     # the column holds the ~200 buckets the book covers, and in the venue's own units converted

@@ -292,3 +292,43 @@ def test_the_help_says_what_the_tags_mean():
     text = " ".join(screens.LEGEND)
     for word in ("LIQ", "ADL", "BLK", "liq 1.2"):
         assert word in text, word
+
+
+async def test_a_narrow_tape_keeps_a_liquidations_letter():
+    # at 60 columns the row fitted without room for the tag, and the tag was dropped whole
+    market, now = build_market(seed=3, seconds=10)
+    ms = int(now * 1000) - 50
+    market.add_trade(_trade(market.book.best_bid()[0], 12.345, Side.SELL, ms, LIQUIDATION, "L9"))
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    narrow = 0
+    for width in range(52, 72, 2):
+        app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now)
+        async with app.run_test(size=(width, 24)) as pilot:
+            async with asyncio.timeout(5):
+                await pilot.pause()
+                await pilot.pause(0.05)
+            tape = app.w_tape
+            if not tape.display:
+                continue
+            lines = tape.line_texts()
+            i = next(i for i, ln in enumerate(lines) if i >= 2 and "12.3" in ln)
+            row = lines[i]
+            assert all(len(ln) <= tape.size.width for ln in lines), width
+            # the tag never costs the prices (the ladder's neighbour shows them): the clock goes
+            assert "100104.5" in row, (width, row)
+            if row.rstrip().endswith((" L", " LIQ")):
+                continue
+            # no room even for the letter: the side mark is drawn on the tag's colour
+            (mark,) = [s for s in tape._strips[i] if s.text == "▼"]
+            assert mark.style.bgcolor.name == tape.pal["forced"], (width, row)
+            narrow += 1
+    assert narrow  # the narrowest widths took that path
+
+
+def test_the_ladders_spread_label_is_never_cut_mid_word():
+    from obview.ui.ladder import _fitting
+
+    label = "spread 2.2 0.23bp"
+    assert [_fitting(label, n) for n in (30, 17, 16, 10, 3, 2)] == [
+        label, label, "2.2 0.23bp", "2.2 0.23bp", "2.2", ""
+    ]

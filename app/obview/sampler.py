@@ -20,6 +20,9 @@ from obview.model import Instrument, Side
 
 #: the most of a silence before STALE that is redrawn as a gap (s)
 UNSEE_MOST = 30.0
+#: missed samples of a stall up to this long (s), the feed LIVE on both sides, keep the last
+#: book; a longer one (a suspended process, a laptop asleep) is a gap
+STALL_HELD = 2.0
 
 
 @dataclass(slots=True)
@@ -230,8 +233,21 @@ class HeatmapSampler:
             if self.next_at and self.columns:
                 missed = min(int((now - self.next_at) / self.cadence), self.columns.maxlen or 0)
                 t = now - missed * self.cadence
+                prev = self.columns[-1]
+                # a short stall of this process (a busy frame, a time zoom rebuilt under load)
+                # is not the feed's outage: a feed LIVE on both sides of it keeps the book it
+                # had (the frames of those moments were not applied yet); hatched, it read as
+                # "the feed was not LIVE then" while the status said LIVE throughout
+                held = live and prev.live and missed * self.cadence <= STALL_HELD
                 for _ in range(missed):
-                    self._add(HeatmapColumn(t=t, live=False), t)
+                    if held:
+                        col = HeatmapColumn(
+                            t, True, prev.start, prev.sizes, prev.best_bid, prev.best_ask,
+                            lo=prev.lo, hi=prev.hi,
+                        )  # fmt: skip
+                    else:
+                        col = HeatmapColumn(t=t, live=False)
+                    self._add(col, t)
                     t += self.cadence
             self.next_at = now + self.cadence
         mid = book.mid()

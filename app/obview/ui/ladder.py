@@ -313,7 +313,7 @@ class Ladder(LineWidget):
             label = ""
             if region == "in" and not spread_label_done:
                 spread_label_done = True
-                label = self._spread_label(book, step)
+                label = _fitting(self._spread_label(book, step), bar_w)
             if r.bid > 0 and r.ask > 0:
                 na = int(round(min(1.0, r.ask / vmax) * bar_w)) if vmax else 0
                 nb = int(round(min(1.0, r.bid / vmax) * bar_w)) if vmax else 0
@@ -426,3 +426,13 @@ class Ladder(LineWidget):
         else:
             segs.append(Segment(bar[1].center(bar_w)[:bar_w], c.style("spread", bg, bold=True)))
         return segs
+
+
+def _fitting(label: str, room: int) -> str:
+    """The spread label ("spread 2.2 0.23bp") in ``room`` cells: whole, without the word, the
+    price alone, else nothing; never cut mid-word ("sprea")."""
+    short = label.removeprefix("spread ")
+    for text in (label, short, short.split(" ")[0]):
+        if len(text) <= room:
+            return text
+    return ""

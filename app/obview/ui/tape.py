@@ -78,7 +78,14 @@ class Tape(LineWidget):
         dec = decimals_for(inst.tick)
         prices = align_on_point([format_price(r.first, dec) for r in rows])
         sizes = align_on_point([compact(r.quote if quote else r.base) for r in rows])
-        fit = tape_fit(max((len(p) for p in prices), default=0), max(map(len, sizes), default=0), width)
+        pw, sw = max((len(p) for p in prices), default=0), max(map(len, sizes), default=0)
+        fit = tape_fit(pw, sw, width)
+        if any(r.kind in TRADE_TAGS for r in rows):
+            # a liquidation or block trade on screen: room for its tag's letter, taken from the
+            # clock, not from the prices (then the side mark alone is drawn on the tag's colour)
+            tagged = tape_fit(pw, sw, width - 2)
+            if tagged[3]:
+                fit = tagged
         clock_w, side_w, size_w, show_price = fit
         for r, p, s in zip(rows, prices, sizes, strict=True):
             buy = r.side is Side.BUY
@@ -91,7 +98,8 @@ class Tape(LineWidget):
             used += 1 + len(tag) if tag else 0
             # the sweep's end gets what is left, whole or not at all
             swept = sweep_text(r.first, r.last, r.count, dec, width - used) if show_price else ""
-            tag_key = ("block" if r.kind == BLOCK else "forced", tag) if tag else None
+            # no room even for its letter: the side mark alone is drawn on the tag's colour
+            tag_key = ("block" if r.kind == BLOCK else "forced", tag) if r.kind in TRADE_TAGS else None
             key = (r.ts, buy, p, s, swept, tier, fit, dim, tag_key)
             # the row's parts are made only if its line is new (``_build``): most are kept
             lines.append((key, (r.ts, buy, p, s, swept, tier, width, fit, dim, tag_key)))
@@ -116,13 +124,18 @@ class Tape(LineWidget):
             fg_time = c.style("muted", bg)
         size_style = c.style("tier1", bg, bold=True) if tier == 1 else fg_main
         mark = "▲" if buy else "▼"
+        mark_style = fg_main
+        if tag is not None and not tag[1] and not dim:
+            mark_style = c.style(c.background, tag[0], bold=True)
         parts = [
             (clock_ms(ts)[12 - clock_w :], fg_time),
-            (f" {mark} " if side_w == 3 else f"{mark} ", fg_main),
+            (" " if side_w == 3 else "", fg_main),
+            (mark, mark_style),
+            (" ", fg_main),
             (price if show_price else "", fg_main),
             (" " + size.rjust(size_w) if size_w else "", size_style),
         ]
-        if tag is not None:
+        if tag is not None and tag[1]:
             color, word = tag
             parts.append((" ", c.style(bg=bg)))
             parts.append((word, c.style(c.background, "muted" if dim else color, bold=True)))
