@@ -77,7 +77,10 @@ async def test_a_stopped_venue_is_stale_counting_then_reconnecting_without_a_clo
             reasons.add(r.state.reason)
             await asyncio.sleep(0.05)
         reconnecting_at = time.monotonic() - t0
-        assert r.state.status is FeedStatus.RECONNECTING, r.state
+        # the state after STALE (the log's: the retry may already be under way when looked at)
+        log = list(r.market.state_log)
+        last_stale = max(i for i, s in enumerate(log) if s.status is FeedStatus.STALE)
+        assert log[last_stale + 1].status is FeedStatus.RECONNECTING, log[last_stale:]
         assert reconnecting_at <= STALE_LIMIT + 0.8, reconnecting_at  # not + the 2 s close wait
         assert len(reasons) >= 3, reasons  # the count moved while STALE
 
@@ -101,6 +104,18 @@ async def test_a_suspended_process_is_not_a_silent_venue():
         r.server.freeze()
         time.sleep(3 * STALE_LIMIT + 1.0)
         await r.until(lambda: r.state.status is FeedStatus.STALE)
+
+
+async def test_a_venue_that_died_while_the_process_was_stopped_is_not_live_a_stale_time_more():
+    """The stop is taken for ours only once the connection is heard from after it: a venue
+    that died meanwhile read LIVE for a whole stale time after the resume (10-20 s live)."""
+    async with rig(stale_after=6.0) as r:
+        await asyncio.sleep(0.5)
+        r.server.freeze()
+        time.sleep(7.0)  # stopped past the stale time: the venue froze meanwhile
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is not FeedStatus.LIVE, timeout=10.0)
+        assert time.monotonic() - t0 <= 2.0 + 1.0, time.monotonic() - t0  # the proof's 2 s
 
 
 async def test_flapping_server_gets_backoff_not_a_reconnect_storm():
@@ -391,3 +406,18 @@ async def test_a_busy_book_frozen_before_its_habit_is_known_is_stale_at_the_stal
         t0 = time.monotonic()
         await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=6)
         assert time.monotonic() - t0 <= 2.0 + 0.8
+
+
+async def test_a_loop_late_again_and_again_does_not_keep_a_dead_feed_live():
+    """Each late check re-based the silence: a loop late by over 2 s at every check kept a dead
+    feed LIVE until the socket's own keepalive gave up (78 s). A stop while the last one is not
+    yet shown to be ours counts as silence."""
+    async with rig(stale_after=6.0) as r:
+        await asyncio.sleep(0.5)
+        r.server.freeze()
+        t0 = time.monotonic()
+        while r.state.status is FeedStatus.LIVE and time.monotonic() - t0 < 20:
+            time.sleep(2.6)  # the loop stalls past every check
+            await asyncio.sleep(0.2)
+        assert r.state.status is not FeedStatus.LIVE
+        assert time.monotonic() - t0 <= 6.0 + 2 * 2.8, time.monotonic() - t0

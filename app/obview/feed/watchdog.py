@@ -26,6 +26,9 @@ BUSY_STALE = 5.0
 CLOSE_WAIT = 0.3
 #: a check this much later than due (s): this process did not run meanwhile
 SUSPENDED = 2.0
+#: after such a stop, how long the connection has to be heard from (a frame, or the answer to
+#: the ping sent at once) before the stop counts as ours and not the venue's silence too (s)
+RESUME_PROOF = PROBE_TIMEOUT
 
 
 async def watch(session: FeedSession, st: _Stream) -> None:
@@ -72,6 +75,8 @@ class _Watch:
         # the probe runs beside the loop: waiting on its pong held up every other check (a
         # venue that never reads, the snapshot timeout)
         self.probe: asyncio.Task | None = None
+        #: a stop of this process not yet shown to be ours: (its end, its length, wall time)
+        self.resumed: tuple[float, float, float] | None = None
 
     def end(self) -> None:
         if self.probe is not None:
@@ -96,6 +101,8 @@ class _Watch:
                 self._snapshot_timeout(now)
             self._heard(now)
             self.checked_at = now
+            if self.resumed is not None:
+                self._proof(now)
             silent, why = self._silence(now)
             if silent >= self.stale_after * (1 + session.opts.stale_grace):
                 if ws is not None:
@@ -111,10 +118,14 @@ class _Watch:
             self._show(silent, why)
 
     def _suspended(self, start: float, end: float) -> None:
-        """This process did not run from ``start`` to ``end`` (ctrl+z, a laptop asleep, a
-        stalled loop): nobody's silence. Every feed read STALE and reconnected on ``fg``, the
-        built-in simulator's too, which had stopped with it; a connection that died meanwhile
-        still goes STALE, from its probe or its silence after the gap."""
+        """This process did not run from ``start`` to ``end`` (ctrl+z, a stalled loop): not
+        the venue's silence until shown to be (every feed read STALE and reconnected on ``fg``,
+        the built-in simulator's too, which had stopped with it). The connection is pinged at
+        once; heard from within RESUME_PROOF (``_proof``), the stop was ours; not heard from,
+        the silence counts whole again (a venue that died meanwhile read LIVE for a whole
+        stale time more). A stop while the last one is unproven is silence at once."""
+        if self.resumed is not None:
+            return
         gap = end - start
         self.heard_at += gap
         # a frame read before the stop is placed at the stop's end, not by its wall age
@@ -127,6 +138,22 @@ class _Watch:
         if self.activity is not None:
             self.activity.paused(start)
             self.activity.watching(end)
+        self.resumed = (end, gap, time.time())
+        ws = self.st.ws
+        if ws is not None and (self.probe is None or self.probe.done()):
+            self.probed_at = end
+            self.probe = asyncio.ensure_future(_probe(ws, RESUME_PROOF))
+            self.probe.add_done_callback(self._on_answer)
+
+    def _proof(self, now: float) -> None:
+        """After a stop: heard from since (a frame read, or the ping answered), the stop was
+        ours; not within RESUME_PROOF, the silence is the venue's too and counts whole."""
+        end, gap, wall = self.resumed  # type: ignore[misc]
+        if self.st.last_rx > wall or self.answered_at > end:
+            self.resumed = None
+        elif now - end >= RESUME_PROOF:
+            self.resumed = None
+            self.heard_at -= gap
 
     def _unsee(self) -> None:
         """The heatmap columns since the book (or, for a quiet one, its connection) was last
