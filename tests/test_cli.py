@@ -26,6 +26,8 @@ def run(*args, timeout=30):
         # an empty name (a script's unset variable) is not the default: it ran BTC-PERP
         (["", "--venue", "demo", "--print"], "unknown symbol '' for venue demo; valid: "),
         (["BTC-PERP", "--venue", "", "--print"], "valid: "),
+        (["BTC-PERP", "--venue", "demo", "--endpoint", "", "--print"], "--endpoint '': must be a ws://"),
+        (["BTC-PERP", "--venue", "binance", "--rest-endpoint", "", "--print"], "--rest-endpoint '': must be"),
         (["BTC-PERP", "--bogus"], "unrecognized arguments"),
         (["BTC-PERP", "--venue", "demo", "--endpoint", "ftp://x"], "ws://"),
         (["BTC-PERP", "--venue", "binance", "--endpoint", "ws://[::1"], "not a valid URL (Invalid IPv6 URL)"),

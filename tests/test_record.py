@@ -250,6 +250,12 @@ def test_a_file_recorded_into_twice_says_so(tmp_path):
     write_hl_session(p).close()
     s = replay_summary(p, "hyperliquid", symbol="BTC-PERP")
     assert s["sessions"] == 2 and s["state"] == "LIVE"
+    # a file of the older format (no connection numbers) with a reconnect is one run
+    old = tmp_path / "old.jsonl"
+    lines = [json.loads(x) for x in p.read_text().splitlines()]
+    first = [{k: v for k, v in x.items() if k != "c"} for x in lines[: len(lines) // 2]]
+    old.write_text("".join(json.dumps(x) + "\n" for x in first + first))
+    assert replay_summary(old, "hyperliquid", symbol="BTC-PERP")["sessions"] == 1
 
 
 def test_replay_counts_garbage_and_gz_input(tmp_path):

@@ -112,13 +112,13 @@ DERIBIT = (
     [
         ("", ""),
         (',"liquidation":"T"', LIQUIDATION),
-        (',"liquidation":"M"', LIQUIDATION),
+        (',"liquidation":"M"', ""),  # the maker's: the taker's row is not the forced side
         (',"liquidation":"MT"', LIQUIDATION),
         (',"block_trade_id":"154"', BLOCK),
         (',"liquidation":null', ""),
         (',"block_trade_id":null', ""),
         (',"liquidation":"T","block_trade_id":"9"', LIQUIDATION),
-        (',"liquidation":7', LIQUIDATION),  # an odd value still says liquidation (the slow path)
+        (',"liquidation":7', ""),  # not one of Deribit's words
     ],
 )
 def test_deribit_liquidation_and_block_fields(extra, kind):
@@ -239,13 +239,16 @@ def test_flow_and_counts_say_what_was_forced():
     for i, kind in enumerate(["", LIQUIDATION, DELEVERAGE, BLOCK, ""]):
         m.add_trade(_trade(100.0 + i, 1.0, Side.BUY, 1_000 + i, kind, str(i)))
     assert (m.stats.trades_seen, m.stats.liquidations) == (5, 2)
-    # the heatmap's trade marks are taker flow against the book: not the block trade's
+    # the heatmap's trade marks are taker flow against the book, and the last price is the
+    # book's: not a block trade's or deleveraging's negotiated price
     m2 = Market(_adapter("demo").default_instrument())
     seen = []
     m2.heatmap.add_trade = lambda price, base, side: seen.append(price)
-    for i, kind in enumerate(["", BLOCK, LIQUIDATION]):
+    for i, kind in enumerate(["", BLOCK, LIQUIDATION, DELEVERAGE]):
         m2.add_trade(_trade(100.0 + i, 1.0, Side.BUY, 1_000 + i, kind, str(i)))
-    assert seen == [100.0, 102.0] and m2.flow.summary(2.0).buy_base == 3.0
+        assert m2.last_price == (100.0 + i if kind not in (BLOCK, DELEVERAGE) else m2.last_price)
+    assert seen == [100.0, 102.0] and m2.last_price == 102.0
+    assert m2.flow.summary(2.0).buy_base == 4.0
     line = snapshot_line(m, 2.0)
     assert (line["trades"], line["liquidations"]) == (5, 2)
 

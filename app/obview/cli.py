@@ -278,7 +278,8 @@ def cmd_view(argv: list[str]) -> int:
         ("--endpoint", a.endpoint, ("ws", "wss")),  # the WebSocket feed
         ("--rest-endpoint", a.rest_endpoint, ("http", "https")),
     ):
-        problem = url and url_problem(url, schemes)
+        # an empty URL given is a mistake (a script's unset variable), not the default feed
+        problem = url_problem(url, schemes) if url is not None else None
         if problem:
             return _fail(f"{flag} {shown(url, 80)}: {problem}")
     if a.duration is not None and not 0 < a.duration < math.inf:

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
-from obview.model import BLOCK, FORCED, FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import FORCED, OFF_BOOK, FeedState, FeedStatus, Instrument, Side, Trade
 from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
@@ -352,14 +352,16 @@ class Market:
 
     def add_trade(self, trade: Trade) -> None:
         self.trades.append(trade)
-        self.last_price = trade.price
+        off_book = trade.kind in OFF_BOOK
+        if not off_book:  # a block's or deleveraging's negotiated price is not the market's
+            self.last_price = trade.price
         stats = self.stats
         stats.trades_seen += 1
         if trade.kind in FORCED:
             stats.liquidations += 1
         stats.trades.add(trade.ts_local)
         base = self._count_flow(trade)
-        if trade.kind != BLOCK:  # a block trade was agreed off the book: it took nothing there
+        if not off_book:  # agreed off the book, it took nothing there
             self.heatmap.add_trade(trade.price, base, trade.side)
         self.version += 1
 

@@ -65,6 +65,8 @@ BLOCK = "block"  # a block trade, agreed off the book and printed (Deribit, Bybi
 #: the tape's tag for each kind, and whether it is forced (counted in the liquidation flow)
 TRADE_TAGS: dict[str, str] = {LIQUIDATION: "LIQ", DELEVERAGE: "ADL", BLOCK: "BLK"}
 FORCED = frozenset((LIQUIDATION, DELEVERAGE))
+#: printed at a price agreed away from the book: not the last price, not a mark on the heatmap
+OFF_BOOK = frozenset((BLOCK, DELEVERAGE))
 
 
 @dataclass(slots=True)

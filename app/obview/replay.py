@@ -237,7 +237,9 @@ class Replay:
                 if name is None and follow_all:
                     name = self.book_spec.name
                 c = rec.get("c")
-                if c in streams or not self.sessions:
+                # a connection number seen again: obview started again on this file (a file of
+                # the older format, without numbers, tells no runs apart: one)
+                if (c is not None and c in streams) or not self.sessions:
                     self.sessions += 1
                 if c in streams:
                     streams = {}  # a new session of the file

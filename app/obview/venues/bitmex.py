@@ -482,7 +482,7 @@ class BitmexAdapter(VenueAdapter):
             if t.get("symbol") != native:
                 continue
             side = t.get("side")
-            if side not in _SIDES:
+            if not isinstance(side, str) or side not in _SIDES:
                 raise FrameError(f"unknown trade side {str(side)[:20]!r}")
             out.append(
                 Trade(

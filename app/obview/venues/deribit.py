@@ -67,8 +67,10 @@ _ACTIONS = {"new", "change", "delete"}
 def _kind(liquidation: object, block_trade_id: object) -> str:
     """A trade's kind: ``liquidation`` ("M", "T" or "MT": the maker's, the taker's or both
     positions were liquidated) is there only on a liquidation; ``block_trade_id`` only on a
-    block trade."""
-    if liquidation:
+    block trade. A row of the tape is the taker's: tagged LIQ when the taker was liquidated
+    ("T", "MT"). "M" alone (a resting order of the liquidated position was hit) would read as
+    the taker's side forced, the opposite of what was: it stays an ordinary fill."""
+    if isinstance(liquidation, str) and "T" in liquidation:
         return LIQUIDATION
     if block_trade_id:
         return BLOCK
