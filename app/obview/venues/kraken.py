@@ -27,11 +27,13 @@ Sizes: ``PF_`` (linear multi-collateral perpetuals) and ``FF_`` count coins; ``P
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import ClassVar
 
 from obview.book import OrderBook
 from obview.model import BLOCK, LIQUIDATION, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
+    APPLIED,
     FULL_DEPTH_MAX_SIZE,
     BookSync,
     Event,
@@ -40,6 +42,7 @@ from obview.venues.base import (
     NextSeqSync,
     ResyncMode,
     StreamSpec,
+    SyncResult,
     VenueAdapter,
     VenueError,
     dumps,
@@ -106,6 +109,55 @@ def base_of(product: str) -> str:
 
 class KrakenSync(NextSeqSync):
     """Snapshot replaces; each delta must continue the product's ``seq`` by exactly one."""
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        # Every ``book`` message: a synced book, one level, the next seq, no checksum. What
+        # NextSeqSync.check_delta, OrderBook.apply_delta and _post_apply do for it, in one pass
+        # (no level list walked, no truncate, no is_crossed call on a book within its depth
+        # that is neither crossed nor empty; any other book goes on to _post_apply). Anything
+        # else (held before the snapshot, behind, a gap, several levels) takes the general path.
+        seq = delta.seq
+        last = self.last_seq
+        if (
+            not self.synced
+            or last is None
+            or seq is None
+            or seq != last + 1
+            or delta.checksum
+            or not self._plain_post
+        ):
+            return super().on_delta(delta)
+        bids, asks = delta.bids, delta.asks
+        book = self.book
+        if bids:
+            if asks or len(bids) != 1:
+                return super().on_delta(delta)
+            side = book.bids
+            ((p, s),) = bids
+        elif asks and len(asks) == 1:
+            side = book.asks
+            ((p, s),) = asks
+        else:
+            return super().on_delta(delta)
+        levels = side.levels
+        if s > 0:
+            if p not in levels:
+                insort(side._keys, p)
+            levels[p] = s
+        elif p in levels:
+            del levels[p]
+            keys = side._keys
+            del keys[bisect_left(keys, p)]
+        self.last_seq = seq
+        bk, ak = book.bids._keys, book.asks._keys
+        depth = self.depth
+        if depth is None or (len(bk) <= depth and len(ak) <= depth):
+            if bk and ak:
+                if bk[-1] < ak[0]:
+                    return APPLIED
+            elif bk or ak:
+                return APPLIED
+        return self._post_apply(None)  # the depth cut, a crossed or an empty book
 
 
 class KrakenAdapter(VenueAdapter):
