@@ -17,6 +17,10 @@ Book rules (fact sheet section 5, checked on the 2021 recording):
 Trades: ``side`` is the taker side; ``trade_snapshot`` (recent history sent on subscribing,
 newest first) is not replayed into the tape, since those prints are not live flow.
 
+Fast path: ``parse_fast`` reads ``book`` and ``trade`` messages with a typed decoder (numbers
+checked in C); snapshots, heartbeats, control events, other feeds and anything the decoder does
+not describe go to ``parse``, which gives the same events for what both read.
+
 Keepalive: the venue drops a connection that has not pinged for 60 s. It defines no JSON ping,
 so the WebSocket protocol pings that ``websockets`` sends (every 20 s by default) keep it open;
 the ``heartbeat`` feed is subscribed too, so a quiet socket still hears from the venue.
@@ -27,19 +31,27 @@ Sizes: ``PF_`` (linear multi-collateral perpetuals) and ``FF_`` count coins; ``P
 
 from __future__ import annotations
 
-from typing import ClassVar
+from bisect import bisect_left, insort
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
 
 from obview.book import OrderBook
 from obview.model import BLOCK, LIQUIDATION, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
+    APPLIED,
     FULL_DEPTH_MAX_SIZE,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
     NextSeqSync,
+    Price,
     ResyncMode,
+    Size,
     StreamSpec,
+    SyncResult,
     VenueAdapter,
     VenueError,
     dumps,
@@ -104,8 +116,99 @@ def base_of(product: str) -> str:
     return "BTC" if base == "XBT" else base
 
 
+# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
+# Numbers are JSON numbers at Kraken Futures, so the decoder is strict: a numeric string (which
+# ``parse`` reads through ``number``) goes to ``parse``. ``Price`` / ``Size`` refuse what the
+# pipeline's number check refuses in ``parse``'s events, so such a frame is ``parse``'s too.
+# Times and sequence numbers are integers within int64 (orjson reads integers up to 2**64 - 1,
+# and ``parse`` takes a float time too): anything else goes to ``parse``. A null ``timestamp``,
+# ``time``, ``uid``, ``type`` or ``seq`` reads as "not sent", as ``msg.get()`` reads it.
+#
+# Every field is declared and an unknown one sends the frame to ``parse`` (``event`` among
+# them: ``parse`` reads a frame with one as a control event): the decoder skips an unknown
+# field's value unread where orjson refuses a frame with a number beyond a double or bad text
+# in any field. A field Kraken adds later makes its frames slow until declared here, never
+# different. A frame naming ``feed`` twice is refused, so orjson's last-wins reading never
+# disagrees with the decoder's.
+
+#: an integer within int64 (the decoder's bounds stop there)
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Book(msgspec.Struct, tag_field="feed", tag="book", forbid_unknown_fields=True, gc=False):
+    product_id: str
+    side: Literal["buy", "sell"]
+    seq: _Int64
+    price: Price
+    qty: Size
+    timestamp: _Int64 | None = None
+
+
+class _Trade(msgspec.Struct, tag_field="feed", tag="trade", forbid_unknown_fields=True, gc=False):
+    product_id: str
+    side: Literal["buy", "sell"]
+    price: Price
+    qty: Size
+    uid: str | None = None
+    type: str | None = None
+    seq: _Int64 | None = None  # the trade id when there is no uid
+    time: _Int64 | None = None
+
+
+_decode = msgspec.json.Decoder(_Book | _Trade).decode
+
+
 class KrakenSync(NextSeqSync):
     """Snapshot replaces; each delta must continue the product's ``seq`` by exactly one."""
+
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        # Every ``book`` message: a synced book, one level, the next seq, no checksum. What
+        # NextSeqSync.check_delta, OrderBook.apply_delta and _post_apply do for it, in one pass
+        # (no level list walked, no truncate, no is_crossed call on a book within its depth
+        # that is neither crossed nor empty; any other book goes on to _post_apply). Anything
+        # else (held before the snapshot, behind, a gap, several levels) takes the general path.
+        seq = delta.seq
+        last = self.last_seq
+        if (
+            not self.synced
+            or last is None
+            or seq is None
+            or seq != last + 1
+            or delta.checksum
+            or not self._plain_post
+        ):
+            return super().on_delta(delta)
+        bids, asks = delta.bids, delta.asks
+        book = self.book
+        if bids:
+            if asks or len(bids) != 1:
+                return super().on_delta(delta)
+            side = book.bids
+            ((p, s),) = bids
+        elif asks and len(asks) == 1:
+            side = book.asks
+            ((p, s),) = asks
+        else:
+            return super().on_delta(delta)
+        levels = side.levels
+        if s > 0:
+            if p not in levels:
+                insort(side._keys, p)
+            levels[p] = s
+        elif p in levels:
+            del levels[p]
+            keys = side._keys
+            del keys[bisect_left(keys, p)]
+        self.last_seq = seq
+        bk, ak = book.bids._keys, book.asks._keys
+        depth = self.depth
+        if depth is None or (len(bk) <= depth and len(ak) <= depth):
+            if bk and ak:
+                if bk[-1] < ak[0]:
+                    return APPLIED
+            elif bk or ak:
+                return APPLIED
+        return self._post_apply(None)  # the depth cut, a crossed or an empty book
 
 
 class KrakenAdapter(VenueAdapter):
@@ -157,6 +260,37 @@ class KrakenAdapter(VenueAdapter):
         return [self._sub("unsubscribe", "book"), self._sub("subscribe", "book")]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # book and trade messages; snapshots, heartbeats, control events, other feeds and
+        # whatever the decoder does not describe go to parse()
+        try:
+            m = _decode(frame)
+        except FastMiss:
+            return None
+        pid = m.product_id
+        if pid != self.product and pid.upper() != self.product:
+            return []  # another product's: parse() does not read it either
+        if m.__class__ is _Book:
+            ts = m.timestamp
+            level = [(m.price, m.qty)]
+            return [
+                BookDelta(
+                    self.name, self.symbol, level if m.side == "buy" else [],
+                    [] if m.side == "buy" else level, m.seq, None, None,
+                    None if ts is None else ts / 1000.0, ts_local,
+                )
+            ]  # fmt: skip
+        uid = m.uid
+        t = m.time
+        return [
+            Trade(
+                self.name, self.symbol, m.price, m.qty,
+                Side.BUY if m.side == "buy" else Side.SELL,
+                (uid if uid is not None else str(m.seq))[:64],
+                None if t is None else t / 1000.0, ts_local, _kind(m.type),
+            )
+        ]  # fmt: skip
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         msg = loads(frame)
         if not isinstance(msg, dict):
