@@ -742,29 +742,3 @@ async def test_the_tape_of_a_feed_that_is_not_live_is_dimmed_and_says_why():
         market.set_state(FeedStatus.LIVE)
         app._frame(force=True)
         assert row_colors() == live and "STALE" not in tape.line_texts()[0]
-
-
-async def test_the_status_line_shows_the_book_the_ladder_shows_not_a_quarter_second_old_one():
-    """The status line (last, mid, spread, imb10) repainted four times a second while the
-    ladder repainted every frame: the two showed different mids and spreads at one moment."""
-    import re
-
-    market, t_end = build_market(seed=5, seconds=10)
-    clock = [t_end]
-    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
-    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: clock[0])
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        app._frame(force=True)
-        bar = app.query_one(StatsBar)
-        mid = re.compile(r"mid (\d+\.\d+)")
-        for k in range(5):
-            before = market.book.mid()
-            # the touch moves: the best bid is taken
-            market.book.apply_delta([(market.book.best_bid()[0], 0.0)], [])
-            market.on_book_changed(clock[0])
-            clock[0] += 0.033  # one frame: well inside the slow line's quarter second
-            app._frame()
-            want = market.book.mid()
-            assert want < before
-            assert float(mid.search(bar._text.plain).group(1)) == round(want, 2), k

@@ -168,7 +168,6 @@ class ObviewApp(Switching, KeyActions, App):
         }
         self._seen_version = -1
         self._last_slow = 0.0
-        self._touch: tuple | None = None  # the book's figures the status line last showed
         self._open_token = 0
         self.frames = 0
         self.themes, self.panels = load_theme_files()
@@ -349,12 +348,9 @@ class ObviewApp(Switching, KeyActions, App):
             # status line goes on with the live feed and the real time
             m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
-        touch_moved = False
         if m is not None and live is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
-            if fresh and not self.paused:
-                touch_moved = self._touch_moved(live)
             if self.step_auto and live.heatmap.step is not None and live.heatmap.step * 2 != self.step:
                 self._sync_steps(live)
             elif live is not self._capped and (live.book.mid() or live.last_price):
@@ -394,27 +390,7 @@ class ObviewApp(Switching, KeyActions, App):
         if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow:
             self._last_slow = wall
             self._paint_slow(wall)
-        elif touch_moved:
-            # the status line's last, mid, spread and imb10 change with the ladder's frame, not
-            # up to a quarter second after it (the two showed different mids and spreads)
-            self._paint_stats(wall)
         self.frames += 1
-
-    def _touch_moved(self, m: Market) -> bool:
-        """Whether what the status line says of the book (last, mid, spread, imb10 as shown)
-        changed since it was painted."""
-        book = m.book
-        bb, ba, imb = book.best_bid(), book.best_ask(), book.imbalance(10)
-        key = (
-            m.last_price,
-            bb[0] if bb else None,
-            ba[0] if ba else None,
-            round(imb, 2) if imb is not None else None,
-        )
-        if key == self._touch:
-            return False
-        self._touch = key
-        return True
 
     def _recording(self) -> tuple[int, str] | None:
         rec = getattr(self.manager, "recorder", None)
