@@ -146,36 +146,48 @@ async def test_a_server_that_floods_pings_and_never_reads_is_dropped_with_memory
     floods pings and never reads grew the process by megabytes a second, LIVE throughout."""
     ping = b"\x89\x7d" + b"p" * 125  # a ping with the largest payload, unmasked (server side)
 
+    done = asyncio.Event()  # the handler's end: the server's close waited 30 s for it
+
     async def handler(ws):
         ws.transport.pause_reading()
         for _ in range(60):  # far more than the socket buffers hold
             ws.transport.write(ping * 2000)
             await asyncio.sleep(0.01)
-        await asyncio.sleep(30)
+        await done.wait()
+        ws.transport.abort()
 
     async with serve(handler, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        async with asyncio.timeout(20), running(url, opts(max_send_buffer=256 * 1024)) as (market, session, task):
-            await wait_for(
-                lambda: market.state.status is FeedStatus.RECONNECTING
-                and market.state.reason.startswith("venue not reading (over 0.25 MiB unsent)"),
-                timeout=15,
-            )
+        try:
+            async with asyncio.timeout(20), running(url, opts(max_send_buffer=256 * 1024)) as (market, session, task):
+                await wait_for(
+                    lambda: market.state.status is FeedStatus.RECONNECTING
+                    and market.state.reason.startswith("venue not reading (over 0.25 MiB unsent)"),
+                    timeout=15,
+                )
+        finally:
+            done.set()
 
 
 async def test_a_protocol_error_on_a_socket_the_server_keeps_open_says_so_within_the_close_timeout():
     """A frame with reserved bits set: the connection ends within the close timeout, and the
     reason is the server's protocol error (it read 'connection lost (no close frame)')."""
 
+    done = asyncio.Event()  # the handler's end: the server's close waited 30 s for it
+
     async def handler(ws):
         ws.transport.write(b"\xc1\x02hi")  # FIN + RSV1 on a text frame, no extension agreed
         ws.transport.pause_reading()
-        await asyncio.sleep(30)
+        await done.wait()
+        ws.transport.abort()  # not a close handshake the paused reading would wait 10 s on
 
     async with serve(handler, "127.0.0.1", 0) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        async with asyncio.timeout(20), running(url, opts(), stale_after=30.0) as (market, session, task):
-            t0 = time.monotonic()
-            await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING, timeout=10)
-            assert time.monotonic() - t0 < 5  # the close timeout is 2 s
-            assert market.state.reason.startswith("protocol error: reserved bits must be 0"), market.state.reason
+        try:
+            async with asyncio.timeout(20), running(url, opts(), stale_after=30.0) as (market, session, task):
+                t0 = time.monotonic()
+                await wait_for(lambda: market.state.status is FeedStatus.RECONNECTING, timeout=10)
+                assert time.monotonic() - t0 < 5  # the close timeout is 2 s
+                assert market.state.reason.startswith("protocol error: reserved bits must be 0"), market.state.reason
+        finally:
+            done.set()
