@@ -297,3 +297,25 @@ def test_after_a_stale_that_was_not_the_state_is_the_books_own():
     pipe.set_state(FeedStatus.STALE, "no book data for 9 s")
     pipe.restore_state()
     assert (market.state.status, market.state.reason) == (FeedStatus.LIVE, "")
+
+
+def test_a_synced_book_with_a_depth_is_cut_to_it_and_checked_the_same_on_the_quick_path():
+    """The quick path after a delta now covers books with a depth (Bybit's 200) while they are
+    within it; over it, crossed or emptied, the full rules still apply."""
+    from obview.venues.base import BookSync, SyncStatus
+
+    book = OrderBook()
+    sync = BookSync(book, depth=3)
+    snap = BookSnapshot("v", "S", [(99.0, 1.0), (98.0, 1.0)], [(101.0, 1.0), (102.0, 1.0)], seq=1)
+    assert sync.on_snapshot(snap).status is SyncStatus.APPLIED
+
+    def delta(seq, bids=(), asks=()):
+        return sync.on_delta(BookDelta("v", "S", list(bids), list(asks), seq=seq, prev_seq=seq - 1))
+
+    assert delta(2, bids=[(97.0, 1.0)]).status is SyncStatus.APPLIED  # 3 bids: at the depth
+    assert delta(3, bids=[(96.0, 1.0)]).status is SyncStatus.APPLIED  # 4: cut back to 3
+    assert book.bids.keys() == [97.0, 98.0, 99.0]
+    assert delta(4, asks=[(100.0, 2.0), (99.5, 1.0)]).status is SyncStatus.APPLIED
+    assert book.asks.keys() == [99.5, 100.0, 101.0]  # the worst ask went
+    res = delta(5, bids=[(99.6, 1.0)])  # within the depth but crossed
+    assert res.status is SyncStatus.GAP and res.reason.startswith("crossed by")

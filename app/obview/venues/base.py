@@ -244,14 +244,18 @@ class BookSync:
         book.apply_delta(delta.bids, delta.asks)
         if delta.seq is not None:
             self.last_seq = delta.seq
-        if self._plain_post and self.depth is None and not delta.checksum:
-            # the common case of _post_apply, inline: no depth cut, no checksum to verify
+        if self._plain_post and not delta.checksum:
+            # the common case of _post_apply, inline: within the depth (nothing to cut: a
+            # venue with a depth, Bybit's 200, OKX's 400, took the whole slow path every
+            # message), no checksum to verify
             bk, ak = book.bids._keys, book.asks._keys
-            if bk and ak:
-                if bk[-1] < ak[0]:
-                    return APPLIED
-            elif bk or ak:
-                return APPLIED  # one-sided; crossed or empty goes on to _post_apply
+            depth = self.depth
+            if depth is None or (len(bk) <= depth and len(ak) <= depth):
+                if bk and ak:
+                    if bk[-1] < ak[0]:
+                        return APPLIED
+                elif bk or ak:
+                    return APPLIED  # one-sided; crossed or empty goes on to _post_apply
         return self._post_apply(delta.checksum)
 
     # -- rules ------------------------------------------------------------------------------
