@@ -33,11 +33,8 @@ perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMulti
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar
 from urllib.parse import quote
-
-import msgspec
 
 from obview.book import OrderBook
 from obview.model import Instrument, Side, Trade
@@ -50,9 +47,7 @@ from obview.venues.base import (
     FastMiss,
     FrameError,
     HttpRequest,
-    Price,
     ResyncMode,
-    Size,
     StreamSpec,
     VenueAdapter,
     VenueError,
@@ -70,10 +65,10 @@ from obview.venues.bitmex_book import (
     PartialRow,
     Row,
 )
+from obview.venues.bitmex_fast import TRADE_TABLE, fast_decoder
 
 WS_PATH = "/realtime"
 BOOK_TABLE = "orderBookL2"
-TRADE_TABLE = "trade"
 
 _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 _SIDES = {"Buy": True, "Sell": False}
@@ -140,73 +135,6 @@ def _level_id(row: dict) -> int:
     return id_  # type: ignore[return-value]
 
 
-# -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
-# Numbers are JSON numbers at BitMEX and ``parse`` refuses numeric strings, so the decoders are
-# strict (a string where a number belongs goes to ``parse``). ``Price`` / ``Size`` also refuse
-# numbers of MAX_NUMBER and above, which ``parse`` takes on a book row: such a frame is
-# ``parse``'s too. A null price or timestamp is "not sent", as ``row.get()`` reads it.
-#
-# Every field is declared and an unknown one sends the frame to ``parse``: the decoder skips an
-# unknown field's value without reading it as orjson does, so a frame orjson refuses (a number
-# beyond a double, bad UTF-8 in a field nobody reads) would pass the fast path, where ``parse``
-# calls it unreadable (for our book: a resync). A field BitMEX adds later makes its frames slow
-# until it is declared here, never different.
-
-#: an integer within int64 (the decoder's bounds stop there): orjson reads integers up to
-#: 2**64 - 1 as integers and longer ones as floats, which ``parse`` refuses as level ids
-_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-#: a number of a field no one reads: any JSON number orjson reads
-_Number = _Int64 | float | None
-
-
-class _BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    symbol: str
-    id: _Int64
-    side: Literal["Buy", "Sell"]
-    price: Price | None = None  # on update / delete rows since 2023 only
-    size: Size | None = None  # not on delete rows (``parse`` ignores it there)
-    timestamp: str | None = None  # since 2022
-
-
-class _TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    symbol: str
-    side: Literal["Buy", "Sell"]
-    price: Price
-    size: Size
-    timestamp: str
-    trdMatchID: str = ""
-    # not read
-    tickDirection: str | None = None
-    grossValue: _Number = None
-    homeNotional: _Number = None
-    foreignNotional: _Number = None
-    trdType: str | None = None
-
-
-@cache
-def _fast_decoder(book_table: str):  # type: ignore[no-untyped-def]
-    """(book frame class, decode) for row frames of ``book_table`` and ``trade``, told apart by
-    ``table`` (a frame naming it twice is refused, so orjson's last-wins reading never
-    disagrees with it). Partials carry more fields (``keys``, ``filter`` ...): ``parse``'s."""
-    book = msgspec.defstruct(
-        "_BookFrame",
-        [("action", str), ("data", list[_BookRow])],
-        tag_field="table",
-        tag=book_table,
-        forbid_unknown_fields=True,
-        gc=False,
-    )
-    trades = msgspec.defstruct(
-        "_TradeFrame",
-        [("action", str), ("data", list[_TradeRow])],
-        tag_field="table",
-        tag=TRADE_TABLE,
-        forbid_unknown_fields=True,
-        gc=False,
-    )
-    return book, msgspec.json.Decoder(book | trades).decode
-
-
 class BitmexAdapter(VenueAdapter):
     """BitMEX perpetuals: XBTUSD (inverse, USD contracts) and USDT-margined linear ones."""
 
@@ -230,18 +158,10 @@ class BitmexAdapter(VenueAdapter):
     #: the venue asks for a ``ping`` after 5 s without a message; a fixed cadence does the same
     ping_interval: ClassVar[float] = 5.0
 
-    def __init__(
-        self,
-        symbol: str,
-        *,
-        endpoint: str | None = None,
-        rest_endpoint: str | None = None,
-        instrument: str | None = None,
-    ) -> None:
-        super().__init__(
-            symbol, endpoint=endpoint, rest_endpoint=rest_endpoint, instrument=instrument
-        )
-        self._book_frame, self._decode = _fast_decoder(self.book_table)
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # the typed decoder of a subclass's own book table (``orderBookL2_25``)
+        super().__init_subclass__(**kwargs)
+        cls._book_frame, cls._decode = fast_decoder(cls.book_table)
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -554,6 +474,9 @@ class BitmexAdapter(VenueAdapter):
                 self.name, self.symbol, self.native, tick, lot, "contract", cv, base, quote_ccy
             )
         raise FrameError(f"instrument: {self.native} not listed")
+
+
+BitmexAdapter._book_frame, BitmexAdapter._decode = fast_decoder(BitmexAdapter.book_table)
 
 
 def _ccy(code: str) -> str:
