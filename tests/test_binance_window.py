@@ -5,11 +5,15 @@ when the market nears its edge."""
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from obview.book import OrderBook
 from obview.feed.pipeline import FeedPipeline, NeedResync
 from obview.market import Market
 from obview.model import BookDelta, BookSnapshot, FeedStatus
-from obview.venues.base import DEPTH_REFRESH, SyncStatus
+from obview.venues.base import DEPTH_REFRESH, BookSync, SyncStatus
 from obview.venues.binance import BinanceAdapter, BinanceSync
 
 
@@ -144,3 +148,112 @@ async def test_e2e_the_book_stays_within_a_short_snapshots_window_and_refreshes_
         assert {round(p, 8): round(s, 8) for p, s in market.book.asks.items()} == {
             round(p, 8): round(s, 8) for p, s in want_a.items()
         }
+
+
+# -- the one-pass sync (BinanceSync.on_delta) against the general path --------------------------
+class _GeneralSync(BinanceSync):
+    """BinanceSync without its one-pass case: every event through BookSync.on_delta, its
+    check_delta and _post_apply."""
+
+    def on_delta(self, delta: BookDelta):
+        return BookSync.on_delta(self, delta)
+
+
+def _random_run(seed: int, steps: int = 400) -> list:
+    """Events a hostile Binance stream might send: mostly linked updates near the touch, with
+    far levels outside the window, levels crossing the touch, sweeps that empty a side or reach
+    the window's edge, duplicates, gaps, a stale bridge and repeated snapshots."""
+    rng = random.Random(seed)
+    events: list = []
+    u = 100
+    mid = 1000.0
+
+    def snapshot(n_b: int, n_a: int) -> BookSnapshot:
+        return BookSnapshot(
+            "binance",
+            "BTC-PERP",
+            [(mid - 1 - i, float(rng.randint(1, 9))) for i in range(n_b)],
+            [(mid + 1 + i, float(rng.randint(1, 9))) for i in range(n_a)],
+            seq=u,
+        )
+
+    events.append(snapshot(rng.randint(0, 12), rng.randint(0, 12)))
+    for _ in range(steps):
+        r = rng.random()
+        if r < 0.03:
+            u += rng.randint(1, 5)
+            events.append(snapshot(rng.randint(0, 12), rng.randint(0, 12)))
+            continue
+        bids, asks = [], []
+        for _ in range(rng.randint(0, 4)):
+            side = bids if rng.random() < 0.5 else asks
+            sign = -1 if side is bids else 1
+            reach = rng.choice((1, 2, 3, 6, 15, 40))
+            p = mid + sign * rng.randint(-2 if rng.random() < 0.1 else 1, reach)
+            size = 0.0 if rng.random() < 0.35 else float(rng.randint(1, 9))
+            side.append((float(p), size))
+        if rng.random() < 0.05:  # a sweep: a run of one side's levels deleted
+            side, sign = (bids, -1) if rng.random() < 0.5 else (asks, 1)
+            side += [(mid + sign * k, 0.0) for k in range(1, rng.randint(3, 13))]
+        if rng.random() < 0.05:
+            mid += rng.choice((-3.0, 3.0))
+        kind = rng.random()
+        if kind < 0.04:  # a duplicate
+            first, last, prev = max(u - 1, 1), u, u - 1
+        elif kind < 0.07:  # a gap
+            first, last, prev = u + 3, u + 4, u + 2
+            u = last
+        else:
+            first, last, prev = u + 1, u + rng.randint(1, 3), u
+            u = last
+        events.append(
+            BookDelta("binance", "BTC-PERP", bids, asks, seq=last, prev_seq=prev, first_seq=first)
+        )
+    return events
+
+
+def _replay(sync: BinanceSync, events: list) -> list:
+    out = []
+    for ev in events:
+        res = sync.on_snapshot(ev) if isinstance(ev, BookSnapshot) else sync.on_delta(ev)
+        book = sync.book
+        out.append(
+            (res, sync.synced, sync.last_seq, sync.first_pending, book.bids.items(), book.asks.items())
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("limit,edge", [(1000, None), (8, 2), (5, 1), (12, 4)])
+def test_one_pass_sync_matches_the_general_path_step_by_step(seed, limit, edge):
+    events = _random_run(seed)
+    fast = _replay(BinanceSync(OrderBook(), snapshot_limit=limit, edge_levels=edge), events)
+    slow = _replay(_GeneralSync(OrderBook(), snapshot_limit=limit, edge_levels=edge), events)
+    assert fast == slow
+    # the run went through what the one-pass case must leave to the general path
+    statuses = {(r[0].status, r[0].refresh) for r in fast}
+    assert (SyncStatus.APPLIED, False) in statuses
+    if limit < 1000 and seed < 10:
+        assert any(r[0].status is SyncStatus.GAP for r in fast)
+
+
+def test_the_random_runs_reach_trims_refreshes_crosses_and_empty_sides():
+    seen: set[str] = set()
+    for seed in range(60):
+        sync = BinanceSync(OrderBook(), snapshot_limit=8, edge_levels=2)
+        for ev in _random_run(seed):
+            if isinstance(ev, BookSnapshot):
+                sync.on_snapshot(ev)
+                continue
+            lo_before = sync.window[0]
+            far = lo_before is not None and any(p < lo_before and s > 0 for p, s in ev.bids)
+            res = sync.on_delta(ev)
+            if res.status is SyncStatus.APPLIED and far and sync.synced:
+                seen.add("trimmed")
+            if res.status is SyncStatus.GAP:
+                seen.add("refresh" if res.refresh else res.reason.split(" ")[0])
+            if res.status is SyncStatus.APPLIED and res.reason:
+                seen.add("emptied")
+            if res.status is SyncStatus.APPLIED and sync.synced and (not sync.book.bids or not sync.book.asks):
+                seen.add("one-sided")
+    assert {"trimmed", "refresh", "crossed", "one-sided"} <= seen, seen

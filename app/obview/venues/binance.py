@@ -172,6 +172,38 @@ class BinanceSync(BookSync):
                 return res
         return APPLIED
 
+    def on_delta(self, delta: BookDelta) -> SyncResult:
+        # Every event of a synced stream: it links (pu == the last u), carries no checksum, and
+        # leaves a book that is not crossed, not empty and within its window with at least
+        # ``edge_levels`` a side before the window's edge. What BookSync.on_delta, check_delta
+        # and _post_apply do for it, in one pass: one bound comparison per side instead of the
+        # trimming loops, and no is_crossed / empty calls. Anything else (before the snapshot,
+        # the bridging event, a duplicate, a gap, a depth cut, a book that needs trimming or a
+        # refresh) takes the general path, which re-checks the book already updated here.
+        last = self.last_seq
+        seq = delta.seq
+        if (
+            last is None
+            or delta.prev_seq != last
+            or seq is None
+            or self.first_pending
+            or not self.synced
+            or self.depth is not None
+            or delta.checksum
+        ):
+            return super().on_delta(delta)
+        book = self.book
+        book.apply_delta(delta.bids, delta.asks)
+        self.last_seq = seq
+        bk, ak = book.bids._keys, book.asks._keys
+        if bk and ak and bk[-1] < ak[0]:
+            lo, hi = self.window
+            if (lo is None or (bk[0] >= lo and len(bk) >= self.edge_levels)) and (
+                hi is None or (ak[-1] <= hi and len(ak) >= self.edge_levels)
+            ):
+                return APPLIED
+        return self._post_apply(delta.checksum)
+
     def keep_for_repair(self, delta: BookDelta) -> None:
         # The event is sound; the book it met was not (a break in pu, a depth refresh, a
         # cross). The snapshot fetched next is often taken while this very event was being
