@@ -218,7 +218,9 @@ def test_the_log_file_is_bounded_and_keeps_one_previous_file(tmp_path):
 def test_a_log_the_disk_refuses_is_dropped_quietly():
     # logging printed "--- Logging error ---" and a traceback to stderr, over the app's screen
     r = run("BTC-PERP", "--venue", "okx", "--endpoint", "ws://127.0.0.1:1", "--print", "--duration", "2", "--log", "/dev/full")
-    assert r.returncode == 0 and r.stderr == ""
+    # only the line that says the run never had a book (its own exit status), no logging error
+    assert r.returncode == 1
+    assert r.stderr.startswith("obview: no live book from okx BTC-PERP in 2 s (") and r.stderr.count("\n") == 1
 
 
 def test_duration_without_print_is_refused(capsys):
@@ -249,3 +251,35 @@ def test_a_huge_symbol_is_one_short_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 200 and "'" + "X" * 40 + "'\u2026" in err
 
+
+
+def test_a_print_run_that_never_had_a_live_book_says_so_and_exits_1():
+    # a closed port for the whole --duration: the lines say RECONNECTING and why, and the exit
+    # status says there was no market (it was 0: a script took lines of nulls for a result)
+    r = run("BTC-PERP", "--venue", "binance", "--endpoint", "ws://127.0.0.1:9", "--print", "--duration", "2")
+    assert r.returncode == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines and all(x["state"] == "RECONNECTING" and x["best_bid"] is None for x in lines)
+    # the state the last line showed, without its countdown (closing the feed is not news)
+    assert r.stderr == "obview: no live book from binance BTC-PERP in 2 s (RECONNECTING: connection refused)\n"
+
+
+def test_print_compare_with_no_venue_live_exits_1(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('venues = ["binance", "okx"]\n[endpoints]\nbinance = "ws://127.0.0.1:9"\nokx = "ws://127.0.0.1:9"\n')
+    r = run("BTC-PERP", "--venue", "binance", "--config", str(cfg), "--print", "--compare", "--duration", "2")
+    assert r.returncode == 1
+    assert json.loads(r.stdout.splitlines()[-1])["live"] == 0
+    assert r.stderr == "obview: no live book from any of binance, okx for BTC-PERP in 2 s\n"
+
+
+def test_a_feed_live_between_two_lines_counts_as_live():
+    from obview.market import Market
+    from obview.model import FeedStatus, Instrument
+    from obview.printmode import went_live
+
+    m = Market(Instrument("demo", "BTC-PERP", "BTC-PERP", 0.1, 0.001))
+    assert not went_live(m)
+    m.set_state(FeedStatus.LIVE)
+    m.set_state(FeedStatus.RECONNECTING, "connection lost")
+    assert not m.live and went_live(m)

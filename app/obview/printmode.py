@@ -11,6 +11,9 @@ import os
 import sys
 import time
 
+from obview.model import FeedStatus
+from obview.text import safe
+
 
 class OutputGone(Exception):
     """stdout was closed (``| head``) or cannot be written (a full disk)."""
@@ -145,16 +148,35 @@ async def print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int
     try:
         market = await manager.open(venue, symbol)
         start = time.time()
+        live, seen = False, market.state
         while a.duration is None or time.time() - start < a.duration:
             # a line a second, and the last one when the duration is up (2.5 s ran 3.4 s)
             left = None if a.duration is None else start + a.duration - time.time()
             await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
+            live = live or went_live(market)
+            seen = market.state  # the last state shown (closing the feed sets another)
             _emit(snapshot_line(market, time.time(), recorder))
             if recorder is not None:
                 say_recording_stopped(recorder)
     finally:
         await manager.close()
+    if not live:
+        return say_never_live(f"{venue} {symbol}", a.duration, seen)
     return 0
+
+
+def went_live(market) -> bool:
+    """Whether the feed is LIVE or was since the last look (its state log keeps 200 changes)."""
+    return market.live or any(s.status is FeedStatus.LIVE for s in market.state_log)
+
+
+def say_never_live(what: str, duration: float, state) -> int:
+    """A --duration run that never had a live book: one line on stderr and exit status 1, so
+    a script does not take lines of nulls for a market (the lines themselves say why)."""
+    reason = state.reason.split("; retry in", 1)[0]
+    why = f"{state.status.value}: {safe(reason, 120)}" if reason else state.status.value
+    print(f"obview: no live book from {what} in {duration:g} s ({why})", file=sys.stderr, flush=True)
+    return 1
 
 
 async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -> int:
@@ -167,15 +189,25 @@ async def _print_compare(manager, symbol: str, a, recorder, venues: list[str]) -
         except ValueError:  # the venue does not list this symbol
             errors[v] = f"no {symbol}"
     start = time.time()
+    live = False
     while a.duration is None or time.time() - start < a.duration:
         left = None if a.duration is None else start + a.duration - time.time()
         await asyncio.sleep(1.0 if left is None else max(0.0, min(1.0, left)))
         now = time.time()
-        cmp = compare(venues, [manager.get(v, symbol) for v in venues], now)
+        markets = [manager.get(v, symbol) for v in venues]
+        live = live or any(m is not None and went_live(m) for m in markets)
+        cmp = compare(venues, markets, now)
         line = compare_line(cmp, symbol, now, errors)
         if recorder is not None:
             line["recording"] = recording_field(recorder)
         _emit(line)
         if recorder is not None:
             say_recording_stopped(recorder)
+    if not live:
+        print(
+            f"obview: no live book from any of {', '.join(venues)} for {symbol} in {a.duration:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     return 0
