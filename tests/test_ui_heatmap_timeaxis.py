@@ -177,3 +177,56 @@ async def test_columns_made_gaps_keep_their_place_on_the_axis():
         app._frame()
         assert sum(not e.col.live for e in hm._entries) > gaps
         assert time_axis(hm) == before and hm.time_axes_built == built
+
+
+async def test_when_the_samples_stop_the_right_edge_says_ended_not_now():
+    """A FAILED feed stops its sampler: the newest column stays the moment it failed, and the
+    axis said ``now`` under it for as long as the screen stayed up."""
+    from obview.model import FeedStatus
+
+    market, t0 = build_market(seed=8, seconds=40, gap=None)
+    clock = [t0]
+    app = ObviewApp(
+        StaticManager({("demo", "BTC-PERP"): market}, ["demo"]),
+        "demo",
+        "BTC-PERP",
+        clock=lambda: clock[0],
+        frame_interval=3600,
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.w_heatmap
+        app._frame()
+        live = time_axis(hm)
+        assert live.endswith("now")
+        market.set_state(FeedStatus.FAILED, "venue refused the symbol")
+        clock[0] = t0 + 1.0  # a second without a sample: still now (a late sample, a busy loop)
+        app._frame()
+        assert time_axis(hm).endswith("now")
+        clock[0] = t0 + 30.0
+        app._frame()
+        axis = time_axis(hm)
+        # the ticks still count back from the newest column, as when paused: it is that moment
+        assert axis.endswith("─ended") and ticks_of(axis) == ticks_of(live)
+        label = hm._strips[-1]._segments
+        assert any(s.text.endswith("ended") and s.style.bold for s in label)  # not the live edge
+        # the feed back: samples again, and the edge is now
+        market.set_state(FeedStatus.LIVE)
+        market.tick(clock[0])
+        app._frame()
+        assert time_axis(hm).endswith("now")
+
+
+async def test_a_heatmap_too_short_for_a_plot_row_does_not_say_it_waits_for_a_book():
+    market, now = build_market(seed=8, seconds=12, gap=None)
+    app = still_app(market, now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        hm = app.w_heatmap
+        app._frame()
+        lay = hm.layout_
+        assert lay is not None
+        hm._rebuild(market, lay, hm.origin, now, 100, 2)
+        assert hm._strips[0].text.startswith(" heatmap: no room")
+        hm._rebuild(market, None, hm.origin, now, 100, 2)
+        assert hm._strips[0].text.startswith(" heatmap: waiting for the first live book")

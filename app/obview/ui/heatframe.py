@@ -13,15 +13,32 @@ from obview.market import Market
 from obview.sampler import HeatmapColumn
 from obview.ui.lines import release_strips
 from obview.ui.numbers import compact, decimals_for, format_price, format_span
-from obview.ui.timeaxis import BASE, BREAK, NOW, PAD, PAUSED, TICK, axis_text, time_ticks
+from obview.ui.timeaxis import BASE, BREAK, ENDED, NOW, PAD, PAUSED, TICK, axis_text, time_ticks
 from obview.ui.viewmodel import HeatLayout, bucket_index
 
 AXIS_WIDTH = 11
 LABEL_EVERY = 5  # axis label on buckets whose index is a multiple of this
 
 
+#: the newest sample older than this (s) is not "now": the feed's sampling stopped (a FAILED
+#: feed, a closed one)
+STOPPED_AFTER = 2.0
+
+
 class HeatmapFrame:
     """Title line, price axis and time axis of ``Heatmap``."""
+
+    def _newest_label(self, market: Market, now: float) -> str:
+        """The right edge's label: ``paused``; ``ended`` once no sample has come for
+        ``STOPPED_AFTER`` seconds (a feed that FAILED stops the columns: the edge read ``now``
+        under a book from minutes before, and the ticks count back from that moment, not from
+        now; the status line gives the book's age); else ``now``."""
+        if self.paused:
+            return PAUSED
+        cols = market.heatmap.columns
+        if cols and now - cols[-1].t > max(STOPPED_AFTER, 4 * market.heatmap.cadence):
+            return ENDED
+        return NOW
 
     def _marker_row(self, market: Market, lay: HeatLayout, origin: int) -> int | None:
         """The plot row of the last price, or None when it is off the window."""
@@ -65,7 +82,9 @@ class HeatmapFrame:
         if regions:
             self.refresh(*regions)
 
-    def _time_line(self, market: Market, cols: list[HeatmapColumn], plot_w: int, w: int) -> None:
+    def _time_line(
+        self, market: Market, cols: list[HeatmapColumn], plot_w: int, w: int, newest: str = NOW
+    ) -> None:
         """The time axis line under the plot (``_time_strip``): its ticks, the corner where it
         meets the price axis, and the seconds a column under the price labels. Made again only
         when what places the ticks changed (a new column moves nothing once the plot is full:
@@ -74,14 +93,13 @@ class HeatmapFrame:
         secs = self.zoom.seconds_per_column(cadence)
         ages = self.zoom.ages(cols, cadence)
         shape = len(ages) if isinstance(ages, range) else tuple(ages)
-        key = (w, plot_w, secs, shape, self.paused)
+        key = (w, plot_w, secs, shape, newest)
         if key == self._time_key and self._time_strip is not None:
             return
         self._time_key = key
         self.time_axes_built += 1
         c = self.pal
         bg = c.background
-        newest = PAUSED if self.paused else NOW
         ticks = time_ticks(ages, secs, plot_w, newest)
         text = axis_text(ages, plot_w, ticks)
         styles = {
@@ -94,10 +112,10 @@ class HeatmapFrame:
         segs: list[Segment] = []
         run: list[str] = []
         run_style: Style | None = None
-        # the newest column's label: bold while paused (it is that moment, not now)
+        # the newest column's label: bold unless it is now (paused or ended: that moment)
         last = plot_w - len(newest) if ticks and ticks[0][1] == newest else plot_w
         for x, ch in enumerate(text):
-            st = styles.get(ch) or (c.style("axis", bg, bold=self.paused) if x >= last else label)
+            st = styles.get(ch) or (c.style("axis", bg, bold=newest != NOW) if x >= last else label)
             if st is not run_style and run:
                 segs.append(Segment("".join(run), run_style))
                 run = []

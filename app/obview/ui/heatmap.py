@@ -38,6 +38,7 @@ from obview.ui.colorscale import ColorScale, auto_scale, mark_weight
 from obview.ui.heatframe import AXIS_WIDTH, HeatmapFrame
 from obview.ui.lines import LineWidget, release_strips
 from obview.ui.theming import COLORMAP_LEVELS, Colormap
+from obview.ui.timeaxis import NOW
 from obview.ui.timezoom import TimeZoom
 from obview.ui.viewmodel import HeatLayout, bucket_index
 
@@ -183,7 +184,8 @@ class Heatmap(HeatmapFrame, LineWidget):
         w, h = self.size.width, self.size.height
         cols = market.heatmap.columns
         last = cols[-1] if cols else None
-        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct, self.zoom.k, self.paused)
+        newest = self._newest_label(market, now)
+        view = (w, h, len(cols), id(last), layout, origin, group, self.low_pct, self.high_pct, self.zoom.k, newest)
         if view == self._last_key and self._scale_due(now) and layout is not None:
             # a periodic contrast check: repaint only if the scale really moved
             gen = self._gen
@@ -193,7 +195,7 @@ class Heatmap(HeatmapFrame, LineWidget):
         if view != self._last_key:
             self._last_key = view
             self.layout_, self.origin, self.group = layout, origin, group
-            self._rebuild(market, layout, origin, now, w, h)
+            self._rebuild(market, layout, origin, now, w, h, newest)
             self._axis_key = None
         elif layout is None:
             return False
@@ -354,14 +356,22 @@ class Heatmap(HeatmapFrame, LineWidget):
         e.cells = ("".join(glyphs), styles)
 
     def _rebuild(
-        self, market: Market, lay: HeatLayout | None, origin: int, now: float, w: int, h: int
+        self,
+        market: Market,
+        lay: HeatLayout | None,
+        origin: int,
+        now: float,
+        w: int,
+        h: int,
+        newest: str = NOW,
     ) -> None:
         c = self.pal
         bg = c.style(bg=c.background)
         plot_w = max(0, w - AXIS_WIDTH)
         rows = max(0, h - 2)  # below the title line, above the time axis
         if lay is None or plot_w <= 0 or rows <= 0:
-            msg = " heatmap: waiting for the first live book…"
+            # no bucket yet, or no room for one row of plot under the title and above the axis
+            msg = " heatmap: waiting for the first live book…" if lay is None else " heatmap: no room"
             self._strips = [
                 Strip([Segment(msg, c.style("muted", c.background))]).adjust_cell_length(w, bg)
             ]
@@ -408,7 +418,7 @@ class Heatmap(HeatmapFrame, LineWidget):
                 segs.append(Segment("".join(run_text), run_style))
             plot.append(segs)
         self._plot = plot
-        self._time_line(market, cols, plot_w, w)
+        self._time_line(market, cols, plot_w, w, newest)
 
     def _assemble(
         self, market: Market, lay: HeatLayout | None, origin: int, w: int, h: int

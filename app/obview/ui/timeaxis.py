@@ -12,7 +12,8 @@ The axis row reads, right-aligned to the newest column::
 
 the hatch where no history is drawn yet (as the plot above it), a baseline under the history,
 each label left of its tick (``┴``, under the column of that age), and the newest column's
-label (``now``, or ``paused``) ending under the newest column. A ``≈`` marks where time is
+label (``now``, ``paused``, or ``ended`` when the samples stopped) ending under the newest
+column. A ``≈`` marks where time is
 missing between two adjacent columns.
 
 Nothing here knows about terminals or styles: ``time_ticks`` and ``axis_text`` are pure.
@@ -32,6 +33,9 @@ TICK = "┴"
 BREAK = "≈"
 NOW = "now"
 PAUSED = "paused"
+#: the newest column's label when the samples stopped coming (a FAILED feed): the ticks count
+#: back from that moment, as they do from the paused one (no longer than ``PAUSED``)
+ENDED = "ended"
 
 
 def age_label(seconds: float) -> str:
