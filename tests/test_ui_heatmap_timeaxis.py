@@ -22,9 +22,10 @@ def _market90():
 
 
 def still_app(market, now) -> ObviewApp:
-    """Frames are painted only when a test calls them."""
+    """Frames are painted only when a test calls them; ``now`` is a time or a clock."""
     mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
-    return ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    clock = now if callable(now) else (lambda: now)
+    return ObviewApp(mgr, "demo", "BTC-PERP", clock=clock, frame_interval=3600)
 
 
 def time_axis(hm) -> str:
@@ -186,13 +187,7 @@ async def test_when_the_samples_stop_the_right_edge_says_ended_not_now():
 
     market, t0 = build_market(seed=8, seconds=40, gap=None)
     clock = [t0]
-    app = ObviewApp(
-        StaticManager({("demo", "BTC-PERP"): market}, ["demo"]),
-        "demo",
-        "BTC-PERP",
-        clock=lambda: clock[0],
-        frame_interval=3600,
-    )
+    app = still_app(market, lambda: clock[0])
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         hm = app.w_heatmap
