@@ -114,3 +114,48 @@ def check_all(adapter: VenueAdapter, stream: str, frames: list, seed: int = 1) -
         for m in mutations(f, rng):
             check(adapter, stream, m)
     return handled, len(frames)
+
+
+# -- whole runs through the pipeline ---------------------------------------------------------------
+def pipeline_run(adapter: VenueAdapter, stream: str, frames: list, extra=None) -> dict:
+    """Feed ``frames`` to a fresh pipeline of ``adapter``; what a user could see of the run:
+    the actions, the book after every frame, the final books, state, counters and trades
+    (``extra(pipe)`` adds a venue's own sync state)."""
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+
+    pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
+    m = pipe.market
+    actions, books = [], []
+    for i, f in enumerate(frames):
+        actions.append(pipe.on_frame(stream, f, float(i)))
+        books.append((m.book.best_bid(), m.book.best_ask(), len(m.book), m.state.status))
+    out = {
+        "actions": actions,
+        "books": books,
+        "bids": dict(m.book.bids),
+        "asks": dict(m.book.asks),
+        "synced": pipe.sync.synced,
+        "last_seq": pipe.sync.last_seq,
+        "buffer": list(pipe.sync.buffer),
+        "state": (m.state.status, m.state.reason),
+        "gaps": m.stats.gaps,
+        "resyncs": m.resyncs,
+        "parse_errors": pipe.parse_errors,
+        "bad_frames": m.stats.bad_frames,
+        "last_error": m.stats.last_error,
+        "trades": list(m.trades),
+        "liquidations": m.stats.liquidations,
+        "book_events": pipe.book_events,
+        "version": m.version,
+    }
+    if extra is not None:
+        out.update(extra(pipe))
+    return out
+
+
+def assert_same(fast: dict, slow: dict) -> dict:
+    """Two ``pipeline_run`` results are equal, key by key (the first that differs is named)."""
+    for key in fast:
+        assert fast[key] == slow[key], key
+    return fast

@@ -17,9 +17,15 @@ import random
 import orjson
 import pytest
 
-from fastpath import BAD, mutations, recorded_frames, reference, sim_frames
-from obview.feed.pipeline import FeedPipeline
-from obview.market import Market
+from fastpath import (
+    BAD,
+    assert_same,
+    mutations,
+    pipeline_run,
+    recorded_frames,
+    reference,
+    sim_frames,
+)
 from obview.model import FeedStatus, Side, Trade
 from obview.sim.dialects.bitmex import BitmexDialect
 from obview.venues.bitmex import BitmexAdapter, BitmexBookDelta
@@ -120,34 +126,19 @@ def test_fast_path_agrees_on_the_simulator_and_takes_every_row_and_trade_frame(
 
 # -- the same books, events and errors through the pipeline --------------------------------------
 def run_pipeline(cls, instrument: str | None, frames: list[str], symbol: str = "BTC-PERP"):
-    adapter = make(cls, symbol, instrument)
-    pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
-    actions = [pipe.on_frame(STREAM, f, float(i)) for i, f in enumerate(frames)]
-    m = pipe.market
-    return {
-        "actions": actions,
-        "bids": dict(m.book.bids),
-        "asks": dict(m.book.asks),
-        "ids": dict(pipe.sync.ids),
-        "at": dict(pipe.sync.at),
-        "synced": pipe.sync.synced,
-        "state": (m.state.status, m.state.reason),
-        "gaps": m.stats.gaps,
-        "resyncs": m.resyncs,
-        "parse_errors": pipe.parse_errors,
-        "bad_frames": m.stats.bad_frames,
-        "last_error": m.stats.last_error,
-        "trades": list(m.trades),
-        "book_events": pipe.book_events,
-    }
+    return pipeline_run(
+        make(cls, symbol, instrument),
+        STREAM,
+        frames,
+        lambda pipe: {"ids": dict(pipe.sync.ids), "at": dict(pipe.sync.at)},
+    )
 
 
 def assert_same_run(frames: list[str], instrument: str | None = None, symbol: str = "BTC-PERP"):
-    fast = run_pipeline(BitmexAdapter, instrument, frames, symbol)
-    slow = run_pipeline(SlowBitmexAdapter, instrument, frames, symbol)
-    for key in fast:
-        assert fast[key] == slow[key], key
-    return fast
+    return assert_same(
+        run_pipeline(BitmexAdapter, instrument, frames, symbol),
+        run_pipeline(SlowBitmexAdapter, instrument, frames, symbol),
+    )
 
 
 @pytest.mark.parametrize("instrument", INSTRUMENTS)

@@ -22,7 +22,15 @@ import random
 import orjson
 import pytest
 
-from fastpath import BAD, mutations, recorded_frames, reference, sim_frames
+from fastpath import (
+    BAD,
+    assert_same,
+    mutations,
+    pipeline_run,
+    recorded_frames,
+    reference,
+    sim_frames,
+)
 from obview.book import OrderBook
 from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
@@ -158,40 +166,14 @@ def test_fast_path_agrees_on_liquidations_and_block_trades_of_the_simulator():
 # -- the same books, events and errors through the pipeline --------------------------------------
 def run_pipeline(cls, frames: list[str], instrument: str | None = None, symbol: str = "BTC-PERP"):
     adapter = make(cls, symbol, instrument)
-    pipe = FeedPipeline(adapter, Market(adapter.default_instrument()))
-    m = pipe.market
-    actions, books = [], []
-    for i, f in enumerate(frames):
-        actions.append(pipe.on_frame(STREAM, f, float(i)))
-        books.append((m.book.best_bid(), m.book.best_ask(), len(m.book), m.state.status))
-    return {
-        "actions": actions,
-        "books": books,
-        "bids": dict(m.book.bids),
-        "asks": dict(m.book.asks),
-        "synced": pipe.sync.synced,
-        "last_seq": pipe.sync.last_seq,
-        "buffer": list(pipe.sync.buffer),
-        "state": (m.state.status, m.state.reason),
-        "gaps": m.stats.gaps,
-        "resyncs": m.resyncs,
-        "parse_errors": pipe.parse_errors,
-        "bad_frames": m.stats.bad_frames,
-        "last_error": m.stats.last_error,
-        "trades": list(m.trades),
-        "liquidations": m.stats.liquidations,
-        "book_events": pipe.book_events,
-        "heartbeats": adapter.heartbeats,
-        "version": m.version,
-    }
+    return pipeline_run(adapter, STREAM, frames, lambda _pipe: {"heartbeats": adapter.heartbeats})
 
 
 def assert_same_run(frames: list[str], instrument: str | None = None, symbol: str = "BTC-PERP"):
-    fast = run_pipeline(KrakenAdapter, frames, instrument, symbol)
-    slow = run_pipeline(SlowKrakenAdapter, frames, instrument, symbol)
-    for key in fast:
-        assert fast[key] == slow[key], key
-    return fast
+    return assert_same(
+        run_pipeline(KrakenAdapter, frames, instrument, symbol),
+        run_pipeline(SlowKrakenAdapter, frames, instrument, symbol),
+    )
 
 
 @pytest.mark.parametrize("product", PRODUCTS)
