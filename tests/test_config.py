@@ -164,3 +164,16 @@ def test_config_values_that_cannot_be_meant_are_refused_in_one_short_line(tmp_pa
         load_config(p)
     msg = str(e.value)
     assert expect in msg and "\n" not in msg and len(msg) < 600
+
+
+def test_a_venue_list_without_the_built_in_default_and_no_default_venue_opens_its_first(tmp_path):
+    # the file was refused: "key 'default_venue': 'binance' must also be listed in 'venues'",
+    # about a key it did not have (and `obview BTC-PERP --venue demo` with it too)
+    p = tmp_path / "c.toml"
+    p.write_text('venues = ["demo", "okx"]\n')
+    cfg = load_config(p)
+    assert cfg.default_venue == "demo" and cfg.venues == ["demo", "okx"]
+    # a default_venue written and not listed is still refused, by its own name
+    p.write_text('venues = ["demo", "okx"]\ndefault_venue = "binance"\n')
+    with pytest.raises(ConfigError, match="key 'default_venue': 'binance' must also be listed in 'venues'"):
+        load_config(p)

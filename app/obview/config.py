@@ -216,7 +216,11 @@ def parse_config(data: dict[str, Any], p: Path) -> Config:
             raise bad("ui", "must be a table")
         cfg.ui = _ui_settings(data["ui"], bad)
     if "venues" in data and cfg.default_venue not in cfg.venues:
-        raise bad("default_venue", f"{shown(cfg.default_venue)} must also be listed in 'venues'")
+        if "default_venue" in data:
+            raise bad("default_venue", f"{shown(cfg.default_venue)} must also be listed in 'venues'")
+        # a list without the built-in default: its first venue is the default (the file was
+        # refused for a key it did not have)
+        cfg.default_venue = cfg.venues[0]
     return cfg
 
 
