@@ -387,6 +387,30 @@ async def test_ctrl_z_suspends_as_in_any_terminal_program(monkeypatch):
         assert sent == [signal.SIGTSTP] and app.is_running
 
 
+async def test_back_from_ctrl_z_the_whole_screen_is_written_again(monkeypatch):
+    """After ``fg`` the terminal shows whatever the shell left: Textual wrote only what changed
+    next, so the venue strip and the footer (which rarely change) stayed blank."""
+    from textual._compositor import LayoutUpdate
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    app, _ = make_app()
+    monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        written: list = []
+        display = app._display
+        app._display = lambda screen, update: (written.append(update), display(screen, update))
+        await settle(pilot, 0.2)
+        # running on, at most the parts of the screen that changed are written
+        assert not any(isinstance(u, LayoutUpdate) for u in written)
+        written.clear()
+        app.post_message(HeadlessDriver.SignalResume())  # what the driver posts on SIGCONT
+        await settle(pilot, 0.2)
+        full = [u for u in written if isinstance(u, LayoutUpdate)]
+        assert full and full[0].region == app.screen.region
+        assert app.resumes == 1
+
+
 async def test_heatmap_cut_offs_are_adjustable_both_ends():
     app, _ = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

@@ -170,6 +170,7 @@ class ObviewApp(Switching, KeyActions, App):
         self._last_slow = 0.0
         self._open_token = 0
         self.frames = 0
+        self.resumes = 0  # times back from a suspension (Ctrl+Z, fg)
         self.themes, self.panels = load_theme_files()
         self.colormaps = load_colormaps()
         self.colormap_name = DEFAULT_COLORMAP
@@ -204,6 +205,10 @@ class ObviewApp(Switching, KeyActions, App):
         elif cfg_theme is None or cmap is None:
             self.colormap_name = self.panels[self.theme].colormap
         self.theme_changed_signal.subscribe(self, lambda _t: self._apply_colors())
+        # back from Ctrl+Z: the terminal's screen was the shell's meanwhile. Textual repaints
+        # only what changes after a SIGCONT, so the venue strip and the footer (which change
+        # rarely) stayed blank; the whole screen is written again
+        self.app_resume_signal.subscribe(self, lambda _app: self._after_resume())
         self._apply_colors()
         self._apply_layout()
         self.set_interval(self.frame_interval, self._frame)
@@ -221,6 +226,11 @@ class ObviewApp(Switching, KeyActions, App):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
+
+    def _after_resume(self) -> None:
+        self.resumes += 1
+        self.refresh(layout=True)
+        self._repaint_all()
 
     async def on_unmount(self) -> None:
         if self.exit_on_signals:
