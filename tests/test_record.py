@@ -707,3 +707,48 @@ async def test_a_silence_the_connection_showed_to_be_ordinary_replays_live_again
     cut.write_text("\n".join([*lines, stale, resumed]) + "\n")
     s = replay_summary(cut, "demo", "BTC-PERP")
     assert s["state"] == "LIVE" and s["stale"] == 1
+
+
+async def test_two_symbols_of_one_venue_in_one_recording_each_replay_as_shown(tmp_path):
+    """Both feeds of one venue connect to the same URL: by URL alone the second symbol's
+    connection was taken for the first's, its connect reset the book, and a feed LIVE to the end
+    replayed SYNCING 'awaiting snapshot' (with the other symbol's frames counted as its own)."""
+    server_mod = pytest.importorskip("obview.sim.server")
+    from obview.feed.session import FeedSession
+    from obview.market import Market
+    from obview.venues.demo import DemoAdapter
+
+    p = tmp_path / "two.jsonl"
+    rec = Recorder(p)
+    live: dict[str, tuple] = {}
+    async with asyncio.timeout(30):
+        server = await server_mod.start_server(port=0, seed=11, rate=40.0)
+        sessions = []
+        try:
+            for symbol in ("BTC-PERP", "ETH-PERP"):  # ETH's connection opens after BTC's frames
+                adapter = DemoAdapter(symbol, endpoint=server.url("/demo"))
+                market = Market(adapter.default_instrument())
+                session = FeedSession(adapter, market, recorder=rec)
+                session.start()
+                sessions.append((symbol, market, session))
+                while not (market.live and session.pipeline.trades > 0):
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # both feeds' frames interleave
+            server.set_rate(0)
+            await asyncio.sleep(0.3)  # in-flight frames arrive
+            for symbol, market, session in sessions:
+                live[symbol] = (market.book.top(20), session.pipeline.trades, market.stats.frames)
+        finally:
+            for _, _, session in sessions:
+                session.recorder = None
+                await session.stop()
+            await server.close()
+    rec.close()
+    feeds = {(x["symbol"], x["c"]) for x in replay_frames(p) if "connect" in x}
+    assert {s for s, _ in feeds} == {"BTC-PERP", "ETH-PERP"} and len(feeds) == 2
+    for symbol, (book, trades, frames) in live.items():
+        s = replay_summary(p, "demo", symbol)
+        assert (s["state"], s["parse_errors"], s["gaps"]) == ("LIVE", 0, 0), (symbol, s["reason"])
+        assert s["bids"] == [[px, sz] for px, sz in book[0]]
+        assert s["asks"] == [[px, sz] for px, sz in book[1]]
+        assert s["trades"] == trades and s["frames"] == frames

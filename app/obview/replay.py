@@ -179,6 +179,17 @@ class Replay:
             return self.book_spec.name
         return None
 
+    def _other_feed(self, rec: dict[str, Any]) -> bool:
+        """Whether a ``connect`` line names a feed other than this one. The app's recordings
+        name each connection's venue and instrument: two symbols of one venue share its URL,
+        so by URL alone the other symbol's connections were this feed's (each reset its book:
+        a feed LIVE to the end replayed as SYNCING). Lines that name none (older and shared
+        recordings) are told apart by URL only."""
+        venue, native = rec.get("venue"), rec.get("instrument")
+        if not isinstance(venue, str) or not isinstance(native, str):
+            return False
+        return venue != self.adapter.name or native.lower() != self.adapter.native.lower()
+
     def _shared(self, name: str | None) -> bool:
         """Whether stream ``name`` shares its URL with another of the adapter's streams."""
         urls = [s.url for s in self.specs]
@@ -233,8 +244,9 @@ class Replay:
             ts = float(t) if isinstance(t, (int, float)) else 0.0
             if "connect" in rec:
                 url = str(rec["connect"])
-                name = self.stream_for(url)
-                if name is None and follow_all:
+                other = self._other_feed(rec)
+                name = None if other else self.stream_for(url)
+                if name is None and follow_all and not other:
                     name = self.book_spec.name
                 c = rec.get("c")
                 # a connection number seen again: obview started again on this file (a file of
