@@ -211,3 +211,30 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         await settle(pilot, 0.3)
         assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
+
+
+async def test_prices_off_the_tick_are_shown_exactly_not_rounded_to_it():
+    # the built-in tick outdated (the venue cut it, its endpoint out of reach): a 0.05 spread
+    # read "spread 0.1 (0.00 bp)" and the mid lost its last digit
+    demo, _ = build_market(seed=3, seconds=5)
+    tick = demo.instrument.tick
+    bb = demo.book.best_bid()[0]
+    demo.book.apply_delta([], [(bb + tick / 2, 1.0)])
+    demo.last_price = bb + tick / 2
+    mgr = StaticManager({("demo", "BTC-PERP"): demo}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: demo.stats.last_frame_at)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        second = app.query_one(StatsBar)._text.plain.splitlines()[1]
+        assert f"spread {tick / 2:g} (" in second, second
+        assert f"mid {bb + tick / 4:.3f}" in second and f"last {bb + tick / 2:.2f}" in second
+        # and the ladder's spread label (beside its titles, in the gap between the touches)
+        assert app.w_ladder._spread_label(demo.book, app.step).startswith(f"spread {tick / 2:g} ")
+    # prices on the tick keep the tick's decimals (float noise is not a digit)
+    demo2, _ = build_market(seed=3, seconds=5)
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): demo2}, ["demo"]), "demo", "BTC-PERP")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        second = app.query_one(StatsBar)._text.plain.splitlines()[1]
+        sp = demo2.book.spread()
+        assert f"spread {sp:.1f} (" in second, second

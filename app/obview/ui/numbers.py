@@ -17,6 +17,20 @@ def decimals_for(step: float) -> int:
     return 10
 
 
+def decimals_shown(value: float, decimals: int, extra: int = 4) -> int:
+    """``decimals``, or up to ``extra`` more when ``value`` needs them to be shown exactly: a
+    price off the instrument's tick (its built-in tick outdated, the venue's endpoint out of
+    reach) read as the tick (a 0.05 spread as "0.1")."""
+    if not math.isfinite(value):
+        return decimals
+    a = abs(value)
+    tol = 1e-9 * max(1.0, a)  # float noise (a spread of 97005.3 - 97005.1 is 0.2000000000029)
+    for d in range(decimals, decimals + extra + 1):
+        if abs(round(a, d) - a) <= tol:
+            return d
+    return decimals + extra
+
+
 def format_price(price: float, decimals: int) -> str:
     return f"{price:.{decimals}f}"
 

@@ -13,7 +13,15 @@ from obview.market import Market
 from obview.model import FeedStatus
 from obview.text import safe
 from obview.ui.lines import SteadyLines
-from obview.ui.numbers import bps, compact, decimals_for, format_duration, format_ms, format_price
+from obview.ui.numbers import (
+    bps,
+    compact,
+    decimals_for,
+    decimals_shown,
+    format_duration,
+    format_ms,
+    format_price,
+)
 from obview.ui.theming import PanelColors
 
 #: a LIVE book whose messages arrive this much later than the minute's quickest is flagged
@@ -159,15 +167,18 @@ class StatsBar(SteadyLines, Widget):
         d = decimals_for(inst.tick)
         lp = market.last_price
         line.append(" last ", c.style("muted"))
-        line.append(format_price(lp, d) if lp is not None else "—", c.style("spread", bold=True))
+        # the tick's decimals, or more for a price off the tick (exact, never rounded to it)
+        text = lp is not None and format_price(lp, decimals_shown(lp, d))
+        line.append(text or "—", c.style("spread", bold=True))
         mid = book.mid()
-        fields = [_field(c, "  mid ", format_price(mid, d + 1) if mid is not None else "—", "axis")]
+        text = mid is not None and format_price(mid, decimals_shown(mid, d + 1))
+        fields = [_field(c, "  mid ", text or "—", "axis")]
         sp = book.spread()
         if sp is None:
             fields.append(_field(c, "  spread ", "—", "axis"))
         else:
             b = bps(sp, mid)
-            sp_text = format_price(sp, d) + (f" ({b:.2f} bp)" if b is not None else "")
+            sp_text = format_price(sp, decimals_shown(sp, d)) + (f" ({b:.2f} bp)" if b is not None else "")
             fields.append(_field(c, "  spread ", sp_text, "axis"))
         imb = book.imbalance(10)
         if imb is None:
