@@ -126,3 +126,17 @@ async def test_a_trade_at_the_touch_keeps_the_trace_visible_under_its_dot():
     assert dots, glyphs
     # the touch's cell: the dot over the ask trace (it took the lower half, the bid's)
     assert any(bg.lower() == ask for _g, _fg, bg in dots), dots
+
+
+def test_a_price_label_too_long_for_the_axis_loses_decimals_then_goes_compact_never_digits():
+    from obview.ui.heatframe import _fitted
+
+    assert _fitted(97005.5, 1, 9) == "97005.5"
+    assert _fitted(0.0000123456, 10, 9) == "0.0000123"  # decimals dropped: the value rounded
+    assert _fitted(1234567.25, 2, 9) == "1234567.2"
+    # 98710000000000 read "9871000000": another number; compact keeps its size
+    assert _fitted(98710000000000.0, 0, 9) == "98.7T"
+    assert _fitted(98710000000000.0, 0, 10) == "98.7T"
+    for price in (98710000000000.0, 123456789012.5, 0.000001234567):
+        for width in (5, 9, 10):
+            assert len(_fitted(price, 6, width)) <= width

@@ -25,6 +25,16 @@ LABEL_EVERY = 5  # axis label on buckets whose index is a multiple of this
 STOPPED_AFTER = 2.0
 
 
+def _fitted(price: float, decimals: int, width: int) -> str:
+    """``price`` in ``width`` cells: with fewer decimals if it must, else compact (``98.7T``);
+    cut to the width, a label read as another number (98710000000000 as ``9871000000``)."""
+    for d in range(decimals, -1, -1):
+        text = format_price(price, d)
+        if len(text) <= width:
+            return text
+    return compact(price)[:width]
+
+
 class HeatmapFrame:
     """Title line, price axis and time axis of ``Heatmap``."""
 
@@ -58,13 +68,13 @@ class HeatmapFrame:
         b = origin + len(self._plot) - 1 - y
         if y == lp_row:
             dec = max(decimals_for(lay.row_step), decimals_for(market.instrument.tick))
-            label = "◀" + format_price(market.last_price, dec).rjust(AXIS_WIDTH - 1)
-            return Segment(label[:AXIS_WIDTH], c.style(c.background, "spread", bold=True))
+            label = "◀" + _fitted(market.last_price, dec, AXIS_WIDTH - 1).rjust(AXIS_WIDTH - 1)
+            return Segment(label, c.style(c.background, "spread", bold=True))
         if b % LABEL_EVERY == 0:
-            label = "┤" + format_price(b * lay.row_step, decimals_for(lay.row_step)).rjust(
+            label = "┤" + _fitted(b * lay.row_step, decimals_for(lay.row_step), AXIS_WIDTH - 2).rjust(
                 AXIS_WIDTH - 2
             )
-            return Segment((label + " ")[:AXIS_WIDTH], c.style("axis", c.background))
+            return Segment(label + " ", c.style("axis", c.background))
         return Segment("│".ljust(AXIS_WIDTH), c.style("axis", c.background))
 
     def _move_marker(self, market: Market, lay: HeatLayout, origin: int, w: int) -> None:
