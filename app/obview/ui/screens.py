@@ -200,8 +200,8 @@ class Palette(_OnTop, CommandPalette):
     app is busy with a burst): PageUp / PageDown reaching its list before the list has been
     laid out raised a KeyError in ``OptionList._move_page`` (such a key now does nothing, as on
     an empty list), and a second Enter dismissed it again once gone (``_OnTop``); also a
-    search started as it closes. A chosen command runs once: Enters queued behind the choice
-    ran it again, once each."""
+    search started as it closes, or an arrow key reaching it once its list is gone. A chosen
+    command runs once: Enters queued behind the choice ran it again, once each."""
 
     _ran = False
 
@@ -221,7 +221,15 @@ class Palette(_OnTop, CommandPalette):
     def _action_command_list(self, action: str) -> None:
         try:
             super()._action_command_list(action)
-        except (KeyError, IndexError):
+        except (KeyError, IndexError, NoMatches):
+            # NoMatches: an arrow key queued behind the choice reaches the palette as it closes,
+            # its list already gone (it ended the app)
+            pass
+
+    def _action_cursor_down(self) -> None:
+        try:
+            super()._action_cursor_down()
+        except NoMatches:  # as above: the list is gone
             pass
 
     if _GATHER is not None:
