@@ -297,3 +297,21 @@ def test_the_default_grouping_is_in_the_series_of_steps_for_the_canonical_instru
         assert is_multiple(bucket, tick)
         assert bucket >= mid * sampler.span_pct / 100 * 2 / sampler.buckets
         assert 2 * bucket in group_steps(tick), (mid, tick, bucket)
+
+
+def test_decimals_shown_adds_digits_for_values_off_the_tick_never_for_float_noise():
+    from obview.ui.numbers import decimals_shown
+
+    assert decimals_shown(0.05, 1) == 2  # a 0.05 spread at a 0.1 tick read "0.1"
+    assert decimals_shown(100000.025, 2) == 3
+    assert decimals_shown(97005.15 - 97005.1, 1, scale=97005.1) == 2
+    assert decimals_shown(20000000.15 - 20000000.1, 1, scale=20000000.1) == 2
+    # the noise of the prices a spread is computed from is not a digit, at any price
+    assert decimals_shown(97005.3 - 97005.1, 1, scale=97005.2) == 1
+    assert decimals_shown(20000000.1 - 20000000.0, 1, scale=20000000.05) == 1
+    assert decimals_shown(123456789.12 - 123456789.11, 2, scale=123456789.1) == 2
+    assert decimals_shown(0.2, 1, scale=9.871e13) == 1
+    # at most ``extra`` more; NaN and infinities keep the tick's
+    assert decimals_shown(1 / 3, 1) == 5
+    assert decimals_shown(float("nan"), 1) == decimals_shown(float("inf"), 1) == 1
+    assert decimals_shown(-0.05, 1) == 2  # a crossed book's negative spread

@@ -351,7 +351,7 @@ class Ladder(LineWidget):
         sp, mid = book.spread(), book.mid()
         if sp is None:
             return ""
-        d = decimals_shown(sp, max(decimals_for(step) if sp >= step else 0, decimals_for(self.tick)))
+        d = decimals_shown(sp, max(decimals_for(step) if sp >= step else 0, decimals_for(self.tick)), scale=mid)
         b = bps(sp, mid)
         return f"spread {format_price(sp, d)}" + (f" {b:.2f}bp" if b is not None else "")
 

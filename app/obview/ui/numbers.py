@@ -17,14 +17,18 @@ def decimals_for(step: float) -> int:
     return 10
 
 
-def decimals_shown(value: float, decimals: int, extra: int = 4) -> int:
+def decimals_shown(value: float, decimals: int, extra: int = 4, scale: float | None = None) -> int:
     """``decimals``, or up to ``extra`` more when ``value`` needs them to be shown exactly: a
     price off the instrument's tick (its built-in tick outdated, the venue's endpoint out of
-    reach) read as the tick (a 0.05 spread as "0.1")."""
+    reach) read as the tick (a 0.05 spread as "0.1"). ``scale``: the size of the numbers
+    ``value`` was computed from (a spread's prices), whose float noise is not a digit."""
     if not math.isfinite(value):
         return decimals
     a = abs(value)
-    tol = 1e-9 * max(1.0, a)  # float noise (a spread of 97005.3 - 97005.1 is 0.2000000000029)
+    # float noise: a spread of 97005.3 - 97005.1 is 0.2000000000029; above 2**24 the prices'
+    # own step (math.ulp) is larger than that
+    ref = abs(scale) if scale is not None and math.isfinite(scale) else a
+    tol = max(1e-9 * max(1.0, a), 4 * math.ulp(ref))
     for d in range(decimals, decimals + extra + 1):
         if abs(round(a, d) - a) <= tol:
             return d
