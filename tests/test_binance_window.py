@@ -224,11 +224,11 @@ def _replay(sync: BinanceSync, events: list) -> list:
 
 
 @pytest.mark.parametrize("seed", range(60))
-@pytest.mark.parametrize("limit,edge", [(1000, None), (8, 2), (5, 1), (12, 4)])
-def test_one_pass_sync_matches_the_general_path_step_by_step(seed, limit, edge):
+@pytest.mark.parametrize("limit,edge,depth", [(1000, None, None), (8, 2, None), (5, 1, None), (12, 4, None), (12, 2, 6)])
+def test_one_pass_sync_matches_the_general_path_step_by_step(seed, limit, edge, depth):
     events = _random_run(seed)
-    fast = _replay(BinanceSync(OrderBook(), snapshot_limit=limit, edge_levels=edge), events)
-    slow = _replay(_GeneralSync(OrderBook(), snapshot_limit=limit, edge_levels=edge), events)
+    fast = _replay(BinanceSync(OrderBook(), depth, snapshot_limit=limit, edge_levels=edge), events)
+    slow = _replay(_GeneralSync(OrderBook(), depth, snapshot_limit=limit, edge_levels=edge), events)
     assert fast == slow
     # the run went through what the one-pass case must leave to the general path
     statuses = {(r[0].status, r[0].refresh) for r in fast}

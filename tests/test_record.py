@@ -752,3 +752,7 @@ async def test_two_symbols_of_one_venue_in_one_recording_each_replay_as_shown(tm
         assert s["bids"] == [[px, sz] for px, sz in book[0]]
         assert s["asks"] == [[px, sz] for px, sz in book[1]]
         assert s["trades"] == trades and s["frames"] == frames
+    # a symbol the file does not hold: it says which it holds (it said "holds no received
+    # frames to replay", of a file full of them)
+    with pytest.raises(ReplayError, match=r"^two.jsonl holds no frames of demo SOL-PERP: it holds demo BTC-PERP, demo ETH-PERP; choose one with --venue and --symbol$"):
+        replay_summary(p, "demo", "SOL-PERP")

@@ -166,7 +166,8 @@ async def print_mode(venue, symbol, a, endpoints, rest, recorder, venues) -> int
 
 
 def went_live(market) -> bool:
-    """Whether the feed is LIVE or was since the last look (its state log keeps 200 changes)."""
+    """Whether the feed is LIVE now or was at some point among its last 200 state changes
+    (called once a second: a LIVE spell between two lines counts)."""
     return market.live or any(s.status is FeedStatus.LIVE for s in market.state_log)
 
 

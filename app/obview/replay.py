@@ -146,6 +146,8 @@ class Replay:
         self.foreign = False
         self.torn: list[int] = []  # the number of a last line cut short, if the file ends in one
         self.skipped_connections = 0
+        #: the feeds other than this one that the file's connect lines name, in order
+        self.other_feeds: dict[str, None] = {}
         self.disconnects = 0  # book connections that ended (``close`` lines), after data or not
         self.stale = 0  # times the book connection went silent (``stale`` lines)
         self.sessions = 0  # runs of obview recorded into the file (``--record`` appends)
@@ -245,6 +247,8 @@ class Replay:
             if "connect" in rec:
                 url = str(rec["connect"])
                 other = self._other_feed(rec)
+                if other:
+                    self.other_feeds.setdefault(f"{rec['venue']} {rec.get('symbol') or rec['instrument']}", None)
                 name = None if other else self.stream_for(url)
                 if name is None and follow_all and not other:
                     name = self.book_spec.name
@@ -323,6 +327,12 @@ class Replay:
         parses as this venue's (the wrong ``--venue``), or none carries this instrument's book."""
         name = os.path.basename(os.fspath(path))
         pipe, venue = self.pipeline, self.adapter.name
+        if not self.frames and self.other_feeds and not self.torn:
+            held = ", ".join(safe(f, 60) for f in list(self.other_feeds)[:8])
+            raise ReplayError(
+                f"{name} holds no frames of {venue} {safe(self.adapter.native, 40)}: it holds {held};"
+                " choose one with --venue and --symbol"
+            )
         if not self.frames and not self.torn:
             raise ReplayError(f"{name} holds no received frames to replay")
         if self.frames and pipe.parse_errors - self.snapshot_errors == self.frames:

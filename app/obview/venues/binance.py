@@ -180,6 +180,8 @@ class BinanceSync(BookSync):
         # trimming loops, and no is_crossed / empty calls. Anything else (before the snapshot,
         # the bridging event, a duplicate, a gap, a depth cut, a book that needs trimming or a
         # refresh) takes the general path, which re-checks the book already updated here.
+        # (A NaN price would break the sorted keys these bounds read; none gets here: the
+        # pipeline refuses such a frame before the sync.)
         last = self.last_seq
         seq = delta.seq
         if (
