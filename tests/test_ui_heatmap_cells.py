@@ -140,3 +140,22 @@ def test_a_price_label_too_long_for_the_axis_loses_decimals_then_goes_compact_ne
     for price in (98710000000000.0, 123456789012.5, 0.000001234567):
         for width in (5, 9, 10):
             assert len(_fitted(price, 6, width)) <= width
+
+
+async def test_the_heatmap_axis_never_shows_a_price_cut_to_its_width():
+    import re
+
+    from obview.ui.app import ObviewApp
+    from obview.ui.heatmap import AXIS_WIDTH
+    from obview.ui.synthetic import StaticManager, build_market
+
+    market, now = build_market(seed=3, seconds=5, price=98_710_000_000_000.0, gap=None)
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): market}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        hm = app.w_heatmap
+        cells = [line[hm.size.width - AXIS_WIDTH :] for line in hm.line_texts()[1:-1]]
+        labels = [m.group(1) for c in cells if (m := re.search(r"[┤◀]\s*(\S+)", c))]
+        assert labels, cells
+        # each label is a whole number of its own: compact, or a price with all its digits
+        assert all(re.fullmatch(r"\d+(\.\d+)?[kMBT]|\d{14,}(\.\d+)?", x) for x in labels), labels
