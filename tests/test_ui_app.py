@@ -520,7 +520,7 @@ async def test_kept_lines_follow_a_theme_switch_and_a_venue_switch():
         await settle(pilot)
         kept = [w for w in [app.screen, *app.screen.walk_children()] if isinstance(w, SteadyLines)]
         assert {type(w).__name__ for w in kept} == {
-            "MainScreen", "StatsBar", "VenueStrip", "Panels", "Keys"
+            "MainScreen", "VenueStrip", "Panels", "Keys"
         }  # fmt: skip
         for keys in ([], ["t"], ["2"], ["t", "1"], ["H"], ["T", "L"], ["H", "T", "L"]):
             for k in keys:

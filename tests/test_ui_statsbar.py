@@ -238,3 +238,25 @@ async def test_prices_off_the_tick_are_shown_exactly_not_rounded_to_it():
         second = app.query_one(StatsBar)._text.plain.splitlines()[1]
         sp = demo2.book.spread()
         assert f"spread {sp:.1f} (" in second, second
+
+
+async def test_the_book_figures_follow_the_ladder_on_the_frame_the_book_moves():
+    # they were repainted four times a second with the rest of the bar: a capture showed the
+    # ladder's touch and the tape at 97010.0 under "last 97007.2 mid 97007.65"
+    market, now = build_market(seed=3, seconds=5, gap=None)
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): market}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app._paint_stats(now)
+        bar = app.query_one(StatsBar)
+        first, kept = bar._text.plain.splitlines()[0], bar._strips[0]
+        ba = market.book.best_ask()[0]
+        market.book.apply_delta([(ba, 2.0)], [(ba, 0.0)])  # the ask taken: the touch moves up
+        market.last_price = ba
+        market.version += 1
+        app._frame()  # the same instant: no slow repaint is due
+        second = bar._text.plain.splitlines()[1]
+        mid = market.book.mid()
+        assert f"last {ba:.1f}" in second and f"mid {mid:.2f}" in second, second
+        # the state line is not made again for it: same text, same Strip
+        assert bar._text.plain.splitlines()[0] == first and bar._strips[0] is kept

@@ -262,7 +262,7 @@ class ObviewApp(Switching, KeyActions, App):
         self.w_heatmap.set_colors(panel)
         self.w_ladder.set_colors(panel, edge)
         self.w_tape.set_colors(panel, edge)
-        self.w_stats.pal = panel
+        self.w_stats.set_colors(panel)
         strip = self.w_venues
         strip.pal = panel
         strip._key = None
@@ -358,6 +358,7 @@ class ObviewApp(Switching, KeyActions, App):
             # status line goes on with the live feed and the real time
             m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
+        fresh = False
         if m is not None and live is not None and self.step is not None:
             fresh = m.version != self._seen_version
             self._seen_version = m.version
@@ -400,6 +401,10 @@ class ObviewApp(Switching, KeyActions, App):
         if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow:
             self._last_slow = wall
             self._paint_slow(wall)
+        elif fresh and m is live:
+            # the book moved: the status line's last, mid and spread follow the ladder this
+            # frame (its second line only, repainted only if its text changed)
+            self.w_stats.show_book(live, wall)
         self.frames += 1
 
     def _recording(self) -> tuple[int, str] | None:

@@ -6,13 +6,14 @@ Everything that came from the network is appended as plain ``Text`` spans, never
 from __future__ import annotations
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.widget import Widget
 
 from obview.market import Market
 from obview.model import FeedStatus
 from obview.text import safe
-from obview.ui.lines import SteadyLines
+from obview.ui.lines import LineWidget
 from obview.ui.numbers import (
     bps,
     compact,
@@ -50,16 +51,26 @@ STATE_MARK = {
 }
 
 
-class StatsBar(SteadyLines, Widget):
+class StatsBar(LineWidget):
+    """Two lines, each a cached Strip (``LineWidget``): a line whose text and styles are the
+    ones on screen costs nothing, so the book's figures (last, mid, spread) can follow the
+    ladder frame by frame instead of trailing it by up to a quarter second."""
+
     DEFAULT_CSS = """
-    StatsBar { height: 2; width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatsBar { height: 2; width: 1fr; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.pal: PanelColors | None = None
-        self._text = Text()
+        self._line1: Text | None = None  # the state line as last shown
+        self._for: Market | None = None  # the market it was shown for
+        self._book_line: list[tuple[str, Style]] | None = None  # the book's line, as parts
         self._last_show: tuple[tuple, dict] | None = None  # shown again on a resize
+        self._neutral = False  # lines rendered from Text: styles combined outside the palette
+
+    def set_colors(self, colors: PanelColors, edge_color: str | None = None) -> None:
+        super().set_colors(colors, edge_color)
+        self._blank_style = colors.style(bg=colors.surface)
 
     def show(
         self,
@@ -98,9 +109,8 @@ class StatsBar(SteadyLines, Widget):
                 t.append(safe(error, 160), c.style("down"))
             else:
                 t.append("◐ CONNECTING", c.style("syncing", bold=True))
-            t.append("\n")
-            self._text = t
-            self.refresh()
+            self._line1, self._book_line, self._for = t, None, None
+            self._set_lines(t)
             return
         st = market.state
         t.append(
@@ -160,54 +170,97 @@ class StatsBar(SteadyLines, Widget):
             fields.append(_field(c, "   group ", format_price(step, decimals_for(step)), "axis"))
         fields.append(_field(c, "   units ", inst.quote if quote else inst.base, "axis"))
         _append_fitting(t, fields, width)
-        t.append("\n")
+        self._line1, self._for = t, market
+        self._book_line = None
+        self.show_book(market, now)
 
-        line = Text()
+    def show_book(self, market: Market, now: float) -> None:
+        """Only the second line (the book's figures, rates, latency), under the first line as
+        last shown: what the app calls on a frame the book moved. Made of plain parts, not a
+        ``Text`` (it runs every frame the book moves): its styles follow from its numbers, so
+        the line is keyed by its text alone."""
+        c = self.pal
+        if c is None or self._line1 is None or market is not self._for:
+            return  # the first line is another market's: the next whole show() does both
+        width = self.size.width or 10_000
+        bg = c.surface
+        muted, axis = c.style("muted", bg), c.style("axis", bg)
         book = market.book
-        d = decimals_for(inst.tick)
+        d = decimals_for(market.instrument.tick)
         lp = market.last_price
-        line.append(" last ", c.style("muted"))
         # the tick's decimals, or more for a price off the tick (exact, never rounded to it)
         text = lp is not None and format_price(lp, decimals_shown(lp, d))
-        line.append(text or "—", c.style("spread", bold=True))
+        parts: list[tuple[str, Style]] = [(" last ", muted), (text or "—", c.style("spread", bg, bold=True))]
         mid = book.mid()
         text = mid is not None and format_price(mid, decimals_shown(mid, d + 1))
-        fields = [_field(c, "  mid ", text or "—", "axis")]
+        fields: list[tuple[tuple[str, Style], ...]] = [(("  mid ", muted), (text or "—", axis))]
         sp = book.spread()
         if sp is None:
-            fields.append(_field(c, "  spread ", "—", "axis"))
+            fields.append((("  spread ", muted), ("—", axis)))
         else:
             b = bps(sp, mid)
-            sp_text = format_price(sp, decimals_shown(sp, d)) + (f" ({b:.2f} bp)" if b is not None else "")
-            fields.append(_field(c, "  spread ", sp_text, "axis"))
+            text = format_price(sp, decimals_shown(sp, d, scale=mid)) + (f" ({b:.2f} bp)" if b is not None else "")
+            fields.append((("  spread ", muted), (text, axis)))
         imb = book.imbalance(10)
         if imb is None:
-            fields.append(_field(c, "  imb10 ", "—", "axis"))
+            fields.append((("  imb10 ", muted), ("—", axis)))
         else:
             tone = "bid" if imb > 0.1 else "ask" if imb < -0.1 else "axis"
-            fields.append(_field(c, "  imb10 ", f"{imb:+.2f}", tone))
-        rate = Text("   ", c.style("muted"))
-        rate.append(compact(market.stats.messages.rate(now)), c.style("axis"))
-        rate.append(" msg/s", c.style("muted"))
-        fields.append(rate)
+            fields.append((("  imb10 ", muted), (f"{imb:+.2f}", c.style(tone, bg))))
+        rate = compact(market.stats.messages.rate(now))
+        fields.append((("   ", muted), (rate, axis), (" msg/s", muted)))
         p50, p99 = market.stats.latency.percentiles(now)
-        lat = _field(c, "   latency p50 ", format_ms(p50), "axis")
-        lat.append(" p99 ", c.style("muted"))
-        lat.append(format_ms(p99), c.style("stale" if p99 is not None and p99 > 0.5 else "axis"))
-        fields.append(lat)
-        _append_fitting(line, fields, width)
-        t.append_text(line)
-        self._text = t
-        self.refresh()
+        tone = "stale" if p99 is not None and p99 > 0.5 else "axis"
+        fields.append(
+            (("   latency p50 ", muted), (format_ms(p50), axis), (" p99 ", muted), (format_ms(p99), c.style(tone, bg)))
+        )
+        # the fields after the last price, each whole or not at all (all one cell a character)
+        room = width - sum(len(t) for t, _ in parts)
+        for field in fields:
+            n = sum(len(t) for t, _ in field)
+            if n > room:
+                break
+            parts.extend(field)
+            room -= n
+        self._book_line = parts
+        self._set_lines(self._line1, parts)
 
-    def on_resize(self) -> None:
+    @property
+    def _text(self) -> Text:
+        """Both lines as one Text (what the bar shows)."""
+        lines = []
+        if self._line1 is not None:
+            lines.append(self._line1)
+        if self._book_line is not None:
+            lines.append(Text.assemble(*self._book_line))
+        return Text("\n").join(lines) if lines else Text()
+
+    def _set_lines(self, line1: Text, book: list[tuple[str, Style]] | None = None) -> None:
+        """Show the lines; only a line whose text or styles changed is made and repainted."""
+        c = self.pal
+        keyed: list[tuple] = [
+            ((line1.plain, tuple((sp.start, sp.end, sp.style) for sp in line1.spans), c.name), line1)
+        ]
+        if book is not None:
+            keyed.append((("".join(t for t, _ in book), c.name), book))
+        self.set_lines(keyed, self._segments)
+
+    def _segments(self, line: Text | list[tuple[str, Style]]) -> list[Segment]:
+        if isinstance(line, list):
+            return [Segment(t, st) for t, st in line]
+        c = self.pal
+        line = line.copy()
+        line.style = c.style(bg=c.surface)
+        if line.cell_len > self.size.width:
+            line.truncate(self.size.width, overflow="ellipsis")
+        return list(line.render(self.app.console))
+
+    def on_resize(self, event) -> None:
+        # (LineWidget's own on_resize runs too: Textual calls each class's handler)
         # which fields fit depends on the width
         if self._last_show is not None:
             args, kw = self._last_show
             self.show(*args, **kw)
-
-    def render(self) -> Text:
-        return self._text
 
 
 def format_bytes(n: int) -> str:
