@@ -85,6 +85,26 @@ def test_activity_the_silence_ordinary_for_a_book_follows_its_share_of_active_se
     assert still.share(50.0) == 0.0
 
 
+def test_activity_gives_a_cautious_early_share_before_its_habit_is_known():
+    from obview.feed.cadence import Activity
+
+    a = Activity(min_span=10.0)
+    a.watching(100.0)
+    for s in range(100, 104):
+        a.changed(s + 0.3)
+    assert a.early_share(102.0) is None  # under 3 s watched: nothing to go on
+    # four seconds watched, a change in each: 4 / (4 + 1), not 1.0
+    assert a.early_share(103.5) == 0.8 and a.share(103.5) is None
+    # (1 - 0.8) ** s > 1e-5 while s < 7.15: a busy young book frozen is wrong after ~7 s
+    assert 7.1 < a.ordinary_silence(0.8, 5.0, 15.0) < 7.2
+    assert a.early_share(110.5) is None and a.share(110.5) is not None  # the share tells now
+    quiet = Activity(min_span=10.0)
+    quiet.watching(0.0)
+    quiet.changed(0.5)
+    assert quiet.early_share(5.0) == 1 / 7  # one second of six: the venue's own time stands
+    assert quiet.ordinary_silence(1 / 7, 5.0, 15.0) == 15.0
+
+
 def test_activity_is_bounded_and_leaves_outages_and_stale_silences_out():
     from obview.feed.cadence import Activity
 

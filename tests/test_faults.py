@@ -405,6 +405,20 @@ async def test_a_busy_book_frozen_before_its_habit_is_known_is_stale_at_the_stal
         assert time.monotonic() - t0 <= 2.0 + 0.8
 
 
+async def test_a_busy_book_frozen_in_its_first_seconds_is_stale_before_the_venues_time():
+    """A feed a few seconds old (just switched to, or the compare view just opened) whose busy
+    book froze read LIVE for the venue's whole stale time, 10 to 20 s: its habit is told only
+    after 10 s watched. Its first seconds now shorten that (never lengthen it)."""
+    async with rig(stale_after=15.0) as r:
+        await r.live()
+        await asyncio.sleep(3.5)  # a change in every second so far
+        r.server.pause()
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=14)
+        assert 4.5 <= time.monotonic() - t0 <= 9.5, time.monotonic() - t0  # ~7 s, not 15
+        assert r.state.reason.startswith("no ")
+
+
 async def test_a_loop_late_again_and_again_does_not_keep_a_dead_feed_live():
     """Each late check re-based the silence: a loop late by over 2 s at every check kept a dead
     feed LIVE until the socket's own keepalive gave up (78 s). A stop while the last one is not

@@ -128,6 +128,25 @@ class Activity:
         active = sum(1 for s in self._secs if first <= s <= last)
         return min(1.0, active / (last - first + 1))
 
+    def early_share(self, at: float, early_span: float = 3.0) -> float | None:
+        """Before ``min_span`` is watched: a cautious share from the seconds since its first
+        change, one unseen quiet second added (``active / (seconds + 1)``: a book changing in
+        each of its first 4 seconds reads 0.8, not 1.0). Only ever used to shorten the venue's stale time
+        (a busy book frozen in its first seconds read LIVE for the venue's 10-20 s), never to
+        lengthen it. None under ``early_span`` seconds, or once ``share`` tells."""
+        if self._since is None or not self._secs:
+            return None
+        w = at - self._offset
+        if not early_span <= w - self._since < self.min_span:
+            return None
+        # from its first change: the seconds of connecting and subscribing before it are not
+        # the book's habit
+        first, last = self._secs[0], math.floor(w)
+        if last - first + 1 < early_span:
+            return None
+        active = sum(1 for s in self._secs if first <= s <= last)
+        return active / (last - first + 2)
+
     def ordinary_silence(self, p: float, floor: float, ceiling: float) -> float:
         """The longest silence that is still ordinary for a book changing in a share ``p`` of
         its seconds, within [floor, ceiling]."""

@@ -216,6 +216,13 @@ class _Watch:
                 stale_after if p is None
                 else act.ordinary_silence(p, min(BUSY_STALE, stale_after), self.session.opts.quiet_max)
             )  # fmt: skip
+            if p is None and self.changes:
+                # a young feed (its habit not known yet) that has been busy from the start: its
+                # first seconds may shorten the venue's stale time, never lengthen it (a book
+                # frozen 4 s after a switch read LIVE for the venue's 10-20 s)
+                early = act.early_share(self.heard_at)
+                if early is not None:
+                    ordinary = act.ordinary_silence(early, min(BUSY_STALE, stale_after), stale_after)
             first = min(ordinary, stale_after)
             due = now - max(self.answered_at, self.probed_at) >= first / 2
             if first / 2 <= silent < max(ordinary, stale_after) and due and (self.probe is None or self.probe.done()):
