@@ -170,6 +170,21 @@ async def test_refused_handshake_waits_as_long_as_the_venue_asks():
         r.assert_never_wrong_while_live()
 
 
+async def test_the_user_cannot_cut_short_a_wait_the_venue_asked_for():
+    # a rate limit's Retry-After is the venue's: pressing the venue's key does not shorten it
+    async with rig(start=False) as r:
+        r.server.faults.refuse_handshake(429, retry_after="3")
+        r.task = r.session.start()
+        await r.until(lambda: "asks to wait 3.0 s; retry in 2" in r.state.reason)
+        t0 = time.monotonic()
+        r.server.faults.refuse_handshake(None)
+        await asyncio.sleep(0.2)
+        r.session.retry_now()
+        await asyncio.sleep(0.5)
+        assert len(r.server.attempts_between(t0)) == 0  # still waiting, as asked
+        await r.live()
+
+
 async def test_the_wait_before_a_retry_counts_down():
     # "retry in 4.1 s" stayed on screen, unchanged, for the whole wait
     import re

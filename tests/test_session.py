@@ -293,6 +293,36 @@ async def test_server_restart_reconnects_to_live():
         await server.wait_closed()
 
 
+async def test_the_user_cuts_a_long_reconnect_wait_short_but_not_one_the_venue_asked_for():
+    """The venue came back while the feed waited out a 20 s backoff: only waiting was left (the
+    current venue's key now reconnects at once)."""
+    script = Script()
+    server = await serve(script.handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    adapter = FakeAdapter("BTC-PERP", endpoint=f"ws://127.0.0.1:{port}")
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts(backoff_base=40.0, backoff_max=40.0))
+    task = session.start()
+    try:
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE)
+        assert not session.retry_now()  # nothing waits
+        server.close()
+        await server.wait_closed()
+        await wait_for(lambda: "retry in" in market.state.reason)
+        server = await serve(script.handler, "127.0.0.1", port)
+        attempts = session.connect_attempts
+        assert session.retry_now()  # within its first second: the wait goes on to that second
+        await asyncio.sleep(0.5)
+        assert session.connect_attempts == attempts
+        await wait_for(lambda: market.state.status is FeedStatus.LIVE, timeout=3)
+        assert session.connect_attempts == attempts + 1
+    finally:
+        await session.stop()
+        task.cancel()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_rest_resync_mode_fetches_snapshot(venue):
     fetched = []
 

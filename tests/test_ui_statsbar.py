@@ -161,6 +161,33 @@ async def test_the_venue_key_retries_a_failed_feed():
         assert app.market is demo and "LIVE" in app.query_one(StatsBar)._text.plain
 
 
+async def test_the_venue_key_cuts_short_the_wait_of_a_feed_reconnecting():
+    # the venue was back, and the feed waited out a 20 s backoff: the trader could only wait
+    demo, _, now = _markets()
+    down = Market(demo.instrument)
+    down.set_state(FeedStatus.RECONNECTING, "connection refused; retry in 20 s")
+    asked: list = []
+
+    class Retry(StaticManager):
+        def retry_now(self, venue, symbol):
+            asked.append((venue, symbol))
+            return True
+
+    mgr = Retry({("demo", "BTC-PERP"): demo, ("bybit", "BTC-PERP"): down}, ["demo", "bybit"])
+    app = ObviewApp(mgr, "bybit", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        plain = app.query_one(StatsBar)._text.plain
+        assert "RECONNECTING press 2 to retry  connection refused; retry in 20 s" in plain
+        opened = len(mgr.opened)
+        await pilot.press("2")
+        await settle(pilot)
+        assert asked == [("bybit", "BTC-PERP")] and len(mgr.opened) == opened  # not reopened
+        down.set_state(FeedStatus.RECONNECTING, "connecting (attempt 3)")  # no wait to cut
+        app._paint_slow(now)
+        assert "press 2" not in app.query_one(StatsBar)._text.plain
+
+
 async def test_book_age_is_judged_against_the_measured_cadence_of_a_snapshot_venue():
     # a venue pushing whole books every 2-5 s (Hyperliquid) showed its book age in the warning
     # colour most of the time; with the cadence measured, it is late only against that
@@ -209,7 +236,7 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         m.set_state(FeedStatus.RECONNECTING, "connection refused; retry in 5.0 s")
         clock[0] += 1.0
         await settle(pilot, 0.3)
-        assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
+        assert "PAUSED   ◌ RECONNECTING press 1 to retry  connection refused" in bar._text.plain
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
 
 

@@ -159,6 +159,11 @@ class FeedManager:
         m = self.get(venue, symbol)
         return m.state if m else None
 
+    def retry_now(self, venue: str, symbol: str) -> bool:
+        """Reconnect the feed now if it waits out a backoff (the user's key); True if it was."""
+        session = self.session(venue, symbol)
+        return session is not None and session.retry_now()
+
     def session(self, venue: str, symbol: str) -> FeedSession | None:
         o = self._open.get((venue, normalize(symbol)))
         return o.session if o else None

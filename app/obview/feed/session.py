@@ -48,6 +48,10 @@ log = logging.getLogger("obview.feed")
 
 Fetcher = Callable[[HttpRequest], Awaitable[bytes]]
 
+#: a backoff the user may cut short (the venue's key) only once this much of it has passed (s):
+#: a held or repeated key connects at most about once a second
+RETRY_NOW_AFTER = 1.0
+
 
 @dataclass(slots=True)
 class SessionOptions:
@@ -123,6 +127,19 @@ class FeedSession:
         self._stopping = False
         self.failed: str | None = None
         self.connect_attempts = 0
+        #: the user asked to retry now (``retry_now``): streams waiting out a backoff connect
+        self._retry = asyncio.Event()
+
+    def retry_now(self) -> bool:
+        """The user asked to reconnect now: streams waiting out a backoff stop waiting (after
+        ``RETRY_NOW_AFTER`` s of it, and never inside a wait the venue asked for). True when
+        one was waiting."""
+        waiting = any(
+            st.status is FeedStatus.RECONNECTING and st.ws is None for st in self.streams.values()
+        )
+        if waiting:
+            self._retry.set()
+        return waiting
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -250,11 +267,20 @@ class FeedSession:
                 # a snapshot fetched for the lost connection must not land on the next one's
                 # book (or set LIVE while there is no connection at all)
                 self.repair.cancel()
-            # the wait counts down on screen, a second at a time
-            end = time.monotonic() + delay
+            # the wait counts down on screen, a second at a time; the user may cut it short
+            # (``retry_now``) once a second of it has passed, unless the venue asked for it
+            # (Retry-After: a rate limit)
+            start = time.monotonic()
+            end = start + delay
+            self._retry.clear()
             while (left := end - time.monotonic()) > 0:
                 self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(left)}")
-                await asyncio.sleep(min(1.0, left))
+                if asked or time.monotonic() - start < RETRY_NOW_AFTER:
+                    await asyncio.sleep(min(1.0, left, max(0.05, start + RETRY_NOW_AFTER - time.monotonic())))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry.wait(), min(1.0, left))
+                    break
 
     async def _connect_and_read(self, st: _Stream) -> None:
         spec = st.spec

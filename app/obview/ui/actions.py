@@ -72,6 +72,15 @@ class KeyActions:
         venue, symbol = self.wanted
         if venues[n - 1] != venue or (venue == self.venue and (self._failed() or self._adrift())):
             self._switch(venues[n - 1], symbol)  # the current venue's key retries a failed feed
+        elif venue == self.venue and self._reconnecting():
+            # ... and cuts short the wait of one that reconnects (the venue is back, say)
+            retry = getattr(self.manager, "retry_now", None)
+            if retry is not None and retry(venue, symbol):
+                self.notify(f"{venue}: reconnecting now", timeout=2)
+
+    def _reconnecting(self) -> bool:
+        m = self.market
+        return m is not None and m.state.status is FeedStatus.RECONNECTING
 
     def _failed(self) -> bool:
         """The feed on screen has ended: it could not be opened, or the venue refused it."""
@@ -90,9 +99,9 @@ class KeyActions:
         return any(isinstance(s, CompareScreen) for s in self.screen_stack)
 
     def _retry_key(self) -> str | None:
-        """The key that retries the feed on screen, when it has failed."""
+        """The key that retries the feed on screen, when it has failed or waits to reconnect."""
         venues = self.venues
-        if self._failed() and self.venue in venues and venues.index(self.venue) < 9:
+        if (self._failed() or self._reconnecting()) and self.venue in venues and venues.index(self.venue) < 9:
             return str(venues.index(self.venue) + 1)
         return None
 

@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP_ROWS: list[tuple[str, str]] = [
-    ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed); or click it"),
+    ("1 – 9", "switch to venue N of the strip (its own key retries a failed feed, or reconnects one waiting to); or click it"),
     ("[  ]", "previous / next venue"),
     ("v", "venue picker"),
     ("x", "compare venues: the symbol's bid, ask, spread and depth on every venue at once; its number or a click on its row switches to one"),

@@ -116,8 +116,9 @@ class StatsBar(LineWidget):
         t.append(
             f"{STATE_MARK[st.status]} {st.status.value}", c.style(STATE_COLOR[st.status], bold=True)
         )
-        if retry_key and st.status is FeedStatus.FAILED:
-            # before the reason, which may be long: the way out stays on screen
+        if retry_key and (st.status is FeedStatus.FAILED or "retry in" in st.reason):
+            # before the reason, which may be long: the way out stays on screen (a reconnect's
+            # wait the venue's key cuts short)
             t.append(f" press {retry_key} to retry ", c.style("axis", bold=True))
         if st.reason:
             t.append(" ")
