@@ -88,22 +88,31 @@ class DydxSync(BookSync):
             return self.on_delta_general(delta)
         book = self.book
         age = (seq, part)
-        for levels_in, side, ages in (
-            (delta.bids, book.bids, self.bid_age),
-            (delta.asks, book.asks, self.ask_age),
-        ):
-            if not levels_in:
-                continue
+        bids, asks = delta.bids, delta.asks
+        if bids:
+            side, ages = book.bids, self.bid_age
             levels, keys = side.levels, side._keys
-            for p, s in levels_in:
+            for p, s in bids:
                 if s > 0:
                     if p not in levels:
                         insort(keys, p)
                     levels[p] = s
                     ages[p] = age
                 else:
-                    if p in levels:
-                        del levels[p]
+                    if levels.pop(p, None) is not None:
+                        del keys[bisect_left(keys, p)]
+                    ages.pop(p, None)
+        if asks:
+            side, ages = book.asks, self.ask_age
+            levels, keys = side.levels, side._keys
+            for p, s in asks:
+                if s > 0:
+                    if p not in levels:
+                        insort(keys, p)
+                    levels[p] = s
+                    ages[p] = age
+                else:
+                    if levels.pop(p, None) is not None:
                         del keys[bisect_left(keys, p)]
                     ages.pop(p, None)
         self.last_seq = seq
