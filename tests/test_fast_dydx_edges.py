@@ -6,6 +6,9 @@ The helpers are those of ``test_fast_dydx``."""
 from __future__ import annotations
 
 import logging
+import math
+import random
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -248,3 +251,36 @@ def test_pipeline_takes_the_fast_path_for_book_and_trade_updates(monkeypatch):
     assert dict(m.book.bids) == {27773.0: 1.986168516, 27770.0: 1.0, 27000.0: 2.0}
     assert dict(m.book.asks) == {27780.0: 0.5, 27781.0: 1.2, 27790.0: 1.0, 28000.0: 2.0}
     assert (pipe.sync.last_seq, pipe.sync.last_part) == (485, 2) and state(adapter)[2] == {"1.0.0"}
+
+
+def _decimal(rng) -> str:
+    """A decimal string a venue might send, or one close to halfway between two doubles."""
+    r = rng.random()
+    if r < 0.4:
+        s = str(rng.randint(1, 10 ** rng.randint(1, 14)))
+        return s + "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25))) if rng.random() < 0.8 else s
+    if r < 0.7:
+        x = rng.uniform(1e-6, 1e14)
+        a, b = Decimal(x), Decimal(math.nextafter(x, math.inf))
+        s = format((a + b) / 2, "f")  # the exact midpoint: rounds to even
+        return s[:-1] + rng.choice("0123456789") if rng.random() < 0.5 else s
+    if r < 0.9:
+        return f"{rng.randint(1, 999999)}{rng.choice('eE')}{rng.randint(-20, 8)}"
+    return repr(rng.uniform(1e-9, 1e14))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numeric_strings_give_the_doubles_float_gives(seed):
+    # the decoder's own conversion of "27773.12..." against float() in parse(): the same
+    # double for every string both read, halfway cases and long mantissas among them
+    rng = random.Random(seed)
+    adapter = make()
+    taken = 0
+    for _ in range(40):
+        bids = [[_decimal(rng), _decimal(rng)] for _ in range(250)]
+        frame = book(contents={"bids": bids})
+        fast = adapter.parse_fast(*frame, 0.0)
+        assert fast is not None and fast == adapter.parse(*frame, 0.0)
+        assert fast[0].bids == [(float(p), float(s)) for p, s in bids]
+        taken += len(bids)
+    assert taken == 10_000
