@@ -36,6 +36,12 @@ Protocol (see the venue fact sheet and the indexer's ``socks`` service):
   no application heartbeats; the book changes with every block (about a second apart on the
   major markets), so the book stream is stale after 20 s without a message.
 - Sizes count coins (stepSize is in the base asset), prices are USD (settled in USDC).
+
+Fast path: ``parse_fast`` reads ``channel_data`` / ``channel_batch_data`` messages of the book
+and of the trades with typed decoders (``venues.dydx_fast``; the book's numeric strings
+converted and checked in C); ``subscribed`` snapshots, the greeting, errors, other markets,
+channels or streams, and anything the decoders do not describe go to ``parse``, which gives the
+same events for what both read.
 """
 
 from __future__ import annotations
@@ -50,8 +56,10 @@ from obview.book import OrderBook
 from obview.model import DELEVERAGE, LIQUIDATION, BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
+    MAX_NUMBER,
     BookSync,
     Event,
+    FastMiss,
     FrameError,
     HttpRequest,
     ResyncMode,
@@ -63,6 +71,7 @@ from obview.venues.base import (
     number,
 )
 from obview.venues.dydx_book import DydxDelta, DydxSync
+from obview.venues.dydx_fast import TradeRow, decode_book, decode_trades
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +91,12 @@ _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 _KINDS = {"LIQUIDATED": LIQUIDATION, "DELEVERAGED": DELEVERAGE}
 
 
-def _kind(t: dict) -> str:
+def _kind(kind: object, liquidation: object) -> str:
     """A trade's kind: ``type`` LIQUIDATED or DELEVERAGED (LIMIT, MARKET ... are fills), or in
     older payloads ``liquidation: true``."""
-    kind = t.get("type")
     if isinstance(kind, str):
         return _KINDS.get(kind, "")
-    return LIQUIDATION if t.get("liquidation") is True else ""
+    return LIQUIDATION if liquidation is True else ""
 
 #: contents versions this adapter was written against; another major version is logged once
 _KNOWN_MAJORS = {"0", "1"}
@@ -201,6 +209,76 @@ class DydxAdapter(VenueAdapter):
         ]
 
     # -- parsing ----------------------------------------------------------------------------
+    def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        # book and trade updates of this market; the rest goes to parse() (see dydx_fast)
+        try:
+            m = decode_book(frame)
+        except FastMiss:
+            return self._trades_fast(frame, ts_local)
+        seq = m.message_id
+        if (
+            m.id != self.native
+            or m.channel != BOOK_CHANNEL
+            or stream != self.book_stream
+            or not isinstance(seq, int)
+            or seq < 0
+        ):
+            return None  # another market, channel or stream ([] in parse()), or a bad message_id
+        version = m.version
+        if version is not None and version not in self._versions:
+            self._note_version(version)
+        name, symbol = self.name, self.symbol
+        updates = m.contents if isinstance(m.contents, list) else [m.contents]
+        if not updates:
+            # an empty batch still takes a message_id: keep the sequence moving
+            return [DydxDelta(name, symbol, [], [], seq, None, None, None, ts_local)]
+        return [
+            DydxDelta(name, symbol, u.bids, u.asks, seq, None, None, None, ts_local, None, part)
+            for part, u in enumerate(updates)
+        ]
+
+    def _trades_fast(self, frame: str | bytes, ts_local: float) -> list[Event] | None:
+        try:
+            m = decode_trades(frame)
+        except FastMiss:
+            return None
+        if m.id != self.native or m.channel != TRADES_CHANNEL:
+            return None
+        contents = m.contents if isinstance(m.contents, list) else [m.contents]
+        # every print is read before the first is remembered: a None leaves the de-duplication
+        # memory as it was, for parse() to read the frame afresh
+        parsed: list[Trade] = []
+        for c in contents:
+            for row in c.trades:
+                t = self._trade_row(row, ts_local)
+                if t is None:
+                    return None
+                parsed.append(t)
+        return [t for t in parsed if self._remember(t.trade_id)]
+
+    def _trade_row(self, t: TradeRow, ts_local: float) -> Trade | None:
+        """A print as ``_trade`` reads it (its own number and time functions), or None where
+        ``_trade`` or the pipeline's number check would refuse it."""
+        try:
+            price = number(t.price, "price")
+            size = number(t.size, "size")
+            ts = _iso_seconds(t.createdAt)
+        except (ValueError, ArithmeticError):  # FrameError among them
+            return None
+        if not (0.0 < price < MAX_NUMBER and 0.0 <= size < MAX_NUMBER):
+            return None
+        return Trade(
+            self.name,
+            self.symbol,
+            price,
+            size,
+            Side.BUY if t.side == "BUY" else Side.SELL,
+            t.id,
+            ts,
+            ts_local,
+            _kind(t.type, t.liquidation),
+        )
+
     def parse(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event]:
         msg = loads(frame)
         if not isinstance(msg, dict):
@@ -233,8 +311,7 @@ class DydxAdapter(VenueAdapter):
         fatal = any(r in text.lower() for r in _REFUSALS)
         return VenueError(stream, f"dydx: {text}", fatal=fatal)
 
-    def _note_version(self, msg: dict) -> None:
-        version = msg.get("version")
+    def _note_version(self, version: object) -> None:
         if not isinstance(version, str) or version in self._versions or len(self._versions) >= 16:
             return
         self._versions.add(version)
@@ -250,7 +327,7 @@ class DydxAdapter(VenueAdapter):
             bids = [lv for lv in _levels(contents.get("bids")) if lv[1] > 0]
             asks = [lv for lv in _levels(contents.get("asks")) if lv[1] > 0]
             return [BookSnapshot(self.name, self.symbol, bids, asks, seq=seq, ts_local=ts_local)]
-        self._note_version(msg)
+        self._note_version(msg.get("version"))
         if isinstance(contents, dict):
             updates = [contents]
         elif isinstance(contents, list):
@@ -326,7 +403,7 @@ class DydxAdapter(VenueAdapter):
             trade_id=str(tid),
             ts_exchange=_iso_seconds(t.get("createdAt")),
             ts_local=ts_local,
-            kind=_kind(t),
+            kind=_kind(t.get("type"), t.get("liquidation")),
         )
 
     # -- book sync --------------------------------------------------------------------------
