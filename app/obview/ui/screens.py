@@ -46,7 +46,8 @@ LEGEND: list[str] = [
     "State marks: ● live  ◐ connecting/syncing  ◌ stale/reconnecting  ✕ down  ○ not connected",
     '"LIVE 2.3s behind": the book is whole but its messages arrive that much later than usual.',
     "Heatmap bottom line: the time axis. \"-30s┴\" = the column above the tick is 30 s before the"
-    " newest (the right edge, \"now\"; \"paused\" while paused: ages count from that moment);"
+    " newest (the right edge, \"now\"; \"paused\" while paused, \"ended\" when the feed's samples"
+    " stopped: ages count from that moment);"
     " ≈ = time missing between two columns. Under the prices: the seconds a column.",
     "Heatmap title: \"row 1 (½ 0.5)\" = a text row is a price bucket of 1, each half-cell 0.5;"
     " \"unaligned\" = the grouping is finer than the heatmap's bucket, so the heatmap keeps a"
