@@ -766,3 +766,37 @@ async def test_the_tape_of_a_feed_that_is_not_live_is_dimmed_and_says_why():
         market.set_state(FeedStatus.LIVE)
         app._frame(force=True)
         assert row_colors() == live and "STALE" not in tape.line_texts()[0]
+
+
+async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():
+    # at some widths the unit came and went as the spread's text changed length ("cum  BTC
+    # 0.02bp", then "cum 0.1 0.01bp")
+    import copy
+
+    demo = _markets()[0]
+    market = copy.copy(demo)
+    market.book = demo.book.copy()
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    now = _markets()[2]
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        lad = app.w_ladder
+        ba = market.book.best_ask()[0]
+        far = [p for p in market.book.asks if p < ba * 1.002]  # asks within 20 bp
+        seen = {}
+        for width in range(34, 56):
+            lad.styles.width = width
+            await settle(pilot)
+            heads = []
+            for asks in ([], [(p, 0.0) for p in far]):  # the touch, then a spread of ~20 bp
+                book = demo.book.copy()
+                book.apply_delta([], asks)
+                market.book = book
+                market.version += 1
+                app._frame()
+                heads.append(lad.line_texts()[0])
+            has_unit = {" BTC" in h for h in heads}
+            assert len(has_unit) == 1, (width, heads)
+            seen[width] = has_unit.pop()
+        assert set(seen.values()) == {True, False}  # narrow widths drop it, wide keep it

@@ -22,6 +22,8 @@ from obview.ui.numbers import (
 from obview.ui.viewmodel import bar_cells, dom_grid, ladder_levels
 
 FLASH_SECONDS = 0.45
+#: cells the header keeps for the spread beside the unit: " 12.34bp" and its space
+UNIT_ROOM = 9
 #: a column narrows only after its numbers have been narrower this long (s)
 NARROW_AFTER = 5.0
 
@@ -297,9 +299,12 @@ class Ladder(LineWidget):
         else:
             titles = "price".rjust(pw) + "bid".rjust(bw) + "ask".rjust(aw)
             titles += "cum".rjust(cw) if cw else ""
-            right = self._spread_text(book, step, width - len(titles) - len(unit) - 2)
-            if right:
-                titles += f"  {unit}"  # the unit when it fits beside the spread
+            room = width - len(titles) - len(unit) - 2
+            if room >= UNIT_ROOM:
+                # the unit whenever it leaves room for a spread in bp: decided by the width
+                # alone, so it does not come and go as the spread's text changes length
+                titles += f"  {unit}"
+                right = self._spread_text(book, step, room)
             else:
                 right = self._spread_text(book, step, width - len(titles))
             lines.append(((("head", titles, width, tuple(t for t, _ in right))), (titles, right)))
