@@ -171,7 +171,8 @@ async def test_refused_handshake_waits_as_long_as_the_venue_asks():
 
 
 async def test_the_user_cannot_cut_short_a_wait_the_venue_asked_for():
-    # a rate limit's Retry-After is the venue's: pressing the venue's key does not shorten it
+    # a rate limit's Retry-After is the venue's: pressing the venue's key does not shorten it,
+    # and the key is not offered for it
     async with rig(start=False) as r:
         r.server.faults.refuse_handshake(429, retry_after="3")
         r.task = r.session.start()
@@ -179,10 +180,26 @@ async def test_the_user_cannot_cut_short_a_wait_the_venue_asked_for():
         t0 = time.monotonic()
         r.server.faults.refuse_handshake(None)
         await asyncio.sleep(0.2)
-        r.session.retry_now()
-        await asyncio.sleep(0.5)
+        assert not r.session.can_retry_now() and not r.session.retry_now()
+        logged = len(r.market.state_log)
+        await asyncio.sleep(1.3)
         assert len(r.server.attempts_between(t0)) == 0  # still waiting, as asked
+        # the countdown once a second (it woke every 50 ms, each tenth a new state logged)
+        assert len(r.market.state_log) - logged <= 2, list(r.market.state_log)[logged:]
         await r.live()
+
+
+async def test_a_short_wait_the_venue_asked_for_leaves_the_rest_of_a_long_backoff_cuttable():
+    async with rig(start=False, backoff_base=20.0, backoff_max=20.0) as r:
+        r.server.faults.refuse_handshake(429, retry_after="1")
+        r.task = r.session.start()
+        await r.until(lambda: "asks to wait 1.0 s; retry in" in r.state.reason)
+        t0 = time.monotonic()
+        r.server.faults.refuse_handshake(None)
+        assert r.session.retry_now()  # honoured once the venue's second is over
+        await asyncio.sleep(0.3)
+        assert not r.server.attempts_between(t0)
+        await r.live(timeout=3)
 
 
 async def test_the_wait_before_a_retry_counts_down():
@@ -426,7 +443,7 @@ async def test_a_busy_book_frozen_in_its_first_seconds_is_stale_before_the_venue
     after 10 s watched. Its first seconds now shorten that (never lengthen it)."""
     async with rig(stale_after=15.0) as r:
         await r.live()
-        await asyncio.sleep(3.5)  # a change in every second so far
+        await asyncio.sleep(4.5)  # a change in every second so far (3 s of them at least)
         r.server.pause()
         t0 = time.monotonic()
         await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=14)

@@ -323,6 +323,47 @@ async def test_the_user_cuts_a_long_reconnect_wait_short_but_not_one_the_venue_a
         await server.wait_closed()
 
 
+async def test_a_press_is_not_lost_when_another_streams_backoff_begins():
+    """The retry signal was one event that every backoff cleared as it began: a press cut one
+    stream's wait, that stream failed again at once and began a new wait, and the other stream,
+    still in its first second when the key was pressed, never saw the press."""
+    import socket
+
+    # trades: a closed port (refused at once); book: a listener that never answers the upgrade
+    # (it fails at the open timeout, so its waits start 0.3 s after the trades')
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused = closed.getsockname()[1]
+    closed.close()
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)
+    silent = hang.getsockname()[1]
+
+    class TwoStreams(FakeAdapter):
+        def streams(self):
+            book = StreamSpec("book", f"ws://127.0.0.1:{silent}/ws", ['{"op":"sub"}'], stale_after=5.0)
+            trades = StreamSpec("trades", f"ws://127.0.0.1:{refused}/ws", ['{"op":"sub"}'], book=False, stale_after=5.0)
+            return [book, trades]
+
+    adapter = TwoStreams("BTC-PERP", endpoint="ws://127.0.0.1:9")
+    market = Market(adapter.default_instrument())
+    session = FeedSession(adapter, market, options=opts(backoff_base=40.0, backoff_max=40.0, connect_timeout=0.3))
+    task = session.start()
+    book, trades = session.streams["book"], session.streams["trades"]
+    try:
+        await wait_for(lambda: book.wait_end > 0 and trades.wait_end > 0)
+        await asyncio.sleep(0.1)  # the book 0.1 s into its wait, the trades about 0.4 s
+        connects = book.connects
+        assert session.retry_now()
+        # the trades stream goes at its 1 s mark, fails and waits again; the book goes at its own
+        await wait_for(lambda: book.connects > connects, timeout=3)
+    finally:
+        await session.stop()
+        task.cancel()
+        hang.close()
+
+
 async def test_rest_resync_mode_fetches_snapshot(venue):
     fetched = []
 

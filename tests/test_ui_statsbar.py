@@ -169,9 +169,14 @@ async def test_the_venue_key_cuts_short_the_wait_of_a_feed_reconnecting():
     asked: list = []
 
     class Retry(StaticManager):
+        cuttable = True
+
         def retry_now(self, venue, symbol):
             asked.append((venue, symbol))
             return True
+
+        def can_retry_now(self, venue, symbol):
+            return self.cuttable
 
     mgr = Retry({("demo", "BTC-PERP"): demo, ("bybit", "BTC-PERP"): down}, ["demo", "bybit"])
     app = ObviewApp(mgr, "bybit", "BTC-PERP", clock=lambda: now)
@@ -183,9 +188,14 @@ async def test_the_venue_key_cuts_short_the_wait_of_a_feed_reconnecting():
         await pilot.press("2")
         await settle(pilot)
         assert asked == [("bybit", "BTC-PERP")] and len(mgr.opened) == opened  # not reopened
-        down.set_state(FeedStatus.RECONNECTING, "connecting (attempt 3)")  # no wait to cut
+        # connecting, or a wait the venue asked for: no key offered, and the key does nothing
+        mgr.cuttable = False
+        down.set_state(FeedStatus.RECONNECTING, "handshake refused: HTTP 429; the venue asks to wait 60 s; retry in 58 s")
         app._paint_slow(now)
         assert "press 2" not in app.query_one(StatsBar)._text.plain
+        await pilot.press("2")
+        await settle(pilot)
+        assert asked == [("bybit", "BTC-PERP")]
 
 
 async def test_book_age_is_judged_against_the_measured_cadence_of_a_snapshot_venue():
@@ -236,7 +246,7 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         m.set_state(FeedStatus.RECONNECTING, "connection refused; retry in 5.0 s")
         clock[0] += 1.0
         await settle(pilot, 0.3)
-        assert "PAUSED   ◌ RECONNECTING press 1 to retry  connection refused" in bar._text.plain
+        assert "PAUSED   ◌ RECONNECTING connection refused" in bar._text.plain
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
 
 
@@ -287,3 +297,21 @@ async def test_the_book_figures_follow_the_ladder_on_the_frame_the_book_moves():
         assert f"last {ba:.1f}" in second and f"mid {mid:.2f}" in second, second
         # the state line is not made again for it: same text, same Strip
         assert bar._text.plain.splitlines()[0] == first and bar._strips[0] is kept
+
+
+async def test_the_book_line_repaints_when_only_a_colour_turns(monkeypatch):
+    # keyed by its text alone, an imbalance of 0.1004 (bid colour) then 0.0996 (neutral) both
+    # read "+0.10" and kept the bid colour
+    demo, _, now = _markets()
+    app = ObviewApp(StaticManager({("demo", "BTC-PERP"): demo}, ["demo"]), "demo", "BTC-PERP", clock=lambda: now)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatsBar)
+        colours = []
+        for imb in (0.1004, 0.0996):
+            monkeypatch.setattr(type(demo.book), "imbalance", lambda self, n=10, imb=imb: imb)
+            bar.show_book(demo, now)
+            segs = [s for s in bar._strips[1]._segments if s.text == "+0.10"]
+            colours.append(segs[0].style.color)
+        assert colours[0] == app.w_stats.pal.style("bid").color
+        assert colours[1] == app.w_stats.pal.style("axis").color

@@ -164,6 +164,11 @@ class FeedManager:
         session = self.session(venue, symbol)
         return session is not None and session.retry_now()
 
+    def can_retry_now(self, venue: str, symbol: str) -> bool:
+        """Whether the feed waits out a backoff the user may cut short."""
+        session = self.session(venue, symbol)
+        return session is not None and session.can_retry_now()
+
     def session(self, venue: str, symbol: str) -> FeedSession | None:
         o = self._open.get((venue, normalize(symbol)))
         return o.session if o else None

@@ -78,7 +78,7 @@ class SessionOptions:
 
 
 class _Stream:
-    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence", "activity")
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence", "activity", "wait_end", "cut_from")
 
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
@@ -98,6 +98,10 @@ class _Stream:
         # the book's measured cadence, kept across reconnects (the venue's clock, not ours)
         self.cadence = Cadence(*spec.stale_cadence) if spec.stale_cadence else None
         self.activity = Activity()  # how often the book changes, kept across reconnects too
+        # a backoff under way (monotonic): when it ends, and from when the user may cut it
+        # short (after its first second and after any wait the venue asked for)
+        self.wait_end = 0.0
+        self.cut_from = 0.0
 
 
 class FeedSession:
@@ -127,19 +131,26 @@ class FeedSession:
         self._stopping = False
         self.failed: str | None = None
         self.connect_attempts = 0
-        #: the user asked to retry now (``retry_now``): streams waiting out a backoff connect
+        #: set when the user asks to retry now (``retry_now``), then replaced: each backoff
+        #: waits on the one current when it began, so a press is never lost to another
+        #: stream's backoff starting (a shared event cleared at each start lost it)
         self._retry = asyncio.Event()
 
     def retry_now(self) -> bool:
         """The user asked to reconnect now: streams waiting out a backoff stop waiting (after
         ``RETRY_NOW_AFTER`` s of it, and never inside a wait the venue asked for). True when
-        one was waiting."""
-        waiting = any(
-            st.status is FeedStatus.RECONNECTING and st.ws is None for st in self.streams.values()
-        )
-        if waiting:
-            self._retry.set()
-        return waiting
+        one waits in a backoff that can be cut."""
+        if not self.can_retry_now():
+            return False
+        pressed, self._retry = self._retry, asyncio.Event()
+        pressed.set()
+        return True
+
+    def can_retry_now(self) -> bool:
+        """Whether a stream waits out a backoff the user may cut short (now or at its first
+        second's end): what the status line offers a key for."""
+        now = time.monotonic()
+        return any(st.wait_end > now and st.cut_from < st.wait_end for st in self.streams.values())
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> asyncio.Task:
@@ -268,19 +279,26 @@ class FeedSession:
                 # book (or set LIVE while there is no connection at all)
                 self.repair.cancel()
             # the wait counts down on screen, a second at a time; the user may cut it short
-            # (``retry_now``) once a second of it has passed, unless the venue asked for it
-            # (Retry-After: a rate limit)
+            # (``retry_now``) once its first second has passed, and never the part the venue
+            # asked for (Retry-After: a rate limit)
             start = time.monotonic()
-            end = start + delay
-            self._retry.clear()
-            while (left := end - time.monotonic()) > 0:
-                self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(left)}")
-                if asked or time.monotonic() - start < RETRY_NOW_AFTER:
-                    await asyncio.sleep(min(1.0, left, max(0.05, start + RETRY_NOW_AFTER - time.monotonic())))
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._retry.wait(), min(1.0, left))
-                    break
+            st.wait_end = end = start + delay
+            st.cut_from = start + max(RETRY_NOW_AFTER, asked or 0.0)
+            pressed = self._retry
+            try:
+                while (left := end - time.monotonic()) > 0:
+                    self._stream_state(st, FeedStatus.RECONNECTING, f"{reason}; retry in {format_wait(left)}")
+                    now = time.monotonic()
+                    if now < st.cut_from:
+                        await asyncio.sleep(min(1.0, left, st.cut_from - now))
+                        continue
+                    if pressed.is_set():
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(pressed.wait(), min(1.0, left))
+                        break
+            finally:
+                st.wait_end = st.cut_from = 0.0
 
     async def _connect_and_read(self, st: _Stream) -> None:
         spec = st.spec

@@ -79,8 +79,12 @@ class KeyActions:
                 self.notify(f"{venue}: reconnecting now", timeout=2)
 
     def _reconnecting(self) -> bool:
+        """The feed on screen waits out a backoff its key may cut short."""
         m = self.market
-        return m is not None and m.state.status is FeedStatus.RECONNECTING
+        if m is None or m.state.status is not FeedStatus.RECONNECTING:
+            return False
+        can = getattr(self.manager, "can_retry_now", None)
+        return can is not None and can(self.venue, self.symbol)
 
     def _failed(self) -> bool:
         """The feed on screen has ended: it could not be opened, or the venue refused it."""

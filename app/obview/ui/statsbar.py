@@ -116,9 +116,9 @@ class StatsBar(LineWidget):
         t.append(
             f"{STATE_MARK[st.status]} {st.status.value}", c.style(STATE_COLOR[st.status], bold=True)
         )
-        if retry_key and (st.status is FeedStatus.FAILED or "retry in" in st.reason):
-            # before the reason, which may be long: the way out stays on screen (a reconnect's
-            # wait the venue's key cuts short)
+        if retry_key and st.status in (FeedStatus.FAILED, FeedStatus.RECONNECTING):
+            # before the reason, which may be long: the way out stays on screen (the app gives
+            # a key for a reconnect only while its wait can be cut short)
             t.append(f" press {retry_key} to retry ", c.style("axis", bold=True))
         if st.reason:
             t.append(" ")
@@ -178,8 +178,7 @@ class StatsBar(LineWidget):
     def show_book(self, market: Market, now: float) -> None:
         """Only the second line (the book's figures, rates, latency), under the first line as
         last shown: what the app calls on a frame the book moved. Made of plain parts, not a
-        ``Text`` (it runs every frame the book moves): its styles follow from its numbers, so
-        the line is keyed by its text alone."""
+        ``Text`` (it runs every frame the book moves), and keyed by them."""
         c = self.pal
         if c is None or self._line1 is None or market is not self._for:
             return  # the first line is another market's: the next whole show() does both
@@ -243,7 +242,9 @@ class StatsBar(LineWidget):
             ((line1.plain, tuple((sp.start, sp.end, sp.style) for sp in line1.spans), c.name), line1)
         ]
         if book is not None:
-            keyed.append((("".join(t for t, _ in book), c.name), book))
+            # text and styles: a colour turns at a threshold its rounded text may not show
+            # (an imbalance of 0.0996 and 0.1004 both read "+0.10")
+            keyed.append((tuple(book), book))
         self.set_lines(keyed, self._segments)
 
     def _segments(self, line: Text | list[tuple[str, Style]]) -> list[Segment]:
