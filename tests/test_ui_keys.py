@@ -189,7 +189,7 @@ async def test_an_arrow_key_reaching_the_palette_after_its_list_is_gone_is_harml
         palette = app.screen
         assert isinstance(palette, Palette)
         await palette.query_one(CommandList).remove()
-        for key in ("down", "up", "pagedown", "end"):
+        for key in ("down", "up", "pagedown", "end", "enter"):
             await pilot.press(key)
         await settle(pilot)
         assert app._exception is None and app.is_running

@@ -217,7 +217,10 @@ class Palette(_OnTop, CommandPalette):
             return
         if not self._list_visible and self._selected_command is not None:
             self._ran = True  # this call runs the command and closes the palette
-        super()._select_or_command(event)
+        try:
+            super()._select_or_command(event)
+        except NoMatches:  # an Enter reaching it once its list is gone (it ended the app)
+            pass
 
     def _action_command_list(self, action: str) -> None:
         try:
