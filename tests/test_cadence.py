@@ -101,8 +101,15 @@ def test_activity_gives_a_cautious_early_share_before_its_habit_is_known():
     quiet = Activity(min_span=10.0)
     quiet.watching(0.0)
     quiet.changed(0.5)
-    assert quiet.early_share(5.0) == 1 / 7  # one second of six: the venue's own time stands
-    assert quiet.ordinary_silence(1 / 7, 5.0, 15.0) == 15.0
+    assert quiet.early_share(5.0) == 1 / 6  # one second of five: the venue's own time stands
+    assert quiet.ordinary_silence(1 / 6, 5.0, 15.0) == 15.0
+    # a burst of changes across two second boundaries, then quiet: not three busy seconds
+    burst = Activity(min_span=10.0)
+    burst.watching(0.0)
+    for t in (0.95, 1.5, 2.02):
+        burst.changed(t)
+    assert burst.early_share(2.02) is None  # 1.07 s of changes: too short to tell
+    assert burst.early_share(3.96) == 3 / 5 and burst.ordinary_silence(3 / 5, 5.0, 15.0) > 12
 
 
 def test_activity_is_bounded_and_leaves_outages_and_stale_silences_out():

@@ -247,7 +247,7 @@ class Replay:
             if "connect" in rec:
                 url = str(rec["connect"])
                 other = self._other_feed(rec)
-                if other:
+                if other and len(self.other_feeds) < 64:
                     self.other_feeds.setdefault(f"{rec['venue']} {rec.get('symbol') or rec['instrument']}", None)
                 name = None if other else self.stream_for(url)
                 if name is None and follow_all and not other:

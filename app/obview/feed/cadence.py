@@ -78,7 +78,7 @@ class Activity:
     reconnects; bounded to the last ``window`` seconds.
     """
 
-    __slots__ = ("window", "unlikely", "min_span", "_secs", "_since", "_paused_at", "_offset")
+    __slots__ = ("window", "unlikely", "min_span", "_secs", "_since", "_paused_at", "_offset", "_first")
 
     def __init__(self, window: int = 300, unlikely: float = 1e-5, min_span: float = 10.0) -> None:
         self.window = window
@@ -90,6 +90,7 @@ class Activity:
         self._since: float | None = None  # when watching began, watched time
         self._paused_at: float | None = None  # monotonic
         self._offset = 0.0
+        self._first: float | None = None  # the first change, watched time
 
     def watching(self, now: float) -> None:
         """A connection is up: time from here counts (the time between connections does not)."""
@@ -110,6 +111,8 @@ class Activity:
         s = int(w)
         if not self._secs or self._secs[-1] != s:
             self._secs.append(s)
+        if self._first is None:
+            self._first = w
         if self._since is None:
             self._since = w
 
@@ -129,23 +132,25 @@ class Activity:
         return min(1.0, active / (last - first + 1))
 
     def early_share(self, at: float, early_span: float = 3.0) -> float | None:
-        """Before ``min_span`` is watched: a cautious share from the seconds since its first
-        change, one unseen quiet second added (``active / (seconds + 1)``: a book changing in
-        each of its first 4 seconds reads 0.8, not 1.0). Only ever used to shorten the venue's stale time
+        """Before ``min_span`` is watched: a cautious share from the time since its first
+        change, one unseen quiet second added (``active / (ceil(elapsed) + 1)``: a book changing
+        in each second of its first 4 reads 0.8, not 1.0). Only ever used to shorten the venue's stale time
         (a busy book frozen in its first seconds read LIVE for the venue's 10-20 s), never to
         lengthen it. None under ``early_span`` seconds, or once ``share`` tells."""
-        if self._since is None or not self._secs:
+        if self._since is None or self._first is None:
             return None
         w = at - self._offset
-        if not early_span <= w - self._since < self.min_span:
+        if w - self._since >= self.min_span:
             return None
-        # from its first change: the seconds of connecting and subscribing before it are not
-        # the book's habit
-        first, last = self._secs[0], math.floor(w)
-        if last - first + 1 < early_span:
+        # from its first change (the seconds of connecting and subscribing before it are not
+        # the book's habit), over ``early_span`` s at least of exact time: a burst of changes
+        # across two second boundaries is not three busy seconds
+        elapsed = w - self._first
+        if elapsed < early_span:
             return None
+        first, last = math.floor(self._first), math.floor(w)
         active = sum(1 for s in self._secs if first <= s <= last)
-        return active / (last - first + 2)
+        return min(1.0, active / (math.ceil(elapsed) + 1))
 
     def ordinary_silence(self, p: float, floor: float, ceiling: float) -> float:
         """The longest silence that is still ordinary for a book changing in a share ``p`` of
