@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -283,3 +286,49 @@ def test_a_feed_live_between_two_lines_counts_as_live():
     m.set_state(FeedStatus.LIVE)
     m.set_state(FeedStatus.RECONNECTING, "connection lost")
     assert not m.live and went_live(m)
+
+
+def test_the_viewer_without_a_terminal_is_one_line_not_a_screen_into_a_file():
+    # `obview BTC-PERP < /dev/null 2> log`: the screen's escape codes went into the file and no
+    # key could end it (it ran until killed)
+    r = run("BTC-PERP", "--venue", "demo")
+    assert r.returncode == 2
+    assert r.stderr == "obview: error: the viewer needs a terminal (its input or screen is redirected); use --print for lines\n"
+
+
+def test_a_terminal_gone_without_a_sighup_ends_the_viewer():
+    """A pane closed under a process of another session sends it no SIGHUP: obview was found
+    running on a deleted pty an hour and a half later, its feeds still open."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "obview.cli", "BTC-PERP", "--venue", "demo"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,  # no controlling terminal: closing the pty sends no SIGHUP
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 65536):
+                seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while b"LIVE" not in seen and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert b"LIVE" in seen, bytes(seen[-300:])
+        os.close(master)
+        assert child.wait(timeout=10) == 128 + signal.SIGHUP
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

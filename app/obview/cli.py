@@ -331,8 +331,11 @@ def _view(a, venue, symbol, cfg, endpoints, rest, recorder, venues) -> int:
                 sys.stderr.write(f"obview: error: {e.reason}\n")
                 return 1
         from obview.feed.manager import FeedManager
-        from obview.ui.app import run_app
+        from obview.ui.app import _isatty, run_app, terminal_fds
 
+        if not all(_isatty(fd) for fd in terminal_fds() or [-1]):
+            # the screen would go into a file or pipe, and no key could ever end it
+            return _fail("the viewer needs a terminal (its input or screen is redirected); use --print for lines")
         manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=cfg.warm_venues, recorder=recorder)
         return run_app(manager, venue, symbol, cfg, compare=a.compare)
     except UnknownSymbol as e:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +27,7 @@ from textual.widgets import Footer
 from obview.heap import TRIM_INTERVAL, trim_heap
 from obview.market import Market
 from obview.ui.actions import KeyActions
+from obview.ui.driver import TERMINAL_GONE
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.lines import SteadyLines
@@ -171,6 +174,7 @@ class ObviewApp(Switching, KeyActions, App):
         self._open_token = 0
         self.frames = 0
         self.resumes = 0  # times back from a suspension (Ctrl+Z, fg)
+        self._ttys: list[int] = []  # the terminal's descriptors, watched while the app runs
         self.themes, self.panels = load_theme_files()
         self.colormaps = load_colormaps()
         self.colormap_name = DEFAULT_COLORMAP
@@ -226,6 +230,25 @@ class ObviewApp(Switching, KeyActions, App):
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
+            # a terminal can also go away without a SIGHUP reaching us (a pane closed under a
+            # process of another group): it was left running for good, its feeds open
+            self._ttys = [f for f in terminal_fds() if _isatty(f)]
+            if self._ttys:
+                self.set_interval(TERMINAL_CHECK, self._check_terminal)
+
+    def get_driver_class(self):  # type: ignore[no-untyped-def]
+        """Textual's driver for this platform, or on Linux and macOS ``ObviewDriver`` (its
+        screen writer outlives the terminal, see obview.ui.driver)."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        from obview.ui.driver import ObviewDriver
+
+        cls = super().get_driver_class()
+        return ObviewDriver if cls is LinuxDriver else cls
+
+    def _check_terminal(self) -> None:
+        if any(not _isatty(fd) for fd in self._ttys):
+            self.exit(return_code=TERMINAL_GONE)  # as a closed terminal's SIGHUP does
 
     def _after_resume(self) -> None:
         self.resumes += 1
@@ -431,6 +454,26 @@ class ObviewApp(Switching, KeyActions, App):
             retry_key=self._retry_key(),
             recording=self._recording(),
         )
+
+
+#: how often the app checks that its terminal is still there (s)
+TERMINAL_CHECK = 2.0
+
+
+def terminal_fds() -> list[int]:
+    """The descriptors Textual's terminal driver reads keys from and writes the screen to."""
+    out = []
+    for stream in (sys.__stdin__, sys.__stderr__):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            out.append(stream.fileno())
+    return out
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def run_app(
