@@ -297,8 +297,9 @@ def test_the_viewer_without_a_terminal_is_one_line_not_a_screen_into_a_file():
 
 
 def test_a_terminal_gone_without_a_sighup_ends_the_viewer():
-    """A pane closed under a process of another session sends it no SIGHUP: obview was found
-    running on a deleted pty an hour and a half later, its feeds still open."""
+    """A pane closed under a process of another session sends it no SIGHUP: obview's screen
+    writer died on the first failed write, the next screen update blocked its event loop, and
+    it ran on for good, its feeds open (SIGTERM ignored too)."""
     import pty
     import threading
 

@@ -3,7 +3,7 @@
 Textual's writer thread ends on the first write that fails (the terminal closed: EIO); its queue
 then fills and the next screen update blocks the event loop for good. The app hung with its
 feeds open, and since the loop never turned again, neither SIGHUP nor SIGTERM (handled on the
-loop) could end it: one was found on a deleted pty an hour and a half later. Here a failed
+loop) could end it. Here a failed
 write ends the app as a closed terminal's SIGHUP does, and the writer keeps taking (and
 dropping) what is queued, so nothing waits on it meanwhile.
 """
