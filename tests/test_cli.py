@@ -333,3 +333,23 @@ def test_a_terminal_gone_without_a_sighup_ends_the_viewer():
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_the_viewer_with_its_screen_redirected_says_so_on_the_terminal():
+    # `obview BTC-PERP 2>/dev/null`: Textual draws on stderr, so the refusal went only there
+    import pty
+
+    master, slave = pty.openpty()
+    with open(os.devnull, "w") as null:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "obview.cli", "BTC-PERP", "--venue", "demo"],
+            stdin=slave, stdout=slave, stderr=null, env=ENV,
+        )  # fmt: skip
+        os.close(slave)
+        assert child.wait(timeout=20) == 2
+    out = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 4096):
+            out += chunk
+    os.close(master)
+    assert b"obview: error: the viewer needs a terminal (its input or screen is redirected)" in out

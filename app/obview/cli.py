@@ -335,7 +335,11 @@ def _view(a, venue, symbol, cfg, endpoints, rest, recorder, venues) -> int:
 
         if not all(_isatty(fd) for fd in terminal_fds() or [-1]):
             # the screen would go into a file or pipe, and no key could ever end it
-            return _fail("the viewer needs a terminal (its input or screen is redirected); use --print for lines")
+            msg = "the viewer needs a terminal (its input or screen is redirected); use --print for lines"
+            if not _isatty(sys.stderr.fileno()) and _isatty(sys.stdout.fileno()):
+                # `obview BTC-PERP 2>/dev/null`: the screen is stderr; say so where it is seen
+                print(f"obview: error: {msg}", flush=True)
+            return _fail(msg)
         manager = FeedManager(venues=venues, endpoints=endpoints, rest_endpoints=rest, seed=a.seed, warm_limit=cfg.warm_venues, recorder=recorder)
         return run_app(manager, venue, symbol, cfg, compare=a.compare)
     except UnknownSymbol as e:
