@@ -22,8 +22,9 @@ from obview.ui.numbers import (
 from obview.ui.viewmodel import bar_cells, dom_grid, ladder_levels
 
 FLASH_SECONDS = 0.45
-#: cells the header keeps for the spread beside the unit: " 12.34bp" and its space
-UNIT_ROOM = 9
+#: cells the header keeps for the spread beside the unit: "0.01bp" and its space (a wider
+#: figure is left out there rather than the unit)
+UNIT_ROOM = 7
 #: a column narrows only after its numbers have been narrower this long (s)
 NARROW_AFTER = 5.0
 
