@@ -331,12 +331,13 @@ def _view(a, venue, symbol, cfg, endpoints, rest, recorder, venues) -> int:
                 sys.stderr.write(f"obview: error: {e.reason}\n")
                 return 1
         from obview.feed.manager import FeedManager
-        from obview.ui.app import _isatty, run_app, terminal_fds
+        from obview.ui.app import run_app
+        from obview.ui.driver import isatty, terminal_fds
 
-        if not all(_isatty(fd) for fd in terminal_fds() or [-1]):
+        if not all(isatty(fd) for fd in terminal_fds() or [-1]):
             # the screen would go into a file or pipe, and no key could ever end it
             msg = "the viewer needs a terminal (its input or screen is redirected); use --print for lines"
-            if not _isatty(sys.stderr.fileno()) and _isatty(sys.stdout.fileno()):
+            if not isatty(sys.stderr.fileno()) and isatty(sys.stdout.fileno()):
                 # `obview BTC-PERP 2>/dev/null`: the screen is stderr; say so where it is seen
                 print(f"obview: error: {msg}", flush=True)
             return _fail(msg)

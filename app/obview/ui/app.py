@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +25,7 @@ from textual.widgets import Footer
 from obview.heap import TRIM_INTERVAL, trim_heap
 from obview.market import Market
 from obview.ui.actions import KeyActions
-from obview.ui.driver import TERMINAL_GONE
+from obview.ui.driver import TERMINAL_CHECK, TERMINAL_GONE, isatty, terminal_fds
 from obview.ui.heatmap import Heatmap
 from obview.ui.ladder import Ladder
 from obview.ui.lines import SteadyLines
@@ -232,7 +230,7 @@ class ObviewApp(Switching, KeyActions, App):
                     loop.add_signal_handler(sig, lambda sig=sig: self.exit(return_code=128 + sig))
             # a terminal can also go away without a SIGHUP reaching us (a pane closed under a
             # process of another group): it was left running for good, its feeds open
-            self._ttys = [f for f in terminal_fds() if _isatty(f)]
+            self._ttys = [f for f in terminal_fds() if isatty(f)]
             if self._ttys:
                 self.set_interval(TERMINAL_CHECK, self._check_terminal)
 
@@ -247,7 +245,7 @@ class ObviewApp(Switching, KeyActions, App):
         return ObviewDriver if cls is LinuxDriver else cls
 
     def _check_terminal(self) -> None:
-        if any(not _isatty(fd) for fd in self._ttys):
+        if any(not isatty(fd) for fd in self._ttys):
             self.exit(return_code=TERMINAL_GONE)  # as a closed terminal's SIGHUP does
 
     def _after_resume(self) -> None:
@@ -454,26 +452,6 @@ class ObviewApp(Switching, KeyActions, App):
             retry_key=self._retry_key(),
             recording=self._recording(),
         )
-
-
-#: how often the app checks that its terminal is still there (s)
-TERMINAL_CHECK = 2.0
-
-
-def terminal_fds() -> list[int]:
-    """The descriptors Textual's terminal driver reads keys from and writes the screen to."""
-    out = []
-    for stream in (sys.__stdin__, sys.__stderr__):
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            out.append(stream.fileno())
-    return out
-
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
 
 
 def run_app(

@@ -10,6 +10,9 @@ dropping) what is queued, so nothing waits on it meanwhile.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from typing import IO, Any
 
@@ -19,6 +22,26 @@ from textual.drivers.linux_driver import LinuxDriver
 
 #: the exit status of an app whose terminal went away (as a SIGHUP's: 128 + 1)
 TERMINAL_GONE = 129
+
+
+#: how often the app checks that its terminal is still there (s)
+TERMINAL_CHECK = 2.0
+
+
+def terminal_fds() -> list[int]:
+    """The descriptors Textual's terminal driver reads keys from and writes the screen to."""
+    out = []
+    for stream in (sys.__stdin__, sys.__stderr__):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            out.append(stream.fileno())
+    return out
+
+
+def isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 class SurvivingWriter(WriterThread):
