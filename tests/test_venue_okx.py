@@ -494,6 +494,24 @@ def test_seq_chain_gap_and_resubscribe_snapshot():
     assert m.book.best_ask() == (101.5, 2.0) and m.stats.checksum_errors == 0
 
 
+def test_a_snapshot_push_without_levels_is_no_book():
+    # the first event of a subscription once the websocket snapshot is gone may still say
+    # "snapshot": with no levels in it the updates stay held for the REST book
+    a, m, pipe = make_pipe()
+    b = Book()
+    for fast in (True, False):
+        if not fast:
+            pipe._parse_fast = None
+        assert pipe.on_frame("public", frame("snapshot", [], [], seq=100, prev=-1, checksum=0), 1) == []
+        assert not m.live and not pipe.sync.synced
+        pipe.on_frame("public", frame("update", [("100", "1")], [("101", "2")], seq=101, prev=100), 1)
+        assert not m.live and m.book.empty and len(pipe.sync.buffer) >= 1
+        assert m.stats.bad_frames == 0
+    # a snapshot with levels on one side only is a book (a one-sided market)
+    pipe.on_frame("public", b.snapshot([("100", "1")], [], seq=200, prev=-1), 1)
+    assert m.state.status is FeedStatus.LIVE and m.book.best_bid() == (100.0, 1.0)
+
+
 def test_duplicate_update_is_ignored():
     a, m, pipe = make_pipe()
     b = Book()
@@ -746,10 +764,11 @@ def test_dialect_checksums_and_errors_follow_the_fact_sheet():
     assert json.loads(err.text)["event"] == "error" and json.loads(err.text)["code"] == "60018"
 
 
-async def _okx_without_ws_snapshot(monkeypatch):
-    """A simulator whose OKX dialect sends no websocket snapshot, and an adapter on it that
-    falls back to REST after 0.5 s: (server, adapter, market)."""
-    monkeypatch.setattr(OkxDialect, "send_snapshot", False)
+async def _okx_without_ws_snapshot(monkeypatch, form=False):
+    """A simulator whose OKX dialect sends no websocket snapshot (``form`` False: nothing,
+    "empty": a snapshot push with no levels), and an adapter on it that falls back to REST after
+    0.5 s: (server, adapter, market)."""
+    monkeypatch.setattr(OkxDialect, "send_snapshot", form)
     monkeypatch.setattr(OkxAdapter, "ws_snapshot_timeout", 0.5)
     server = await start_server(seed=13, rate=40, symbols=["BTC-PERP"])
     adapter = OkxAdapter(
@@ -758,10 +777,13 @@ async def _okx_without_ws_snapshot(monkeypatch):
     return server, adapter, Market(adapter.default_instrument())
 
 
-async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch):
+@pytest.mark.parametrize("form", [False, "empty"])
+async def test_e2e_without_websocket_snapshot_syncs_from_rest(monkeypatch, form):
     """OKX announced the removal of the websocket snapshot: the adapter must then build the
-    book from the REST snapshot plus the buffered updates (prevSeqId <= S < seqId)."""
-    server, adapter, market = await _okx_without_ws_snapshot(monkeypatch)
+    book from the REST snapshot plus the buffered updates (prevSeqId <= S < seqId). Where a
+    snapshot push still comes but holds no levels, it is no book: LIVE on it would show the
+    updates alone as the book."""
+    server, adapter, market = await _okx_without_ws_snapshot(monkeypatch, form)
     fetched: list[str] = []
     from obview.feed.http import fetch
 

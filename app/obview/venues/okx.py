@@ -192,7 +192,7 @@ class OkxAdapter(VenueAdapter):
                                 ts, ts_local, d.checksum, raw_bids, raw_asks,
                             )
                         )  # fmt: skip
-                    else:
+                    elif bids or asks:  # an empty snapshot is no book (see _parse_book)
                         out.append(
                             OkxBookSnapshot(
                                 self.name, self.symbol, bids, asks, d.seqId, ts, ts_local,
@@ -283,6 +283,14 @@ class OkxAdapter(VenueAdapter):
             checksum = _int_or_none(d.get("checksum"))
             seq = _int_or_none(d.get("seqId"))
             if action == "snapshot":
+                if not bids and not asks:
+                    # No levels at all: not a book to show as LIVE, whatever its seqId says. OKX's
+                    # changelog on removing the websocket snapshot says to ignore the first event
+                    # ("action is snapshot") and take the book over REST; an empty one may be
+                    # what is left of it. The updates stay buffered and the REST fallback
+                    # (``ws_snapshot_timeout``) fetches the book; a market that really has no
+                    # orders comes back empty from REST too, and shows as such.
+                    continue
                 out.append(
                     OkxBookSnapshot(
                         self.name, self.symbol, bids, asks, seq=seq, ts_exchange=ts,

@@ -94,8 +94,10 @@ class OkxDialect(Dialect):
     paths: ClassVar[tuple[str, ...]] = ("/ws/v5/public",)
     send_checksum: ClassVar[bool] = True
     #: False acts out OKX's announced removal of the websocket snapshot: subscribing starts
-    #: the update stream from the current book without sending it (clients take it over REST)
-    send_snapshot: ClassVar[bool] = True
+    #: the update stream from the current book without sending it (clients take it over REST);
+    #: ``"empty"`` sends a ``snapshot`` push with no levels in its place (a form the removal
+    #: might take: the changelog's procedure says to ignore the first event, "action is snapshot")
+    send_snapshot: ClassVar[bool | str] = True
 
     def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
         super().__init__(markets, path)
@@ -150,6 +152,11 @@ class OkxDialect(Dialect):
             "prevSeqId": -1,
             "seqId": m.seq,
         }
+        return Out(self._push(inst_id, "snapshot", data), kind="snapshot")
+
+    def _empty_snapshot(self, inst_id: str, snap: Out) -> Out:
+        data = orjson.loads(snap.text)["data"][0]
+        data.update(asks=[], bids=[], checksum=0)
         return Out(self._push(inst_id, "snapshot", data), kind="snapshot")
 
     def _update(self, inst_id: str, m: SimMarket, update: SimUpdate) -> Out | None:
@@ -238,7 +245,9 @@ class OkxDialect(Dialect):
             if op == "subscribe":
                 if channel == "books":
                     snap = self.snapshot(inst_id)  # also the base the updates are diffed from
-                    if self.send_snapshot:
+                    if self.send_snapshot == "empty":
+                        out.append(self._empty_snapshot(inst_id, snap))
+                    elif self.send_snapshot:
                         out.append(snap)
                 else:
                     self.trades.add(inst_id)
