@@ -836,3 +836,65 @@ async def test_rest_fallback_waits_as_long_as_the_venue_asks(monkeypatch):
         await session.stop()
         task.cancel()
         await server.close()
+
+
+async def test_resyncs_past_the_connections_subscribe_limit_reconnect_instead(monkeypatch):
+    # OKX takes 480 subscribe/unsubscribe requests a connection an hour; a resync spends two.
+    # Here the limit is 8 (nine tenths of it: 8): the connection's own subscribe (1) and three
+    # resyncs (6) fit; the fourth reconnects, and the new connection counts afresh.
+    monkeypatch.setattr(OkxAdapter, "resubscribe_budget", (8, 3600.0))
+    feed = venue_feed(OkxAdapter, "BTC-PERP", "/ws/v5/public", seed=5, rate=40)
+    async with feed as (server, _adapter, market, session):
+        bad: list = []
+        await until(lambda: market.live, market=market, bad=bad)
+        assert len(session.book_stream.spec.subscribe) == 1
+        connects = session.connect_attempts
+        sent: list[str] = []
+        real_send = session._send
+
+        async def counting_send(st, frame):
+            sent.append(frame)
+            await real_send(st, frame)
+
+        monkeypatch.setattr(session, "_send", counting_send)
+        base = market.resyncs
+        for n in range(1, 6):
+            server.faults.drop_next("delta")
+            await until(lambda n=n: market.resyncs >= base + n and market.live, market=market, bad=bad)
+            await assert_books_equal(server, session, market)
+            ops = sum('"op":"subscribe"' in f or '"op":"unsubscribe"' in f for f in sent)
+            if n <= 3:  # resubscribed on the same connection
+                assert (session.connect_attempts, ops) == (connects, 2 * n), (n, sent)
+            elif n == 4:  # reconnected: the new connection's own subscribe, no resubscribe
+                assert (session.connect_attempts, ops) == (connects + 1, 7), (n, sent)
+                assert any("resubscribe limit" in s.reason for s in market.state_log)
+            else:  # the new connection has room again
+                assert (session.connect_attempts, ops) == (connects + 1, 9), (n, sent)
+        assert bad == []
+
+
+def test_the_subscribe_count_forgets_requests_older_than_its_window(monkeypatch):
+    from types import SimpleNamespace
+
+    from obview.feed import repair as repair_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(repair_mod.time, "monotonic", lambda: clock[0])
+    session = SimpleNamespace(
+        opts=SimpleNamespace(resync_min_interval=0.5),
+        adapter=SimpleNamespace(resubscribe_budget=(20, 3600.0)),
+    )
+    rep = repair_mod.BookRepair(session)
+    st = SimpleNamespace(ws=object(), up_since=1000.0, spec=SimpleNamespace(subscribe=["s"]))
+    # 20 - 2 = 18 requests: the subscribe and eight resyncs of two
+    assert all(rep._may_send(st, 2) for _ in range(8))
+    assert not rep._may_send(st, 2)
+    clock[0] += 3599.0
+    assert not rep._may_send(st, 2)
+    clock[0] += 2.0  # the first hour's requests have left the window
+    assert rep._may_send(st, 2)
+    st.ws, st.up_since = object(), clock[0]  # a new connection starts a new count
+    assert all(rep._may_send(st, 2) for _ in range(8))
+    assert not rep._may_send(st, 2)
+    session.adapter.resubscribe_budget = None  # a venue without a limit
+    assert all(rep._may_send(st, 2) for _ in range(100))

@@ -11,6 +11,7 @@ not come (OKX announced its removal) also get a REST fallback.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import time
@@ -35,6 +36,10 @@ class BookRepair:
         self._delay = session.opts.resync_min_interval
         self._last_at = 0.0
         self._not_before = 0.0  # a venue's Retry-After: no REST snapshot before this
+        # subscribe/unsubscribe requests sent on one connection (``resubscribe_budget``): the
+        # connection counted, and the monotonic times of the requests within the window
+        self._ops_ws: object = None
+        self._ops: collections.deque[float] = collections.deque()
 
     @property
     def busy(self) -> bool:
@@ -121,6 +126,26 @@ class BookRepair:
             with contextlib.suppress(ConnectionClosed):  # the stream reconnects and resyncs
                 await session._act(st, actions)
 
+    def _may_send(self, st: _Stream, n: int) -> bool:
+        """Whether ``n`` more subscribe requests fit the venue's per-connection limit (counting
+        the connection's own subscribes at its start, and keeping a tenth of it spare); if so
+        they are counted as sent."""
+        budget = self.session.adapter.resubscribe_budget
+        if budget is None:
+            return True
+        limit, window = budget
+        ops, now = self._ops, time.monotonic()
+        if self._ops_ws is not st.ws:
+            self._ops_ws = st.ws
+            ops.clear()
+            ops.extend([st.up_since] * len(st.spec.subscribe))
+        while ops and ops[0] <= now - window:
+            ops.popleft()
+        if len(ops) + n > limit - limit // 10:
+            return False
+        ops.extend([now] * n)
+        return True
+
     async def _run(self, reason: str, wait: float) -> None:
         if wait:
             await asyncio.sleep(wait)
@@ -133,11 +158,17 @@ class BookRepair:
         if mode is ResyncMode.REST:
             await self.rest_snapshot(st)
         elif mode is ResyncMode.RESUBSCRIBE:
+            frames = session.adapter.resubscribe_frames(st.spec.name)
+            if not self._may_send(st, len(frames)):
+                st.close_reason = f"resync: {reason} (resubscribe limit of the connection reached)"
+                with contextlib.suppress(Exception):
+                    await st.ws.close(1000, "resync")
+                return
             session.pipeline.reset_book(FeedStatus.SYNCING, reason)
             # a connection lost meanwhile is the stream's to handle: it reconnects, and a new
             # connection subscribes afresh (this raised in a task nobody awaits)
             with contextlib.suppress(ConnectionClosed):
-                for frame in session.adapter.resubscribe_frames(st.spec.name):
+                for frame in frames:
                     await session._send(st, frame)
         elif mode is ResyncMode.RECONNECT:
             st.close_reason = f"resync: {reason}"

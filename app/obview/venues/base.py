@@ -375,6 +375,10 @@ class VenueAdapter:
     #: RESUBSCRIBE venues whose websocket snapshot may never come (OKX announced its removal):
     #: after this many seconds of SYNCING with deltas buffered, fetch ``snapshot_request()``
     ws_snapshot_timeout: ClassVar[float | None] = None
+    #: RESUBSCRIBE venues that limit subscribe/unsubscribe requests per connection: (requests,
+    #: seconds). A repair that would pass the limit reconnects instead (a new connection starts
+    #: a new count); past it the venue refuses the resubscribe and the book would stay SYNCING
+    resubscribe_budget: ClassVar[tuple[int, float] | None] = None
     #: the venue's WebSocket path, added to an endpoint given without one (``--endpoint
     #: ws://host:port`` reaches the same stream as the venue's own URL)
     ws_path: ClassVar[str] = ""

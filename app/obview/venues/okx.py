@@ -123,6 +123,9 @@ class OkxAdapter(VenueAdapter):
     }
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     ws_snapshot_timeout: ClassVar[float | None] = 3.0
+    #: 480 subscribe/unsubscribe/login requests per connection an hour (fact sheet, 2 sources);
+    #: a resync spends two, so a feed that gaps every 12 s would pass it
+    resubscribe_budget: ClassVar[tuple[int, float] | None] = (480, 3600.0)
     default_endpoint: ClassVar[str] = "wss://ws.okx.com:8443"
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.okx.com"
