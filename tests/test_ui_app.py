@@ -692,6 +692,36 @@ async def test_the_venue_picker_shows_each_feeds_state():
         assert rows[2].startswith("3  okx") and "○ not connected" in rows[2]
 
 
+async def test_a_resize_while_paused_lays_the_paused_moment_out_at_the_new_size():
+    # the resize's own repaint ran on the panels' old sizes and nothing drew them again until
+    # the user resumed: ladder rows out of order, the header cut, the heatmap's axis gone
+    app, mgr = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        for size in ((100, 30), (100, 20), (60, 15), (160, 48), (240, 70)):
+            await pilot.resize_terminal(*size)
+            await settle(pilot, 0.15)
+            assert app.paused
+            lad, hm, tape = app.query_one(Ladder), app.query_one(Heatmap), app.query_one(Tape)
+            # (the heatmap's time axis says "paused" in place of "now": left out)
+            shown = {w: w.line_texts()[: -1 if w is hm else None] for w in (lad, hm, tape) if w.display}
+            paused = {w: "\n".join(lines) for w, lines in shown.items()}
+            for w in paused:
+                assert len(w.line_texts()) == w.size.height, (size, type(w).__name__)
+            if lad.display:
+                prices = ladder_prices(lad)
+                steps = {round(a - b, 6) for a, b in zip(prices, prices[1:], strict=False)}
+                assert steps == {round(app.step, 6)}, (size, prices)
+            # the market holds still here: what resuming draws is what the pause showed
+            await pilot.press("space")
+            await settle(pilot, 0.15)
+            assert {w: "\n".join(w.line_texts()[: -1 if w is hm else None]) for w in paused} == paused, size
+            await pilot.press("space")
+            await settle(pilot)
+
+
 async def test_a_switch_while_paused_shows_the_new_venue_live():
     app, mgr = make_app()
     async with app.run_test(size=(160, 48)) as pilot:

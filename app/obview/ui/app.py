@@ -157,6 +157,7 @@ class ObviewApp(Switching, KeyActions, App):
         self._grouped_symbol: str | None = None  # the symbol the grouping was chosen on
         #: while paused: (the market on screen, its still copy, the time it was taken)
         self._frozen: tuple[Market, Market, float] | None = None
+        self._painted_sizes: tuple = ()  # the panels' sizes at the last frame drawn
         self._capped: Market | None = None  # the market whose price has capped the steps
         self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
         self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
@@ -364,9 +365,11 @@ class ObviewApp(Switching, KeyActions, App):
             self._frame(force=True)
 
     def _frame(self, force: bool = False) -> None:
-        if self.paused and not force:
+        if self.paused and not force and self._panel_sizes() == self._painted_sizes:
             # the panels hold still; the feed's state, book age and the venue strip do not (a
-            # feed that died while paused read LIVE until the user resumed)
+            # feed that died while paused read LIVE until the user resumed). A panel whose size
+            # changed (a resize, once its layout has settled) is drawn again from the paused
+            # moment: the resize's own repaint ran on the old sizes.
             now = self.clock()
             if now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
                 self._last_slow = now
@@ -379,6 +382,11 @@ class ObviewApp(Switching, KeyActions, App):
             # status line goes on with the live feed and the real time
             m, now = self._frozen[1], self._frozen[2]
         ladder, tape, hm = self.w_ladder, self.w_tape, self.w_heatmap
+        if self._painted_sizes != (sizes := self._panel_sizes()):
+            self._painted_sizes = sizes
+            force = True
+            ladder.needs_update = tape.needs_update = True
+            hm._last_key = None
         fresh = False
         if m is not None and live is not None and self.step is not None:
             fresh = m.version != self._seen_version
@@ -427,6 +435,9 @@ class ObviewApp(Switching, KeyActions, App):
             # frame (its second line only, repainted only if its text changed)
             self.w_stats.show_book(live, wall)
         self.frames += 1
+
+    def _panel_sizes(self) -> tuple:
+        return (self.w_ladder.size, self.w_tape.size, self.w_heatmap.size)
 
     def _recording(self) -> tuple[int, str] | None:
         rec = getattr(self.manager, "recorder", None)
