@@ -9,8 +9,15 @@ from obview.book import OrderBook
 from obview.model import BookDelta, BookSnapshot, Side, Trade
 from obview.sim.dialects.demo import DemoDialect
 from obview.sim.engine import SIM_SYMBOLS, SimMarket
-from obview.venues.base import FrameError, ResyncMode, SyncStatus, UnknownSymbol, VenueError
-from obview.venues.demo import DemoAdapter
+from obview.venues.base import (
+    DEPTH_REFRESH,
+    FrameError,
+    ResyncMode,
+    SyncStatus,
+    UnknownSymbol,
+    VenueError,
+)
+from obview.venues.demo import DemoAdapter, DemoSync
 from obview.venues.registry import get_adapter
 
 
@@ -37,7 +44,9 @@ def test_streams_and_frames() -> None:
     a = DemoAdapter("ETH-PERP", endpoint="ws://127.0.0.1:9999/demo")
     (spec,) = a.streams()
     assert spec.url == "ws://127.0.0.1:9999/demo"
-    assert [orjson.loads(f) for f in spec.subscribe] == [{"op": "subscribe", "symbol": "ETH-PERP"}]
+    assert [orjson.loads(f) for f in spec.subscribe] == [
+        {"op": "subscribe", "symbol": "ETH-PERP", "depth": 5000}
+    ]
     assert spec.ping_interval == 10 and spec.stale_after == 3
     assert orjson.loads(spec.ping_frame) == {"op": "ping"}
     assert [orjson.loads(f) for f in a.resubscribe_frames(spec.name)] == [
@@ -207,6 +216,56 @@ def test_book_sync_and_gap_detection() -> None:
         (delta,) = feed(k)
         assert sync.on_delta(delta).status is SyncStatus.APPLIED
     assert book.bids == m.book.bids and book.asks == m.book.asks
+
+
+def test_levels_beyond_a_full_snapshots_edge_are_not_kept() -> None:
+    # deltas name levels at any depth; past a full snapshot's deepest level only those that
+    # changed would be known: a partial sum at every price there, dropped instead
+    markets, d = make()
+    m = markets["BTC-PERP"]
+    a = DemoAdapter("BTC-PERP", endpoint="ws://x/demo")
+    book = OrderBook()
+    sync = DemoSync(book, limit=100)
+    _ack, snap_out = d.on_message('{"op":"subscribe","symbol":"BTC-PERP","depth":100}')
+    (snap,) = a.parse("demo", snap_out.text, 0)
+    assert sync.on_snapshot(snap).status is SyncStatus.APPLIED
+    lo, hi = sync.window
+    assert lo == snap.bids[-1][0] and hi == snap.asks[-1][0]
+    beyond = 0
+    for k in range(1, 400):
+        outs = d.on_update(m.step(1000.0 + k * 0.05))
+        for o in outs:
+            if o.kind != "delta":
+                continue
+            (delta,) = a.parse("demo", o.text, 0)
+            beyond += any(p < lo for p, _ in delta.bids) + any(p > hi for p, _ in delta.asks)
+            res = sync.on_delta(delta)
+            if res.status is SyncStatus.GAP:
+                assert res.refresh and DEPTH_REFRESH in res.reason
+                return
+            assert res.status is SyncStatus.APPLIED
+            # the known stretch is the simulator's book exactly, and nothing beyond it is kept
+            assert dict(book.bids.items()) == {p: s for p, s in m.book.bids.items() if p >= lo}
+            assert dict(book.asks.items()) == {p: s for p, s in m.book.asks.items() if p <= hi}
+    assert beyond > 0  # the deltas did name levels past the edge
+
+
+def test_a_full_snapshot_side_thinned_to_its_edge_is_refreshed() -> None:
+    a = DemoAdapter("BTC-PERP", endpoint="ws://x/demo")
+    sync = DemoSync(OrderBook(), limit=20)
+    bids = [(100.0 - i, 1.0) for i in range(20)]
+    asks = [(101.0 + i, 1.0) for i in range(5)]  # not full: no edge on the ask side
+    snap = BookSnapshot(a.name, a.symbol, bids, asks, seq=1)
+    assert sync.on_snapshot(snap).status is SyncStatus.APPLIED
+    assert sync.window == (81.0, None)
+    # a level past the edge is dropped; the ask side has no edge, so a far ask is kept
+    res = sync.on_delta(BookDelta(a.name, a.symbol, [(50.0, 3.0)], [(500.0, 1.0)], seq=2, prev_seq=1))
+    assert res.status is SyncStatus.APPLIED
+    assert 50.0 not in sync.book.bids and 500.0 in sync.book.asks
+    # 19 bids taken: one left before the edge (fewer than a tenth of 20 = 2): refresh
+    gone = [(100.0 - i, 0.0) for i in range(19)]
+    res = sync.on_delta(BookDelta(a.name, a.symbol, gone, [], seq=3, prev_seq=2))
+    assert res.status is SyncStatus.GAP and res.refresh and not sync.synced
 
 
 @pytest.mark.parametrize(

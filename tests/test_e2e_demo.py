@@ -55,14 +55,14 @@ async def test_demo_book_equals_simulator_book_and_gap_resyncs():
         server.set_rate(0)  # hold the simulator still so both books can be compared
         sim = server.markets["ETH-PERP"]
         await until(lambda: session.pipeline.sync.last_seq == sim.seq)  # caught up
-        assert market.book.top(200) == sim.book.top(200)
+        assert market.book.top(10_000) == sim.book.top(10_000)  # the whole book
         server.set_rate(40)
         server.faults.drop_next("delta")
         await until(lambda: market.resyncs >= 1 and market.live, market=market, bad=bad)
         assert any(s.status is FeedStatus.SYNCING and s.reason.startswith("seq gap") for s in market.state_log)
         server.set_rate(0)
         await until(lambda: session.pipeline.sync.last_seq == sim.seq and market.live)
-        assert market.book.top(200) == sim.book.top(200)
+        assert market.book.top(10_000) == sim.book.top(10_000)  # the whole book
         assert bad == []
     finally:
         await session.stop()

@@ -16,9 +16,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from obview.book import OrderBook
 from obview.model import TRADE_TAGS, BookDelta, BookSnapshot, Instrument, Level, Side, Trade
 from obview.sim.engine import SIM_SYMBOLS
 from obview.venues.base import (
+    DEPTH_REFRESH,
+    BookSync,
     Event,
     FastMiss,
     FrameError,
@@ -27,6 +30,8 @@ from obview.venues.base import (
     ResyncMode,
     Size,
     StreamSpec,
+    SyncResult,
+    SyncStatus,
     VenueAdapter,
     VenueError,
     dumps,
@@ -35,6 +40,9 @@ from obview.venues.base import (
 )
 
 STREAM = "demo"
+#: levels a side the snapshots are asked for: the protocol's most, more than the simulator's
+#: whole book holds (about 600-800 a side), so the book is whole at every depth
+DEPTH = 5000
 PING = dumps({"op": "ping"})
 _QUIET = frozenset({"subscribed", "unsubscribed", "pong", "heartbeat"})
 
@@ -94,6 +102,52 @@ def _seq(v: object, what: str) -> int:
     return v  # type: ignore[return-value]
 
 
+class DemoSync(BookSync):
+    """seq/prev_seq (the base rules) within what the snapshot knows. A delta may name a level
+    beyond the snapshot's depth (the protocol leaves keeping it to the client), so where a
+    snapshot side is full (``limit`` levels) only prices up to its deepest level are known:
+    levels beyond are dropped, and when fewer than a tenth of ``limit`` remain before that edge
+    the book is refreshed (SYNCING, then LIVE; a resync, not a gap). Kept, they read as a book
+    that thins out with depth: a partial sum at every price past the snapshot's edge."""
+
+    def __init__(self, book: OrderBook, limit: int = DEPTH) -> None:
+        super().__init__(book)
+        self.limit = limit
+        self.edge = max(1, limit // 10)
+        self.window: tuple[float | None, float | None] = (None, None)
+        self._plain_post = True  # nothing to trim while no snapshot side was full
+
+    def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        full = self.limit
+        self.window = (
+            min(p for p, _ in snap.bids) if len(snap.bids) >= full else None,
+            max(p for p, _ in snap.asks) if len(snap.asks) >= full else None,
+        )
+        self._plain_post = self.window == (None, None)
+        return super().after_snapshot(snap)
+
+    def _post_apply(self, checksum: int | None) -> SyncResult:
+        lo, hi = self.window
+        bids, asks = self.book.bids, self.book.asks
+        if lo is not None:
+            while bids._keys and bids._keys[0] < lo:
+                bids.popitem(0)
+        if hi is not None:
+            while asks._keys and asks._keys[-1] > hi:
+                asks.popitem(-1)
+        for known, n in ((lo, len(bids._keys)), (hi, len(asks._keys))):
+            if known is not None and n < self.edge:
+                return self._fail(
+                    SyncResult(
+                        SyncStatus.GAP,
+                        f"{DEPTH_REFRESH}: {n} of the snapshot's {self.limit} levels left"
+                        " between the touch and its edge",
+                        refresh=True,
+                    )
+                )
+        return super()._post_apply(checksum)
+
+
 class DemoAdapter(VenueAdapter):
     """The built-in simulator (run ``obview demo-server`` or let the app start one)."""
 
@@ -116,12 +170,15 @@ class DemoAdapter(VenueAdapter):
             StreamSpec(
                 name=STREAM,
                 url=self.stream_url(),
-                subscribe=[dumps({"op": "subscribe", "symbol": self.native})],
+                subscribe=[dumps({"op": "subscribe", "symbol": self.native, "depth": DEPTH})],
                 ping_interval=10.0,
                 ping_frame=PING,
                 stale_after=3.0,  # the server beats once a second
             )
         ]
+
+    def make_sync(self, book: OrderBook) -> BookSync:
+        return DemoSync(book)
 
     def resubscribe_frames(self, stream: str) -> list[str]:
         return [dumps({"op": "resync", "symbol": self.native})]
