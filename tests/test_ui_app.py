@@ -798,6 +798,82 @@ async def test_the_tape_of_a_feed_that_is_not_live_is_dimmed_and_says_why():
         assert row_colors() == live and "STALE" not in tape.line_texts()[0]
 
 
+async def test_a_stale_books_ladder_and_status_figures_are_greyed_as_its_tape_is():
+    """A STALE book's ladder rows and status-line figures kept their live colours while its
+    tape was greyed: the panels disagreed about whether the numbers were the market now."""
+    from obview.model import FeedStatus
+
+    market, now = build_market(seed=8, seconds=12, gap=None)
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        ladder, bar = app.query_one(Ladder), app.query_one(StatsBar)
+        pal = ladder.pal
+        muted = pal["muted"].lower()
+        sides = {pal[k].lower() for k in ("bid", "ask", "bid_text", "ask_text", "bid_bar", "ask_bar")}
+
+        def ladder_colors() -> set:
+            return {
+                seg.style.color.triplet.hex
+                for strip in ladder._strips[1:]
+                for seg in strip
+                if seg.text.strip("▏ ") and seg.style.color is not None and "╱" not in seg.text
+            }
+
+        def figure_colors() -> set:
+            # the status line's second line: the values after "last", "mid", "spread", "imb10"
+            segs = list(bar._strips[1])
+            names = ("last", "mid", "spread", "imb10")
+            return {
+                segs[i + 1].style.color.triplet.hex
+                for i, seg in enumerate(segs[:-1])
+                if seg.text.strip() in names
+            }
+
+        for compact in (False, True):
+            if compact:
+                app.step = app.step * 1.5  # not a multiple of the heatmap's buckets: compact
+            market.set_state(FeedStatus.LIVE)
+            app._frame(force=True)
+            assert ladder_colors() & sides and figure_colors() - {muted}
+            market.set_state(FeedStatus.STALE, "no data for 5.0 s")
+            app._frame(force=True)
+            assert "STALE" in ladder.line_texts()[0]
+            assert ladder_colors() == {muted}, (compact, ladder_colors())
+            assert figure_colors() == {muted}
+            market.set_state(FeedStatus.LIVE)
+            app._frame(force=True)
+            assert ladder_colors() & sides and figure_colors() - {muted}
+
+
+async def test_ladder_rows_beyond_the_books_depth_are_hatched_not_shown_empty():
+    """A venue sends 20 or 200 levels: rows past the deepest of them were blank, as if nothing
+    rested there (the heatmap hatches them as unknown)."""
+    market, now = build_market(seed=5, seconds=10, gap=None, depth=20)
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app._frame(force=True)
+        ladder = app.query_one(Ladder)
+        assert ladder.mode == "grid"
+        step = app.step
+        floor = bucket_index(market.book.bids._keys[0], step) * step
+        ceiling = bucket_index(market.book.asks._keys[-1], step) * step
+        hatched = {"below": 0, "above": 0}
+        for line in ladder.line_texts()[1:]:
+            price = float(line.split()[0])
+            beyond = price < floor - 1e-9 or price > ceiling + 1e-9
+            if beyond:
+                hatched["below" if price < floor else "above"] += 1
+                # the price and the hatch alone: no size, no cumulative total
+                assert line.split()[1:] and set("".join(line.split()[1:])) == {"╱"}, line
+            else:
+                assert "╱" not in line, line
+        assert hatched["below"] and hatched["above"], hatched
+
+
 async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():
     # at some widths the unit came and went as the spread's text changed length ("cum  BTC
     # 0.02bp", then "cum 0.1 0.01bp")

@@ -19,7 +19,7 @@ from obview.ui.numbers import (
     format_price,
     point_widths,
 )
-from obview.ui.viewmodel import bar_cells, dom_grid, ladder_levels
+from obview.ui.viewmodel import bar_cells, bucket_index, dom_grid, ladder_levels
 
 FLASH_SECONDS = 0.45
 #: cells the header keeps for the spread beside the unit: "0.01bp" and its space (a wider
@@ -111,6 +111,7 @@ class Ladder(LineWidget):
         lines: list[tuple] = []
         c = self.pal
         state_line = self._header(market, "")  # replaces the column titles when not LIVE
+        dim = state_line is not None  # a book not LIVE (STALE) is greyed
         if state_line is not None:
             lines.append(state_line)
 
@@ -145,7 +146,7 @@ class Ladder(LineWidget):
             rows.append((("pad", i), None))
         for i in range(na - 1, -1, -1):
             rows.append(
-                self._level_row(asks[i], prices[i], sizes[i], cums[i], pw, sw, cw, bar_w, vmax, now)
+                self._level_row(asks[i], prices[i], sizes[i], cums[i], pw, sw, cw, bar_w, vmax, now, dim)
             )
         spread = book.spread()
         mid = book.mid()
@@ -164,7 +165,7 @@ class Ladder(LineWidget):
         for i, lv in enumerate(bids[:n]):
             j = na + i
             rows.append(
-                self._level_row(lv, prices[j], sizes[j], cums[j], pw, sw, cw, bar_w, vmax, now)
+                self._level_row(lv, prices[j], sizes[j], cums[j], pw, sw, cw, bar_w, vmax, now, dim)
             )
         lines.extend(rows)
         return self.set_lines(lines, self._build)
@@ -182,11 +183,11 @@ class Ladder(LineWidget):
         if len(self._flash_until) > 512:
             self._flash_until = {k: t for k, t in self._flash_until.items() if t > now}
 
-    def _level_row(self, lv, price, size, cum, pw, sw, cw, bar_w, vmax, now):
-        flash = self._flash_until.get((lv.is_bid, lv.price), 0.0) > now
+    def _level_row(self, lv, price, size, cum, pw, sw, cw, bar_w, vmax, now, dim=False):
+        flash = self._flash_until.get((lv.is_bid, lv.price), 0.0) > now and not dim
         bar = bar_cells(lv.size, vmax, bar_w)
-        key = ("lv", lv.is_bid, price, size, cum, bar, flash, pw, sw, cw)
-        return key, (lv.is_bid, price, size, cum, bar, flash, pw, sw, cw, bar_w)
+        key = ("lv", lv.is_bid, price, size, cum, bar, flash, pw, sw, cw, dim)
+        return key, (lv.is_bid, price, size, cum, bar, flash, pw, sw, cw, bar_w, dim)
 
     def _build_plain(self, payload) -> list[Segment]:
         text, style = payload
@@ -198,17 +199,19 @@ class Ladder(LineWidget):
             return [Segment("", c.style(bg=c.background))]
         if isinstance(payload[0], str):
             return self._build_plain(payload)
-        is_bid, price, size, cum, bar, flash, pw, sw, cw, bar_w = payload
+        is_bid, price, size, cum, bar, flash, pw, sw, cw, bar_w, dim = payload
         bg = c["flash"] if flash else c.background
-        side_txt = "bid_text" if is_bid else "ask_text"
+        side_txt = "muted" if dim else "bid_text" if is_bid else "ask_text"
+        price_st = c.style("muted", bg) if dim else c.style("bid" if is_bid else "ask", bg, bold=True)
         segs = [
-            Segment(price.rjust(pw), c.style("bid" if is_bid else "ask", bg, bold=True)),
+            Segment(price.rjust(pw), price_st),
             Segment(size.rjust(sw), c.style(side_txt, bg)),
         ]
         if cw:
             segs.append(Segment(cum.rjust(cw), c.style("muted", bg)))
         segs.append(Segment("  ", c.style(bg=bg)))
-        segs.append(Segment(bar.ljust(bar_w), c.style("bid_bar" if is_bid else "ask_bar", bg)))
+        bar_st = "muted" if dim else "bid_bar" if is_bid else "ask_bar"
+        segs.append(Segment(bar.ljust(bar_w), c.style(bar_st, bg)))
         return segs
 
     def _message_body(self, market: Market, width: int, rows: int) -> list[tuple]:
@@ -294,6 +297,13 @@ class Ladder(LineWidget):
 
         ra, rb = grid.best_ask_row, grid.best_bid_row
         mid = book.mid()
+        # what the book knows: rows past its deepest bid or ask are beyond the depth the venue
+        # sends (Bybit's 200 levels, Hyperliquid's 20), not empty: hatched as the heatmap has
+        # them. A book not LIVE (STALE) is greyed, as the tape and the status line are.
+        dim = not market.live
+        bk, ak = book.bids._keys, book.asks._keys
+        floor = bucket_index(bk[0], step) * step if bk else None
+        ceiling = bucket_index(ak[-1], step) * step if ak else None
         lines: list[tuple] = []
         if state_line is not None:
             lines.append(state_line)
@@ -329,6 +339,10 @@ class Ladder(LineWidget):
                 bar = ("ask", bar_cells(r.ask, vmax, bar_w))
             elif r.bid > 0:
                 bar = ("bid", bar_cells(r.bid, vmax, bar_w))
+            elif (floor is not None and r.price < floor - step * 1e-6) or (
+                ceiling is not None and r.price > ceiling + step * 1e-6
+            ):
+                bar = ("unknown",)
             else:
                 bar = ("none", label)
             flash = (
@@ -349,6 +363,7 @@ class Ladder(LineWidget):
                 aw,
                 cw,
                 bar_w,
+                dim,
             )
             lines.append((("g", *payload), payload))
         return self.set_lines(lines, self._build_grid)
@@ -394,9 +409,12 @@ class Ladder(LineWidget):
             else:
                 segs = [Segment(text, right)]
             return segs
-        price, bid, ask, cum, bar, region, best, flash, pw, bw, aw, cw, bar_w = payload
-        bg = c["flash"] if flash else c.surface if region == "in" else c.background
-        if best == 3:
+        price, bid, ask, cum, bar, region, best, flash, pw, bw, aw, cw, bar_w, dim = payload
+        bg = c["flash"] if flash and not dim else c.surface if region == "in" else c.background
+        kind = bar[0]
+        if dim or kind == "unknown":
+            pst = c.style("muted", bg)
+        elif best == 3:
             pst = c.style(c.background, "spread", bold=True)
         elif best == 1:
             pst = c.style(c.background, "ask", bold=True)
@@ -409,19 +427,22 @@ class Ladder(LineWidget):
         segs = [
             Segment(" " * (pw - len(price)), c.style(bg=bg)),
             Segment(price, pst),
-            Segment(bid.rjust(bw), c.style("bid_text", bg)),
-            Segment(ask.rjust(aw), c.style("ask_text", bg)),
+            Segment(bid.rjust(bw), c.style("muted" if dim else "bid_text", bg)),
+            Segment(ask.rjust(aw), c.style("muted" if dim else "ask_text", bg)),
         ]
         if cw:
             segs.append(Segment(cum.rjust(cw), c.style("muted", bg)))
         segs.append(Segment(" ", c.style(bg=bg)))
-        kind = bar[0]
-        if kind == "split":
+        if kind == "unknown":
+            segs.append(Segment("╱" * bar_w, c.style("muted", bg)))
+        elif dim and kind in ("ask", "bid"):
+            segs.append(Segment(bar[1].ljust(bar_w), c.style("muted", bg)))  # the length kept, greyed
+        elif kind == "split":
             # both sides in one bucket (the touch when the spread is inside it): asks in the
             # upper half-cell, bids in the lower, as the heatmap's half-blocks stack them
             _, na, nb = bar
             both = min(na, nb)
-            ask_c, bid_c = c["ask_bar"], c["bid_bar"]
+            ask_c, bid_c = (c["muted"], c["muted"]) if dim else (c["ask_bar"], c["bid_bar"])
             segs.append(Segment("▀" * both, c.style(ask_c, bid_c)))
             if na > nb:
                 segs.append(Segment("▀" * (na - nb), c.style(ask_c, bg)))

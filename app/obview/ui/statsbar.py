@@ -185,12 +185,18 @@ class StatsBar(LineWidget):
         width = self.size.width or 10_000
         bg = c.surface
         muted, axis = c.style("muted", bg), c.style("axis", bg)
+        # a book not LIVE (STALE, say) keeps its figures on screen, greyed as the ladder's and
+        # the tape's are: they are not the market now
+        live = market.live
+        if not live:
+            axis = muted
         book = market.book
         d = decimals_for(market.instrument.tick)
         lp = market.last_price
         # the tick's decimals, or more for a price off the tick (exact, never rounded to it)
         text = lp is not None and format_price(lp, decimals_shown(lp, d))
-        parts: list[tuple[str, Style]] = [(" last ", muted), (text or "—", c.style("spread", bg, bold=True))]
+        last_style = c.style("spread", bg, bold=True) if live else muted
+        parts: list[tuple[str, Style]] = [(" last ", muted), (text or "—", last_style)]
         mid = book.mid()
         text = mid is not None and format_price(mid, decimals_shown(mid, d + 1))
         fields: list[tuple[tuple[str, Style], ...]] = [(("  mid ", muted), (text or "—", axis))]
@@ -206,7 +212,7 @@ class StatsBar(LineWidget):
             fields.append((("  imb10 ", muted), ("—", axis)))
         else:
             tone = "bid" if imb > 0.1 else "ask" if imb < -0.1 else "axis"
-            fields.append((("  imb10 ", muted), (f"{imb:+.2f}", c.style(tone, bg))))
+            fields.append((("  imb10 ", muted), (f"{imb:+.2f}", c.style(tone, bg) if live else muted)))
         rate = compact(market.stats.messages.rate(now))
         fields.append((("   ", muted), (rate, axis), (" msg/s", muted)))
         p50, p99 = market.stats.latency.percentiles(now)
