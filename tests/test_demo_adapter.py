@@ -286,3 +286,30 @@ def test_frames_outside_the_protocol_are_bad_frames_on_both_paths(frame, why):
     pipe = FeedPipeline(a, m)
     pipe.on_frame("demo", frame.encode(), 1.0)
     assert pipe.parse_errors == 1 and why in m.stats.last_error
+
+
+def test_the_first_book_of_a_subscription_is_not_a_latency_sample() -> None:
+    # a snapshot's time is the book's last change, seconds old on a quiet market: counted, it
+    # read as a p99 of seconds on a feed arriving in milliseconds
+    from obview.feed.pipeline import FeedPipeline
+    from obview.market import Market
+    from obview.venues.hyperliquid import HyperliquidAdapter
+
+    a = DemoAdapter("BTC-PERP", endpoint="ws://x/demo")
+    m = Market(a.default_instrument())
+    pipe = FeedPipeline(a, m)
+    snap = '{"type":"snapshot","symbol":"BTC-PERP","seq":1,"ts":1000000,"bids":[["100","1"]],"asks":[["101","1"]]}'
+    delta = '{"type":"delta","symbol":"BTC-PERP","seq":2,"prev_seq":1,"ts":1004990,"bids":[["100","2"]],"asks":[]}'
+    pipe.on_frame("demo", snap, 1005.0)  # the book last changed 5 s before
+    assert m.live and list(m.stats.latency._samples) == []
+    pipe.on_frame("demo", delta, 1005.0)
+    assert [round(lat, 3) for _, lat, _ in m.stats.latency._samples] == [0.01]
+    # a venue that pushes whole books: every book after the first is a latency sample
+    h = HyperliquidAdapter("BTC-PERP")
+    hm = Market(h.default_instrument())
+    hp = FeedPipeline(h, hm)
+    for t in (1000, 1001):
+        levels = [[{"px": "100", "sz": "1", "n": 1}], [{"px": "101", "sz": "1", "n": 1}]]
+        frame = orjson.dumps({"channel": "l2Book", "data": {"coin": "BTC", "time": t * 1000, "levels": levels}})
+        hp.on_frame(h.streams()[0].name, frame, t + 0.02)
+    assert hm.live and [round(lat, 3) for _, lat, _ in hm.stats.latency._samples] == [0.02]

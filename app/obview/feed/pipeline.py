@@ -204,7 +204,11 @@ class FeedPipeline:
                 if self.bus is not None:
                     self.bus.publish(TRADE, market.venue, market.symbol, ev)
             elif isinstance(ev, BookSnapshot):
-                self._on_sync_result(self.sync.on_snapshot(ev), ev.ts_exchange, ts_local, actions)
+                # the first book of a subscription carries the time of the book's last change,
+                # seconds old on a quiet market: not a latency (a venue that pushes only whole
+                # books, Hyperliquid's, has its later ones counted)
+                ts = ev.ts_exchange if self.sync.synced else None
+                self._on_sync_result(self.sync.on_snapshot(ev), ts, ts_local, actions)
             elif isinstance(ev, Reply):
                 actions.append(Send(ev.stream, ev.frame))
             elif isinstance(ev, Resync):
@@ -243,7 +247,8 @@ class FeedPipeline:
             actions.append(NeedResync(reason))
             return actions
         self.resync_pending = False
-        self._on_sync_result(self.sync.on_snapshot(snap), snap.ts_exchange, ts_local, actions)
+        # its time is when the venue took it, before the HTTP round trip: not a stream latency
+        self._on_sync_result(self.sync.on_snapshot(snap), None, ts_local, actions)
         return actions
 
     # -- internals --------------------------------------------------------------------------
