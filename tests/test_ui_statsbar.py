@@ -250,6 +250,30 @@ async def test_while_paused_the_feed_state_and_venue_strip_stay_current():
         assert "\n".join(app.query_one(Ladder).line_texts()) == ladder  # the panels hold still
 
 
+async def test_a_new_feed_state_is_said_on_the_next_frame_not_the_next_quarter_second():
+    # the first line read "SYNCING awaiting snapshot" beside a ladder and figures already live
+    m, t0 = build_market(seed=5, seconds=20)
+    clock = [t0]
+    app = ObviewApp(
+        StaticManager({("demo", "BTC-PERP"): m}, ["demo"]), "demo", "BTC-PERP",
+        clock=lambda: clock[0], frame_interval=3600,
+    )  # fmt: skip
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app._frame(force=True)
+        bar = app.query_one(StatsBar)
+        for paused in (False, True):
+            if paused:
+                await pilot.press("space")
+                await settle(pilot)
+            m.set_state(FeedStatus.SYNCING, "awaiting snapshot")
+            app._frame()  # the clock has not moved: no quarter second has passed
+            assert "SYNCING awaiting snapshot" in bar._text.plain, paused
+            m.set_state(FeedStatus.LIVE)
+            app._frame()
+            assert "● LIVE" in bar._text.plain and "SYNCING" not in bar._text.plain, paused
+
+
 async def test_prices_off_the_tick_are_shown_exactly_not_rounded_to_it():
     # the built-in tick outdated (the venue cut it, its endpoint out of reach): a 0.05 spread
     # read "spread 0.1 (0.00 bp)" and the mid lost its last digit

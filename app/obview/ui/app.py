@@ -158,6 +158,7 @@ class ObviewApp(Switching, KeyActions, App):
         #: while paused: (the market on screen, its still copy, the time it was taken)
         self._frozen: tuple[Market, Market, float] | None = None
         self._painted_sizes: tuple = ()  # the panels' sizes at the last frame drawn
+        self._painted_state: object = None  # the feed state the status line last said
         self._capped: Market | None = None  # the market whose price has capped the steps
         self.window = PriceWindow()  # shared by the ladder and an aligned heatmap
         self.heat_window = PriceWindow()  # the heatmap's own, when the grouping is finer
@@ -371,8 +372,10 @@ class ObviewApp(Switching, KeyActions, App):
             # changed (a resize, once its layout has settled) is drawn again from the paused
             # moment: the resize's own repaint ran on the old sizes.
             now = self.clock()
-            if now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow:
+            state = self.market.state if self.market is not None else None
+            if now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow or state is not self._painted_state:
                 self._last_slow = now
+                self._painted_state = state
                 self._paint_slow(now)
             return
         wall = now = self.clock()
@@ -427,8 +430,12 @@ class ObviewApp(Switching, KeyActions, App):
                 w._strips = []
                 w._keys = []
                 w.refresh()
-        if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow:
+        # a new feed state (LIVE, STALE, ...) is said at once, not at the next quarter second:
+        # the first line read SYNCING beside a ladder and figures already live
+        state = live.state if live is not None else None
+        if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow or state is not self._painted_state:
             self._last_slow = wall
+            self._painted_state = state
             self._paint_slow(wall)
         elif fresh and m is live:
             # the book moved: the status line's last, mid and spread follow the ladder this
