@@ -414,3 +414,19 @@ def test_a_column_knows_only_the_books_depth_not_the_whole_window():
     assert col.lo == bucket_of(98.1, step)  # the deepest bid's bucket
     assert col.hi == bucket_of(102.0, step) + 1  # the deepest ask's, included
     assert col.hi - col.lo < m.heatmap.buckets // 4
+
+
+def test_a_block_trade_is_not_counted_in_the_minute_of_taker_flow():
+    # agreed off the book, a block is no taker's pressure on it (an 11 BTC block sell read as
+    # most of the minute's selling); liquidations and deleveraging still count
+    from obview.model import BLOCK, DELEVERAGE, LIQUIDATION
+    from obview.venues.demo import DemoAdapter
+
+    m = Market(DemoAdapter("BTC-PERP").default_instrument())
+    for i, (kind, side, size) in enumerate(
+        [("", Side.SELL, 1.0), (BLOCK, Side.SELL, 11.0), (LIQUIDATION, Side.BUY, 2.0), (DELEVERAGE, Side.SELL, 0.5)]
+    ):
+        m.add_trade(Trade("demo", "BTC-PERP", 100.0, size, side, str(i), 1000.0 + i, 1000.0 + i, kind=kind))
+    f = m.flow.summary(now=1005.0)
+    assert (f.buy_base, f.sell_base, f.count) == (2.0, 1.5, 3)
+    assert m.stats.trades_seen == 4 and m.last_price == 100.0

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
-from obview.model import FORCED, OFF_BOOK, FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import BLOCK, FORCED, OFF_BOOK, FeedState, FeedStatus, Instrument, Side, Trade
 from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
@@ -338,9 +338,12 @@ class Market:
         self.version += 1
 
     def _count_flow(self, trade: Trade) -> float:
-        """Add ``trade`` to the flow; returns its size in coins."""
+        """Add ``trade`` to the flow; returns its size in coins. A block trade, agreed off the
+        book, is no taker's pressure on it: one 11 BTC block read as a minute of selling."""
         inst = self.instrument
         base = inst.to_base(trade.price, trade.size)
+        if trade.kind == BLOCK:
+            return base
         self.flow.add(
             trade.ts_local,
             trade.side is Side.BUY,
