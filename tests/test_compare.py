@@ -358,6 +358,22 @@ def _rendered(screen) -> str:
     return console.export_text()
 
 
+def test_the_summary_wraps_between_figures_never_inside_one():
+    # at 80 columns it broke between "best ask 97039.1" and the venue quoting it
+    a = market("binance", [(97030.0, 1.0)], [(97039.1, 1.0)])
+    b = market("deribit", [(97031.5, 1.0)], [(97040.0, 1.0)])
+    cmp = compare(["binance", "deribit"], [a, b], NOW)
+    for width in range(30, 140):
+        text = summary_line(cmp, _pal(), "BTC-PERP", width)
+        console = Console(width=width, record=True, color_system=None)
+        console.print(text)
+        raw = console.export_text().splitlines()
+        lines = [ln.strip() for ln in raw]
+        assert len(lines) <= 4 and max(len(ln) for ln in raw) <= width, (width, raw)
+        for whole in ("best bid 97031.5 deribit", "best ask 97039.1 binance", "spread across venues"):
+            assert any(whole in ln for ln in lines), (width, lines)
+
+
 async def test_the_box_keeps_its_width_while_the_summary_changes_length():
     # "crossed across venues by" is longer than "spread across venues": the centred box moved
     # sideways each time a venue's touch flipped between the two

@@ -192,28 +192,44 @@ def shallow_note(cmp: Comparison) -> str:
     )
 
 
-def summary_line(cmp: Comparison, c: PanelColors, symbol: str) -> Text:
-    """Across the LIVE venues: the best bid and ask, where they are, and the spread between."""
-    t = Text()  # wraps between its parts on a narrow terminal
-    t.append(f" {safe(symbol, 40)} ", c.style(c.background, "axis", bold=True))
-    t.append(f"  {cmp.live} of {len(cmp.rows)} venues LIVE", c.style("axis"))
-    if cmp.best_bid is None or cmp.best_ask is None or cmp.cross_spread_bps is None:
-        return t
-    d = max(decimals_for(r.tick or 0.01) for r in cmp.rows if r.live)
-    t.append("   best bid ", c.style("muted"))
-    t.append(format_price(cmp.best_bid, d), c.style("bid_text", bold=True))
-    t.append(f" {safe(cmp.best_bid_venue, 20)}", c.style("axis"))
-    t.append("   best ask ", c.style("muted"))
-    t.append(format_price(cmp.best_ask, d), c.style("ask_text", bold=True))
-    t.append(f" {safe(cmp.best_ask_venue, 20)}", c.style("axis"))
-    if cmp.cross_spread_bps < 0:
-        # one venue's bid above another's ask
-        t.append(
-            f"   crossed across venues by {_bp(-cmp.cross_spread_bps)}", c.style("stale", bold=True)
-        )
-    else:
-        t.append("   spread across venues ", c.style("muted"))
-        t.append(_bp(cmp.cross_spread_bps), c.style("spread", bold=True))
+def summary_line(cmp: Comparison, c: PanelColors, symbol: str, width: int | None = None) -> Text:
+    """Across the LIVE venues: the best bid and ask, where they are, and the spread between.
+    With ``width``, a line too long for it breaks between those figures, never inside one (a
+    price and the venue quoting it stay together)."""
+    head = Text()
+    head.append(f" {safe(symbol, 40)} ", c.style(c.background, "axis", bold=True))
+    head.append(f"  {cmp.live} of {len(cmp.rows)} venues LIVE", c.style("axis"))
+    groups = [head]
+    if cmp.best_bid is not None and cmp.best_ask is not None and cmp.cross_spread_bps is not None:
+        d = max(decimals_for(r.tick or 0.01) for r in cmp.rows if r.live)
+        for name, price, venue, tone in (
+            ("best bid ", cmp.best_bid, cmp.best_bid_venue, "bid_text"),
+            ("best ask ", cmp.best_ask, cmp.best_ask_venue, "ask_text"),
+        ):
+            g = Text(name, c.style("muted"))
+            g.append(format_price(price, d), c.style(tone, bold=True))
+            g.append(f" {safe(venue, 20)}", c.style("axis"))
+            groups.append(g)
+        if cmp.cross_spread_bps < 0:
+            # one venue's bid above another's ask
+            groups.append(
+                Text(f"crossed across venues by {_bp(-cmp.cross_spread_bps)}", c.style("stale", bold=True))
+            )
+        else:
+            g = Text("spread across venues ", c.style("muted"))
+            g.append(_bp(cmp.cross_spread_bps), c.style("spread", bold=True))
+            groups.append(g)
+    t = groups[0]
+    line = t.cell_len
+    for g in groups[1:]:
+        if width is not None and line + 3 + g.cell_len > width:
+            t.append("\n ")
+            line = 1
+        else:
+            t.append("   ")
+            line += 3
+        t.append_text(g)
+        line += g.cell_len
     return t
 
 
@@ -288,7 +304,7 @@ class CompareScreen(_Modal):
             hint.append("\n")
             hint.append(short, c.style("stale"))
         table = comparison_table(cmp, c, width, self.errors)
-        head = summary_line(cmp, c, self.symbol)
+        head = summary_line(cmp, c, self.symbol)  # its length on one line
         need = max(
             # measured unbounded: the app's console is only as wide as its first screen
             Measurement.get(_MEASURE, _MEASURE.options, table).maximum,
@@ -304,6 +320,8 @@ class CompareScreen(_Modal):
         self._need = need = max(need, self._need)
         box = self.query_one(Vertical)
         box.styles.width = min(need + 4, size)  # + border and padding
+        # broken between its figures to the body's width (the box less border and padding)
+        head = summary_line(cmp, c, self.symbol, max(1, min(need, size - 4)))
         self._above = Group(head, Text(""), table)
         self.shown = Group(head, Text(""), table, Text(""), hint)
         self._body.update(self.shown)
