@@ -72,7 +72,12 @@ def test_fast_path_agrees_on_the_documented_examples():
 
 
 def test_fast_path_agrees_on_the_simulator_and_takes_every_book_and_trade_frame():
-    frames = [f for _, f in sim_frames("hyperliquid")]
+    pairs = sim_frames("hyperliquid")
+    frames = [f for s, f in pairs if s == "ws"]
+    # the fast book's stream: the same shapes, 5 levels a side
+    fast = [f for s, f in pairs if s == "fast"]
+    handled, total = check_all(make(), "fast", fast)
+    assert handled == total - 2 > 200  # its greeting and subscription answer: the slow path
     ad = make()
     handled, total = check_all(ad, "ws", frames)
     ours = hot(frames)

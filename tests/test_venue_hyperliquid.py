@@ -16,7 +16,7 @@ from obview.feed.pipeline import FeedPipeline
 from obview.market import Market
 from obview.model import BookSnapshot, FeedStatus, Side, Trade
 from obview.venues.base import FrameError, ResyncMode, UnknownSymbol, VenueError
-from obview.venues.hyperliquid import HyperliquidAdapter, price_decimals, price_tick
+from obview.venues.hyperliquid import SLOW_MAX_LAG, HyperliquidAdapter, price_decimals, price_tick
 from obview.venues.registry import get_adapter
 
 DOC_BOOK = (
@@ -73,8 +73,16 @@ def test_registry_and_symbols():
 
 def test_streams_subscribe_and_ping():
     ad = HyperliquidAdapter("BTC-PERP")
-    (spec,) = ad.streams()
-    assert spec.url == "wss://api.hyperliquid.xyz/ws"
+    spec, fast = ad.streams()
+    assert spec.url == fast.url == "wss://api.hyperliquid.xyz/ws"
+    # the fast top of the book on a connection of its own (its pushes look like the default
+    # book's); it carries no trades and does not decide whether the book is whole
+    assert [orjson.loads(s) for s in fast.subscribe] == [
+        {"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC", "fast": True}}
+    ]
+    assert (fast.book, fast.trades, fast.ping_frame) == (False, False, spec.ping_frame)
+    # pongs keep it quiet where the venue answers nothing else: no reconnects every few seconds
+    assert fast.stale_after > fast.ping_interval * 2
     subs = [orjson.loads(s) for s in spec.subscribe]
     assert subs == [
         {"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTC"}},
@@ -342,7 +350,12 @@ async def _wait(pred, timeout: float = 5.0, what: str = "condition") -> None:
 
 
 def _hl_dialect(server):
-    ds = [c.dialect for c in server.clients if c.dialect.name == "hyperliquid" and not c.closing]
+    """The connection of the default book (the fast one has a connection of its own)."""
+    ds = [
+        c.dialect
+        for c in server.clients
+        if c.dialect.name == "hyperliquid" and not c.closing and c.dialect.books and not c.dialect.fast
+    ]
     return ds[0] if ds else None
 
 
@@ -414,7 +427,7 @@ async def test_e2e_live_book_equals_dialect_then_crossed_and_kick_recover(sim):
         crossed = book_frame(t_next, [(200000.0, 1.0)], [(100.0, 1.0)])
         seen: list[FeedStatus] = []
         gaps0 = market.stats.gaps
-        assert sim.faults.inject(crossed) == 1
+        assert sim.faults.inject(crossed) == 2  # both connections: the default and the fast book
         await _wait(lambda: market.stats.gaps > gaps0, what="crossed book noticed")
         seen.append(market.state.status)
         assert seen == [FeedStatus.SYNCING] and "crossed" in market.state.reason
@@ -484,3 +497,59 @@ async def test_e2e_dialect_answers_ping_and_refuses_double_subscribe(sim):
             assert msg["channel"] == "l2Book"
             lv = msg["data"]["levels"]
             assert len(lv[0]) <= 20 and float(lv[0][0]["px"]) < float(lv[1][0]["px"])
+
+
+def _levels(best: float, n: int, step: float, size: float = 1.0) -> list[tuple[float, float]]:
+    return [(round(best + i * step, 1), size) for i in range(n)]
+
+
+def test_the_fast_top_of_the_book_is_completed_by_the_default_book_beyond_it():
+    # the default l2Book comes every 2-5 s with 20 levels, the fast one every 0.5 s with 5:
+    # the book shown is the newer of the two, the fast levels first
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    assert m.live and m.book.top(20) == (slow_b, slow_a)
+    # a fast push half a second later: its five levels, then the default book beyond the fifth
+    fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
+    pipe.on_frame("fast", book_frame(1_000_500, fast_b, fast_a), 1000.51)
+    bids, asks = m.book.top(40)
+    assert bids == fast_b + [lv for lv in slow_b if lv[0] < fast_b[-1][0]]
+    assert asks == fast_a + [lv for lv in slow_a if lv[0] > fast_a[-1][0]]
+    assert pipe.sync.last_ts == 1000.5
+    # a default book older than the fast one only completes it
+    pipe.on_frame("ws", book_frame(1_000_400, _levels(99.0, 20, -1.0), slow_a), 1000.6)
+    assert m.book.top(5)[0] == fast_b and m.book.best_bid() == (100.5, 2.0)
+    assert (99.0 - 19) in m.book.bids  # its deeper bids
+    # a newer default book is the book, whole
+    new_b = _levels(100.2, 20, -1.0)
+    pipe.on_frame("ws", book_frame(1_001_000, new_b, slow_a), 1001.01)
+    assert m.book.top(20) == (new_b, slow_a)
+    # a side the fast push does not fill is all there is on that side
+    thin_a = _levels(101.0, 2, 1.0)
+    pipe.on_frame("fast", book_frame(1_001_500, fast_b, thin_a), 1001.51)
+    assert m.book.top(40)[1] == thin_a and len(m.book.top(40)[0]) > 5
+    # a fast push reordered behind the last one changes nothing
+    before = m.book.top(40)
+    pipe.on_frame("fast", book_frame(1_000_900, _levels(50.0, 5, -1.0), _levels(60.0, 5, 1.0)), 1001.6)
+    assert m.book.top(40) == before
+    # the default book stalled: past SLOW_MAX_LAG behind, the fast levels alone
+    late = 1_001_000 + int((SLOW_MAX_LAG + 1) * 1000)
+    pipe.on_frame("fast", book_frame(late, fast_b, fast_a), late / 1000 + 0.01)
+    assert m.book.top(40) == (fast_b, fast_a) and m.live
+    assert pipe.parse_errors == 0 and m.stats.gaps == 0
+
+
+def test_a_venue_refusing_the_fast_flag_leaves_the_default_book_live():
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    err = '{"channel":"error","data":"Invalid subscription {\\"type\\":\\"l2Book\\",\\"coin\\":\\"BTC\\",\\"fast\\":true}"}'
+    assert pipe.on_frame("fast", err, 1000.1) == []
+    assert m.live and not pipe.halted and "Invalid subscription" in m.stats.last_error
+    pipe.on_frame("ws", book_frame(1_002_000, slow_b[1:], slow_a), 1002.01)
+    assert m.live and m.book.top(20) == (slow_b[1:], slow_a)

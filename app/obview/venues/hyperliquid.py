@@ -18,6 +18,15 @@ book stream is slow (about 2-5 s between pushes in 2026, and it has changed), so
 watchdog follows the cadence it measures: STALE after 4x the typical interval between books
 (8-60 s), and 20 s until that is known.
 
+Two book streams: since mid-2026 the default ``l2Book`` pushes 20 levels every 2-5 s, and
+``"fast": true`` 5 levels every 0.5 s (the venue's announcement, several SDKs, a live check by
+one of them). A message does not say which subscription produced it, so the fast one has a
+connection of its own (stream ``fast``). The book shown is the newest of the two: the fast
+levels, with the default book's levels beyond the fifth (``merged``), unless the default book
+is the newer; a default book more than ``SLOW_MAX_LAG`` s behind the fast one is not shown
+beyond them. A venue that refuses the flag leaves the default book alone: the fast stream's
+pongs keep it quiet, its error is shown.
+
 Fast path: ``parse_fast`` reads ``l2Book`` and ``trades`` messages with a typed decoder (prices
 and sizes converted and checked in C); anything else, and any integer ``parse`` would read
 differently (a numeric string, a value outside orjson's integer range), goes to ``parse``.
@@ -58,6 +67,12 @@ from obview.venues.base import (
 
 GREETING = "Websocket connection established"
 PING = '{"method":"ping"}'
+#: the stream of the ``fast`` book subscription, and the levels a side its pushes hold
+FAST = "fast"
+FAST_LEVELS = 5
+#: the default book's levels beyond the fast ones are shown while it is at most this many
+#: seconds behind them (it comes every 2-5 s; a stalled one leaves the fast levels alone)
+SLOW_MAX_LAG = 15.0
 SIG_FIGS = 5
 PERP_MAX_DECIMALS = 6
 
@@ -164,7 +179,7 @@ class HyperliquidAdapter(VenueAdapter):
     default_endpoint = "wss://api.hyperliquid.xyz"
     default_rest_endpoint = "https://api.hyperliquid.xyz"
     ws_path = "/ws"
-    channel: ClassVar[str] = "l2Book full snapshots (20 levels, ~2-5 s) + trades; no seq/checksum"
+    channel: ClassVar[str] = "l2Book full snapshots (20 levels, ~2-5 s; the top 5 every 0.5 s) + trades; no seq/checksum"
 
     #: levels per side in a default l2Book message
     depth: ClassVar[int] = 20
@@ -194,10 +209,13 @@ class HyperliquidAdapter(VenueAdapter):
         #: a trades push before this local time is the one that follows the subscription: past
         self._history_until: float | None = None
         self._seen_order: deque[tuple[int, str, int]] = deque()
+        #: the last book of each stream: the default (20 levels) and the fast one (5)
+        self._slow: BookSnapshot | None = None
+        self._fast: BookSnapshot | None = None
 
     # -- connection -------------------------------------------------------------------------
-    def _sub(self, kind: str, method: str = "subscribe") -> str:
-        return dumps({"method": method, "subscription": {"type": kind, "coin": self.native}})
+    def _sub(self, kind: str, method: str = "subscribe", **extra: object) -> str:
+        return dumps({"method": method, "subscription": {"type": kind, "coin": self.native, **extra}})
 
     def streams(self) -> list[StreamSpec]:
         return [
@@ -211,8 +229,50 @@ class HyperliquidAdapter(VenueAdapter):
                 ping_frame=PING,
                 stale_after=self.stale_after,
                 stale_cadence=self.stale_cadence,
-            )
+            ),
+            # the fast top of the book: its pushes only make the book newer, never decide that
+            # it is whole (the default stream does), and its pongs keep it quiet where the venue
+            # refuses the flag, so it is reconnected only when it stops answering altogether
+            StreamSpec(
+                name=FAST,
+                url=self.ws_url(),
+                subscribe=[self._sub("l2Book", fast=True)],
+                book=False,
+                trades=False,
+                ping_interval=self.ping_interval,
+                ping_frame=PING,
+                stale_after=60.0,
+            ),
         ]
+
+    def merged(self, stream: str, snap: BookSnapshot) -> BookSnapshot:
+        """The book to show after ``snap`` came on ``stream``: the newer of the two streams'
+        books, the fast one's five levels a side completed by the default book beyond them."""
+        prev = self._fast if stream == FAST else self._slow
+        if prev is not None and snap.ts_exchange is not None and prev.ts_exchange is not None and snap.ts_exchange < prev.ts_exchange:
+            return snap  # older than its stream's last (reordered): the sync drops it
+        if stream == FAST:
+            self._fast = snap
+        else:
+            self._slow = snap
+        fast, slow = self._fast, self._slow
+        if fast is None or fast.ts_exchange is None:
+            return snap if stream != FAST or slow is None else slow
+        if slow is not None and (slow.ts_exchange is None or slow.ts_exchange >= fast.ts_exchange):
+            return slow
+        bids, asks = fast.bids, fast.asks
+        if slow is not None and fast.ts_exchange - slow.ts_exchange <= SLOW_MAX_LAG:
+            # a side the fast push fills is completed beyond its last level; a side it does
+            # not fill is all there is (the default book's deeper levels are gone)
+            if len(bids) >= FAST_LEVELS:
+                edge = bids[-1][0]
+                bids = bids + [lv for lv in slow.bids if lv[0] < edge]
+            if len(asks) >= FAST_LEVELS:
+                edge = asks[-1][0]
+                asks = asks + [lv for lv in slow.asks if lv[0] > edge]
+        if bids is fast.bids and asks is fast.asks:
+            return fast
+        return BookSnapshot(self.name, self.symbol, bids, asks, None, fast.ts_exchange, snap.ts_local)
 
     def resubscribe_frames(self, stream: str) -> list[str]:
         # unsubscribe first: a second subscribe to the same book is refused ("Already subscribed")
@@ -234,17 +294,16 @@ class HyperliquidAdapter(VenueAdapter):
             if t.__class__ is not int:
                 return None
             bids, asks = data.levels
-            return [
-                BookSnapshot(
-                    self.name,
-                    self.symbol,
-                    [(lv.px, lv.sz) for lv in bids],
-                    [(lv.px, lv.sz) for lv in asks],
-                    None,
-                    t / 1000.0,
-                    ts_local,
-                )
-            ]
+            snap = BookSnapshot(
+                self.name,
+                self.symbol,
+                [(lv.px, lv.sz) for lv in bids],
+                [(lv.px, lv.sz) for lv in asks],
+                None,
+                t / 1000.0,
+                ts_local,
+            )
+            return [self.merged(stream, snap)]
         # decide everything before the first trade is remembered: a None must leave the
         # de-duplication memory as it was, for parse() to see the frame afresh
         for tr in data:
@@ -283,7 +342,7 @@ class HyperliquidAdapter(VenueAdapter):
         ch = msg.get("channel")
         data = msg.get("data")
         if ch == "l2Book":
-            return self._book(data, ts_local)
+            return [self.merged(stream, snap) for snap in self._book(data, ts_local)]
         if ch == "trades":
             return self._trades(data, ts_local)
         if ch == "subscriptionResponse":

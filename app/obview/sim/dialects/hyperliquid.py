@@ -5,7 +5,8 @@ Written from the venue fact sheet: after the handshake the server greets with th
 "coin":"BTC"}}`` is acked with a ``subscriptionResponse`` echoing the subscription (optional
 fields filled in) and the book follows; every ``l2Book`` message is a full snapshot of the top
 20 levels per side, bids then asks, best first, ``px``/``sz`` as decimal strings, ``n`` the
-order count, ``time`` in ms. ``trades`` messages carry a list of prints with ``side`` = the
+order count, ``time`` in ms (5 levels a side for a subscription with ``"fast": true``).
+``trades`` messages carry a list of prints with ``side`` = the
 aggressing side (``B`` buy, ``A`` sell); the first one, right after the subscription's ack,
 repeats the market's recent prints (the fact sheet's "may contain recent trades"). ``{"method":"ping"}`` is answered with
 ``{"channel":"pong"}``; errors are ``{"channel":"error","data":"<text>"}``.
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 GREETING = "Websocket connection established."
 LEVELS = 20
+FAST_LEVELS = 5  # an l2Book subscription with "fast": true
 RECENT = 10  # past prints repeated by the first trades push
 SIG_FIGS = 5
 _ONE = Decimal(1)
@@ -65,6 +67,7 @@ class HyperliquidDialect(Dialect):
     def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
         super().__init__(markets, path)
         self.books: dict[str, str] = {}  # symbol -> coin, l2Book subscribed
+        self.fast: set[str] = set()  # symbols whose l2Book subscription asked for "fast": true
         self.trades: dict[str, str] = {}  # symbol -> coin, trades subscribed
         #: coin -> (time ms, bids, asks) of the last l2Book sent, as floats
         self.sent_books: dict[str, tuple[int, list[Level], list[Level]]] = {}
@@ -72,8 +75,9 @@ class HyperliquidDialect(Dialect):
     # -- encoding ---------------------------------------------------------------------------
     def encode_book(self, symbol: str, coin: str, ts: float) -> Out:
         m = self.markets[symbol]
-        bids = self._side(m, True)
-        asks = self._side(m, False)
+        n = FAST_LEVELS if symbol in self.fast else LEVELS
+        bids = self._side(m, True, n)
+        asks = self._side(m, False, n)
         t = _ms(ts)
         self.sent_books[coin] = (
             t,
@@ -88,8 +92,10 @@ class HyperliquidDialect(Dialect):
         return Out(_dumps(msg), kind="snapshot")
 
     @staticmethod
-    def _side(m: SimMarket, is_bid: bool) -> list[tuple[Decimal, str, int]]:
-        """Top ``LEVELS`` 5-significant-figure buckets of one side: (px, sz text, count)."""
+    def _side(m: SimMarket, is_bid: bool, levels: int = 0) -> list[tuple[Decimal, str, int]]:
+        """Top ``levels`` (``LEVELS``) 5-significant-figure buckets of one side: (px, sz text,
+        count)."""
+        levels = levels or LEVELS
         side = m.book.bids if is_bid else m.book.asks
         keys = reversed(side.keys()) if is_bid else iter(side.keys())
         rounding = ROUND_FLOOR if is_bid else ROUND_CEILING
@@ -103,7 +109,7 @@ class HyperliquidDialect(Dialect):
             if b != cur:
                 if cur is not None:
                     out.append((cur, m.fmt_size(float(lots * lot)), n))
-                    if len(out) >= LEVELS:
+                    if len(out) >= levels:
                         return out
                 cur, lots, n = b, 0, 0
             lots += round(side[p] / m.lot)
@@ -168,10 +174,14 @@ class HyperliquidDialect(Dialect):
         echo: dict[str, object] = {"type": kind, "coin": coin}
         if kind == "l2Book":
             echo.update(nSigFigs=sub.get("nSigFigs"), mantissa=sub.get("mantissa"))
+            if sub.get("fast"):
+                echo["fast"] = True
         if method == "subscribe":
             if symbol in table:
                 return [self.error(f"Already subscribed: {_dumps({'type': kind, 'coin': coin})}")]
             table[symbol] = coin
+            if kind == "l2Book" and sub.get("fast"):
+                self.fast.add(symbol)  # 5 levels a side (pushed every 0.5 s by the venue)
             ack = Out(
                 _dumps(
                     {
@@ -190,6 +200,8 @@ class HyperliquidDialect(Dialect):
         if symbol not in table:
             return [self.error(f"Already unsubscribed: {_dumps({'type': kind, 'coin': coin})}")]
         del table[symbol]
+        if kind == "l2Book":
+            self.fast.discard(symbol)
         return [
             Out(
                 _dumps(
