@@ -313,3 +313,22 @@ def test_the_first_book_of_a_subscription_is_not_a_latency_sample() -> None:
         frame = orjson.dumps({"channel": "l2Book", "data": {"coin": "BTC", "time": t * 1000, "levels": levels}})
         hp.on_frame(h.streams()[0].name, frame, t + 0.02)
     assert hm.live and [round(lat, 3) for _, lat, _ in hm.stats.latency._samples] == [0.02]
+
+
+def test_the_depth_the_server_grants_is_the_snapshots_full_depth() -> None:
+    # a server that grants less than the 5000 asked for: its snapshots are full at what it
+    # grants, and the book is bounded there
+    a = DemoAdapter("BTC-PERP", endpoint="ws://x/demo")
+    sync = a.make_sync(OrderBook())
+    assert sync.limit == 5000
+    assert a.parse("demo", '{"type":"subscribed","symbol":"ETH-PERP","depth":7}', 0) == []
+    assert sync.limit == 5000  # another symbol's
+    assert a.parse("demo", '{"type":"subscribed","symbol":"BTC-PERP","depth":20}', 0) == []
+    assert (sync.limit, sync.edge) == (20, 2)
+    bids = [(100.0 - i, 1.0) for i in range(20)]
+    snap = BookSnapshot(a.name, a.symbol, bids, [(101.0, 1.0)], seq=1)
+    assert sync.on_snapshot(snap).status is SyncStatus.APPLIED and sync.window == (81.0, None)
+    # levels of size 0 do not make a side full
+    sync2 = DemoSync(OrderBook(), limit=3)
+    snap = BookSnapshot(a.name, a.symbol, [(100.0, 1.0), (99.0, 0.0), (98.0, 1.0)], [(101.0, 1.0)], seq=1)
+    assert sync2.on_snapshot(snap).status is SyncStatus.APPLIED and sync2.window == (None, None)

@@ -804,6 +804,8 @@ async def test_a_stale_books_ladder_and_status_figures_are_greyed_as_its_tape_is
     from obview.model import FeedStatus
 
     market, now = build_market(seed=8, seconds=12, gap=None)
+    # a spread wider than a row, so the grid draws its label and the compact ladder its row
+    market.book.apply_delta([(p, 0.0) for p in market.book.bids._keys[-60:]], [])
     mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
     app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -833,17 +835,21 @@ async def test_a_stale_books_ladder_and_status_figures_are_greyed_as_its_tape_is
 
         for compact in (False, True):
             if compact:
-                app.step = app.step * 1.5  # not a multiple of the heatmap's buckets: compact
+                # a grouping that is not a multiple of the heatmap's buckets: the compact ladder
+                app.step_auto = False
+                app.step = market.heatmap.step * 2.5
             market.set_state(FeedStatus.LIVE)
-            app._frame(force=True)
+            app._repaint_all()
+            assert ladder.mode == ("compact" if compact else "grid")
+            assert any("spread" in t or "bp" in t for t in ladder.line_texts()[1:])
             assert ladder_colors() & sides and figure_colors() - {muted}
             market.set_state(FeedStatus.STALE, "no data for 5.0 s")
-            app._frame(force=True)
+            app._repaint_all()
             assert "STALE" in ladder.line_texts()[0]
             assert ladder_colors() == {muted}, (compact, ladder_colors())
             assert figure_colors() == {muted}
             market.set_state(FeedStatus.LIVE)
-            app._frame(force=True)
+            app._repaint_all()
             assert ladder_colors() & sides and figure_colors() - {muted}
 
 

@@ -159,9 +159,8 @@ class Ladder(LineWidget):
                 sp = f"CROSSED {book.crossed_bps():.1f} bp"
         else:
             sp = "one-sided book"
-        rows.append(
-            (("spread", sp, width), (sp.center(width), c.style("spread", c.surface, bold=True)))
-        )
+        sp_style = c.style("muted", c.surface) if dim else c.style("spread", c.surface, bold=True)
+        rows.append((("spread", sp, width, dim), (sp.center(width), sp_style)))
         for i, lv in enumerate(bids[:n]):
             j = na + i
             rows.append(
@@ -452,7 +451,8 @@ class Ladder(LineWidget):
         elif kind in ("ask", "bid"):
             segs.append(Segment(bar[1].ljust(bar_w), c.style(f"{kind}_bar", bg)))
         else:
-            segs.append(Segment(bar[1].center(bar_w)[:bar_w], c.style("spread", bg, bold=True)))
+            label_st = c.style("muted", bg) if dim else c.style("spread", bg, bold=True)
+            segs.append(Segment(bar[1].center(bar_w)[:bar_w], label_st))
         return segs
 
 

@@ -119,9 +119,11 @@ class DemoSync(BookSync):
 
     def after_snapshot(self, snap: BookSnapshot) -> SyncResult:
         full = self.limit
+        bids = [p for p, s in snap.bids if s > 0]
+        asks = [p for p, s in snap.asks if s > 0]
         self.window = (
-            min(p for p, _ in snap.bids) if len(snap.bids) >= full else None,
-            max(p for p, _ in snap.asks) if len(snap.asks) >= full else None,
+            min(bids) if len(bids) >= full else None,
+            max(asks) if len(asks) >= full else None,
         )
         self._plain_post = self.window == (None, None)
         return super().after_snapshot(snap)
@@ -178,7 +180,8 @@ class DemoAdapter(VenueAdapter):
         ]
 
     def make_sync(self, book: OrderBook) -> BookSync:
-        return DemoSync(book)
+        self._sync = DemoSync(book)
+        return self._sync
 
     def resubscribe_frames(self, stream: str) -> list[str]:
         return [dumps({"op": "resync", "symbol": self.native})]
@@ -232,6 +235,15 @@ class DemoAdapter(VenueAdapter):
             raise FrameError("expected a JSON object")
         kind = msg.get("type")
         if kind in _QUIET:
+            depth = msg.get("depth")
+            sync = getattr(self, "_sync", None)
+            if (
+                kind == "subscribed" and msg.get("symbol") == self.native and sync is not None
+                and isinstance(depth, int) and not isinstance(depth, bool) and depth > 0
+            ):  # fmt: skip
+                # the depth the server grants (it may cap what was asked): a snapshot side
+                # that holds it is full, and bounds what the book knows
+                sync.limit, sync.edge = depth, max(1, depth // 10)
             return []
         if kind == "error":
             reason = msg.get("reason")
