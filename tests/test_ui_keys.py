@@ -140,7 +140,7 @@ async def test_the_palette_opens_again_while_the_one_just_closed_is_still_being_
         assert [type(s).__name__ for s in app.screen_stack] == ["MainScreen", "Palette", "HelpScreen"]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))  # (six took half a minute of the suite's ten)
 async def test_a_storm_of_keys_and_resizes_neither_crashes_nor_hangs(seed: int) -> None:
     rnd = random.Random(seed)
     app, _ = make_app()
