@@ -867,7 +867,7 @@ async def test_ladder_rows_beyond_the_books_depth_are_hatched_not_shown_empty():
         step = app.step
         floor = bucket_index(market.book.bids._keys[0], step) * step
         ceiling = bucket_index(market.book.asks._keys[-1], step) * step
-        hatched = {"below": 0, "above": 0}
+        hatched = {"below": 0, "above": 0, "edge": 0}
         for line in ladder.line_texts()[1:]:
             price = float(line.split()[0])
             beyond = price < floor - 1e-9 or price > ceiling + 1e-9
@@ -875,9 +875,15 @@ async def test_ladder_rows_beyond_the_books_depth_are_hatched_not_shown_empty():
                 hatched["below" if price < floor else "above"] += 1
                 # the price and the hatch alone: no size, no cumulative total
                 assert line.split()[1:] and set("".join(line.split()[1:])) == {"╱"}, line
+            elif abs(price - floor) < 1e-9 or abs(price - ceiling) < 1e-9:
+                # the row holding the deepest level: its sum stops there, hatched past its bar
+                edge = market.book.bids._keys[0] if price == floor else market.book.asks._keys[-1]
+                partial = edge > floor + 0.01 if price == floor else edge < ceiling + step - 0.01
+                assert line.rstrip().endswith("╱") == partial, (line, edge)
+                hatched["edge"] += partial
             else:
                 assert "╱" not in line, line
-        assert hatched["below"] and hatched["above"], hatched
+        assert hatched["below"] and hatched["above"] and hatched["edge"], hatched
 
 
 async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():

@@ -553,3 +553,34 @@ def test_a_venue_refusing_the_fast_flag_leaves_the_default_book_live():
     assert m.live and not pipe.halted and "Invalid subscription" in m.stats.last_error
     pipe.on_frame("ws", book_frame(1_002_000, slow_b[1:], slow_a), 1002.01)
     assert m.live and m.book.top(20) == (slow_b[1:], slow_a)
+
+
+def test_fast_books_never_bring_the_feed_back_to_live_nor_count_as_its_pulse():
+    # with the default connection down or silent, fast books re-synced the book after the
+    # reset and set LIVE: the state flickered LIVE/RECONNECTING, LIVE with no trades
+    from obview.model import FeedStatus
+
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    assert m.live and pipe.book_events == 1
+    # the default stream goes STALE (its watchdog): fast books move the book, not the state
+    pipe.set_state(FeedStatus.STALE, "no data for 10 s")
+    v = m.version
+    pipe.on_frame("fast", book_frame(1_000_500, fast_b, fast_a), 1000.51)
+    assert m.state.status is FeedStatus.STALE and pipe.book_events == 1 and m.version > v
+    assert m.book.best_bid() == (100.5, 2.0)
+    # its connection drops and the book is reset: still not LIVE on fast books alone
+    pipe.reset_book(FeedStatus.RECONNECTING, "connection lost")
+    for t in (1_001_000, 1_001_500):
+        pipe.on_frame("fast", book_frame(t, fast_b, fast_a), t / 1000)
+        assert m.state.status is FeedStatus.RECONNECTING and pipe.book_events == 1
+    # the default stream's first book makes it whole again
+    pipe.reset_book()  # reconnected: SYNCING, awaiting its book
+    pipe.on_frame("fast", book_frame(1_002_000, fast_b, fast_a), 1002.01)
+    assert m.state.status is FeedStatus.SYNCING
+    pipe.on_frame("ws", book_frame(1_002_100, slow_b, slow_a), 1002.11)
+    assert m.live and pipe.book_events == 2

@@ -127,6 +127,13 @@ class FeedPipeline:
         self.halted = False
         self._empty = False  # the book was left with no orders (LIVE, EMPTY_BOOK)
         self._bad_log = _LogThrottle()  # bad frames
+        # the streams whose books say the book is whole (StreamSpec.book): a book from another
+        # (Hyperliquid's fast top of the book) changes the book but neither brings it back to
+        # LIVE nor counts as the book stream's pulse; None: every stream does
+        try:
+            self._book_streams: frozenset[str] | None = frozenset(s.name for s in adapter.streams() if s.book)
+        except Exception:  # an adapter without streams (tests, replay of a bare parser)
+            self._book_streams = None
         self._err_log = _LogThrottle()  # non-fatal venue errors
 
     # -- state ------------------------------------------------------------------------------
@@ -190,13 +197,15 @@ class FeedPipeline:
                     # the whole frame is dropped; a lost delta then shows up as a gap and resyncs
                     return self._bad_frame(stream, NOT_FINITE)
         actions: list[Action] = []
+        streams = self._book_streams
+        whole = streams is None or stream in streams
         for ev in events:
             cls = ev.__class__
             if cls is BookDelta or isinstance(ev, BookDelta):
                 res = self.sync.on_delta(ev)
                 if res.status is _GAP:
                     self.sync.keep_for_repair(ev)  # before the reset the gap brings
-                self._on_sync_result(res, ev.ts_exchange, ts_local, actions)
+                self._on_sync_result(res, ev.ts_exchange, ts_local, actions, whole)
             elif cls is Trade:
                 market.add_trade(ev)
                 market.on_exchange_time(ev.ts_exchange, ts_local)
@@ -208,7 +217,7 @@ class FeedPipeline:
                 # seconds old on a quiet market: not a latency (a venue that pushes only whole
                 # books, Hyperliquid's, has its later ones counted)
                 ts = ev.ts_exchange if self.sync.synced else None
-                self._on_sync_result(self.sync.on_snapshot(ev), ts, ts_local, actions)
+                self._on_sync_result(self.sync.on_snapshot(ev), ts, ts_local, actions, whole)
             elif isinstance(ev, Reply):
                 actions.append(Send(ev.stream, ev.frame))
             elif isinstance(ev, Resync):
@@ -270,11 +279,20 @@ class FeedPipeline:
         )
         return []
 
-    def _on_sync_result(self, res, ts_exchange: float | None, ts_local: float, actions: list[Action]) -> None:
+    def _on_sync_result(
+        self, res, ts_exchange: float | None, ts_local: float, actions: list[Action], whole: bool = True
+    ) -> None:
         st = res.status
         if st is _APPLIED:
-            self.book_events += 1
             market = self.market
+            if not whole:
+                # a book stream that does not decide the state (see __init__): the book moved
+                market.on_exchange_time(ts_exchange, ts_local)
+                market.on_book_changed(ts_local)
+                if self.bus is not None:
+                    self.bus.publish(BOOK, market.venue, market.symbol)
+                return
+            self.book_events += 1
             market.on_exchange_time(ts_exchange, ts_local)
             market.on_book_changed(ts_local)
             if self.bus is not None:
@@ -295,7 +313,7 @@ class FeedPipeline:
                 if market.state.status is not _LIVE:
                     self.set_state(FeedStatus.LIVE)
             return
-        if st is not SyncStatus.IGNORED:
+        if st is not SyncStatus.IGNORED and whole:
             self.book_events += 1
         if st is SyncStatus.GAP:
             self._gap(res.reason, actions, refresh=res.refresh)

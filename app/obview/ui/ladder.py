@@ -303,6 +303,7 @@ class Ladder(LineWidget):
         bk, ak = book.bids._keys, book.asks._keys
         floor = bucket_index(bk[0], step) * step if bk else None
         ceiling = bucket_index(ak[-1], step) * step if ak else None
+        tick_half = (inst.tick or step) / 2
         lines: list[tuple] = []
         if state_line is not None:
             lines.append(state_line)
@@ -335,9 +336,13 @@ class Ladder(LineWidget):
                 nb = int(round(min(1.0, r.bid / vmax) * bar_w)) if vmax else 0
                 bar: tuple = ("split", na, nb)
             elif r.ask > 0:
-                bar = ("ask", bar_cells(r.ask, vmax, bar_w))
+                # the row holding the book's deepest ask is partial past that level: what the
+                # venue does not send is hatched beyond its bar, as the rows past it are
+                partial = ceiling is not None and abs(r.price - ceiling) < step * 1e-6 and ak[-1] < ceiling + step - tick_half
+                bar = ("ask", bar_cells(r.ask, vmax, bar_w), partial)
             elif r.bid > 0:
-                bar = ("bid", bar_cells(r.bid, vmax, bar_w))
+                partial = floor is not None and abs(r.price - floor) < step * 1e-6 and bk[0] > floor + tick_half
+                bar = ("bid", bar_cells(r.bid, vmax, bar_w), partial)
             elif (floor is not None and r.price < floor - step * 1e-6) or (
                 ceiling is not None and r.price > ceiling + step * 1e-6
             ):
@@ -434,6 +439,9 @@ class Ladder(LineWidget):
         segs.append(Segment(" ", c.style(bg=bg)))
         if kind == "unknown":
             segs.append(Segment("╱" * bar_w, c.style("muted", bg)))
+        elif kind in ("ask", "bid") and bar[2]:  # partial: hatched past its bar
+            segs.append(Segment(bar[1], c.style("muted" if dim else f"{kind}_bar", bg)))
+            segs.append(Segment("╱" * (bar_w - len(bar[1])), c.style("muted", bg)))
         elif dim and kind in ("ask", "bid"):
             segs.append(Segment(bar[1].ljust(bar_w), c.style("muted", bg)))  # the length kept, greyed
         elif kind == "split":
