@@ -584,3 +584,26 @@ def test_fast_books_never_bring_the_feed_back_to_live_nor_count_as_its_pulse():
     assert m.state.status is FeedStatus.SYNCING
     pipe.on_frame("ws", book_frame(1_002_100, slow_b, slow_a), 1002.11)
     assert m.live and pipe.book_events == 2
+
+
+def test_a_default_book_that_changes_nothing_shown_is_still_the_streams_pulse():
+    # the fast levels newer and the deeper ones unchanged, a default push made the very book
+    # shown, with the fast one's time: taken for a repeat, the default stream looked silent to
+    # its watchdog and went STALE while its books kept coming
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    pipe.on_frame("fast", book_frame(1_002_500, fast_b, fast_a), 1002.51)
+    shown, pulse = m.book.top(40), pipe.book_events
+    pipe.on_frame("ws", book_frame(1_002_000, slow_b, slow_a), 1002.6)  # its own time moved
+    assert m.book.top(40) == shown and pipe.book_events == pulse + 1 and m.live
+    # a true repeat of that push (its time again) is not news
+    pipe.on_frame("ws", book_frame(1_002_000, slow_b, slow_a), 1002.7)
+    assert pipe.book_events == pulse + 1
+    # nor is a fast push repeated
+    v = m.version
+    pipe.on_frame("fast", book_frame(1_002_500, fast_b, fast_a), 1002.8)
+    assert m.version == v

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
@@ -142,24 +143,45 @@ class _TradesMsg(msgspec.Struct, tag_field="channel", tag="trades", gc=False):
 _decode = msgspec.json.Decoder(_BookMsg | _TradesMsg, strict=False).decode
 
 
+@dataclass(slots=True)
+class HlBook(BookSnapshot):
+    """A book to show (``HyperliquidAdapter.merged``), and the push it follows: that push's
+    stream and its own ``time`` (the book's may be the other stream's)."""
+
+    source: str = "ws"
+    pushed: float | None = None
+
+
 class HyperliquidSync(SnapshotOnlySync):
     """Full-book snapshots ordered by exchange time.
 
-    On top of the base rule (older ``time`` dropped), a repeat of the book already shown with
-    the same ``time`` is IGNORED: it carries no news, and counting it as a book change would
-    hide a stream whose ``time`` stopped advancing from the stale watchdog.
+    On top of the base rule (older ``time`` dropped), a push that repeats its stream's last one
+    (the same ``time``) with the book already shown is IGNORED: it carries no news, and counting
+    it as a book change would hide a stream whose ``time`` stopped advancing from the stale
+    watchdog. A default book whose own ``time`` moved is never a repeat, even where the book it
+    makes is the one shown (the fast levels newer, the deeper ones unchanged): it is the default
+    stream's pulse.
     """
 
+    def __init__(self, book: OrderBook, depth: int | None = None) -> None:
+        super().__init__(book, depth)
+        self._pushed: dict[str | None, float] = {}  # stream -> the time of its last push applied
+
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
+        src = getattr(snap, "source", None)
+        pushed = getattr(snap, "pushed", snap.ts_exchange)
         if (
             self.synced
-            and snap.ts_exchange is not None
-            and snap.ts_exchange == self.last_ts
+            and pushed is not None
+            and pushed == self._pushed.get(src)
             and _same_side(self.book.bids, snap.bids)
             and _same_side(self.book.asks, snap.asks)
         ):
             return IGNORED
-        return super().on_snapshot(snap)
+        res = super().on_snapshot(snap)
+        if res is not IGNORED and pushed is not None:
+            self._pushed[src] = pushed
+        return res
 
 
 def _same_side(side, levels: list[Level]) -> bool:
@@ -248,18 +270,27 @@ class HyperliquidAdapter(VenueAdapter):
     def merged(self, stream: str, snap: BookSnapshot) -> BookSnapshot:
         """The book to show after ``snap`` came on ``stream``: the newer of the two streams'
         books, the fast one's five levels a side completed by the default book beyond them."""
+        pushed = snap.ts_exchange
+
+        def shown(book: BookSnapshot, bids=None, asks=None) -> HlBook:
+            return HlBook(
+                self.name, self.symbol, book.bids if bids is None else bids,
+                book.asks if asks is None else asks, None, book.ts_exchange, snap.ts_local,
+                source=stream, pushed=pushed,
+            )  # fmt: skip
+
         prev = self._fast if stream == FAST else self._slow
-        if prev is not None and snap.ts_exchange is not None and prev.ts_exchange is not None and snap.ts_exchange < prev.ts_exchange:
-            return snap  # older than its stream's last (reordered): the sync drops it
+        if prev is not None and pushed is not None and prev.ts_exchange is not None and pushed < prev.ts_exchange:
+            return shown(snap)  # older than its stream's last (reordered): the sync drops it
         if stream == FAST:
             self._fast = snap
         else:
             self._slow = snap
         fast, slow = self._fast, self._slow
         if fast is None or fast.ts_exchange is None:
-            return snap if stream != FAST or slow is None else slow
+            return shown(snap if stream != FAST or slow is None else slow)
         if slow is not None and (slow.ts_exchange is None or slow.ts_exchange >= fast.ts_exchange):
-            return slow
+            return shown(slow)
         bids, asks = fast.bids, fast.asks
         if slow is not None and fast.ts_exchange - slow.ts_exchange <= SLOW_MAX_LAG:
             # a side the fast push fills is completed beyond its last level; a side it does
@@ -270,9 +301,7 @@ class HyperliquidAdapter(VenueAdapter):
             if len(asks) >= FAST_LEVELS:
                 edge = asks[-1][0]
                 asks = asks + [lv for lv in slow.asks if lv[0] > edge]
-        if bids is fast.bids and asks is fast.asks:
-            return fast
-        return BookSnapshot(self.name, self.symbol, bids, asks, None, fast.ts_exchange, snap.ts_local)
+        return shown(fast, bids, asks)
 
     def resubscribe_frames(self, stream: str) -> list[str]:
         # unsubscribe first: a second subscribe to the same book is refused ("Already subscribed")
