@@ -461,7 +461,9 @@ async def test_live_session_recording_replays_to_the_same_book(tmp_path):
     recs = list(replay_frames(p))
     assert recs[0]["connect"] == server.url("/ws")
     assert any("sent" in r and "l2Book" in r["sent"] for r in recs)
-    assert all(r.get("c") == 1 for r in recs if "raw" in r)  # frames tagged with their connection
+    # frames tagged with their connection: the default book and trades on 1, the fast book on 2
+    assert {r.get("c") for r in recs if "raw" in r} == {1, 2}
+    assert [r["c"] for r in recs if "connect" in r] == [1, 2]
     s = replay_summary(p, "hyperliquid", "ETH-PERP")
     assert s["state"] == "LIVE" and s["parse_errors"] == 0
     assert s["bids"] == [[px, sz] for px, sz in live_book[0]]

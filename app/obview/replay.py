@@ -272,10 +272,12 @@ class Replay:
                 elif name == self.book_spec.name:
                     self._new_book_connection()
             elif "sent" in rec and rec.get("c") in undecided:
-                c = rec["c"]
+                c = rec.get("c")  # None in a file of the older format (no connection numbers)
                 undecided.discard(c)
                 name = self._stream_of_subscribe(rec["sent"]) or streams.get(c)
                 streams[c] = name
+                if c is None:
+                    current = name
                 if name == self.book_spec.name:
                     self._new_book_connection()
             elif "http" in rec:
