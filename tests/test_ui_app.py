@@ -878,12 +878,24 @@ async def test_ladder_rows_beyond_the_books_depth_are_hatched_not_shown_empty():
             elif abs(price - floor) < 1e-9 or abs(price - ceiling) < 1e-9:
                 # the row holding the deepest level: its sum stops there, hatched past its bar
                 edge = market.book.bids._keys[0] if price == floor else market.book.asks._keys[-1]
-                partial = edge > floor + 0.01 if price == floor else edge < ceiling + step - 0.01
+                # partial unless the deepest level is the bucket's last price (its first tick
+                # for bids, its top tick for asks)
+                tick = market.instrument.tick
+                partial = edge > floor + tick / 2 if price == floor else edge < ceiling + step - tick * 1.5
                 assert line.rstrip().endswith("╱") == partial, (line, edge)
                 hatched["edge"] += partial
             else:
                 assert "╱" not in line, line
         assert hatched["below"] and hatched["above"] and hatched["edge"], hatched
+        # a row a tick wide holds one price: the deepest level's row is whole, never hatched
+        app.step_auto, app.step = False, market.instrument.tick
+        app._repaint_all()
+        assert ladder.mode == "grid"
+        edges = [
+            ln for ln in ladder.line_texts()[1:]
+            if float(ln.split()[0]) in (market.book.bids._keys[0], market.book.asks._keys[-1])
+        ]  # fmt: skip
+        assert edges and not any(ln.rstrip().endswith("╱") for ln in edges), edges
 
 
 async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():

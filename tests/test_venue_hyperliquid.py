@@ -607,3 +607,63 @@ def test_a_default_book_that_changes_nothing_shown_is_still_the_streams_pulse():
     v = m.version
     pipe.on_frame("fast", book_frame(1_002_500, fast_b, fast_a), 1002.8)
     assert m.version == v
+
+
+def test_a_bad_level_never_reaches_the_book_through_the_other_streams_push():
+    # a push the pipeline refused (NaN, a negative or an infinite price) was still kept for
+    # the merge and shown with the next good push of the other stream: LIVE with a NaN bid
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    for bad in ("NaN", "-1", "inf", "1e20"):
+        b = [(bad, 2.0), *fast_b[1:]]
+        frame = book_frame(1_000_500, b, fast_a).replace(f'"px":"{bad}"', f'"px":"{bad}"')
+        errors = m.stats.bad_frames
+        pipe.on_frame("fast", frame, 1000.51)
+        assert m.stats.bad_frames == errors + 1, bad
+        pipe.on_frame("ws", book_frame(1_000_400, slow_b, slow_a), 1000.6)
+        bids, asks = m.book.top(40)
+        assert all(0 < p < 1e15 for p, _ in bids + asks) and m.live, (bad, bids[:2])
+
+
+def test_a_push_stamped_ahead_does_not_hold_the_book_after_a_reconnect():
+    # one push a day ahead: kept for the merge it outlived every reconnect, and a fast one
+    # froze the top of the book, LIVE, for good
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    day = 86_400_000
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    pipe.on_frame("fast", book_frame(1_000_500 + day, _levels(100.5, 5, -0.5), _levels(101.0, 5, 0.5)), 1000.5)
+    # later pushes: the fast ones read as older, the default ones are not made whole by the
+    # frozen top once it is FAST_MAX_AGE old; the book stops moving, so its pulse stops
+    pulse = pipe.book_events
+    moved_b, moved_a = _levels(50.0, 20, -1.0), _levels(51.0, 20, 1.0)
+    for k in range(1, 9):
+        t = 1_000_000 + k * 1000
+        pipe.on_frame("fast", book_frame(t, moved_b[:5], moved_a[:5]), t / 1000)
+        pipe.on_frame("ws", book_frame(t + 500, moved_b, moved_a), t / 1000 + 0.5)
+    assert pipe.book_events <= pulse + 3  # then silent: the stale watchdog reconnects it
+    # the reconnect resets the book, and the merge forgets what it kept
+    pipe.reset_book()
+    t = 1_010_000
+    pipe.on_frame("fast", book_frame(t, moved_b[:5], moved_a[:5]), t / 1000)
+    pipe.on_frame("ws", book_frame(t + 100, moved_b, moved_a), t / 1000 + 0.1)
+    assert m.live and m.book.top(20) == (moved_b, moved_a)
+
+
+def test_the_latency_of_a_merged_book_is_its_own_pushs():
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    pipe = FeedPipeline(ad, m)
+    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
+    pipe.on_frame("fast", book_frame(1_003_000, _levels(100.5, 5, -0.5), _levels(101.0, 5, 0.5)), 1003.02)
+    # a default push of 1002.0 arriving at 1003.0 is a second late, whatever time the book shown has
+    pipe.on_frame("ws", book_frame(1_002_000, slow_b[1:], slow_a), 1003.0)
+    lats = [round(lat, 3) for _, lat, _ in m.stats.latency._samples]
+    assert lats[-1] == 1.0, lats

@@ -216,7 +216,8 @@ class FeedPipeline:
                 # the first book of a subscription carries the time of the book's last change,
                 # seconds old on a quiet market: not a latency (a venue that pushes only whole
                 # books, Hyperliquid's, has its later ones counted)
-                ts = ev.ts_exchange if self.sync.synced else None
+                # (a book made of two streams' pushes: the time of the push that made it)
+                ts = getattr(ev, "pushed", ev.ts_exchange) if self.sync.synced else None
                 self._on_sync_result(self.sync.on_snapshot(ev), ts, ts_local, actions, whole)
             elif isinstance(ev, Reply):
                 actions.append(Send(ev.stream, ev.frame))

@@ -338,7 +338,7 @@ class Ladder(LineWidget):
             elif r.ask > 0:
                 # the row holding the book's deepest ask is partial past that level: what the
                 # venue does not send is hatched beyond its bar, as the rows past it are
-                partial = ceiling is not None and abs(r.price - ceiling) < step * 1e-6 and ak[-1] < ceiling + step - tick_half
+                partial = ceiling is not None and abs(r.price - ceiling) < step * 1e-6 and ak[-1] < ceiling + step - 3 * tick_half
                 bar = ("ask", bar_cells(r.ask, vmax, bar_w), partial)
             elif r.bid > 0:
                 partial = floor is not None and abs(r.price - floor) < step * 1e-6 and bk[0] > floor + tick_half

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
@@ -50,6 +51,7 @@ from obview.book import OrderBook
 from obview.model import BookSnapshot, Instrument, Level, Side, Trade
 from obview.venues.base import (
     IGNORED,
+    MAX_NUMBER,
     Event,
     FastMiss,
     FrameError,
@@ -74,6 +76,9 @@ FAST_LEVELS = 5
 #: the default book's levels beyond the fast ones are shown while it is at most this many
 #: seconds behind them (it comes every 2-5 s; a stalled one leaves the fast levels alone)
 SLOW_MAX_LAG = 15.0
+#: the fast book is the top of the book only while one came within this many seconds (local
+#: time: pushes come every 0.5 s)
+FAST_MAX_AGE = 3.0
 SIG_FIGS = 5
 PERP_MAX_DECIMALS = 6
 
@@ -166,6 +171,15 @@ class HyperliquidSync(SnapshotOnlySync):
     def __init__(self, book: OrderBook, depth: int | None = None) -> None:
         super().__init__(book, depth)
         self._pushed: dict[str | None, float] = {}  # stream -> the time of its last push applied
+        #: called when the book is forgotten (reconnect, resync): the adapter's merge forgets
+        #: the books it keeps too, or one stamped in the future outlived every reconnect
+        self.on_reset: Callable[[], None] | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._pushed.clear()
+        if self.on_reset is not None:
+            self.on_reset()
 
     def on_snapshot(self, snap: BookSnapshot) -> SyncResult:
         src = getattr(snap, "source", None)
@@ -287,6 +301,10 @@ class HyperliquidAdapter(VenueAdapter):
         else:
             self._slow = snap
         fast, slow = self._fast, self._slow
+        if fast is not None and snap.ts_local - fast.ts_local > FAST_MAX_AGE:
+            # no fast push taken for a while (stalled, or its pushes dropped as older than one
+            # stamped ahead): its levels are not the top of the book now
+            fast = None
         if fast is None or fast.ts_exchange is None:
             return shown(snap if stream != FAST or slow is None else slow)
         if slow is not None and (slow.ts_exchange is None or slow.ts_exchange >= fast.ts_exchange):
@@ -395,6 +413,12 @@ class HyperliquidAdapter(VenueAdapter):
             raise FrameError(f"l2Book levels has {len(levels)} sides")
         bids = [(float(lv["px"]), float(lv["sz"])) for lv in levels[0]]
         asks = [(float(lv["px"]), float(lv["sz"])) for lv in levels[1]]
+        for p, sz in (*bids, *asks):
+            # refused here, not only by the pipeline after it: ``merged`` keeps a stream's last
+            # book to complete the other's, and a NaN or infinite level kept there reached the
+            # book shown with the next good push
+            if not (0.0 < p < MAX_NUMBER and 0.0 <= sz < MAX_NUMBER):
+                raise FrameError(f"price or size not a finite positive number below {MAX_NUMBER:g}")
         return [
             BookSnapshot(
                 self.name,
@@ -459,7 +483,13 @@ class HyperliquidAdapter(VenueAdapter):
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> HyperliquidSync:
-        return HyperliquidSync(book)
+        sync = HyperliquidSync(book)
+        sync.on_reset = self.forget_books
+        return sync
+
+    def forget_books(self) -> None:
+        """Forget both streams' last books (the book shown was reset)."""
+        self._slow = self._fast = None
 
     # -- instrument facts -------------------------------------------------------------------
     def instrument_for(self, sz_decimals: int, price: float) -> Instrument:
