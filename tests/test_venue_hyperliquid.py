@@ -503,13 +503,22 @@ def _levels(best: float, n: int, step: float, size: float = 1.0) -> list[tuple[f
     return [(round(best + i * step, 1), size) for i in range(n)]
 
 
+#: a default book of 20 levels a side around 100.0 / 101.0
+SLOW_BOOK = (_levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0))
+
+
+def _hl_pipe() -> tuple[Market, FeedPipeline]:
+    """A Hyperliquid BTC-PERP market and the pipeline that feeds it, frames given by hand."""
+    ad = HyperliquidAdapter("BTC-PERP")
+    m = Market(ad.default_instrument())
+    return m, FeedPipeline(ad, m)
+
+
 def test_the_fast_top_of_the_book_is_completed_by_the_default_book_beyond_it():
     # the default l2Book comes every 2-5 s with 20 levels, the fast one every 0.5 s with 5:
     # the book shown is the newer of the two, the fast levels first
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     assert m.live and m.book.top(20) == (slow_b, slow_a)
     # a fast push half a second later: its five levels, then the default book beyond the fifth
@@ -543,10 +552,8 @@ def test_the_fast_top_of_the_book_is_completed_by_the_default_book_beyond_it():
 
 
 def test_a_venue_refusing_the_fast_flag_leaves_the_default_book_live():
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     err = '{"channel":"error","data":"Invalid subscription {\\"type\\":\\"l2Book\\",\\"coin\\":\\"BTC\\",\\"fast\\":true}"}'
     assert pipe.on_frame("fast", err, 1000.1) == []
@@ -560,10 +567,8 @@ def test_fast_books_never_bring_the_feed_back_to_live_nor_count_as_its_pulse():
     # reset and set LIVE: the state flickered LIVE/RECONNECTING, LIVE with no trades
     from obview.model import FeedStatus
 
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     assert m.live and pipe.book_events == 1
@@ -590,10 +595,8 @@ def test_a_default_book_that_changes_nothing_shown_is_still_the_streams_pulse():
     # the fast levels newer and the deeper ones unchanged, a default push made the very book
     # shown, with the fast one's time: taken for a repeat, the default stream looked silent to
     # its watchdog and went STALE while its books kept coming
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     pipe.on_frame("fast", book_frame(1_002_500, fast_b, fast_a), 1002.51)
@@ -612,10 +615,8 @@ def test_a_default_book_that_changes_nothing_shown_is_still_the_streams_pulse():
 def test_a_bad_level_never_reaches_the_book_through_the_other_streams_push():
     # a push the pipeline refused (NaN, a negative or an infinite price) was still kept for
     # the merge and shown with the next good push of the other stream: LIVE with a NaN bid
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     fast_b, fast_a = _levels(100.5, 5, -0.5, 2.0), _levels(101.0, 5, 0.5, 3.0)
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     for bad in ("NaN", "-1", "inf", "1e20"):
@@ -632,10 +633,8 @@ def test_a_bad_level_never_reaches_the_book_through_the_other_streams_push():
 def test_a_push_stamped_ahead_does_not_hold_the_book_after_a_reconnect():
     # one push a day ahead: kept for the merge it outlived every reconnect, and a fast one
     # froze the top of the book, LIVE, for good
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     day = 86_400_000
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     pipe.on_frame("fast", book_frame(1_000_500 + day, _levels(100.5, 5, -0.5), _levels(101.0, 5, 0.5)), 1000.5)
@@ -657,10 +656,8 @@ def test_a_push_stamped_ahead_does_not_hold_the_book_after_a_reconnect():
 
 
 def test_the_latency_of_a_merged_book_is_its_own_pushs():
-    ad = HyperliquidAdapter("BTC-PERP")
-    m = Market(ad.default_instrument())
-    pipe = FeedPipeline(ad, m)
-    slow_b, slow_a = _levels(100.0, 20, -1.0), _levels(101.0, 20, 1.0)
+    m, pipe = _hl_pipe()
+    slow_b, slow_a = SLOW_BOOK
     pipe.on_frame("ws", book_frame(1_000_000, slow_b, slow_a), 1000.01)
     pipe.on_frame("fast", book_frame(1_003_000, _levels(100.5, 5, -0.5), _levels(101.0, 5, 0.5)), 1003.02)
     # a default push of 1002.0 arriving at 1003.0 is a second late, whatever time the book shown has
