@@ -286,18 +286,13 @@ class FeedPipeline:
         st = res.status
         if st is _APPLIED:
             market = self.market
-            if not whole:
-                # a book stream that does not decide the state (see __init__): the book moved
-                market.on_exchange_time(ts_exchange, ts_local)
-                market.on_book_changed(ts_local)
-                if self.bus is not None:
-                    self.bus.publish(BOOK, market.venue, market.symbol)
-                return
-            self.book_events += 1
             market.on_exchange_time(ts_exchange, ts_local)
             market.on_book_changed(ts_local)
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
+            if not whole:
+                return  # a stream that does not decide the state (see __init__): the book moved
+            self.book_events += 1
             if res is EMPTIED:
                 # in sync with a venue whose book has no orders (a deep option, a new listing):
                 # live, and saying why there is nothing to show

@@ -372,10 +372,7 @@ class ObviewApp(Switching, KeyActions, App):
             # changed (a resize, once its layout has settled) is drawn again from the paused
             # moment: the resize's own repaint ran on the old sizes.
             now = self.clock()
-            state = self.market.state if self.market is not None else None
-            if now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow or state is not self._painted_state:
-                self._last_slow = now
-                self._painted_state = state
+            if self._slow_due(now):
                 self._paint_slow(now)
             return
         wall = now = self.clock()
@@ -430,18 +427,23 @@ class ObviewApp(Switching, KeyActions, App):
                 w._strips = []
                 w._keys = []
                 w.refresh()
-        # a new feed state (LIVE, STALE, ...) is said at once, not at the next quarter second:
-        # the first line read SYNCING beside a ladder and figures already live
-        state = live.state if live is not None else None
-        if force or wall - self._last_slow >= SLOW_INTERVAL or wall < self._last_slow or state is not self._painted_state:
-            self._last_slow = wall
-            self._painted_state = state
+        if self._slow_due(wall, force):
             self._paint_slow(wall)
         elif fresh and m is live:
             # the book moved: the status line's last, mid and spread follow the ladder this
             # frame (its second line only, repainted only if its text changed)
             self.w_stats.show_book(live, wall)
         self.frames += 1
+
+    def _slow_due(self, now: float, force: bool = False) -> bool:
+        """Whether the status line and the venue strip are drawn this frame: every quarter
+        second, and at once on a new feed state (LIVE, STALE, ...: the first line read SYNCING
+        beside a ladder and figures already live); if so, it is counted as drawn."""
+        state = self.market.state if self.market is not None else None
+        if force or now - self._last_slow >= SLOW_INTERVAL or now < self._last_slow or state is not self._painted_state:
+            self._last_slow, self._painted_state = now, state
+            return True
+        return False
 
     def _panel_sizes(self) -> tuple:
         return (self.w_ladder.size, self.w_tape.size, self.w_heatmap.size)

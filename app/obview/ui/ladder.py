@@ -303,7 +303,11 @@ class Ladder(LineWidget):
         bk, ak = book.bids._keys, book.asks._keys
         floor = bucket_index(bk[0], step) * step if bk else None
         ceiling = bucket_index(ak[-1], step) * step if ak else None
-        tick_half = (inst.tick or step) / 2
+        # the rows holding the deepest bid and ask are partial unless that level is their
+        # bucket's last price (its first tick for bids, its top tick for asks)
+        tick = inst.tick or step
+        floor_cut = floor is not None and bk[0] > floor + tick / 2
+        ceiling_cut = ceiling is not None and ak[-1] < ceiling + step - tick * 1.5
         lines: list[tuple] = []
         if state_line is not None:
             lines.append(state_line)
@@ -336,12 +340,10 @@ class Ladder(LineWidget):
                 nb = int(round(min(1.0, r.bid / vmax) * bar_w)) if vmax else 0
                 bar: tuple = ("split", na, nb)
             elif r.ask > 0:
-                # the row holding the book's deepest ask is partial past that level: what the
-                # venue does not send is hatched beyond its bar, as the rows past it are
-                partial = ceiling is not None and abs(r.price - ceiling) < step * 1e-6 and ak[-1] < ceiling + step - 3 * tick_half
+                partial = ceiling_cut and abs(r.price - ceiling) < step * 1e-6
                 bar = ("ask", bar_cells(r.ask, vmax, bar_w), partial)
             elif r.bid > 0:
-                partial = floor is not None and abs(r.price - floor) < step * 1e-6 and bk[0] > floor + tick_half
+                partial = floor_cut and abs(r.price - floor) < step * 1e-6
                 bar = ("bid", bar_cells(r.bid, vmax, bar_w), partial)
             elif (floor is not None and r.price < floor - step * 1e-6) or (
                 ceiling is not None and r.price > ceiling + step * 1e-6
@@ -439,11 +441,13 @@ class Ladder(LineWidget):
         segs.append(Segment(" ", c.style(bg=bg)))
         if kind == "unknown":
             segs.append(Segment("╱" * bar_w, c.style("muted", bg)))
-        elif kind in ("ask", "bid") and bar[2]:  # partial: hatched past its bar
-            segs.append(Segment(bar[1], c.style("muted" if dim else f"{kind}_bar", bg)))
-            segs.append(Segment("╱" * (bar_w - len(bar[1])), c.style("muted", bg)))
-        elif dim and kind in ("ask", "bid"):
-            segs.append(Segment(bar[1].ljust(bar_w), c.style("muted", bg)))  # the length kept, greyed
+        elif kind in ("ask", "bid"):
+            _, cells, partial = bar
+            st = c.style("muted" if dim else f"{kind}_bar", bg)  # greyed, its length kept
+            if partial:  # what the venue does not send is hatched past the bar
+                segs += [Segment(cells, st), Segment("╱" * (bar_w - len(cells)), c.style("muted", bg))]
+            else:
+                segs.append(Segment(cells.ljust(bar_w), st))
         elif kind == "split":
             # both sides in one bucket (the touch when the spread is inside it): asks in the
             # upper half-cell, bids in the lower, as the heatmap's half-blocks stack them
@@ -456,8 +460,6 @@ class Ladder(LineWidget):
             elif nb > na:
                 segs.append(Segment("▄" * (nb - na), c.style(bid_c, bg)))
             segs.append(Segment(" " * (bar_w - max(na, nb)), c.style(bg=bg)))
-        elif kind in ("ask", "bid"):
-            segs.append(Segment(bar[1].ljust(bar_w), c.style(f"{kind}_bar", bg)))
         else:
             label_st = c.style("muted", bg) if dim else c.style("spread", bg, bold=True)
             segs.append(Segment(bar[1].center(bar_w)[:bar_w], label_st))
