@@ -121,6 +121,16 @@ def test_a_book_that_ends_inside_the_band_is_marked_not_shown_as_thin():
     assert got == {"full": (None, None), "hl": (7.5, 7.5)}
 
 
+def test_a_whole_book_that_ends_inside_the_band_is_all_there_is_not_marked():
+    # a venue sending every level (BitMEX, Deribit, Kraken, dYdX): its sum is the whole sum
+    thin = market("bitmex", [(1000.0, 1.0), (999.5, 1.0)], [(1000.5, 1.0), (1001.0, 1.0)])
+    thin.whole_book = True
+    row = compare(["bitmex"], [thin], NOW).rows[0]
+    assert (row.bid_reach_bps, row.ask_reach_bps) == (None, None)
+    assert row.bid_depth == pytest.approx(1000.0 + 999.5)
+    assert shallow_note(compare(["bitmex"], [thin], NOW)) == ""
+
+
 def test_the_table_drops_whole_columns_on_a_narrow_terminal_never_cuts_them():
     a = market("a", [(100.0, 1.0)], [(100.2, 1.0)])
     text = {w: _table_text(compare(["a"], [a], NOW), w) for w in (160, 60, 34)}

@@ -29,6 +29,18 @@ async def test_a_feed_the_manager_closed_never_reads_live():
         await manager.close()
 
 
+async def test_a_feed_knows_whether_its_venue_sends_the_whole_book():
+    # past a whole book's deepest level nothing rests; past a top-N book nothing is known
+    manager = FeedManager(venues=["demo", "bybit"], endpoints={"bybit": "ws:///x"}, options=fast_options())
+    try:
+        async with asyncio.timeout(15):
+            demo = await manager.open("demo", "BTC-PERP")
+            bybit = await manager.open("bybit", "BTC-PERP")
+            assert demo.whole_book and not bybit.whole_book
+    finally:
+        await manager.close()
+
+
 async def test_the_compare_view_takes_a_failed_feed_as_it_is():
     manager = FeedManager(
         venues=["demo", "okx"], endpoints={"okx": "ws:///x"}, warm_limit=2, options=fast_options()

@@ -416,6 +416,19 @@ def test_a_column_knows_only_the_books_depth_not_the_whole_window():
     assert col.hi - col.lo < m.heatmap.buckets // 4
 
 
+def test_a_whole_books_column_knows_the_whole_window_past_its_deepest_levels():
+    """A venue that sends every level (BitMEX, Deribit, Kraken, dYdX, the simulator) has
+    nothing past its deepest level: empty there, not unknown (it was hatched as unknown)."""
+    m = Market(INST, sampler=HeatmapSampler(cadence=0.25, buckets=400), whole_book=True)
+    m.book.apply_snapshot([(100.0 - i * 0.1, 1.0) for i in range(20)], [(100.1 + i * 0.1, 2.0) for i in range(20)])
+    m.set_state(FeedStatus.LIVE)
+    col = m.tick(1000.0)
+    from obview.book import bucket_of
+
+    start = bucket_of(m.book.mid(), m.heatmap.step) - m.heatmap.buckets // 2
+    assert (col.lo, col.hi) == (start, start + m.heatmap.buckets)
+
+
 def test_a_block_trade_is_not_counted_in_the_minute_of_taker_flow():
     # agreed off the book, a block is no taker's pressure on it (an 11 BTC block sell read as
     # most of the minute's selling); liquidations and deleveraging still count

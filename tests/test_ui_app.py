@@ -898,6 +898,28 @@ async def test_ladder_rows_beyond_the_books_depth_are_hatched_not_shown_empty():
         assert edges and not any(ln.rstrip().endswith("╱") for ln in edges), edges
 
 
+async def test_a_whole_books_ladder_shows_rows_past_its_deepest_level_empty_not_hatched():
+    """A venue sending every level (Deribit, BitMEX, Kraken, dYdX, the simulator) has nothing
+    resting past its deepest bid and ask: those rows were hatched as unknown."""
+    market, now = build_market(seed=5, seconds=10, gap=None, depth=20)
+    market.whole_book = True
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app._frame(force=True)
+        ladder = app.query_one(Ladder)
+        assert ladder.mode == "grid"
+        step = app.step
+        floor = bucket_index(market.book.bids._keys[0], step) * step
+        ceiling = bucket_index(market.book.asks._keys[-1], step) * step
+        lines = ladder.line_texts()[1:]
+        beyond = [ln for ln in lines if not floor - 1e-9 <= float(ln.split()[0]) <= ceiling + 1e-9]
+        assert beyond, lines  # the window reaches past the book's 20 levels
+        assert not any("╱" in ln for ln in lines), lines
+        assert all(len(ln.split()) == 1 for ln in beyond), beyond  # the price alone: empty
+
+
 async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():
     # at some widths the unit came and went as the spread's text changed length ("cum  BTC
     # 0.02bp", then "cum 0.1 0.01bp")

@@ -127,3 +127,11 @@ def test_a_venue_that_cannot_load_leaves_every_others_symbols_alone(monkeypatch)
         assert symbols.normalize("btc") == "BTC-PERP" and symbols.normalize("ethusdt") == "ETH-PERP"
     finally:
         symbols._natives.cache_clear()
+
+
+def test_the_venues_that_send_their_whole_book():
+    # each one's channel is the venue's full depth (fact sheets): BitMEX orderBookL2, Deribit
+    # book.{instrument}.100ms, Kraken Futures book, dYdX v4_orderbook, the simulator asked for
+    # more levels than it holds; the others send their best N levels
+    whole = {name for name in venue_names() if get_adapter(name).whole_book}
+    assert whole == {"bitmex", "deribit", "kraken", "dydx", "demo"}

@@ -119,7 +119,8 @@ def compare(
         depth = depth_near_mid(book, m.instrument, band_bps)
         if depth is not None:
             row.bid_depth, row.ask_depth = depth
-            row.bid_reach_bps, row.ask_reach_bps = book_reach(book, band_bps)
+            if not m.whole_book:  # a whole book ending inside the band is all there is
+                row.bid_reach_bps, row.ask_reach_bps = book_reach(book, band_bps)
     live = [r for r in rows if r.live]
     out = Comparison(rows, band_bps, len(live))
     if not live:

@@ -272,8 +272,12 @@ class Market:
         *,
         trade_history: int = 2000,
         sampler: HeatmapSampler | None = None,
+        whole_book: bool = False,
     ) -> None:
         self.instrument = instrument
+        #: the venue sends its whole depth (see ``VenueAdapter.whole_book``): past the book's
+        #: deepest level nothing rests, rather than nothing is known
+        self.whole_book = whole_book
         self.venue = instrument.venue
         self.symbol = instrument.symbol
         self.book = OrderBook()
@@ -371,7 +375,9 @@ class Market:
     def tick(self, now: float | None = None) -> HeatmapColumn | None:
         """Take a heatmap sample if one is due. Non-LIVE time becomes a gap column."""
         now = time.time() if now is None else now
-        col = self.heatmap.sample(now, self.book, self.state.status is FeedStatus.LIVE, self.instrument)
+        col = self.heatmap.sample(
+            now, self.book, self.state.status is FeedStatus.LIVE, self.instrument, whole=self.whole_book
+        )
         if col is not None:
             self.version += 1
         return col

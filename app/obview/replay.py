@@ -137,7 +137,7 @@ class Replay:
         label = symbol or instrument
         assert label is not None
         self.adapter: VenueAdapter = cls(label, instrument=instrument)
-        self.market = Market(_instrument(self.adapter))
+        self.market = Market(_instrument(self.adapter), whole_book=self.adapter.whole_book)
         self.pipeline = FeedPipeline(self.adapter, self.market)
         self.specs = self.adapter.streams()
         self.book_spec = next((s for s in self.specs if s.book), self.specs[0])

@@ -217,7 +217,11 @@ class HeatmapSampler:
     def due(self, now: float) -> bool:
         return now >= self.next_at
 
-    def sample(self, now: float, book: OrderBook, live: bool, inst: Instrument) -> HeatmapColumn | None:
+    def sample(
+        self, now: float, book: OrderBook, live: bool, inst: Instrument, whole: bool = False
+    ) -> HeatmapColumn | None:
+        """A column if one is due. ``whole``: the book is the venue's whole depth, so the window
+        is known past its deepest levels (empty there), not cut at them."""
         if now < self.next_at:
             if self.next_at - now <= self.cadence:
                 return None
@@ -262,9 +266,9 @@ class HeatmapSampler:
             # or 400 levels nothing is known, which is not "nothing resting")
             lo, hi = start, start + self.buckets
             bk, ak = book.bids._keys, book.asks._keys
-            if bk:
+            if bk and not whole:
                 lo = max(lo, bucket_of(bk[0], step))
-            if ak:
+            if ak and not whole:
                 hi = min(hi, bucket_of(ak[-1], step) + 1)
             window = (lo, max(lo, hi))
             # only the occupied stretch of the window is kept: a column costs what the book

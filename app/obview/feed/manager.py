@@ -95,7 +95,7 @@ class FeedManager:
                 del self._open[key]
                 await _end(o)
             adapter = await self._make_adapter(venue, symbol)
-            market = Market(adapter.default_instrument())
+            market = Market(adapter.default_instrument(), whole_book=adapter.whole_book)
             session = FeedSession(adapter, market, self.bus, options=self.options, recorder=self.recorder)
             task = session.start()
             self._open[key] = _Open(session, market, task)

@@ -298,9 +298,10 @@ class Ladder(LineWidget):
         mid = book.mid()
         # what the book knows: rows past its deepest bid or ask are beyond the depth the venue
         # sends (Bybit's 200 levels, Hyperliquid's 20), not empty: hatched as the heatmap has
-        # them. A book not LIVE (STALE) is greyed, as the tape and the status line are.
+        # them (a venue sending its whole book has nothing there: empty). A book not LIVE
+        # (STALE) is greyed, as the tape and the status line are.
         dim = not market.live
-        bk, ak = book.bids._keys, book.asks._keys
+        bk, ak = ((), ()) if market.whole_book else (book.bids._keys, book.asks._keys)
         floor = bucket_index(bk[0], step) * step if bk else None
         ceiling = bucket_index(ak[-1], step) * step if ak else None
         # the rows holding the deepest bid and ask are partial unless that level is their

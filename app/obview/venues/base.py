@@ -193,6 +193,11 @@ class VenueAdapter:
     #: the venue's WebSocket path, added to an endpoint given without one (``--endpoint
     #: ws://host:port`` reaches the same stream as the venue's own URL)
     ws_path: ClassVar[str] = ""
+    #: the venue sends its whole book, every level (BitMEX orderBookL2, Deribit's raw book,
+    #: Kraken Futures, dYdX, the simulator): past the deepest level nothing rests. False for a
+    #: venue sending its best N levels (Binance, Bybit, OKX, Hyperliquid), where what lies past
+    #: them is not known; the ladder and the heatmap hatch it so
+    whole_book: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -150,6 +150,7 @@ class BitmexAdapter(VenueAdapter):
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.bitmex.com"
     channel: ClassVar[str] = "orderBookL2 (full depth, id-keyed rows) + trade; no seq/checksum"
+    whole_book: ClassVar[bool] = True
 
     stream_name: ClassVar[str] = "realtime"
     #: the book topic: "orderBookL2" (full depth, unthrottled) or "orderBookL2_25" (top 25,

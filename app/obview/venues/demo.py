@@ -159,6 +159,7 @@ class DemoAdapter(VenueAdapter):
     resync_mode: ClassVar[ResyncMode] = ResyncMode.RESUBSCRIBE
     default_endpoint: ClassVar[str] = ""  # the app fills in the local server's URL
     channel: ClassVar[str] = "local simulator: snapshot + seq/prev_seq deltas, trades"
+    whole_book: ClassVar[bool] = True  # it asks for more levels than the simulator holds
 
     def stream_url(self) -> str:
         """The endpoint, with ``/demo`` added when it names no path."""

@@ -159,6 +159,7 @@ class DeribitAdapter(VenueAdapter):
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.deribit.com"
     channel: ClassVar[str] = "book.{instrument}.100ms (full depth) + trades; change_id chain"
+    whole_book: ClassVar[bool] = True
 
     stream_name: ClassVar[str] = "ws"
 

@@ -164,6 +164,7 @@ class DydxAdapter(VenueAdapter):
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://indexer.dydx.trade"
     channel: ClassVar[str] = "v4_orderbook (batched, full depth) + v4_trades; message_id +1"
+    whole_book: ClassVar[bool] = True
 
     book_stream: ClassVar[str] = "book"
     trade_stream: ClassVar[str] = "trades"

@@ -226,6 +226,7 @@ class KrakenAdapter(VenueAdapter):
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://futures.kraken.com"
     channel: ClassVar[str] = "book (full depth, one level per message) + trade; per-product seq + 1"
+    whole_book: ClassVar[bool] = True
 
     stream_name: ClassVar[str] = "public"
 
