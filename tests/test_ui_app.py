@@ -920,6 +920,36 @@ async def test_a_whole_books_ladder_shows_rows_past_its_deepest_level_empty_not_
         assert all(len(ln.split()) == 1 for ln in beyond), beyond  # the price alone: empty
 
 
+async def test_each_ladder_column_of_notional_shares_one_scale():
+    """In quote units a column mixed 816k and 1.16M (the cumulative one 652k and 9.57M), and on
+    the point 816 stood over 1: the larger read as the smaller."""
+    market, now = build_market(seed=5, seconds=10, gap=None)
+    mgr = StaticManager({("demo", "BTC-PERP"): market}, ["demo"])
+    app = ObviewApp(mgr, "demo", "BTC-PERP", clock=lambda: now, frame_interval=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        app.quote_units = True
+        app.step_auto, app.step = False, 5.0  # rows of about 0.5M to a few M: k and M both
+        app._repaint_all()
+        ladder = app.query_one(Ladder)
+        assert ladder.mode == "grid"
+        sizes: dict[str, set[str]] = {"ask": set(), "bid": set(), "cum": set()}
+        seen: list[float] = []
+        book = market.book
+        head, *lines = ladder.line_texts()
+        ask_end, cum_end = head.index("ask") + 3, head.index("cum") + 3
+        for line in lines:
+            toks = [t for t in line.split() if t[0].isdigit()]
+            if len(toks) != 3 or not line[ask_end:cum_end].strip():
+                continue  # the spread's row, or the touch (both sides, no cumulative size)
+            side = "ask" if float(toks[0]) >= book.best_ask()[0] else "bid"
+            for key, tok in ((side, toks[1]), ("cum", toks[2])):
+                sizes[key].add(tok[-1] if tok[-1].isalpha() else "")
+            seen.append(float(toks[1].rstrip("kM")) * (1e3 if toks[1].endswith("k") else 1e6 if toks[1].endswith("M") else 1))
+        assert max(seen) >= 1e6 and min(seen) < 1e6, seen  # the book straddles k and M
+        assert all(len(v) == 1 for v in sizes.values()), sizes
+
+
 async def test_the_ladder_header_keeps_or_drops_its_unit_by_width_not_by_the_spread():
     # at some widths the unit came and went as the spread's text changed length ("cum  BTC
     # 0.02bp", then "cum 0.1 0.01bp")

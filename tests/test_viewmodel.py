@@ -68,6 +68,28 @@ def test_compact(x, s):
     assert compact(x) == s
 
 
+def test_a_column_of_sizes_shares_one_scale_so_the_larger_reads_larger():
+    """741k and 1.14M on the point read as 741 over 1 (a cumulative column going from 850k to
+    1.02M looked as if it fell): one scale a column, the smallest keeping four digits."""
+    from obview.ui.numbers import compact_column
+
+    vals = [741e3, 1.14e6, 850e3, 1.02e6, 2e3, 150.0, 0.0]
+    out = compact_column(vals)
+    assert out == ["741k", "1140k", "850k", "1020k", "2.00k", "0.15k", ""]
+    aligned = align_on_point(out)
+    # the digits before the point grow with the size, whatever it is
+    def ints(s: str) -> int:
+        return len(s.split(".")[0].rstrip("k").strip())
+    ranked = sorted((v, ints(a)) for v, a in zip(vals, aligned, strict=True) if v)
+    assert [n for _, n in ranked] == sorted(n for _, n in ranked)
+    # past four digits: the next scale for all of them (a tiny one 0.000M, not an empty cell)
+    assert compact_column([12.3e6, 741e3, 4.0]) == ["12.3M", "0.74M", "0.000M"]
+    # under 10000: no suffix, as compact() has it below 1000
+    assert compact_column([0.003, 1.5, 1500.0, 800.0]) == ["0.0030", "1.50", "1500", "800"]
+    assert compact_column([0.0012, 0.5, 12.0]) == [compact(0.0012), compact(0.5), compact(12.0)]
+    assert compact_column([]) == []
+
+
 def test_align_on_point_lines_up_decimal_points():
     out = align_on_point(["1.23", "12.3", "123", "1.23k", "0.0012"])
     assert len({len(s) for s in out}) == 1

@@ -13,7 +13,7 @@ from obview.ui.numbers import (
     align_at,
     align_on_point,
     bps,
-    compact,
+    compact_column,
     decimals_for,
     decimals_shown,
     format_price,
@@ -124,8 +124,8 @@ class Ladder(LineWidget):
         visible = asks[:n] + bids[:n]
         vmax = max((lv.size for lv in visible), default=0.0)
         prices = align_on_point([format_price(lv.price, d) for lv in visible])
-        sizes = [compact(lv.size) for lv in visible]
-        cums = [compact(lv.cum) for lv in visible]
+        sizes = compact_column([lv.size for lv in visible])
+        cums = compact_column([lv.cum for lv in visible])
         pw = max((len(p) for p in prices), default=8) + 1
         pw, siw, sfw, ciw, cfw = self._widths.fit(
             ("compact", market.venue, market.symbol, step, quote, width), (pw, *point_widths(sizes), *point_widths(cums)), now
@@ -269,17 +269,18 @@ class Ladder(LineWidget):
         d = decimals_for(step)
         unit = inst.quote if quote else inst.base
         prices = [format_price(r.price, d) for r in grid.rows]
-        bids = [compact(r.bid) if r.bid > 0 else "" for r in grid.rows]
-        asks = [compact(r.ask) if r.ask > 0 else "" for r in grid.rows]
+        # one scale a column: 741k and 1.14M on the point read as 741 over 1
+        bids = compact_column([r.bid if r.bid > 0 else 0.0 for r in grid.rows])
+        asks = compact_column([r.ask if r.ask > 0 else 0.0 for r in grid.rows])
 
-        def cum_of(r) -> str:
+        def cum_of(r) -> float:
             if r.ask > 0 and r.bid <= 0:
-                return compact(r.ask_cum)
+                return r.ask_cum
             if r.bid > 0 and r.ask <= 0:
-                return compact(r.bid_cum)
-            return ""
+                return r.bid_cum
+            return 0.0
 
-        cums = [cum_of(r) for r in grid.rows]
+        cums = compact_column([cum_of(r) for r in grid.rows])
         pw = max((len(p) for p in prices), default=6) + 1
         # the decimal points' places too are kept from frame to frame, not only the columns
         pw, biw, bfw, aiw, afw, ciw, cfw = self._widths.fit(

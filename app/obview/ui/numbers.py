@@ -73,6 +73,39 @@ def compact(x: float) -> str:
     return f"{sign}{a:.{d}f}"
 
 
+#: the suffixes a column of sizes may share, and the most digits before its point (1000k is
+#: read at a glance; a 5-digit number less so)
+SCALES = ((1.0, ""), (1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T"))
+COLUMN_TOP = 9999.5
+
+
+def compact_column(values: Sequence[float]) -> list[str]:
+    """``compact`` for a column of sizes aligned on the point, all in one scale: the smallest
+    of 1, k, M, B, T that keeps the column's largest under five digits. Each value on its own
+    scale put ``741k`` and ``1.14M`` on the point as 741 over 1: the larger read as smaller
+    (so did a cumulative column going from 850k to 1.02M). Zero is an empty cell."""
+    top = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    scale = next((sc for sc in SCALES if top < sc[0] * COLUMN_TOP), None)
+    if scale is None:  # past the suffixes: each on its own (exponents)
+        return [compact(v) if v else "" for v in values]
+    div, suffix = scale
+    out = []
+    for v in values:
+        if not v or not math.isfinite(v):
+            out.append("" if not v else compact(v))
+            continue
+        w = abs(v) / div
+        sign = "-" if v < 0 else ""
+        if not suffix and w < 999.5:
+            out.append(compact(v))  # no suffix below 1000: as ever
+            continue
+        d = 0 if w >= 99.95 else 1 if w >= 9.995 else 2
+        if d == 2 and w < 0.005:
+            d = 3  # not a "0.00k" for a non-zero size
+        out.append(f"{sign}{w:.{d}f}{suffix}")
+    return out
+
+
 def split_point(s: str) -> tuple[str, str]:
     """Split a number string at its decimal point, or before a unit suffix ("123k")."""
     i = s.find(".")

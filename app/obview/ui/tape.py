@@ -7,7 +7,14 @@ from rich.segment import Segment
 from obview.market import Market
 from obview.model import BLOCK, TRADE_TAGS, Side
 from obview.ui.lines import LineWidget
-from obview.ui.numbers import align_on_point, clock_ms, compact, decimals_for, format_price
+from obview.ui.numbers import (
+    align_on_point,
+    clock_ms,
+    compact,
+    compact_column,
+    decimals_for,
+    format_price,
+)
 from obview.ui.tapemodel import (
     aggregate_tape,
     sweep_text,
@@ -77,7 +84,7 @@ class Tape(LineWidget):
         )
         dec = decimals_for(inst.tick)
         prices = align_on_point([format_price(r.first, dec) for r in rows])
-        sizes = align_on_point([compact(r.quote if quote else r.base) for r in rows])
+        sizes = align_on_point(compact_column([r.quote if quote else r.base for r in rows]))
         pw, sw = max((len(p) for p in prices), default=0), max(map(len, sizes), default=0)
         fit = tape_fit(pw, sw, width)
         if any(r.kind in TRADE_TAGS for r in rows):
