@@ -232,6 +232,9 @@ TAKEN = [
     rows("delete"),
     '{"data":[{"size":1,"side":"Sell","id":7,"symbol":"XBTUSD"}],"action":"update","table":"orderBookL2"}',
     rows("update", row(price=26902)),
+    # today's rows carry the matching engine's time as well (every row had gone slow)
+    rows("update", row(transactTime="2024-11-24T08:26:22.275Z")),
+    rows("delete", row(transactTime="2024-11-24T08:26:22.275Z"), row(id=2, transactTime=None)),
     rows("insert", row(size=0)),  # parse() reads it; the sync calls it a gap
     rows("update", row()).replace("42800", "1e-400"),  # a size that underflows to 0 on both paths
     rows("update", row(price=1e-300, size=99999999999999.9)),

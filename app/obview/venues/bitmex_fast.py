@@ -38,6 +38,7 @@ class _BookRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     price: Price | None = None  # on update / delete rows since 2023 only
     size: Size | None = None  # not on delete rows (``parse`` ignores it there)
     timestamp: str | None = None  # since 2022
+    transactTime: str | None = None  # since 2024 (not read): undeclared, every row went slow
 
 
 class _TradeRow(msgspec.Struct, forbid_unknown_fields=True, gc=False):

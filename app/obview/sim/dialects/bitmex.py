@@ -11,8 +11,8 @@
   window are deleted, levels entering it inserted): a ``partial`` of the book, then per step at
   most three frames, ``delete``, ``insert``, ``update`` in that order (so the book a client holds
   after each frame is never crossed). Rows are keyed by ``id`` and ``side``.
-  Today's protocol (default): every row carries ``price`` and ``timestamp``; an id is a fresh
-  number per inserted level and says nothing about the price. ``legacy = True`` speaks the
+  Today's protocol (default): every row carries ``price``, ``timestamp`` and ``transactTime``;
+  an id is a fresh number per inserted level and says nothing about the price. ``legacy = True`` speaks the
   protocol of the 2021 recording instead: ids encode the price
   (``id = 1e8 * index - price / unit``), update/delete rows carry no price, no row timestamps.
 - ``trade``: a ``partial`` (the last trade, if any) then ``insert`` rows with the taker ``side``.
@@ -126,6 +126,7 @@ class BitmexDialect(Dialect):
             row["price"] = price
         if not self.legacy:
             row["timestamp"] = ts
+            row["transactTime"] = ts  # rows carry the matching engine's time too (2024 on)
         return row
 
     def _partial(self, table: str, native: str) -> Out:
