@@ -25,8 +25,9 @@ FLASH_SECONDS = 0.45
 #: cells the header keeps for the spread beside the unit: "0.01bp" and its space (a wider
 #: figure is left out there rather than the unit)
 UNIT_ROOM = 7
-#: a column narrows only after its numbers have been narrower this long (s)
-NARROW_AFTER = 5.0
+#: a column narrows only after its numbers have been narrower this long (s): at 5 s the
+#: columns still moved by a cell every few seconds as sizes came and went
+NARROW_AFTER = 30.0
 
 
 class StickyWidths:
