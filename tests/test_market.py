@@ -429,6 +429,33 @@ def test_a_whole_books_column_knows_the_whole_window_past_its_deepest_levels():
     assert (col.lo, col.hi) == (start, start + m.heatmap.buckets)
 
 
+def test_a_reported_liquidation_order_is_on_the_tape_and_in_the_liquidations_not_the_flow():
+    """Binance, Bybit, OKX and BitMEX report liquidations on a channel of their own; the fills
+    come as trades too. The report counts once, as a liquidation: not a second fill in the
+    buy/sell flow, the trade rate, the last price or the heatmap."""
+    from obview.model import LIQUIDATION_ORDER
+
+    m = Market(Instrument("binance", "BTC-PERP", "BTCUSDT", 0.1, 0.001))
+    m.book.apply_snapshot([(99.0, 1.0)], [(101.0, 1.0)])
+    m.set_state(FeedStatus.LIVE)
+    m.tick(999.9)
+    m.add_trade(Trade("binance", "BTC-PERP", 100.0, 2.0, Side.SELL, "1", 1000.0, 1000.0))
+    m.add_trade(Trade("binance", "BTC-PERP", 98.0, 2.0, Side.SELL, "", 1000.1, 1000.1, kind=LIQUIDATION_ORDER))
+    f = m.flow.summary(now=1001.0)
+    assert (f.buy_base, f.sell_base, f.count) == (0.0, 2.0, 1)  # the fill, once
+    assert (f.forced_base, f.forced_quote) == (2.0, 196.0)
+    assert m.stats.liquidations == 1 and m.stats.trades_seen == 1
+    assert m.last_price == 100.0
+    assert [t.kind for t in m.trades] == ["", LIQUIDATION_ORDER]  # the tape shows both
+    m.tick(1000.2)
+    col = m.heatmap.columns[-1]
+    assert sum(col.sells.values()) == 2.0  # the fill's dot only
+    # a new instrument recounts the flow from the tape the same way
+    m.set_instrument(Instrument("binance", "BTC-PERP", "BTCUSDT", 0.1, 0.001))
+    f = m.flow.summary(now=1001.0)
+    assert (f.sell_base, f.count, f.forced_base) == (2.0, 1, 2.0)
+
+
 def test_a_block_trade_is_not_counted_in_the_minute_of_taker_flow():
     # agreed off the book, a block is no taker's pressure on it (an 11 BTC block sell read as
     # most of the minute's selling); liquidations and deleveraging still count

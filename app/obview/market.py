@@ -15,7 +15,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from obview.book import OrderBook
-from obview.model import BLOCK, FORCED, OFF_BOOK, FeedState, FeedStatus, Instrument, Side, Trade
+from obview.model import (
+    BLOCK,
+    FORCED,
+    LIQUIDATION_ORDER,
+    OFF_BOOK,
+    FeedState,
+    FeedStatus,
+    Instrument,
+    Side,
+    Trade,
+)
 from obview.sampler import HeatmapColumn, HeatmapSampler
 
 
@@ -197,7 +207,9 @@ class FlowWindow:
         self._slots = [[0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0] for _ in range(n)]
         self._offset = _clock_offset()
 
-    def add(self, ts: float, buy: bool, base: float, quote: float, forced: bool = False) -> None:
+    def _slot(self, ts: float) -> list | None:
+        """The slot of second ``ts``, emptied if it held an older second; None when ``ts`` is
+        older than the window."""
         sec = int(ts)
         i = sec % len(self._secs)
         held = self._secs[i]
@@ -206,13 +218,19 @@ class FlowWindow:
             if held > sec:
                 offset = _clock_offset()
                 if abs(offset - self._offset) < 1.0:
-                    return  # older than the window
+                    return None  # older than the window
                 # the wall clock was stepped back: the window holds seconds of its future,
                 # which would drop every new fill as too old until the clock caught up
                 self._offset = offset
                 self._secs = [-1] * len(self._secs)
             self._secs[i] = sec
             slot[:] = (0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0)
+        return slot
+
+    def add(self, ts: float, buy: bool, base: float, quote: float, forced: bool = False) -> None:
+        slot = self._slot(ts)
+        if slot is None:
+            return
         if buy:
             slot[0] += base
             slot[2] += quote
@@ -221,6 +239,13 @@ class FlowWindow:
             slot[3] += quote
         slot[4] += 1
         if forced:
+            slot[5] += base
+            slot[6] += quote
+
+    def add_forced(self, ts: float, base: float, quote: float) -> None:
+        """A liquidation reported apart from the fills (which ``add`` counted as fills)."""
+        slot = self._slot(ts)
+        if slot is not None:
             slot[5] += base
             slot[6] += quote
 
@@ -341,12 +366,23 @@ class Market:
             self._count_flow(t)
         self.version += 1
 
+    def _add_liquidation_order(self, order: Trade) -> None:
+        """A liquidation the venue reported apart from its trades: on the tape and in the
+        minute's liquidations; its fills came (or come) as trades, counted there once."""
+        self.trades.append(order)
+        self.stats.liquidations += 1
+        self._count_flow(order)
+        self.version += 1
+
     def _count_flow(self, trade: Trade) -> float:
         """Add ``trade`` to the flow; returns its size in coins. A block trade, agreed off the
         book, is no taker's pressure on it: one 11 BTC block read as a minute of selling."""
         inst = self.instrument
         base = inst.to_base(trade.price, trade.size)
         if trade.kind == BLOCK:
+            return base
+        if trade.kind == LIQUIDATION_ORDER:  # its fills are counted as fills
+            self.flow.add_forced(trade.ts_local, base, inst.to_quote(trade.price, trade.size))
             return base
         self.flow.add(
             trade.ts_local,
@@ -358,6 +394,9 @@ class Market:
         return base
 
     def add_trade(self, trade: Trade) -> None:
+        if trade.kind == LIQUIDATION_ORDER:
+            self._add_liquidation_order(trade)
+            return
         self.trades.append(trade)
         off_book = trade.kind in OFF_BOOK
         if not off_book:  # a block's or deleveraging's negotiated price is not the market's

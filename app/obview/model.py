@@ -62,8 +62,14 @@ class BookDelta:
 LIQUIDATION = "liq"  # a liquidated position's order (Deribit, Kraken Futures, dYdX)
 DELEVERAGE = "adl"  # auto-deleveraging: a position closed against the liquidation (dYdX)
 BLOCK = "block"  # a block trade, agreed off the book and printed (Deribit, Bybit, Kraken)
+#: a liquidation order as the venue reports it on a channel of its own (Binance forceOrder,
+#: Bybit allLiquidation, OKX liquidation-orders, BitMEX liquidation): not a fill, its fills
+#: are among the trades already. ``side`` is the order's (SELL: a long was liquidated), the
+#: size and price are the venue's for the order. Shown on the tape and in the minute's
+#: liquidations, never in the buy/sell flow, the trade rate, the last price or the heatmap.
+LIQUIDATION_ORDER = "liqorder"
 #: the tape's tag for each kind, and whether it is forced (counted in the liquidation flow)
-TRADE_TAGS: dict[str, str] = {LIQUIDATION: "LIQ", DELEVERAGE: "ADL", BLOCK: "BLK"}
+TRADE_TAGS: dict[str, str] = {LIQUIDATION: "LIQ", LIQUIDATION_ORDER: "LIQ", DELEVERAGE: "ADL", BLOCK: "BLK"}
 FORCED = frozenset((LIQUIDATION, DELEVERAGE))
 #: printed at a price agreed away from the book: not the last price, not a mark on the heatmap
 OFF_BOOK = frozenset((BLOCK, DELEVERAGE))
@@ -79,7 +85,7 @@ class Trade:
     trade_id: str
     ts_exchange: float | None
     ts_local: float
-    kind: str = ""  # "", LIQUIDATION, DELEVERAGE or BLOCK
+    kind: str = ""  # "", LIQUIDATION, DELEVERAGE, BLOCK or LIQUIDATION_ORDER (not a fill)
 
 
 class FeedStatus(enum.Enum):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from obview.bus import BOOK, STATE, TRADE, Bus
 from obview.market import Market
-from obview.model import BookDelta, BookSnapshot, FeedStatus, Level, Trade
+from obview.model import LIQUIDATION_ORDER, BookDelta, BookSnapshot, FeedStatus, Level, Trade
 from obview.text import safe
 from obview.venues.base import (
     EMPTIED,
@@ -208,7 +208,8 @@ class FeedPipeline:
                 self._on_sync_result(res, ev.ts_exchange, ts_local, actions, whole)
             elif cls is Trade:
                 market.add_trade(ev)
-                market.on_exchange_time(ev.ts_exchange, ts_local)
+                if ev.kind != LIQUIDATION_ORDER:  # its time is the liquidation's, not a push's
+                    market.on_exchange_time(ev.ts_exchange, ts_local)
                 self.trades += 1
                 if self.bus is not None:
                     self.bus.publish(TRADE, market.venue, market.symbol, ev)
