@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from obview.market import FlowWindow, Market
-from obview.model import BLOCK, DELEVERAGE, LIQUIDATION, Side, Trade
+from obview.model import BLOCK, DELEVERAGE, LIQUIDATION, LIQUIDATION_ORDER, Side, Trade
 from obview.printmode import snapshot_line
 from obview.sim.dialects import load_dialects
 from obview.sim.engine import SimMarket
@@ -67,21 +67,29 @@ def _printed(venue: str, kinds: list[str]) -> list[Trade]:
 
 
 @pytest.mark.parametrize(
-    ("venue", "liq", "block"),
+    ("venue", "liq", "block", "reported"),
     [
-        ("demo", LIQUIDATION, BLOCK),
-        ("deribit", LIQUIDATION, BLOCK),
-        ("kraken", LIQUIDATION, BLOCK),
-        ("dydx", LIQUIDATION, None),  # no block trades on dYdX
-        ("bybit", "", BLOCK),  # Bybit marks block trades (BT), not liquidations
-        ("binance", "", None),
-        ("okx", "", None),
-        ("bitmex", "", None),
-        ("hyperliquid", "", None),
+        ("demo", LIQUIDATION, BLOCK, 0),
+        ("deribit", LIQUIDATION, BLOCK, 0),
+        ("kraken", LIQUIDATION, BLOCK, 0),
+        ("dydx", LIQUIDATION, None, 0),  # no block trades on dYdX
+        # Bybit marks block trades (BT); its liquidations come on allLiquidation
+        ("bybit", "", BLOCK, 1),
+        # a liquidation channel of their own: forceOrder, liquidation-orders, liquidation
+        ("binance", "", None, 1),
+        ("okx", "", None, 1),
+        ("bitmex", "", None, 1),
+        ("hyperliquid", "", None, 0),  # no public liquidations
     ],
 )
-def test_each_venue_reads_the_kind_its_trades_carry(venue, liq, block):
-    trades = _printed(venue, ["", LIQUIDATION, BLOCK])
+def test_each_venue_reads_the_kind_its_trades_carry(venue, liq, block, reported):
+    printed = _printed(venue, ["", LIQUIDATION, BLOCK])
+    # the liquidation a venue reports apart from its trades: one, beside its fill
+    orders = [t for t in printed if t.kind == LIQUIDATION_ORDER]
+    assert len(orders) == reported, (venue, printed)
+    trades = [t for t in printed if t.kind != LIQUIDATION_ORDER]
+    liq_fill = sorted(trades, key=lambda t: t.price)[1]
+    assert all(o.side is liq_fill.side for o in orders), (venue, orders, liq_fill)
     kinds = [t.kind for t in trades]
     if block is None:
         # a venue whose trade feed has no block trades is not sent one

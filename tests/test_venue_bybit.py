@@ -86,12 +86,13 @@ def test_registry_symbols_stream_and_ping():
     (s,) = ad.streams()
     assert s.url == "wss://stream.bybit.com/v5/public/linear"
     assert s.book and s.trades
-    (sub,) = s.subscribe
-    sub = orjson.loads(sub)
+    sub, liq = (orjson.loads(f) for f in s.subscribe)
     assert sub["op"] == "subscribe" and sub["args"] == [
         "orderbook.200.BTCUSDT",
         "publicTrade.BTCUSDT",
     ]
+    # liquidations in a request of their own: a refused topic fails its whole request
+    assert liq["op"] == "subscribe" and liq["args"] == ["allLiquidation.BTCUSDT"]
     assert s.ping_interval == 20.0 and orjson.loads(s.ping_frame) == {"op": "ping"}
     assert ad.resync_mode is ResyncMode.RESUBSCRIBE
     unsub, resub = (orjson.loads(f) for f in ad.resubscribe_frames("public"))

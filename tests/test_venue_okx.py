@@ -265,6 +265,8 @@ def test_symbols_streams_and_registry():
         "args": [
             {"channel": "books", "instId": "BTC-USDT-SWAP"},
             {"channel": "trades", "instId": "BTC-USDT-SWAP"},
+            # every swap's liquidations (no per-instrument form): ours are picked out
+            {"channel": "liquidation-orders", "instType": "SWAP"},
         ],
     }
     assert a.resync_mode is ResyncMode.RESUBSCRIBE

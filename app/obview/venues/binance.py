@@ -1,4 +1,4 @@
-"""Binance USD-M futures: diff depth on ``/public``, aggTrade on ``/market``, REST snapshot.
+"""Binance USD-M futures: diff depth on ``/public``, aggTrade and forceOrder on ``/market``, REST snapshot.
 
 Since the 2026 route split the book streams live on ``wss://fstream.binance.com/public`` and
 everything else public (trades) on ``/market``; a stream asked for on the wrong route is
@@ -18,6 +18,15 @@ taken exactly at an event boundary, as the recorded AKROUSDT snapshot was), whic
 needless re-fetch when the snapshot arrives before the next event.
 
 Binance sends no checksum; a crossed book after an update is treated as a gap.
+
+Liquidations: ``<symbol>@forceOrder`` (Binance docs, "Liquidation Order Streams") pushes a
+snapshot of a liquidation order, at most the latest one per symbol per 1000 ms, so some
+liquidations are never reported; their fills still come as aggTrades. It is a ``/market``
+stream (the route table: everything public but the book). It is asked for with a SUBSCRIBE
+on the trade socket, not in its URL: a refusal then comes back as an in-band error
+(``{"error":{"code":2,"msg":...},"id":7}``) on a socket that goes on carrying the trades,
+where a combined URL the venue does not accept costs the handshake (HTTP 400) and with it
+the trades. The book has its own socket either way.
 """
 
 from __future__ import annotations
@@ -25,9 +34,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import msgspec
+import orjson
 
 from obview.book import OrderBook
-from obview.model import BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.model import LIQUIDATION_ORDER, BookDelta, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
     APPLIED,
     DEPTH_REFRESH,
@@ -68,9 +78,13 @@ SKIPPED_EVENTS = frozenset(
         "24hrTicker",
         "24hrMiniTicker",
         "trade",
-        "forceOrder",
     }
 )
+
+#: our request id of the forceOrder SUBSCRIBE: the venue echoes it in the ack or the error
+LIQ_SUBSCRIBE_ID = 7
+#: forceOrder ``o.S``: the liquidation order's side (SELL: a long position was liquidated)
+_LIQ_SIDES = {"SELL": Side.SELL, "BUY": Side.BUY}
 
 
 def _levels(raw: list) -> list[tuple[float, float]]:
@@ -277,7 +291,9 @@ class BinanceAdapter(VenueAdapter):
     native_upper = True  # BTCUSDT; the streams' names are their lower case
     default_endpoint = "wss://fstream.binance.com"
     default_rest_endpoint = "https://fapi.binance.com"
-    channel = "<sym>@depth@100ms (/public) + <sym>@aggTrade (/market), REST snapshot; U/u/pu"
+    channel = (
+        "<sym>@depth@100ms (/public) + <sym>@aggTrade, <sym>@forceOrder (/market), REST snapshot; U/u/pu"
+    )
 
     depth_stream = "depth"
     trade_stream = "trades"
@@ -297,6 +313,12 @@ class BinanceAdapter(VenueAdapter):
             StreamSpec(
                 name=self.trade_stream,
                 url=f"{self.endpoint}/market/stream?streams={s}@aggTrade",
+                # liquidations on the same socket, asked apart (see the module docstring)
+                subscribe=[
+                    orjson.dumps(
+                        {"method": "SUBSCRIBE", "params": [f"{s}@forceOrder"], "id": LIQ_SUBSCRIBE_ID}
+                    ).decode()
+                ],
                 book=False,
                 trades=True,
                 stale_after=30.0,  # trades can pause on a quiet market; still catches a dead route
@@ -305,7 +327,8 @@ class BinanceAdapter(VenueAdapter):
 
     # -- parsing ----------------------------------------------------------------------------
     def parse_fast(self, stream: str, frame: str | bytes, ts_local: float) -> list[Event] | None:
-        # combined-stream depth and aggTrade events; everything else goes to parse()
+        # combined-stream depth and aggTrade events; everything else goes to parse(), among
+        # them forceOrder (at most one a second: not worth a decoder of its own)
         try:
             d = _decode_combined(frame).data
         except FastMiss:
@@ -340,7 +363,10 @@ class BinanceAdapter(VenueAdapter):
         if data is None:
             if "error" in msg:
                 err = msg["error"]
-                reason = err.get("msg", str(err)) if isinstance(err, dict) else str(err)
+                reason = str(err.get("msg", err) if isinstance(err, dict) else err)[:200]
+                if msg.get("id") == LIQ_SUBSCRIBE_ID:
+                    # the liquidations are refused, not the book or the trades: say so, go on
+                    return [VenueError(stream, f"binance: liquidation stream (forceOrder) refused: {reason}")]
                 return [VenueError(stream, f"binance: {reason}")]
             if "result" in msg and "id" in msg:
                 return []  # SUBSCRIBE / LIST_SUBSCRIPTIONS answer
@@ -380,9 +406,54 @@ class BinanceAdapter(VenueAdapter):
                     ts_local=ts_local,
                 )
             ]
+        if kind == "forceOrder":
+            return self._force_order(data, ts_local)
         if kind in SKIPPED_EVENTS:
             return []
         raise FrameError(f"unknown event type {kind!r}")
+
+    def _force_order(self, data: dict, ts_local: float) -> list[Event]:
+        """One forceOrder report as a LIQUIDATION_ORDER trade (a plain FrameError when it cannot
+        be read: it never touched the book).
+
+        The documented fields of ``o``: ``S`` side, ``q`` original quantity, ``p`` order price,
+        ``ap`` average fill price, ``X`` status, ``l`` last filled, ``z`` accumulated filled
+        quantity, ``T`` order trade time (ms); quantities in coins, as aggTrade's ``q``. We
+        report what was filled at the price it filled at (``z`` at ``ap``): the notional that
+        reached the market, as the aggTrades show it. ``p`` is the order's limit, beyond
+        every fill (for a SELL 0.06606 against an ``ap`` of 0.06669 in a published frame), and
+        ``q`` counts what an order that expired did not fill. Only an order with nothing
+        filled is reported as the order itself (``q`` at ``p``)."""
+        o = data.get("o")
+        if not isinstance(o, dict):
+            raise FrameError("forceOrder without its order object")
+        if o.get("s") != self.native:
+            return []
+        raw_side = o.get("S")
+        side = _LIQ_SIDES.get(raw_side) if isinstance(raw_side, str) else None
+        if side is None:
+            raise FrameError(f"forceOrder: unknown side {str(o.get('S'))[:20]!r}")
+        t = o.get("T")
+        if t.__class__ is not int or not 0 <= t < 2**63:
+            raise FrameError("forceOrder: order trade time T is not a time in ms")
+        try:
+            filled = float(o["z"])
+            price, size = (float(o["ap"]), filled) if filled > 0 else (float(o["p"]), float(o["q"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise FrameError(f"forceOrder: unreadable price or quantity ({type(e).__name__})") from None
+        return [
+            Trade(
+                venue=self.name,
+                symbol=self.symbol,
+                price=price,
+                size=size,
+                side=side,
+                trade_id=f"liq-{t}",  # the report carries no order id: its trade time labels it
+                ts_exchange=t / 1000.0,  # when it traded, not the (throttled) push time E
+                ts_local=ts_local,
+                kind=LIQUIDATION_ORDER,
+            )
+        ]
 
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:

@@ -1,8 +1,12 @@
-"""BitMEX realtime feed: ``orderBookL2`` (full depth, partial + insert/update/delete) and ``trade``.
+"""BitMEX realtime feed: ``orderBookL2`` (full depth, partial + insert/update/delete), ``trade``
+and ``liquidation``.
 
-One socket, ``wss://ws.bitmex.com/realtime``; both topics go in one ``{"op":"subscribe"}`` frame
-and the venue answers with one ack per topic, then a ``partial`` (the whole book of the symbol)
-followed by ``insert`` / ``update`` / ``delete`` rows keyed by level ``id`` (with ``side``).
+One socket, ``wss://ws.bitmex.com/realtime``; the book and trade topics go in one
+``{"op":"subscribe"}`` frame and the venue answers with one ack per topic, then a ``partial`` (the
+whole book of the symbol) followed by ``insert`` / ``update`` / ``delete`` rows keyed by level
+``id`` (with ``side``). ``liquidation:<symbol>`` goes in a subscribe frame of its own, so that a
+refusal of it (its request names that topic alone) is told apart from the book's: the book and
+trades go on without liquidations, where a refused book topic fails the feed.
 
 There are no sequence numbers and no checksum, so a lost message shows only through the
 rows that follow it. ``BitmexSync`` keeps ``id -> (side, price)`` beside the book and calls a
@@ -23,6 +27,18 @@ frames with a typed decoder (numbers checked in C, rows of either protocol: with
 ``price`` and ``timestamp``); the partial, acks, errors, other tables and anything the decoder
 does not describe go to ``parse``, which gives the same events for what both read.
 
+Liquidations (``liquidation`` table, a public topic of the wsAPI's list: "Liquidation orders as
+they're entered into the book"): rows ``orderID, symbol, side, price, leavesQty`` and no time
+(nautilus_trader's BitmexLiquidationMsg and test data, cryptofeed, BitMEX's support page of the
+/liquidation fields, frames captured in 2020 and 2026). ``side`` is the liquidation order's (a
+long is liquidated by a Sell: BitMEX's liquidation examples), ``price`` its limit price (the
+engine places it at the position's bankruptcy price), ``leavesQty`` its quantity not yet
+filled, in contracts as the book's sizes. Keyed by ``orderID``: ``insert`` is a new order and is
+reported once (as a LIQUIDATION_ORDER trade; its fills come on ``trade`` as ordinary trades);
+``update`` (leavesQty shrinking as it fills) and ``delete`` (done) report nothing new, nor does
+the ``partial`` (orders open before we subscribed). Nothing on the table touches the book: a bad
+liquidation frame is a bad frame, never a resync. The fast path leaves the table to ``parse``.
+
 Heartbeat: the client sends the text ``ping`` and the venue answers ``pong``; the venue sends
 no pings of its own.
 
@@ -37,7 +53,7 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from obview.book import OrderBook
-from obview.model import Instrument, Side, Trade
+from obview.model import LIQUIDATION_ORDER, Instrument, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
     MAX_NUMBER,
@@ -69,6 +85,7 @@ from obview.venues.bitmex_fast import TRADE_TABLE, fast_decoder
 
 WS_PATH = "/realtime"
 BOOK_TABLE = "orderBookL2"
+LIQUIDATION_TABLE = "liquidation"
 
 _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
 _SIDES = {"Buy": True, "Sell": False}
@@ -149,7 +166,9 @@ class BitmexAdapter(VenueAdapter):
     default_endpoint: ClassVar[str] = "wss://ws.bitmex.com/realtime"
     ws_path: ClassVar[str] = WS_PATH
     default_rest_endpoint: ClassVar[str] = "https://www.bitmex.com"
-    channel: ClassVar[str] = "orderBookL2 (full depth, id-keyed rows) + trade; no seq/checksum"
+    channel: ClassVar[str] = (
+        "orderBookL2 (full depth, id-keyed rows) + trade + liquidation; no seq/checksum"
+    )
     whole_book: ClassVar[bool] = True
 
     stream_name: ClassVar[str] = "realtime"
@@ -173,12 +192,20 @@ class BitmexAdapter(VenueAdapter):
     def trade_topic(self) -> str:
         return f"{TRADE_TABLE}:{self.native}"
 
+    @property
+    def liquidation_topic(self) -> str:
+        return f"{LIQUIDATION_TABLE}:{self.native}"
+
     def streams(self) -> list[StreamSpec]:
         return [
             StreamSpec(
                 name=self.stream_name,
                 url=self.ws_url(),
-                subscribe=[dumps({"op": "subscribe", "args": [self.book_topic, self.trade_topic]})],
+                subscribe=[
+                    dumps({"op": "subscribe", "args": [self.book_topic, self.trade_topic]}),
+                    # alone in its frame: a refusal names it alone and is not the book's
+                    dumps({"op": "subscribe", "args": [self.liquidation_topic]}),
+                ],
                 ping_interval=self.ping_interval,
                 ping_frame="ping",
                 # a quiet book (SOLUSDT can go 20 s without a row) stays LIVE while the socket
@@ -285,6 +312,8 @@ class BitmexAdapter(VenueAdapter):
             return self._book(msg, ts_local)
         if table == TRADE_TABLE:
             return self._trades(msg, ts_local)
+        if table == LIQUIDATION_TABLE:
+            return self._liquidations(msg, ts_local)
         return []  # quote, instrument and other tables: not ours
 
     def _control(self, stream: str, msg: dict) -> list[Event]:
@@ -296,6 +325,10 @@ class BitmexAdapter(VenueAdapter):
             # a refused subscription (unknown symbol or table) will not fix itself; rate limits
             # and "already subscribed" (a resync racing its own unsubscribe) will
             fatal = op == "subscribe" and status == 400 and "already subscribed" not in text.lower()
+            if _liquidations_only(request):
+                # the liquidation topic, subscribed on its own: without it the book and the
+                # trades are whole, only the liquidation reports are missing
+                return [VenueError(stream, f"BitMEX {status or 'error'} (liquidations): {text}")]
             return [VenueError(stream, f"BitMEX {status or 'error'}: {text}", fatal=fatal)]
         if "success" in msg:
             if msg["success"] is True:
@@ -419,6 +452,46 @@ class BitmexAdapter(VenueAdapter):
             )
         return out
 
+    def _liquidations(self, msg: dict, ts_local: float) -> list[Event]:
+        """A new liquidation order of our instrument (``insert``): one LIQUIDATION_ORDER trade.
+        The rows carry no time, so ``ts_exchange`` is None (the tape shows the arrival)."""
+        action = msg.get("action")
+        data = msg.get("data")
+        if not isinstance(data, list):
+            raise FrameError("liquidation frame without a data list")
+        if action != "insert":
+            if action in ("partial", "update", "delete"):
+                # open before we subscribed / filling / done: not a new liquidation
+                return []
+            raise FrameError(f"unknown liquidation action {str(action)[:20]!r}")
+        out: list[Event] = []
+        native = self.native
+        for r in data:
+            if not isinstance(r, dict):
+                raise FrameError("liquidation row is not an object")
+            if r.get("symbol") != native:
+                continue  # all instruments' when subscribed without a symbol
+            side = r.get("side")
+            if not isinstance(side, str) or side not in _SIDES:
+                raise FrameError(f"unknown liquidation side {str(side)[:20]!r}")
+            size = _size(r.get("leavesQty"))  # contracts, as the trades' and the book's sizes
+            if size == 0:
+                continue  # nothing left of the order when it was published: nothing to show
+            out.append(
+                Trade(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    price=_price(r.get("price")),  # the order's limit: the bankruptcy price
+                    size=size,
+                    side=Side.BUY if side == "Buy" else Side.SELL,  # the order's: Sell = a long
+                    trade_id=str(r.get("orderID", ""))[:64],
+                    ts_exchange=None,
+                    ts_local=ts_local,
+                    kind=LIQUIDATION_ORDER,
+                )
+            )
+        return out
+
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:
         return BitmexSync(book)
@@ -482,3 +555,16 @@ BitmexAdapter._book_frame, BitmexAdapter._decode = fast_decoder(BitmexAdapter.bo
 
 def _ccy(code: str) -> str:
     return _CURRENCIES.get(code, code.upper())
+
+
+def _liquidations_only(request: object) -> bool:
+    """Whether a refused request asked for liquidation topics and nothing else (ours is sent
+    in a frame of its own). ``args`` may also be a single topic as a string."""
+    args = request.get("args") if isinstance(request, dict) else None
+    if isinstance(args, str):
+        args = [args]
+    return (
+        isinstance(args, list)
+        and 0 < len(args) <= 16
+        and all(isinstance(a, str) and a.partition(":")[0] == LIQUIDATION_TABLE for a in args)
+    )

@@ -1,8 +1,10 @@
-"""Bybit v5 linear (USDT perpetuals): ``orderbook.200`` snapshot/delta and ``publicTrade``.
+"""Bybit v5 linear (USDT perpetuals): ``orderbook.200`` snapshot/delta, ``publicTrade`` and
+``allLiquidation``.
 
-One socket, ``wss://stream.bybit.com/v5/public/linear``; both topics are subscribed with one
-``{"op":"subscribe"}`` frame and the client pings with ``{"op":"ping"}`` every 20 s (the venue
-drops sockets that neither ping nor receive). The book comes over the socket:
+One socket, ``wss://stream.bybit.com/v5/public/linear``; the book and trade topics are
+subscribed with one ``{"op":"subscribe"}`` frame, the liquidation topic with another, and the
+client pings with ``{"op":"ping"}`` every 20 s (the venue drops sockets that neither ping nor
+receive). The book comes over the socket:
 
 - ``type: "snapshot"`` replaces the book (the first message, and whenever Bybit resends one);
 - ``u == 1`` means the venue's book service restarted: the message is a fresh snapshot;
@@ -17,6 +19,18 @@ drops sockets that neither ping nor receive). The book comes over the socket:
 
 A gap resubscribes the book topic (a new snapshot follows); no REST is needed.
 
+Liquidations come on ``allLiquidation.{symbol}`` (Bybit's docs, ``v5/websocket/public/
+all-liquidation``: every liquidation of the symbol, pushed every 500 ms, ``data`` a list of
+``{T, s, S, v, p}``; the older ``liquidation.{symbol}``, at most one per second per symbol, is
+marked deprecated in later editions of the docs). Each entry becomes one ``LIQUIDATION_ORDER``
+trade; its fills come on ``publicTrade`` as well. ``S`` is the liquidated *position's* side ("a
+Buy update means a long position has been liquidated"), so the order that closed it went the
+other way: ``Buy`` is a SELL order. ``v`` is the executed size in coins (the trade feed's unit),
+``p`` the position's bankruptcy price, not a fill price. The topic has a subscribe request (and
+``req_id``) of its own because Bybit refuses a whole request when one of its topics is refused;
+a refusal of it, told by that ``req_id`` or by the topic in ``ret_msg``, is logged and the book
+and the trades go on.
+
 Book and trade frames also have a typed decoder (``parse_fast``). Its ``type`` field does not
 tell the data's shape (trade frames are ``"snapshot"`` too), so one struct reads both and the
 data's JSON shape decides: an object is a book message, a list holds trades.
@@ -29,7 +43,15 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from obview.book import OrderBook
-from obview.model import BLOCK, BookDelta, BookSnapshot, Instrument, Side, Trade
+from obview.model import (
+    BLOCK,
+    LIQUIDATION_ORDER,
+    BookDelta,
+    BookSnapshot,
+    Instrument,
+    Side,
+    Trade,
+)
 from obview.venues.base import (
     BookSync,
     Event,
@@ -60,6 +82,10 @@ DEFAULTS: dict[str, tuple[float, float]] = {
 _FALLBACK = (0.0001, 0.001)
 
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+#: allLiquidation's ``S`` (the liquidated position's side) -> the side of the order closing it
+_LIQ_SIDES = {"Buy": Side.SELL, "Sell": Side.BUY}
+#: the liquidation subscription's req_id: Bybit echoes it in the ack, refusal included
+LIQ_REQ_ID = "obview-liq"
 
 
 def _levels(raw: list) -> list[tuple[float, float]]:
@@ -69,6 +95,15 @@ def _levels(raw: list) -> list[tuple[float, float]]:
 def _ms(value: object) -> float:
     # the docs show ``ts`` once as a string; the parameter table says number: accept both
     return int(value) / 1000.0  # type: ignore[call-overload]
+
+
+def _liq_number(item: dict, key: str) -> float:
+    """A price or size of a liquidation entry: a decimal string (as documented) or a number;
+    anything else (true, null, a list) makes the frame a bad one, not a liquidation of 1."""
+    value = item[key]
+    if value.__class__ not in (str, int, float):
+        raise FrameError(f"allLiquidation: {key} is not a number")
+    return float(value)
 
 
 # -- typed decoders of the hot frames (parse_fast) ----------------------------------------------
@@ -123,7 +158,7 @@ class BybitAdapter(VenueAdapter):
     default_endpoint = "wss://stream.bybit.com/v5/public/linear"
     ws_path = WS_PATH
     default_rest_endpoint = "https://api.bybit.com"
-    channel = "orderbook.200.<sym> (snapshot/delta, u+1) + publicTrade.<sym>"
+    channel = "orderbook.200.<sym> (snapshot/delta, u+1) + publicTrade.<sym> + allLiquidation.<sym>"
 
     stream_name = "public"
     depth = DEPTH
@@ -134,6 +169,8 @@ class BybitAdapter(VenueAdapter):
         # compared on every frame by parse_fast
         self._book_topic = self.book_topic
         self._trade_topic = self.trade_topic
+        #: our topics that ``parse`` reads (the fast path leaves liquidations to it)
+        self._slow_topics = (self.book_topic, self.trade_topic, self.liquidation_topic)
 
     @property
     def book_topic(self) -> str:
@@ -143,16 +180,22 @@ class BybitAdapter(VenueAdapter):
     def trade_topic(self) -> str:
         return f"publicTrade.{self.native}"
 
+    @property
+    def liquidation_topic(self) -> str:
+        return f"allLiquidation.{self.native}"
+
     # -- connection -------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
         sub = dumps(
             {"req_id": "obview-sub", "op": "subscribe", "args": [self.book_topic, self.trade_topic]}
         )
+        # a request of its own: a refused topic fails its whole request (ccxt/ccxt#30284)
+        liq = dumps({"req_id": LIQ_REQ_ID, "op": "subscribe", "args": [self.liquidation_topic]})
         return [
             StreamSpec(
                 name=self.stream_name,
                 url=self.ws_url(),
-                subscribe=[sub],
+                subscribe=[sub, liq],
                 book=True,
                 trades=True,
                 ping_interval=self.ping_interval,
@@ -178,7 +221,7 @@ class BybitAdapter(VenueAdapter):
         topic = m.topic
         if d.__class__ is _BookData:
             if topic != self._book_topic:
-                return None if topic == self._trade_topic else []
+                return None if topic in self._slow_topics else []
             ts = m.ts
             u = d.u
             if u.__class__ is str or ts.__class__ is str or d.s != self.native:
@@ -193,7 +236,7 @@ class BybitAdapter(VenueAdapter):
                 BookDelta(self.name, self.symbol, d.b, d.a, u, None, None, ts_exchange, ts_local)
             ]
         if topic != self._trade_topic:
-            return None if topic == self._book_topic else []
+            return None if topic in self._slow_topics else []
         out: list[Event] = []
         native, name, symbol = self.native, self.name, self.symbol
         for t in d:
@@ -217,6 +260,8 @@ class BybitAdapter(VenueAdapter):
             return [self._book(msg, ts_local)]
         if topic == self.trade_topic:
             return self._trades(msg, ts_local)
+        if topic == self.liquidation_topic:
+            return self._liquidations(msg, ts_local)
         return []  # another instrument or topic on a shared socket
 
     def _control(self, stream: str, msg: dict) -> list[Event]:
@@ -225,6 +270,11 @@ class BybitAdapter(VenueAdapter):
             raise FrameError("neither topic nor op")
         if msg.get("success") is False:
             reason = str(msg.get("ret_msg") or "request refused")
+            if op == "subscribe" and (
+                msg.get("req_id") == LIQ_REQ_ID or self.liquidation_topic in reason
+            ):
+                # liquidations are extra: the book and the trades (another request) go on
+                return [VenueError(stream, f"bybit liquidations not subscribed: {reason[:200]}")]
             # a refused subscription (unknown symbol or topic) will not fix itself; "already
             # subscribed" (a resync's subscribe overtaking its unsubscribe) is no such refusal:
             # the sync timeout asks again
@@ -266,6 +316,38 @@ class BybitAdapter(VenueAdapter):
                     ts_exchange=_ms(t["T"]),
                     ts_local=ts_local,
                     kind=BLOCK if t.get("BT") is True else "",  # BT: a block trade
+                )
+            )
+        return out
+
+    def _liquidations(self, msg: dict, ts_local: float) -> list[Event]:
+        data = msg["data"]
+        if not isinstance(data, list):  # the deprecated liquidation.{symbol} sent one object
+            raise FrameError("allLiquidation: data is not a list")
+        out: list[Event] = []
+        for item in data:
+            if not isinstance(item, dict):
+                raise FrameError("allLiquidation: an entry is not an object")
+            if item.get("s", self.native) != self.native:
+                continue
+            position = item.get("S")
+            side = _LIQ_SIDES.get(position) if isinstance(position, str) else None
+            if side is None:
+                raise FrameError(f"allLiquidation: unknown side {str(position)[:20]!r}")
+            when = item["T"]
+            if when.__class__ not in (int, str):  # ms, a number (or its string, as ts may be)
+                raise FrameError("allLiquidation: T is not a time")
+            out.append(
+                Trade(
+                    venue=self.name,
+                    symbol=self.symbol,
+                    price=_liq_number(item, "p"),  # the position's bankruptcy price
+                    size=_liq_number(item, "v"),  # executed size, coins
+                    side=side,  # the closing order's: S is the liquidated position's side
+                    trade_id="",  # the topic numbers nothing
+                    ts_exchange=_ms(when),
+                    ts_local=ts_local,
+                    kind=LIQUIDATION_ORDER,
                 )
             )
         return out

@@ -1,4 +1,5 @@
-"""OKX v5 public feed: ``books`` (400 levels, snapshot + incremental) and ``trades``.
+"""OKX v5 public feed: ``books`` (400 levels, snapshot + incremental), ``trades`` and
+``liquidation-orders``.
 
 Integrity, per OKX's rules (see the venue notes):
 - ``seqId`` / ``prevSeqId`` chain each update to the previous one when present (the snapshot
@@ -15,6 +16,16 @@ On a gap or a checksum mismatch the book is rebuilt by unsubscribing and subscri
 
 Sizes: SWAP and FUTURES books count contracts (``ctVal`` coins each for linear contracts,
 ``ctVal`` USD each for inverse ones); SPOT books count coins.
+
+Liquidations (OKX docs, "Liquidation orders channel", URL path /ws/v5/public): subscribed by
+instrument type, ``{"channel":"liquidation-orders","instType":"SWAP"}``, so every swap's come
+on the socket and ours are picked by the ``instId`` of each ``data`` item. Each ``details`` row
+is one liquidation order: ``side`` the order's side (``posSide`` the position's; the docs'
+example is a short's ``buy``), ``sz`` in contracts as the trades, ``bkPx`` the bankruptcy price,
+``ts`` in ms. OKX shows at most one order per contract a second, and says the channel is not
+every liquidation: the fills of all of them still come as trades. The subscription rides in
+the same request as the book's; a refusal of it alone is a venue error, never fatal, and a
+resync resubscribes ``books`` only.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import msgspec
 import orjson
 
 from obview.book import OrderBook
-from obview.model import BookSnapshot, Instrument, Side, Trade
+from obview.model import LIQUIDATION_ORDER, BookSnapshot, Instrument, Side, Trade
 from obview.venues.base import (
     BookSync,
     Event,
@@ -38,6 +49,7 @@ from obview.venues.base import (
     VenueError,
     dumps,
     loads,
+    number,
 )
 from obview.venues.okx_book import (
     BOOK_DEPTH,
@@ -51,6 +63,7 @@ from obview.venues.okx_wire import (
     decode_books,
     decode_books_f,
     decode_levels,
+    decode_liquidation_items,
     decode_push,
     decode_trades,
     float_levels,
@@ -71,6 +84,11 @@ DEFAULTS: dict[str, tuple[float, float, float]] = {
 # Error codes that retrying the same subscription will not fix (unknown instrument/channel).
 FATAL_ERRORS = {"60018", "51001"}
 
+#: every swap's (or future's) liquidation orders, subscribed by instType (see the module doc)
+LIQUIDATIONS = "liquidation-orders"
+#: instTypes whose liquidation rows carry ``side`` and ``bkPx`` and count ``sz`` in contracts
+#: (OKX docs: both "only applicable to FUTURES/SWAP"; MARGIN counts base currency)
+LIQUIDATION_TYPES = ("SWAP", "FUTURES")
 
 
 def inst_type(inst_id: str) -> str:
@@ -105,6 +123,18 @@ def _seconds(ms: object) -> float:
         raise FrameError(f"time out of range: {str(ms)[:40]}") from None
 
 
+def _about_liquidations(msg: dict, native: str) -> bool:
+    """Whether an error event is about the liquidation subscription alone. OKX's errors name no
+    arg as a rule but quote the request in ``msg`` ("Wrong URL or channel:orders-algo,instType:
+    SWAP doesn't exist", "Invalid request: {...}"); some carry ``arg`` too. One quoting our
+    instrument as well is about the whole request, the book's subscription with it."""
+    arg = msg.get("arg")
+    if isinstance(arg, dict):
+        return arg.get("channel") == LIQUIDATIONS
+    text = msg.get("msg")
+    return isinstance(text, str) and LIQUIDATIONS in text and native not in text
+
+
 def _int_or_none(v: object) -> int | None:
     if v is None or v == "":
         return None
@@ -137,10 +167,16 @@ class OkxAdapter(VenueAdapter):
 
     # -- connection -------------------------------------------------------------------------
     def _args(self) -> list[dict[str, str]]:
-        return [
+        args = [
             {"channel": "books", "instId": self.native},
             {"channel": "trades", "instId": self.native},
         ]
+        kind = inst_type(self.native)
+        if kind in LIQUIDATION_TYPES:
+            # one request for all three (one of the 480 an hour); OKX answers each arg on its
+            # own (an ack, or an error naming the channel)
+            args.append({"channel": LIQUIDATIONS, "instType": kind})
+        return args
 
     def streams(self) -> list[StreamSpec]:
         return [
@@ -168,9 +204,19 @@ class OkxAdapter(VenueAdapter):
             if push.event is not None:
                 return None
             arg = push.arg
-            if arg.instId != self.native:
-                return []
             channel = arg.channel
+            if channel == LIQUIDATIONS:
+                # every swap's, a few a second: a push without ours is dropped here, one with
+                # ours (at most one a second) goes to parse()
+                native = self.native
+                if any(item.instId == native for item in decode_liquidation_items(push.data)):
+                    return None
+                return []
+            inst_id = arg.instId
+            if inst_id is None:
+                return None  # another push without an instId: parse decides
+            if inst_id != self.native:
+                return []
             if channel == "books":
                 action = push.action
                 if action != "update" and action != "snapshot":
@@ -248,10 +294,12 @@ class OkxAdapter(VenueAdapter):
         arg = msg.get("arg")
         if not isinstance(arg, dict):
             raise FrameError("push without 'arg'")
-        if arg.get("instId") != self.native:
-            return []
         channel = arg.get("channel")
         data = msg.get("data")
+        if channel == LIQUIDATIONS:  # by instType: no instId in its arg
+            return self._parse_liquidations(data, ts_local)
+        if arg.get("instId") != self.native:
+            return []
         if channel == "books":
             if not isinstance(data, list):
                 raise FrameError("books push without a data list")
@@ -268,6 +316,10 @@ class OkxAdapter(VenueAdapter):
         if event == "error":
             code = str(msg.get("code", ""))
             reason = f"OKX error {code}: {msg.get('msg', '')}".strip()
+            if _about_liquidations(msg, self.native):
+                # liquidations refused (another instType, a channel moved or withdrawn): the
+                # book and the trades, subscribed alongside, go on
+                return [VenueError(stream, f"{reason} (liquidations not shown)")]
             return [VenueError(stream, reason, fatal=code in FATAL_ERRORS)]
         if event == "notice":
             # e.g. 64008: the server will close this connection soon for an upgrade. Shown as a
@@ -327,6 +379,52 @@ class OkxAdapter(VenueAdapter):
             trade_id=str(t["tradeId"]),
             ts_exchange=_seconds(t["ts"]),
             ts_local=ts_local,
+        )
+
+    def _parse_liquidations(self, data: object, ts_local: float) -> list[Event]:
+        if not isinstance(data, list):
+            raise FrameError("liquidation-orders push without a data list")
+        out: list[Event] = []
+        native = self.native
+        for item in data:
+            if not isinstance(item, dict):
+                raise FrameError("liquidation-orders item is not an object")
+            if item.get("instId") != native:
+                continue  # another instrument's
+            details = item.get("details")
+            if not isinstance(details, list):
+                raise FrameError("liquidation-orders item without a details list")
+            out += [self._parse_liquidation(d, ts_local) for d in details]
+        return out
+
+    def _parse_liquidation(self, d: object, ts_local: float) -> Trade:
+        """One ``details`` row: a liquidation order, not a fill (its fills come as trades)."""
+        if not isinstance(d, dict):
+            raise FrameError("liquidation detail is not an object")
+        side = d.get("side")
+        if side == "buy" or side == "sell":
+            order_side = Side.BUY if side == "buy" else Side.SELL
+        elif side is None or side == "":
+            # a row without the order's side: the position's says it (a long is sold off)
+            pos = d.get("posSide")
+            if pos != "long" and pos != "short":
+                raise FrameError(f"liquidation without a side (posSide {str(pos)[:20]!r})")
+            order_side = Side.SELL if pos == "long" else Side.BUY
+        else:
+            raise FrameError(f"unknown liquidation side {str(side)[:20]!r}")
+        ts = d.get("ts")
+        if not isinstance(ts, str) or not (ts.isascii() and ts.isdigit() and len(ts) <= 19):
+            raise FrameError(f"liquidation time is not a ms string: {str(ts)[:40]!r}")
+        return Trade(
+            venue=self.name,
+            symbol=self.symbol,
+            price=number(d.get("bkPx"), "liquidation bkPx"),  # the bankruptcy price
+            size=number(d.get("sz"), "liquidation sz"),  # contracts, as the trades
+            side=order_side,
+            trade_id=f"liq-{ts}",  # OKX numbers none; at most one a second per contract
+            ts_exchange=_seconds(ts),
+            ts_local=ts_local,
+            kind=LIQUIDATION_ORDER,
         )
 
     # -- book sync --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 class _Arg(msgspec.Struct):
     channel: str
-    instId: str
+    instId: str | None = None  # none in a push subscribed by instType (``liquidation-orders``)
 
 
 class _Push(msgspec.Struct):
@@ -73,11 +73,19 @@ class _BookF(msgspec.Struct):
     prevSeqId: _Int64 | None = None
 
 
+class _LiquidationItem(msgspec.Struct):
+    """An item of a ``liquidation-orders`` push: only whose it is (its ``details`` are left to
+    ``parse``, which skips another instrument's item whatever it holds, as this does)."""
+
+    instId: str = ""
+
+
 decode_push = msgspec.json.Decoder(_Push).decode
 decode_books = msgspec.json.Decoder(list[_Book]).decode
 decode_books_f = msgspec.json.Decoder(list[_BookF]).decode
 decode_levels = msgspec.json.Decoder(list[_LevelF], strict=False).decode
 decode_trades = msgspec.json.Decoder(list[_Trade], strict=False).decode
+decode_liquidation_items = msgspec.json.Decoder(list[_LiquidationItem]).decode
 #: what the fast path leaves to ``parse``: a frame the decoders do not describe, a level or a
 #: time ``float`` / ``int`` refuse, a time no float can hold
 FAST_MISS = (*FastMiss, OverflowError)

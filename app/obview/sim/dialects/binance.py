@@ -1,10 +1,10 @@
 """Binance USD-M futures dialect, written from ../shared/venues/binance.md.
 
 - WebSocket routes: ``/public`` carries diff depth (``<sym>@depth@100ms``, ``@depth``,
-  ``@depth@500ms``), ``/market`` carries ``<sym>@aggTrade``. Each route has the combined mode
-  ``/stream?streams=a/b`` (frames wrapped as ``{"stream": name, "data": event}``) and the raw
-  mode ``/ws/<stream>[/<stream>...]``. A stream asked on the wrong route is accepted and stays
-  silent, as the real venue does since the route split.
+  ``@depth@500ms``), ``/market`` carries ``<sym>@aggTrade`` and ``<sym>@forceOrder``. Each
+  route has the combined mode ``/stream?streams=a/b`` (frames wrapped as ``{"stream": name,
+  "data": event}``) and the raw mode ``/ws/<stream>[/<stream>...]``. A stream asked on the
+  wrong route is accepted and stays silent, as the real venue does since the route split.
 - ``{"method":"SUBSCRIBE","params":[...],"id":1}`` -> ``{"result":null,"id":1}``.
 - Diff depth events: ``U`` first / ``u`` final update id, ``pu`` = the previous event's ``u``.
   As on the venue, where update ids are shared by all symbols, an event spans several ids and
@@ -21,6 +21,21 @@
   afterwards always has its bridging event on the socket.
 - ``GET /fapi/v1/exchangeInfo``: tickSize / stepSize from the simulator.
 - aggTrade: ``m`` is true when the buyer was the maker (the taker sold).
+- ``<sym>@forceOrder`` (a ``/market`` stream, in the URL or by SUBSCRIBE): the liquidation
+  orders, in the documented shape ``{"e":"forceOrder","E":ms,"o":{"s","S","o":"LIMIT",
+  "f":"IOC","q","p","ap","X":"FILLED","l","z","T"}}``. A simulator liquidation is a market
+  order's run of fills of kind "liq" in one step (two such orders of one side in one step
+  read as one); ``S`` is its side, ``q`` = ``z`` the filled quantity, ``ap`` the average
+  fill price, ``p`` its worst fill (the IOC limit that let every fill through), ``l`` the
+  last fill, ``T`` the last fill's time. The fills still go out as aggTrades, before it.
+  Throttled as the venue documents it ("only the latest one liquidation order within
+  1000ms will be pushed as the snapshot"): at most one push per symbol and connection per
+  1000 ms of simulator time, the latest liquidation the one pushed. A liquidation with no
+  push in the second before it goes out at once; one inside that second is held, a later
+  one replaces it (the replaced one is never reported), and the one held goes out at the
+  first step a second after the last push, with ``E`` the push time and ``T`` still its own
+  (published frames show both an ``E - T`` of a few ms and one of about a second). Which
+  edge of the window the venue pushes on is not documented.
 - Server pings are WebSocket ping frames (the server library sends them); no JSON heartbeat.
 """
 
@@ -32,7 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from obview.model import Side
+from obview.model import LIQUIDATION, Side
 from obview.sim.dialects.base import Dialect, Out
 from obview.sim.events import on_book
 
@@ -43,6 +58,7 @@ if TYPE_CHECKING:
 DEPTH_SUFFIXES = ("@depth@100ms", "@depth@500ms", "@depth")
 STRIDE = 64  # update ids per simulator step
 SNAPSHOT_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+LIQ_INTERVAL = 1.0  # s: at most one forceOrder push per symbol in this time (venue docs)
 
 
 def _dumps(obj: object) -> str:
@@ -99,6 +115,9 @@ class BinanceDialect(Dialect):
         self.combined = "/stream" in parts.path
         self.depth: set[str] = set()  # simulator symbols with a depth stream (name kept below)
         self.trades: set[str] = set()
+        self.liqs: set[str] = set()  # simulator symbols with a forceOrder stream
+        self.liq_pushed: dict[str, float] = {}  # symbol -> time of its last forceOrder push
+        self.liq_held: dict[str, dict] = {}  # symbol -> the latest liquidation not pushed yet
         self.stream_names: dict[tuple[str, str], str] = {}  # (kind, symbol) -> stream name
         self.last_u: dict[str, int] = {}  # symbol -> last u sent on this connection
         names: list[str] = []
@@ -127,14 +146,23 @@ class BinanceDialect(Dialect):
                 self.trades.add(symbol)
                 self.stream_names[("trade", symbol)] = stream
             return True
+        if stream == f"{sym_part}@forceOrder":
+            if self.route == "/market":
+                self.liqs.add(symbol)
+                self.stream_names[("liq", symbol)] = stream
+            return True
         return False
 
     def _remove(self, stream: str) -> None:
         for key, name in list(self.stream_names.items()):
             if name == stream:
                 del self.stream_names[key]
-                (self.depth if key[0] == "depth" else self.trades).discard(key[1])
-                self.last_u.pop(key[1], None)
+                kind, symbol = key
+                {"depth": self.depth, "trade": self.trades, "liq": self.liqs}[kind].discard(symbol)
+                if kind == "depth":
+                    self.last_u.pop(symbol, None)
+                elif kind == "liq":
+                    self.liq_held.pop(symbol, None)
 
     def on_message(self, text: str) -> list[Out]:
         try:
@@ -258,7 +286,68 @@ class BinanceDialect(Dialect):
                     "m": t.side is Side.SELL,  # buyer is maker <=> the taker sold
                 }
                 out.append(Out(self._wrap("trade", symbol, event), kind="trade"))
+        if symbol in self.liqs:
+            out += self._liquidations(symbol, update)
         return out
+
+    def _liquidations(self, symbol: str, update: SimUpdate) -> list[Out]:
+        """The forceOrder pushes due at this step (throttled: see the module docstring)."""
+        now = update.ts
+        orders = self._liquidation_orders(symbol, update)
+        latest = orders[-1] if orders else self.liq_held.get(symbol)
+        if latest is None:
+            return []
+        # the latest wins: any earlier one held, or of this step, is never reported
+        last = self.liq_pushed.get(symbol)
+        if last is not None and now < last + LIQ_INTERVAL:
+            self.liq_held[symbol] = latest
+            return []
+        self.liq_held.pop(symbol, None)
+        self.liq_pushed[symbol] = now
+        return [self._force_order(symbol, latest, now)]
+
+    def _liquidation_orders(self, symbol: str, update: SimUpdate) -> list[dict]:
+        """The liquidation orders of one step: each run of "liq" fills of one side (one market
+        order's walk through the book) as a forceOrder ``o`` object."""
+        runs: list[list] = []
+        prev = None
+        for t in update.trades:
+            if t.kind != LIQUIDATION:
+                prev = None
+                continue
+            if prev is not None and prev.side is t.side:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+            prev = t
+        m = self.markets[symbol]
+        fp, fs = m.fmt_price, m.fmt_size
+        orders = []
+        for fills in runs:
+            qty = sum(t.size for t in fills)
+            avg = sum(t.price * t.size for t in fills) / qty if qty > 0 else fills[-1].price
+            sell = fills[0].side is Side.SELL
+            worst = min(t.price for t in fills) if sell else max(t.price for t in fills)
+            orders.append(
+                {
+                    "s": self._native(symbol),
+                    "S": "SELL" if sell else "BUY",
+                    "o": "LIMIT",
+                    "f": "IOC",
+                    "q": fs(qty),
+                    "p": fp(worst),
+                    "ap": fp(avg),
+                    "X": "FILLED",
+                    "l": fs(fills[-1].size),
+                    "z": fs(qty),
+                    "T": _ms(fills[-1].ts),
+                }
+            )
+        return orders
+
+    def _force_order(self, symbol: str, order: dict, now: float) -> Out:
+        event = {"e": "forceOrder", "E": _ms(now), "o": order}
+        return Out(self._wrap("liq", symbol, event), kind="trade")
 
     @staticmethod
     def _native(symbol: str) -> str:

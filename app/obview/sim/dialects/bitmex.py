@@ -16,6 +16,17 @@
   protocol of the 2021 recording instead: ids encode the price
   (``id = 1e8 * index - price / unit``), update/delete rows carry no price, no row timestamps.
 - ``trade``: a ``partial`` (the last trade, if any) then ``insert`` rows with the taker ``side``.
+- ``liquidation`` (``liquidation:XBTUSD``, or ``liquidation`` for every instrument): a ``partial``
+  of the liquidation orders open at subscription (keys ``orderID``; the simulator's fill at once,
+  so it is empty), then per liquidation order an ``insert`` row ``orderID, symbol, side, price,
+  leavesQty`` (no time) before its fills go out on ``trade`` and a ``delete`` of the same row
+  after them (BitMEX sends ``update`` rows with a smaller leavesQty while an order rests
+  partly filled; the simulator's never rest). ``side`` is the order's (Sell: a long
+  liquidated, the taker side of its fills), ``leavesQty`` its contracts, ``price`` its limit:
+  the venue's is the bankruptcy price; the simulator, without positions, uses the deepest price
+  its fills reached. One liquidation order is a run of consecutive liquidation fills of one side
+  in a step (the engine's liquidating market order). No throttling: BitMEX documents none, and
+  the 2020 capture shows each order's insert, update and delete.
 - No sequence numbers, no checksums (frames are marked for fault injection all the same).
 - REST: ``GET /api/v1/instrument?symbol=X`` and ``/api/v1/instrument/active``.
 
@@ -35,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from obview.model import Side
+from obview.model import LIQUIDATION, Side
 from obview.sim.dialects.base import Dialect, Out
 from obview.sim.events import on_book
 
@@ -57,6 +68,10 @@ _KEYS = ["symbol", "id", "side"]
 _TYPES = {"symbol": "symbol", "id": "long", "side": "symbol", "size": "long", "price": "float",
           "timestamp": "timestamp"}  # fmt: skip
 _id_seed = itertools.count(1)
+LIQUIDATION_TABLE = "liquidation"
+#: the liquidation partial's column types, as the venue's (2026 capture)
+_LIQ_TYPES = {"orderID": "guid", "symbol": "symbol", "side": "symbol", "price": "float",
+              "leavesQty": "long"}  # fmt: skip
 
 
 def _dumps(obj: object) -> str:
@@ -87,6 +102,8 @@ class BitmexDialect(Dialect):
         super().__init__(markets, path)
         self.books: dict[tuple[str, str], _Book] = {}  # (table, native) -> what was sent
         self.trades: set[str] = set()  # natives with a trade subscription
+        #: natives with a liquidation subscription ("": every instrument's)
+        self.liquidations: set[str] = set()
         self.pings = 0
         # arbitrary ids, different per connection (as the venue's are since 2023)
         self._next_id = 10**9 * (1 + next(_id_seed) % 997)
@@ -107,6 +124,11 @@ class BitmexDialect(Dialect):
             return index * 10**8 - round(price / unit)
         self._next_id += 1
         return self._next_id
+
+    def _native(self, symbol: str) -> str | None:
+        from obview.venues.registry import native_map
+
+        return next((n for n, s in native_map(self.name).items() if s == symbol), None)
 
     def _symbol(self, native: str) -> str | None:
         symbol = self.native_to_symbol(native)
@@ -202,6 +224,37 @@ class BitmexDialect(Dialect):
             })  # fmt: skip
         return out
 
+    def _liquidation_frames(self, native: str, m: SimMarket, trades) -> tuple[list[Out], list[Out]]:  # type: ignore[no-untyped-def]
+        """(inserts, deletes) of the liquidation orders among ``trades``: a run of consecutive
+        liquidation fills of one side is one order (the engine's liquidating market order)."""
+        runs: list[list] = []
+        prev = None
+        for t in trades:
+            if t.kind != LIQUIDATION:
+                prev = None
+                continue
+            if prev is not None and prev.side is t.side:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+            prev = t
+        inserts: list[Out] = []
+        deletes: list[Out] = []
+        for run in runs:
+            first, deepest = run[0], run[-1]
+            row = {
+                # the shape of the venue's ids (00000000-0063-1000-0000-00000004155c, 2026)
+                "orderID": f"00000000-0063-1000-0000-{first.trade_id:012x}",
+                "symbol": native,
+                "side": "Buy" if first.side is Side.BUY else "Sell",
+                "price": float(m.fmt_price(deepest.price)),
+                "leavesQty": int(sum(self.contracts(native, t.price, t.size) for t in run)),
+            }
+            for action, out in (("insert", inserts), ("delete", deletes)):
+                body = {"table": LIQUIDATION_TABLE, "action": action, "data": [row]}
+                out.append(Out(_dumps(body), kind="trade"))
+        return inserts, deletes
+
     # -- hooks ------------------------------------------------------------------------------------
     def on_connect(self) -> list[Out]:
         now = time.time()
@@ -225,7 +278,7 @@ class BitmexDialect(Dialect):
                     _dumps(
                         {
                             "info": "See https://www.bitmex.com/app/wsAPI",
-                            "tables": list(BOOK_TABLES) + ["trade"],
+                            "tables": list(BOOK_TABLES) + ["trade", LIQUIDATION_TABLE],
                         }
                     )
                 )
@@ -248,8 +301,11 @@ class BitmexDialect(Dialect):
         out: list[Out] = []
         for topic in topics:
             table, _, native = topic.partition(":")
-            if table not in BOOK_TABLES and table != "trade":
+            if table not in BOOK_TABLES and table not in ("trade", LIQUIDATION_TABLE):
                 out.append(self._error(f"Unknown table: {table[:40]}", request))
+                continue
+            if table == LIQUIDATION_TABLE:
+                out += self._subscribe_liquidations(topic, native, request)
                 continue
             if self._symbol(native) is None:
                 out.append(self._error("Unknown or expired symbol.", request))
@@ -273,11 +329,32 @@ class BitmexDialect(Dialect):
                 out.append(self._partial(table, native))
         return out
 
+    def _subscribe_liquidations(self, topic: str, native: str, request: object) -> list[Out]:
+        """``liquidation`` (every instrument) or ``liquidation:<symbol>``: the ack, then the
+        partial of the orders open now (none: the simulator's fill at once)."""
+        if native and self._symbol(native) is None:
+            return [self._error("Unknown or expired symbol.", request)]
+        if native in self.liquidations:
+            return [self._error(f"You are already subscribed to this topic: {topic}", request)]
+        self.liquidations.add(native)
+        body = {"table": LIQUIDATION_TABLE, "action": "partial", "keys": ["orderID"],
+                "types": _LIQ_TYPES, "filter": {"symbol": native} if native else {},
+                "data": []}  # fmt: skip
+        ack = {"success": True, "subscribe": topic, "request": request}
+        return [Out(_dumps(ack)), Out(_dumps(body))]
+
     def _unsubscribe(self, topics: list[str], request: object) -> list[Out]:
         out: list[Out] = []
         for topic in topics:
             table, _, native = topic.partition(":")
-            if self.books.pop((table, native), None) is None and not (
+            if table == LIQUIDATION_TABLE:
+                if native not in self.liquidations:
+                    out.append(
+                        self._error(f"You are not subscribed to this topic: {topic}", request)
+                    )
+                    continue
+                self.liquidations.discard(native)
+            elif self.books.pop((table, native), None) is None and not (
                 table == "trade" and native in self.trades
             ):
                 out.append(self._error(f"You are not subscribed to this topic: {topic}", request))
@@ -294,13 +371,21 @@ class BitmexDialect(Dialect):
             if self._symbol(native) == update.symbol:
                 out += self._deltas(table, native, m, update)
         trades = on_book(update.trades)
-        if trades:
-            for native in self.trades:
-                if self._symbol(native) == update.symbol:
-                    rows = self._trade_rows(native, m, trades)
-                    body = {"table": "trade", "action": "insert", "data": rows}
-                    out.append(Out(_dumps(body), kind="trade"))
-        return out
+        if not trades:
+            return out
+        deletes: list[Out] = []
+        if self.liquidations:
+            native = self._native(update.symbol)
+            if native is not None and {native, ""} & self.liquidations:
+                # the order is entered (insert), its fills print, then it is done (delete)
+                inserts, deletes = self._liquidation_frames(native, m, trades)
+                out += inserts
+        for native in self.trades:
+            if self._symbol(native) == update.symbol:
+                rows = self._trade_rows(native, m, trades)
+                body = {"table": "trade", "action": "insert", "data": rows}
+                out.append(Out(_dumps(body), kind="trade"))
+        return out + deletes
 
     # -- REST -------------------------------------------------------------------------------------
     @classmethod

@@ -12,6 +12,16 @@
   message of every topic is a snapshot with ``u = 1``. A subscribe to a topic this connection
   already has is refused (``error:already subscribed,topic:...``) and sends no snapshot.
 - ``publicTrade.{SYMBOL}``: ``data`` is a list of fills, ``S`` the taker side.
+- ``allLiquidation.{SYMBOL}``: each simulated liquidation (a market order whose fills are
+  marked ``LIQUIDATION``) is reported once as ``{T, s, S, v, p}``: ``S`` the liquidated
+  position's side (the opposite of the order's: a selling liquidation reports ``Buy``, a long),
+  ``v`` the order's executed size (its fills' sum), ``p`` its bankruptcy price, for which the
+  simulator, having no positions, takes the order's worst fill price (the real one is at least
+  that bad: the fills are at it or better). Bybit pushes the topic every 500 ms, so the reports
+  wait and go out together, at most one frame per 500 ms of exchange time per symbol, after
+  that step's trades; the fills themselves still go out on ``publicTrade``. Fills of one order
+  are told apart as a run of liquidation fills of one side, consecutive ids and each at a worse
+  price than the last (two such orders back to back in one step may read as one).
 - ``GET /v5/market/instruments-info?category=linear&symbol=X``: tickSize / qtyStep.
 - Sizes are coins (the simulator's unit), so nothing is converted.
 """
@@ -24,14 +34,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from obview.model import BLOCK, Side
+from obview.model import BLOCK, LIQUIDATION, Side
 from obview.sim.dialects.base import Dialect, Out
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
-    from obview.sim.events import SimUpdate
+    from obview.sim.events import SimTrade, SimUpdate
 
 DEPTHS = (1, 50, 200, 1000)
+LIQUIDATION_PUSH = 0.5  # s: allLiquidation's documented push frequency
+MAX_PENDING = 1000  # liquidation reports kept waiting for their push (bounded; oldest go)
 _conn_ids = itertools.count(1)
 
 
@@ -47,6 +59,26 @@ def _native_map() -> Mapping[str, str]:
     from obview.venues.registry import native_map
 
     return native_map("bybit")
+
+
+def _liquidation_orders(trades: list[SimTrade]) -> list[list[SimTrade]]:
+    """The step's liquidation fills grouped by order: the engine fills a market order level by
+    level, each fill one id after the last and at a worse price."""
+    orders: list[list[SimTrade]] = []
+    prev: SimTrade | None = None
+    for t in trades:
+        if t.kind != LIQUIDATION:
+            prev = None
+            continue
+        worse = prev is not None and (
+            t.price > prev.price if t.side is Side.BUY else t.price < prev.price
+        )
+        if prev is not None and t.side is prev.side and t.trade_id == prev.trade_id + 1 and worse:
+            orders[-1].append(t)
+        else:
+            orders.append([t])
+        prev = t
+    return orders
 
 
 class _BookTopic:
@@ -69,6 +101,9 @@ class BybitDialect(Dialect):
         self.conn_id = f"sim-{next(_conn_ids)}"
         self.books: dict[tuple[str, str], _BookTopic] = {}  # (topic, symbol) -> state
         self.trades: dict[str, str] = {}  # symbol -> topic
+        self.liquidations: dict[str, str] = {}  # symbol -> allLiquidation topic
+        self._liq_pending: dict[str, list[dict]] = {}  # symbol -> reports awaiting their push
+        self._liq_due: dict[str, float] = {}  # symbol -> exchange time of the next push
         self.u: dict[str, int] = {}  # topic -> last u sent (kept across resubscribes)
         self._restart: set[tuple[str, str]] = set()  # book topics owing a u = 1 snapshot
 
@@ -101,7 +136,11 @@ class BybitDialect(Dialect):
                     ]
                 parsed.append(p)
             for topic, _kind, symbol, _depth in parsed:
-                if (topic, symbol) in self.books or self.trades.get(symbol) == topic:
+                if (
+                    (topic, symbol) in self.books
+                    or self.trades.get(symbol) == topic
+                    or self.liquidations.get(symbol) == topic
+                ):
                     reason = f"error:already subscribed,topic:{topic}"
                     return [self._ack("subscribe", False, reason, req_id)]
             out = [self._ack("subscribe", True, "", req_id)]
@@ -110,6 +149,8 @@ class BybitDialect(Dialect):
                     state = _BookTopic(depth)
                     self.books[(topic, symbol)] = state
                     out.append(self._snapshot(topic, symbol, state))
+                elif kind == "liq":
+                    self.liquidations[symbol] = topic
                 else:
                     self.trades[symbol] = topic
             return out
@@ -120,6 +161,9 @@ class BybitDialect(Dialect):
                     self._restart.discard(key)
                 for sym in [s for s, t in self.trades.items() if t == a]:
                     del self.trades[sym]
+                for sym in [s for s, t in self.liquidations.items() if t == a]:
+                    del self.liquidations[sym]
+                    self._liq_pending.pop(sym, None)
             return [self._ack("unsubscribe", True, "", req_id)]
         return [self._ack(op[:40], False, f"Invalid op {op[:40]}", req_id)]
 
@@ -136,10 +180,10 @@ class BybitDialect(Dialect):
             symbol = _native_map().get(parts[2])
             if symbol in self.markets:
                 return topic, "book", symbol, int(parts[1])
-        if len(parts) == 2 and parts[0] == "publicTrade":
+        if len(parts) == 2 and parts[0] in ("publicTrade", "allLiquidation"):
             symbol = _native_map().get(parts[1])
             if symbol in self.markets:
-                return topic, "trade", symbol, 0
+                return topic, "trade" if parts[0] == "publicTrade" else "liq", symbol, 0
         return None
 
     def restart(self) -> None:
@@ -231,7 +275,38 @@ class BybitDialect(Dialect):
                     kind="trade",
                 )
             )
+        topic = self.liquidations.get(symbol)
+        if topic is not None:
+            liq = self._liquidation(topic, symbol, update)
+            if liq is not None:
+                out.append(liq)
         return out
+
+    def _liquidation(self, topic: str, symbol: str, update: SimUpdate) -> Out | None:
+        """Queue this step's liquidation orders; the allLiquidation frame if a push is due."""
+        m = self.markets[symbol]
+        native = topic.split(".", 1)[1]
+        pending = self._liq_pending.setdefault(symbol, [])
+        for order in _liquidation_orders(update.trades):
+            first, last = order[0], order[-1]
+            pending.append(
+                {
+                    "T": _ms(first.ts),
+                    "s": native,
+                    # the liquidated position's side: a selling order closed a long
+                    "S": "Buy" if first.side is Side.SELL else "Sell",
+                    "v": m.fmt_size(sum(t.size for t in order)),
+                    "p": m.fmt_price(last.price),  # the worst fill: the bankruptcy price's stand-in
+                }
+            )
+        del pending[:-MAX_PENDING]
+        if not pending or update.ts < self._liq_due.get(symbol, float("-inf")):
+            return None
+        self._liq_due[symbol] = update.ts + LIQUIDATION_PUSH
+        data = pending[:]
+        pending.clear()
+        frame = {"topic": topic, "type": "snapshot", "ts": _ms(update.ts), "data": data}
+        return Out(_dumps(frame), kind="trade")
 
     # -- REST -------------------------------------------------------------------------------------
     @classmethod

@@ -8,6 +8,16 @@ signed CRC32 checksum over the top 25 levels of the book after the update (pre-2
 taker side. Text ``ping`` is answered with ``pong``. Numbers are written as OKX writes them,
 without trailing zeros ("97000", "4", "0.5"): the checksum is over those strings.
 
+``{"channel":"liquidation-orders","instType":"SWAP"}`` (OKX docs, "Liquidation orders
+channel") takes every simulated swap's liquidations, whichever instruments the connection
+subscribed: each simulated liquidation (a run of fills of kind "liq" on one side in one step)
+is also pushed there as one order, ``side`` the order's (a long's is a ``sell``, ``posSide``
+``long``), ``sz`` its fills' total in contracts, ``bkPx`` its worst fill (the simulator keeps
+no margin: a liquidation filled right at its bankruptcy price, ``bkLoss`` "0"). OKX shows at
+most one order per contract a one-second period: a second one in the same second is not
+pushed (its fills still are, as trades). No snapshot on subscribing. ``liquidations = False``
+acts out a server that refuses the channel (code 60018, as for a channel that does not exist).
+
 Sizes are contracts: the simulator's coin sizes divided by ``ctVal``; the simulator's lot is
 a whole multiple of the contract lot, so every size converts exactly and the book this
 dialect sent is the simulator's book at the same sequence, seen through a 400-level window.
@@ -23,14 +33,18 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
+from obview.model import LIQUIDATION, Side
 from obview.sim.dialects.base import Dialect, Out
 from obview.sim.events import on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
-    from obview.sim.events import SimUpdate
+    from obview.sim.events import SimTrade, SimUpdate
 
 DEPTH = 400
+LIQUIDATIONS = "liquidation-orders"
+#: instTypes the liquidation channel takes (OKX docs, its request parameters)
+LIQUIDATION_TYPES = ("SWAP", "FUTURES", "MARGIN", "OPTION")
 CHECKSUM_LEVELS = 25
 # instId -> contract value in coins (USDT-margined linear swaps)
 CT_VAL: dict[str, float] = {"BTC-USDT-SWAP": 0.01, "ETH-USDT-SWAP": 0.1, "SOL-USDT-SWAP": 1.0}
@@ -98,6 +112,8 @@ class OkxDialect(Dialect):
     #: ``"empty"`` sends a ``snapshot`` push with no levels in its place (a form the removal
     #: might take: the changelog's procedure says to ignore the first event, "action is snapshot")
     send_snapshot: ClassVar[bool | str] = True
+    #: False: the liquidation channel is refused (60018), as by a server without it
+    liquidations: ClassVar[bool] = True
 
     def __init__(self, markets: dict[str, SimMarket], path: str) -> None:
         super().__init__(markets, path)
@@ -105,6 +121,8 @@ class OkxDialect(Dialect):
         self.books: dict[str, _Book] = {}  # instId -> what this client was sent
         self.trades: set[str] = set()  # instIds with a trades subscription
         self.native_of: dict[str, str] = {}  # symbol -> instId
+        self.liq_types: set[str] = set()  # instTypes with a liquidation-orders subscription
+        self.liq_second: dict[str, int] = {}  # instId -> the second of its last order pushed
 
     # -- conversions ------------------------------------------------------------------------------
     @staticmethod
@@ -197,6 +215,73 @@ class OkxDialect(Dialect):
     def _error(self, code: str, msg: str) -> Out:
         return Out(_dumps({"event": "error", "code": code, "msg": msg, "connId": self.conn_id}))
 
+    def _liquidation_op(self, op: str, arg: dict) -> Out:
+        kind = arg.get("instType")
+        if not self.liquidations or kind not in LIQUIDATION_TYPES:
+            return self._error(
+                "60018",
+                f"Wrong URL or channel:{LIQUIDATIONS},instType:{str(kind)[:20]} doesn't exist. "
+                "Please use the correct URL, channel and parameters referring to API document.",
+            )
+        if op == "subscribe":
+            self.liq_types.add(kind)
+        else:
+            self.liq_types.discard(kind)
+        return Out(
+            _dumps(
+                {
+                    "event": op,
+                    "arg": {"channel": LIQUIDATIONS, "instType": kind},
+                    "connId": self.conn_id,
+                }
+            )
+        )
+
+    def _inst_id(self, symbol: str) -> str | None:
+        """The instId of a simulated market, subscribed here or not (None: not an OKX one)."""
+        from obview.venues.registry import get_adapter
+
+        return self.native_of.get(symbol) or get_adapter(self.name).symbols.get(symbol)
+
+    def _liquidation(self, m: SimMarket, symbol: str, trades: list[SimTrade]) -> Out | None:
+        """The step's first liquidation as OKX pushes it, if its contract has had none pushed
+        in this one-second period."""
+        from obview.venues.okx import inst_type
+
+        run: list[SimTrade] = []
+        for t in trades:
+            if t.kind == LIQUIDATION and (not run or t.side is run[0].side):
+                run.append(t)
+            elif run:
+                break  # the order's fills are one run on one side
+        if not run:
+            return None
+        inst_id = self._inst_id(symbol)
+        if inst_id is None:
+            return None
+        kind = inst_type(inst_id)
+        if kind not in self.liq_types:
+            return None
+        ms = int(round(run[0].ts * 1000))
+        if self.liq_second.get(inst_id) == ms // 1000:
+            return None  # one order per contract a one-second period
+        self.liq_second[inst_id] = ms // 1000
+        sell = run[0].side is Side.SELL  # a long's order sells
+        worst = min(t.price for t in run) if sell else max(t.price for t in run)
+        family = inst_id.removesuffix("-SWAP")
+        detail = {
+            "bkLoss": "0",
+            "bkPx": _bare(m.fmt_price(worst)),
+            "ccy": "",
+            "posSide": "long" if sell else "short",
+            "side": "sell" if sell else "buy",
+            "sz": self._size_fmt(m, inst_id)(sum(t.size for t in run)),
+            "ts": str(ms),
+        }
+        item = {"details": [detail], "instFamily": family, "instId": inst_id, "instType": kind, "uly": family}
+        push = {"arg": {"channel": LIQUIDATIONS, "instType": kind}, "data": [item]}
+        return Out(_dumps(push), kind="trade")
+
     # -- hooks ------------------------------------------------------------------------------------
     def on_message(self, text: str) -> list[Out]:
         if text == "ping":
@@ -217,6 +302,9 @@ class OkxDialect(Dialect):
                 out.append(self._error("60012", "Invalid request: arg"))
                 continue
             channel, inst_id = arg.get("channel"), arg.get("instId")
+            if channel == LIQUIDATIONS:
+                out.append(self._liquidation_op(op, arg))
+                continue
             symbol = self.native_to_symbol(inst_id) if isinstance(inst_id, str) else None
             if channel not in ("books", "trades"):
                 out.append(
@@ -258,11 +346,19 @@ class OkxDialect(Dialect):
         return out
 
     def on_update(self, update: SimUpdate) -> list[Out]:
-        inst_id = self.native_of.get(update.symbol)
-        if inst_id is None:
-            return []
         m = self.markets[update.symbol]
         out: list[Out] = []
+        inst_id = self.native_of.get(update.symbol)
+        if inst_id is not None:
+            self._instrument_update(inst_id, m, update, out)
+        if self.liq_types and update.trades:
+            liq = self._liquidation(m, update.symbol, update.trades)
+            if liq is not None:
+                out.append(liq)
+        return out
+
+    def _instrument_update(self, inst_id: str, m: SimMarket, update: SimUpdate, out: list[Out]) -> None:
+        """The book and trades pushes of an instrument this connection subscribed."""
         if inst_id in self.books:
             o = self._update(inst_id, m, update)
             if o is not None:
@@ -288,7 +384,6 @@ class OkxDialect(Dialect):
                     kind="trade",
                 )
             )
-        return out
 
     # -- REST -------------------------------------------------------------------------------------
     @classmethod
