@@ -64,7 +64,10 @@ def mangle(frame: str, rng: random.Random, kinds: tuple[str, ...]) -> list[str]:
         if keys:
             i = rng.choice(keys)
             j = frame.find(",", i)
-            if j > 0:
+            # within its object: past the object's end the cut merged two rows into one (the
+            # first lost, its fields overwritten), a lost row, which BitMEX (no sequence) cannot
+            # tell, as with "lost"
+            if j > 0 and "}" not in frame[i:j]:
                 return [frame[:i] + frame[j + 1 :]]
     if kind == "repeat":
         return [frame, frame]
