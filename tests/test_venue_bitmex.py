@@ -170,6 +170,18 @@ def test_recording_with_a_corrupted_delta_is_a_gap():
         pipe, market, _ = replay(bad, "XBTUSD")
         assert pipe.parse_errors == 1 and market.stats.gaps == 1, (field, value)
         assert "unreadable book frame" in market.state.reason, (field, value)
+    # a row naming no instrument (or not by name): ours garbled, not another's; it was skipped
+    # and its level lost while the book read LIVE
+    for value in (..., None, 7):
+        msg = json.loads(lines[i]["raw"])
+        if value is ...:
+            del msg["data"][0]["symbol"]
+        else:
+            msg["data"][0]["symbol"] = value
+        bad = [*lines[:i], {**lines[i], "raw": json.dumps(msg)}, *lines[i + 1 :]]
+        pipe, market, _ = replay(bad, "XBTUSD")
+        assert pipe.parse_errors == 1 and market.stats.gaps == 1, value
+        assert "book row without a symbol" in market.state.reason, value
 
 
 @pytest.mark.parametrize(

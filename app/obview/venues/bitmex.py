@@ -357,8 +357,13 @@ class BitmexAdapter(VenueAdapter):
         if code is None:
             raise FrameError(f"unknown {self.book_table} action {str(action)[:20]!r}")
         mine = [r for r in data if isinstance(r, dict) and r.get("symbol") == native]
-        if len(mine) != len(data) and any(not isinstance(r, dict) for r in data):
-            self._poison_and_raise("book row is not an object")
+        if len(mine) != len(data):
+            if any(not isinstance(r, dict) for r in data):
+                self._poison_and_raise("book row is not an object")
+            # a row naming no instrument is a garbled one of ours (the subscription is ours
+            # alone): skipped, its level was lost without a trace (BitMEX has no sequence)
+            if any(not isinstance(r.get("symbol"), str) for r in data):
+                self._poison_and_raise("book row without a symbol")
         if not mine:
             return []
         try:
