@@ -54,8 +54,7 @@ LEGEND: list[str] = [
     " price axis of its own beside the ladder.",
     "Tape: ▲ taker buy, ▼ taker sell; ×3 = three fills of one taker in one millisecond at one"
     " price; →96998.4 = where a sweep across prices ended (Δ+1.3 when narrow); a tinted row is"
-    " a large trade by quote notional. LIQ = a liquidation (a fill the venue marks so, or the"
-    " venue's report of a liquidation order beside its fills: Binance, Bybit, OKX, BitMEX),"
+    " a large trade by quote notional. LIQ = a liquidation (or its venue's report of one),"
     " ADL = deleveraging, BLK = a block trade (off the book, not on the heatmap), where the"
     " venue marks them (L, A, B when narrow); \"liq 1.2\" in the minute's flow = what"
     " liquidations forced.",
