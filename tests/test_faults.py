@@ -411,6 +411,37 @@ async def test_a_book_quiet_from_the_start_on_an_answering_connection_stays_live
         assert seen == {FeedStatus.LIVE} and len(r.server.attempts) == 1
 
 
+async def test_a_book_frozen_from_its_first_snapshot_while_trades_print_through_it_is_stale():
+    """The book's deltas never came after its snapshot while the trades flowed: judged a quiet
+    book from the start on an answering connection, it read LIVE for quiet_max (300 s), the
+    tape printing sells below its best bid (and --compare showing a cross against it)."""
+    async with rig(stale_after=2.0, quiet_max=60.0, start=False) as r:
+        r.session.book_stream.activity.min_span = 1.0  # as a quiet book from the start is told
+        r.server.faults.drop_next("delta", 10**9)  # the snapshot, then trades only
+        r.task = r.session.start()
+        await r.live()
+        t0 = time.monotonic()
+        await r.until(lambda: r.state.status is FeedStatus.STALE, timeout=8)
+        assert "trades print through the book" in r.state.reason, r.state
+        stats = r.market.stats
+        assert stats.through_at and stats.through_at > stats.last_book_at
+        assert time.monotonic() - t0 < 7.0
+        # a stale time on: reconnected, a new snapshot (and STALE again, the deltas still gone)
+        await r.until(lambda: len(r.server.attempts) >= 2, timeout=10)
+
+
+async def test_a_live_book_with_trades_at_its_touch_stays_live():
+    # the same rule on a sound feed: trades at the touch, the book moving with them
+    async with rig(stale_after=2.0, quiet_max=60.0) as r:
+        seen = set()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            seen.add(r.state.status)
+            await asyncio.sleep(0.02)
+        assert seen == {FeedStatus.LIVE} and len(r.server.attempts) == 1
+        assert r.market.stats.trades_seen > 20
+
+
 async def test_a_silence_that_ends_in_a_stale_close_leaves_gaps_in_the_heatmap():
     async with rig() as r:
         await r.until(lambda: len(r.market.heatmap.columns) > 8)

@@ -456,6 +456,33 @@ def test_a_reported_liquidation_order_is_on_the_tape_and_in_the_liquidations_not
     assert (f.sell_base, f.count, f.forced_base) == (2.0, 1, 2.0)
 
 
+def test_a_fill_through_the_books_touch_is_noted_until_the_book_changes():
+    from obview.model import BLOCK, LIQUIDATION_ORDER
+
+    m = Market(Instrument("demo", "BTC-PERP", "X", 0.1, 0.001))
+    m.book.apply_snapshot([(100.0, 1.0), (99.9, 1.0)], [(100.1, 1.0), (100.2, 1.0)])
+    m.on_book_changed(999.0)
+
+    def fill(price: float, side: Side, kind: str = "", t: float = 1000.0) -> None:
+        m.add_trade(Trade("demo", "BTC-PERP", price, 0.5, side, "", t, t, kind=kind))
+
+    fill(100.0, Side.SELL)  # at the touch
+    fill(100.1, Side.BUY)
+    fill(100.05, Side.SELL)  # inside the spread (a hidden or price-improving order)
+    assert not m.stats.through_at
+    fill(99.8, Side.SELL, BLOCK)  # off the book: agreed elsewhere
+    fill(99.0, Side.SELL, LIQUIDATION_ORDER)  # a report at the bankruptcy price
+    assert not m.stats.through_at
+    fill(99.9, Side.SELL, t=1001.0)  # the bid at 100.0 should have gone first
+    assert m.stats.through_at == 1001.0
+    fill(99.8, Side.SELL, t=1002.0)  # the first one counts
+    assert m.stats.through_at == 1001.0
+    m.on_book_changed(1002.5)
+    assert not m.stats.through_at
+    fill(100.3, Side.BUY, t=1003.0)
+    assert m.stats.through_at == 1003.0
+
+
 def test_a_block_trade_is_not_counted_in_the_minute_of_taker_flow():
     # agreed off the book, a block is no taker's pressure on it (an 11 BTC block sell read as
     # most of the minute's selling); liquidations and deleveraging still count

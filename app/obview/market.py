@@ -283,6 +283,9 @@ class FeedStats:
     checksum_errors: int = 0
     last_frame_at: float = 0.0  # local time of the last frame
     last_book_at: float = 0.0  # local time of the last applied book change
+    #: local time of the first fill through the book's touch since the book last changed (0:
+    #: none): the book shown is behind the venue's (``Market._check_through``)
+    through_at: float = 0.0
     book_every: float | None = None  # measured interval between book pushes (snapshot venues)
     last_error: str = ""  # the last bad frame's or venue error's reason
     last_error_at: float = 0.0  # its local time
@@ -354,7 +357,9 @@ class Market:
                 self.stats.latency.add(ts_local, lat)
 
     def on_book_changed(self, ts_local: float) -> None:
-        self.stats.last_book_at = ts_local
+        stats = self.stats
+        stats.last_book_at = ts_local
+        stats.through_at = 0.0
         self.version += 1
 
     def set_instrument(self, instrument: Instrument) -> None:
@@ -409,7 +414,26 @@ class Market:
         base = self._count_flow(trade)
         if not off_book:  # agreed off the book, it took nothing there
             self.heatmap.add_trade(trade.price, base, trade.side)
+            if not stats.through_at:
+                self._check_through(trade)
         self.version += 1
+
+    def _check_through(self, trade: Trade) -> None:
+        """A fill through the book's touch (a taker sell below the best bid, a buy above the
+        best ask) says the book shown is not the venue's: the bids above a sell's price were
+        taken before it. Noted until the book next changes; the watchdog calls the book
+        STALE once it stays so (a book frozen from its first snapshot, trades flowing, read
+        LIVE for the quiet book's 300 s)."""
+        book = self.book
+        half = self.instrument.tick / 2
+        if trade.side is Side.SELL:
+            keys = book.bids._keys
+            through = bool(keys) and trade.price < keys[-1] - half
+        else:
+            keys = book.asks._keys
+            through = bool(keys) and trade.price > keys[0] + half
+        if through:
+            self.stats.through_at = trade.ts_local
 
     def tick(self, now: float | None = None) -> HeatmapColumn | None:
         """Take a heatmap sample if one is due. Non-LIVE time becomes a gap column."""

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT = 2.0
 #: the shortest silence that makes a busy book STALE (s): ``Activity`` decides from there
 BUSY_STALE = 5.0
+#: the least time a fill through the book's touch may stand unanswered by a book change (s):
+#: the trade and its book update can come on different sockets, or in different 100 ms batches
+THROUGH_GRACE = 2.0
 #: how long a stale close waits for the peer's answer before cutting the connection (s)
 CLOSE_WAIT = 0.3
 #: a check this much later than due (s): this process did not run meanwhile
@@ -47,6 +50,7 @@ class _Watch:
     def __init__(self, session: FeedSession, st: _Stream) -> None:
         self.session, self.st = session, st
         book = st is session.book_stream
+        self.is_book = book
         self.default = session.opts.stale_after or st.spec.stale_after
         # a fixed stale time from the options overrides the measured one
         self.cadence: Cadence | None = st.cadence if session.opts.stale_after is None and book else None
@@ -240,7 +244,29 @@ class _Watch:
                 silent = now - self.answered_at if silent < ordinary else silent - ordinary + stale_after
         # a book gone still while its connection answers: the stream is stuck
         what = "no book data" if self.answered_at > self.heard_at else "no data"
-        return silent, f"{what} for {now - self.heard_at:.1f} s"
+        why = f"{what} for {now - self.heard_at:.1f} s"
+        if self.is_book:
+            silent, why = self._through(silent, why)
+        return silent, why
+
+    def _through(self, silent: float, why: str) -> tuple[float, str]:
+        """A fill through the book's touch that no book change has answered since: the book
+        is behind the venue's however its connection answers (a quiet book's allowance kept
+        a book frozen from its first snapshot LIVE for 300 s while trades printed through it).
+        STALE once it stands longer than the grace (twice the venue's push interval, for one
+        that pushes whole books on a clock), the close a stale time after."""
+        stats = self.session.market.stats
+        through = stats.through_at
+        if not through or not self.session.pipeline.sync.synced:
+            return silent, why
+        age = time.time() - through
+        grace = max(THROUGH_GRACE, 2 * (stats.book_every or 0.0))
+        if age <= grace:
+            return silent, why
+        over = self.stale_after + age - grace
+        if over <= silent:
+            return silent, why
+        return over, f"trades print through the book, no book change for {age:.1f} s"
 
     def _on_answer(self, t: asyncio.Task) -> None:
         if not t.cancelled() and t.result():
