@@ -721,6 +721,38 @@ async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
         await server.close()
 
 
+async def test_a_book_from_rest_on_a_depth_socket_that_never_sent_a_frame_is_not_a_quiet_one():
+    """The REST snapshot made the book LIVE while its socket had sent nothing: once the book's
+    habit was being judged it counted as a book quiet from the start on an answering
+    connection, LIVE for quiet_max (300 s) at the snapshot's prices."""
+    server = await start_server(seed=9, symbols=["BTC-PERP"], rate=40)
+    try:
+
+        class WrongRoute(BinanceAdapter):
+            def streams(self):
+                specs = super().streams()
+                specs[0].url = specs[0].url.replace("/public/", "/market/")
+                return specs
+
+        ad = WrongRoute("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
+        market = Market(ad.default_instrument())
+        opts = SessionOptions(
+            backoff_base=0.05, backoff_max=0.2, connect_timeout=2.0, stale_after=0.5, quiet_max=60.0
+        )
+        session = FeedSession(ad, market, options=opts)
+        session.book_stream.activity.min_span = 0.2  # its habit judged at once
+        task = session.start()
+        try:
+            await until(lambda: market.live)
+            await until(lambda: market.state.status is FeedStatus.STALE, timeout=4)
+            assert "no data" in market.state.reason or "no book data" in market.state.reason
+        finally:
+            await session.stop()
+            task.cancel()
+    finally:
+        await server.close()
+
+
 @pytest.mark.skipif(not RECORDING.exists(), reason="recording not present")
 def test_an_instrument_named_in_lower_case_is_the_same_instrument():
     # the REST snapshot matched whatever the case, the stream events did not: "sushiusdt"

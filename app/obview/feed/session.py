@@ -78,7 +78,7 @@ class SessionOptions:
 
 
 class _Stream:
-    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence", "activity", "wait_end", "cut_from")
+    __slots__ = ("spec", "ws", "last_rx", "up_since", "attempt", "status", "reason", "stale", "connects", "close_reason", "outbox", "wake", "conn", "cadence", "activity", "wait_end", "cut_from", "got_frame")
 
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
@@ -102,6 +102,9 @@ class _Stream:
         # short (after its first second and after any wait the venue asked for)
         self.wait_end = 0.0
         self.cut_from = 0.0
+        # a frame has come on the current connection (a book taken from REST on a socket that
+        # never sent one is no quiet book's: nothing vouches for the socket)
+        self.got_frame = False
 
 
 class FeedSession:
@@ -328,6 +331,7 @@ class FeedSession:
             return
         st.ws = ws
         st.last_rx = time.time()
+        st.got_frame = False
         st.up_since = time.monotonic()
         st.stale = False
         watchdog = asyncio.create_task(watch(self, st))
@@ -393,6 +397,7 @@ class FeedSession:
 
         def sink(data: bytes, ts: float) -> None:
             try:
+                st.got_frame = True
                 if not is_book:
                     st.last_rx = ts
                 if recorder is not None:

@@ -211,10 +211,11 @@ class _Watch:
             # sooner than the venue's fixed stale time (a frozen BTC book read LIVE for 10 s); a
             # quiet one may be still far longer while its connection answers
             p = act.share(self.heard_at)
-            if p is None and self.changes == 0 and self.session.pipeline.sync.synced:
+            if p is None and self.changes == 0 and self.session.pipeline.sync.synced and self.st.got_frame:
                 # still since its first book: quiet from the start, and only the silence so far
                 # to go on (a book that changed and then froze, or one that never sent a book,
-                # gets the venue's stale time until its habit is known)
+                # gets the venue's stale time until its habit is known; so does a book taken
+                # from REST on a socket that has sent nothing: Binance's read LIVE for 300 s)
                 p = act.share(now)
             ordinary = (
                 stale_after if p is None
