@@ -303,6 +303,20 @@ def test_rpc_errors_and_refused_subscription():
     assert [type(x) for x in actions] == [Fatal] and m.state.status is FeedStatus.FAILED
 
 
+@pytest.mark.parametrize(
+    "frame",
+    ['{"foo":1}', '{"jsonrpc":"2.0","method":"weird"}', '{"type":"error","reason":"unknown op"}'],
+)
+def test_a_frame_of_no_known_shape_is_counted_and_said(frame):
+    # it was dropped unseen: a server answering in another protocol left the book SYNCING with
+    # no bad frame counted and no reason
+    a = DeribitAdapter("BTC-PERP")
+    m = Market(a.default_instrument())
+    pipe = FeedPipeline(a, m)
+    pipe.on_frame("ws", frame, 1)
+    assert m.stats.bad_frames == 1 and m.stats.last_error, m.stats
+
+
 def test_instrument_facts():
     btc = DeribitAdapter("BTC-PERP").default_instrument()
     assert (btc.size_unit, btc.contract_value, btc.tick, btc.lot) == ("quote", 1.0, 0.5, 10.0)
