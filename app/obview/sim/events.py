@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from obview.model import BLOCK, Level, Side
+from obview.model import BLOCK, LIQUIDATION, Level, Side
 
 
 @dataclass(slots=True)
@@ -15,6 +15,25 @@ class SimTrade:
     trade_id: int
     ts: float  # exchange time, seconds
     kind: str = ""  # "" (a fill), "liq" or "block" (obview.model's trade kinds)
+
+
+def liquidation_orders(trades: list[SimTrade]) -> list[list[SimTrade]]:
+    """A step's liquidation fills grouped by the order that made them (what a venue reporting
+    liquidations on a channel of its own reports): the engine fills a market order level by
+    level, each fill one id after the last and at a worse price."""
+    orders: list[list[SimTrade]] = []
+    prev: SimTrade | None = None
+    for t in trades:
+        if t.kind != LIQUIDATION:
+            prev = None
+            continue
+        worse = prev is not None and (t.price > prev.price if t.side is Side.BUY else t.price < prev.price)
+        if prev is not None and t.side is prev.side and t.trade_id == prev.trade_id + 1 and worse:
+            orders[-1].append(t)
+        else:
+            orders.append([t])
+        prev = t
+    return orders
 
 
 def on_book(trades: list[SimTrade]) -> list[SimTrade]:

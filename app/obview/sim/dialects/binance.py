@@ -47,9 +47,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from obview.model import LIQUIDATION, Side
+from obview.model import Side
 from obview.sim.dialects.base import Dialect, Out
-from obview.sim.events import on_book
+from obview.sim.events import liquidation_orders, on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -309,17 +309,7 @@ class BinanceDialect(Dialect):
     def _liquidation_orders(self, symbol: str, update: SimUpdate) -> list[dict]:
         """The liquidation orders of one step: each run of "liq" fills of one side (one market
         order's walk through the book) as a forceOrder ``o`` object."""
-        runs: list[list] = []
-        prev = None
-        for t in update.trades:
-            if t.kind != LIQUIDATION:
-                prev = None
-                continue
-            if prev is not None and prev.side is t.side:
-                runs[-1].append(t)
-            else:
-                runs.append([t])
-            prev = t
+        runs = liquidation_orders(update.trades)
         m = self.markets[symbol]
         fp, fs = m.fmt_price, m.fmt_size
         orders = []

@@ -46,9 +46,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from obview.model import LIQUIDATION, Side
+from obview.model import Side
 from obview.sim.dialects.base import Dialect, Out
-from obview.sim.events import on_book
+from obview.sim.events import liquidation_orders, on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -227,17 +227,7 @@ class BitmexDialect(Dialect):
     def _liquidation_frames(self, native: str, m: SimMarket, trades) -> tuple[list[Out], list[Out]]:  # type: ignore[no-untyped-def]
         """(inserts, deletes) of the liquidation orders among ``trades``: a run of consecutive
         liquidation fills of one side is one order (the engine's liquidating market order)."""
-        runs: list[list] = []
-        prev = None
-        for t in trades:
-            if t.kind != LIQUIDATION:
-                prev = None
-                continue
-            if prev is not None and prev.side is t.side:
-                runs[-1].append(t)
-            else:
-                runs.append([t])
-            prev = t
+        runs = liquidation_orders(trades)
         inserts: list[Out] = []
         deletes: list[Out] = []
         for run in runs:

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from obview.model import BLOCK, LIQUIDATION, Side
+from obview.model import BLOCK, Side
 from obview.sim.dialects.base import Dialect, Out
+from obview.sim.events import liquidation_orders
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
-    from obview.sim.events import SimTrade, SimUpdate
+    from obview.sim.events import SimUpdate
 
 DEPTHS = (1, 50, 200, 1000)
 LIQUIDATION_PUSH = 0.5  # s: allLiquidation's documented push frequency
@@ -59,26 +60,6 @@ def _native_map() -> Mapping[str, str]:
     from obview.venues.registry import native_map
 
     return native_map("bybit")
-
-
-def _liquidation_orders(trades: list[SimTrade]) -> list[list[SimTrade]]:
-    """The step's liquidation fills grouped by order: the engine fills a market order level by
-    level, each fill one id after the last and at a worse price."""
-    orders: list[list[SimTrade]] = []
-    prev: SimTrade | None = None
-    for t in trades:
-        if t.kind != LIQUIDATION:
-            prev = None
-            continue
-        worse = prev is not None and (
-            t.price > prev.price if t.side is Side.BUY else t.price < prev.price
-        )
-        if prev is not None and t.side is prev.side and t.trade_id == prev.trade_id + 1 and worse:
-            orders[-1].append(t)
-        else:
-            orders.append([t])
-        prev = t
-    return orders
 
 
 class _BookTopic:
@@ -287,7 +268,7 @@ class BybitDialect(Dialect):
         m = self.markets[symbol]
         native = topic.split(".", 1)[1]
         pending = self._liq_pending.setdefault(symbol, [])
-        for order in _liquidation_orders(update.trades):
+        for order in liquidation_orders(update.trades):
             first, last = order[0], order[-1]
             pending.append(
                 {

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from obview.model import LIQUIDATION, Side
+from obview.model import Side
 from obview.sim.dialects.base import Dialect, Out
-from obview.sim.events import on_book
+from obview.sim.events import liquidation_orders, on_book
 
 if TYPE_CHECKING:
     from obview.sim.engine import SimMarket
@@ -248,14 +248,10 @@ class OkxDialect(Dialect):
         in this one-second period."""
         from obview.venues.okx import inst_type
 
-        run: list[SimTrade] = []
-        for t in trades:
-            if t.kind == LIQUIDATION and (not run or t.side is run[0].side):
-                run.append(t)
-            elif run:
-                break  # the order's fills are one run on one side
-        if not run:
+        orders = liquidation_orders(trades)
+        if not orders:
             return None
+        run = orders[0]  # one order per contract a second: the step's first
         inst_id = self._inst_id(symbol)
         if inst_id is None:
             return None
