@@ -687,18 +687,21 @@ async def test_dialect_routes_and_rest_errors():
         await server.close()
 
 
+class WrongRoute(BinanceAdapter):
+    """Depth asked on the trade route: the handshake succeeds and nothing ever arrives (what
+    the legacy URLs do since the route split)."""
+
+    def streams(self):
+        specs = super().streams()
+        specs[0].url = specs[0].url.replace("/public/", "/market/")
+        return specs
+
+
 async def test_e2e_silent_route_is_caught_by_the_stale_watchdog():
     """Depth asked on the wrong route: the handshake succeeds and nothing ever arrives (what the
     legacy URLs do since the route split). The per-stream watchdog must flag it."""
     server = await start_server(seed=9, symbols=["BTC-PERP"], rate=40)
     try:
-
-        class WrongRoute(BinanceAdapter):
-            def streams(self):
-                specs = super().streams()
-                specs[0].url = specs[0].url.replace("/public/", "/market/")
-                return specs
-
         ad = WrongRoute("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
         market = Market(ad.default_instrument())
         opts = SessionOptions(
@@ -727,13 +730,6 @@ async def test_a_book_from_rest_on_a_depth_socket_that_never_sent_a_frame_is_not
     connection, LIVE for quiet_max (300 s) at the snapshot's prices."""
     server = await start_server(seed=9, symbols=["BTC-PERP"], rate=40)
     try:
-
-        class WrongRoute(BinanceAdapter):
-            def streams(self):
-                specs = super().streams()
-                specs[0].url = specs[0].url.replace("/public/", "/market/")
-                return specs
-
         ad = WrongRoute("BTC-PERP", endpoint=server.url(""), rest_endpoint=server.http_url())
         market = Market(ad.default_instrument())
         opts = SessionOptions(
