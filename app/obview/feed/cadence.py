@@ -51,6 +51,14 @@ class Cadence:
             return None
         return statistics.median(self._gaps)
 
+    @property
+    def longest(self) -> float | None:
+        """The longest recent interval between changes (s), once ``need`` have been seen: a
+        push may come that late without anything being wrong (2-5 s, irregularly)."""
+        if len(self._gaps) < self.need:
+            return None
+        return max(self._gaps)
+
     def stale_after(self, default: float) -> float:
         typical = self.typical
         if typical is None:

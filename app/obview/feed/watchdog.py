@@ -79,6 +79,9 @@ class _Watch:
         # the probe runs beside the loop: waiting on its pong held up every other check (a
         # venue that never reads, the snapshot timeout)
         self.probe: asyncio.Task | None = None
+        #: the fill through the book's touch being judged: (its wall stamp, its place on the
+        #: monotonic clock), placed when first seen as ``_heard`` places frames
+        self.through: tuple[float, float] = (0.0, 0.0)
         #: a stop of this process not yet shown to be ours: (its end, its length, wall time)
         self.resumed: tuple[float, float, float] | None = None
 
@@ -247,21 +250,35 @@ class _Watch:
         what = "no book data" if self.answered_at > self.heard_at else "no data"
         why = f"{what} for {now - self.heard_at:.1f} s"
         if self.is_book:
-            silent, why = self._through(silent, why)
+            silent, why = self._through(now, silent, why)
         return silent, why
 
-    def _through(self, silent: float, why: str) -> tuple[float, str]:
+    def _through(self, now: float, silent: float, why: str) -> tuple[float, str]:
         """A fill through the book's touch that no book change has answered since: the book
         is behind the venue's however its connection answers (a quiet book's allowance kept
         a book frozen from its first snapshot LIVE for 300 s while trades printed through it).
-        STALE once it stands longer than the grace (twice the venue's push interval, for one
-        that pushes whole books on a clock), the close a stale time after."""
+        STALE once it stands longer than the grace (2 s; for a venue pushing whole books on a
+        clock, half as long again as its longest recent push interval), the close a stale time
+        after. Placed on the monotonic clock as frames are."""
         stats = self.session.market.stats
         through = stats.through_at
         if not through or not self.session.pipeline.sync.synced:
             return silent, why
-        age = time.time() - through
-        grace = max(THROUGH_GRACE, 2 * (stats.book_every or 0.0))
+        if self.through[0] != through:
+            # placed on the monotonic clock by its wall age, within the interval since the
+            # last look: a step of the wall clock neither closes a sound feed nor hides a
+            # frozen one
+            self.through = (through, now - min(max(time.time() - through, 0.0), 2 * self.check))
+        age = now - self.through[1]
+        grace = THROUGH_GRACE
+        if self.st.spec.stale_cadence is not None:
+            # whole books on a clock (Hyperliquid's every 2-5 s, irregularly): a fill runs
+            # ahead of the book until the next push; judged only once the pushes' longest
+            # recent interval is known, and given half as long again
+            longest = self.cadence.longest if self.cadence is not None else None
+            if longest is None:
+                return silent, why
+            grace = max(grace, 1.5 * longest)
         if age <= grace:
             return silent, why
         over = self.stale_after + age - grace
