@@ -82,8 +82,11 @@ def test_a_column_of_sizes_shares_one_scale_so_the_larger_reads_larger():
         return len(s.split(".")[0].rstrip("k").strip())
     ranked = sorted((v, ints(a)) for v, a in zip(vals, aligned, strict=True) if v)
     assert [n for _, n in ranked] == sorted(n for _, n in ranked)
-    # past four digits: the next scale for all of them (a tiny one 0.000M, not an empty cell)
-    assert compact_column([12.3e6, 741e3, 4.0]) == ["12.3M", "0.74M", "0.000M"]
+    # past four digits: the next scale for all of them; one too small for it is said so, never
+    # a zero (0.000M read as an empty level)
+    assert compact_column([12.3e6, 741e3, 4.0]) == ["12.3M", "0.74M", "<0.001M"]
+    assert compact_column([1e6, 0.4, 1.0]) == ["1000k", "<0.001k", "0.001k"]
+    assert compact_column([float("nan"), 1.0]) == ["nan", "1.00"]
     # under 10000: no suffix, as compact() has it below 1000
     assert compact_column([0.003, 1.5, 1500.0, 800.0]) == ["0.0030", "1.50", "1500", "800"]
     assert compact_column([0.0012, 0.5, 12.0]) == [compact(0.0012), compact(0.5), compact(12.0)]

@@ -92,7 +92,7 @@ def compact_column(values: Sequence[float]) -> list[str]:
     out = []
     for v in values:
         if not v or not math.isfinite(v):
-            out.append("" if not v else compact(v))
+            out.append("" if not v else str(v))
             continue
         w = abs(v) / div
         sign = "-" if v < 0 else ""
@@ -102,6 +102,9 @@ def compact_column(values: Sequence[float]) -> list[str]:
         d = 0 if w >= 99.95 else 1 if w >= 9.995 else 2
         if d == 2 and w < 0.005:
             d = 3  # not a "0.00k" for a non-zero size
+        if w < 0.0005:
+            out.append(f"{sign}<0.001{suffix}")  # too small for the scale, but not nothing
+            continue
         out.append(f"{sign}{w:.{d}f}{suffix}")
     return out
 
