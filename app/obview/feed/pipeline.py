@@ -208,9 +208,11 @@ class FeedPipeline:
                 self._on_sync_result(res, ev.ts_exchange, ts_local, actions, whole)
             elif cls is Trade:
                 market.add_trade(ev)
-                if ev.kind != LIQUIDATION_ORDER:  # its time is the liquidation's, not a push's
+                if ev.kind != LIQUIDATION_ORDER:
+                    # a liquidation report is no fill (counted as a liquidation) and its time
+                    # is the liquidation's, not a push's
                     market.on_exchange_time(ev.ts_exchange, ts_local)
-                self.trades += 1
+                    self.trades += 1
                 if self.bus is not None:
                     self.bus.publish(TRADE, market.venue, market.symbol, ev)
             elif isinstance(ev, BookSnapshot):
