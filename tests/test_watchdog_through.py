@@ -30,8 +30,8 @@ def _bybit_with_a_fill_through(age: float):
     m = Market(ad.default_instrument())
     p = FeedPipeline(ad, m)
     now = time.time()
-    snap = BookSnapshot("bybit", "BTC-PERP", [(100.0, 1.0)], [(100.1, 1.0)], 1, now, now)
-    p._on_sync_result(p.sync.on_snapshot(snap), None, now, [])
+    snap = BookSnapshot("bybit", "BTC-PERP", [(100.0, 1.0)], [(100.1, 1.0)], 1, now - 1.0, now - 1.0)
+    p._on_sync_result(p.sync.on_snapshot(snap), None, now - 1.0, [])
     m.add_trade(Trade("bybit", "BTC-PERP", 99.9, 1.0, Side.SELL, "1", now - age, now - age))
     assert m.stats.through_at
     return ad, m, p, now

@@ -286,6 +286,8 @@ class FeedStats:
     #: local time of the first fill through the book's touch since the book last changed (0:
     #: none): the book shown is behind the venue's (``Market._check_through``)
     through_at: float = 0.0
+    #: the venue's time of the last applied book change (0: not known)
+    book_exchange_at: float = 0.0
     book_every: float | None = None  # measured interval between book pushes (snapshot venues)
     last_error: str = ""  # the last bad frame's or venue error's reason
     last_error_at: float = 0.0  # its local time
@@ -424,6 +426,13 @@ class Market:
         taken before it. Noted until the book next changes; the watchdog calls the book
         STALE once it stays so (a book frozen from its first snapshot, trades flowing, read
         LIVE for the quiet book's 300 s)."""
+        stats = self.stats
+        # a fill no newer than the book (the venue's time, else the same read): the book
+        # already has what came after it (a sweep, then the makers' new quotes, in one step)
+        if trade.ts_local <= stats.last_book_at:
+            return
+        if trade.ts_exchange is not None and trade.ts_exchange <= stats.book_exchange_at:
+            return
         book = self.book
         half = self.instrument.tick / 2
         if trade.side is Side.SELL:
@@ -433,7 +442,7 @@ class Market:
             keys = book.asks._keys
             through = bool(keys) and trade.price > keys[0] + half
         if through:
-            self.stats.through_at = trade.ts_local
+            stats.through_at = trade.ts_local
 
     def tick(self, now: float | None = None) -> HeatmapColumn | None:
         """Take a heatmap sample if one is due. Non-LIVE time becomes a gap column."""

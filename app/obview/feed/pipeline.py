@@ -291,6 +291,7 @@ class FeedPipeline:
             market = self.market
             market.on_exchange_time(ts_exchange, ts_local)
             market.on_book_changed(ts_local)
+            market.stats.book_exchange_at = ts_exchange or 0.0
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
             if not whole:
