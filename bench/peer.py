@@ -112,8 +112,8 @@ class _EndMarket(Market):
         self.t1 = self.c1 = 0.0
         self.done: asyncio.Future | None = None
 
-    def on_book_changed(self, ts_local: float) -> None:
-        super().on_book_changed(ts_local)
+    def on_book_changed(self, ts_local: float, ts_exchange: float | None = None) -> None:
+        super().on_book_changed(ts_local, ts_exchange)
         sync = self.sync
         if sync is None or not sync.synced or sync.last_seq is None:
             return

@@ -483,8 +483,7 @@ def test_a_fill_through_the_books_touch_is_noted_until_the_book_changes():
     assert m.stats.through_at == 1003.0
     # a fill no newer than the book (a sweep, then the makers' new quotes, in one step; the
     # trade read after the delta): the book already holds what came after it
-    m.on_book_changed(1004.0)
-    m.stats.book_exchange_at = 1004.0
+    m.on_book_changed(1004.0, 1004.0)
     fill(100.3, Side.BUY, t=1004.0)  # the same read
     m.add_trade(Trade("demo", "BTC-PERP", 100.3, 0.5, Side.BUY, "", 1003.9, 1004.2))  # older
     assert not m.stats.through_at

@@ -358,9 +358,10 @@ class Market:
             if -MAX_CLOCK_OFFSET < lat < MAX_CLOCK_OFFSET:
                 self.stats.latency.add(ts_local, lat)
 
-    def on_book_changed(self, ts_local: float) -> None:
+    def on_book_changed(self, ts_local: float, ts_exchange: float | None = None) -> None:
         stats = self.stats
         stats.last_book_at = ts_local
+        stats.book_exchange_at = ts_exchange or 0.0
         stats.through_at = 0.0
         self.version += 1
 

@@ -290,8 +290,7 @@ class FeedPipeline:
         if st is _APPLIED:
             market = self.market
             market.on_exchange_time(ts_exchange, ts_local)
-            market.on_book_changed(ts_local)
-            market.stats.book_exchange_at = ts_exchange or 0.0
+            market.on_book_changed(ts_local, ts_exchange)
             if self.bus is not None:
                 self.bus.publish(BOOK, market.venue, market.symbol)
             if not whole:
