@@ -48,15 +48,13 @@ perpetuals (ETHUSDT, SOLUSDT) count contracts of ``1 / underlyingToPositionMulti
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 from urllib.parse import quote
 
 from obview.book import OrderBook
-from obview.model import LIQUIDATION_ORDER, Instrument, Side, Trade
+from obview.model import Instrument, Side, Trade
 from obview.venues.base import (
     FULL_DEPTH_MAX_SIZE,
-    MAX_NUMBER,
     BookFrameError,
     BookSync,
     Event,
@@ -82,13 +80,34 @@ from obview.venues.bitmex_book import (
     Row,
 )
 from obview.venues.bitmex_fast import TRADE_TABLE, fast_decoder
+from obview.venues.bitmex_rows import (
+    LIQUIDATION_TABLE,
+    liquidation_trades,
+    liquidations_only,
+)
+from obview.venues.bitmex_rows import (
+    SIDES as _SIDES,
+)
+from obview.venues.bitmex_rows import (
+    iso_time as _iso,
+)
+from obview.venues.bitmex_rows import (
+    level_id as _level_id,
+)
+from obview.venues.bitmex_rows import (
+    price_of as _price,
+)
+from obview.venues.bitmex_rows import (
+    side_of as _side,
+)
+from obview.venues.bitmex_rows import (
+    size_of as _size,
+)
 
 WS_PATH = "/realtime"
 BOOK_TABLE = "orderBookL2"
-LIQUIDATION_TABLE = "liquidation"
 
 _ACTIONS = {"insert": INSERT, "update": UPDATE, "delete": DELETE}
-_SIDES = {"Buy": True, "Sell": False}
 
 #: built-in facts used until the instrument endpoint answers:
 #: symbol -> (tick, lot in contracts, size_unit, contract_value, base, quote)
@@ -98,59 +117,6 @@ DEFAULTS: dict[str, tuple[float, float, str, float, str, str]] = {
     "SOLUSDT": (0.001, 1000.0, "contract", 1e-4, "SOL", "USDT"),
 }
 _CURRENCIES = {"XBT": "BTC", "XBt": "BTC", "USDt": "USDT"}
-
-# -- field readers: numbers from the network must be finite, prices > 0, sizes >= 0 ---------------
-def _price(v: object) -> float:
-    p = number(v, "price", strings=False)
-    if not 0 < p < MAX_NUMBER:
-        raise FrameError(f"price {p:g} out of range")
-    return p
-
-
-def _size(v: object) -> float:
-    # a book row's numbers are checked here: the pipeline's check sees a BitMEX delta's levels
-    # only once the sync has made them, after the book took them (1e300 went in)
-    s = number(v, "size", strings=False)
-    if not 0 <= s < MAX_NUMBER:
-        raise FrameError(f"size {s:g} out of range")
-    return s
-
-
-_last_iso: tuple[str, float] = ("", 0.0)
-
-
-def _iso(v: object) -> float:
-    """``2021-07-22T22:36:11.685Z`` -> seconds since the epoch."""
-    global _last_iso
-    if not isinstance(v, str):
-        raise FrameError("timestamp is not a string")
-    if v == _last_iso[0]:
-        return _last_iso[1]
-    try:
-        ts = datetime.fromisoformat(v).timestamp()
-    except ValueError:
-        raise FrameError(f"bad timestamp {v[:40]!r}") from None
-    if not v.endswith(("Z", "+00:00")):
-        raise FrameError(f"timestamp {v[:40]!r} is not UTC")
-    _last_iso = (v, ts)
-    return ts
-
-
-def _side(row: dict) -> bool:
-    side = row.get("side")
-    # a list or an object there (unhashable) was a TypeError: a plain bad frame, no resync
-    is_bid = _SIDES.get(side) if isinstance(side, str) else None
-    if is_bid is None:
-        raise FrameError(f"unknown side {str(row.get('side'))[:20]!r}")
-    return is_bid
-
-
-def _level_id(row: dict) -> int:
-    id_ = row.get("id")
-    if id_.__class__ is not int:
-        raise FrameError(f"level id is not an integer: {str(id_)[:30]}")
-    return id_  # type: ignore[return-value]
-
 
 class BitmexAdapter(VenueAdapter):
     """BitMEX perpetuals: XBTUSD (inverse, USD contracts) and USDT-margined linear ones."""
@@ -313,7 +279,7 @@ class BitmexAdapter(VenueAdapter):
         if table == TRADE_TABLE:
             return self._trades(msg, ts_local)
         if table == LIQUIDATION_TABLE:
-            return self._liquidations(msg, ts_local)
+            return liquidation_trades(msg, self.native, self.name, self.symbol, ts_local)
         return []  # quote, instrument and other tables: not ours
 
     def _control(self, stream: str, msg: dict) -> list[Event]:
@@ -325,7 +291,7 @@ class BitmexAdapter(VenueAdapter):
             # a refused subscription (unknown symbol or table) will not fix itself; rate limits
             # and "already subscribed" (a resync racing its own unsubscribe) will
             fatal = op == "subscribe" and status == 400 and "already subscribed" not in text.lower()
-            if _liquidations_only(request):
+            if liquidations_only(request):
                 # the liquidation topic, subscribed on its own: without it the book and the
                 # trades are whole, only the liquidation reports are missing
                 return [VenueError(stream, f"BitMEX {status or 'error'} (liquidations): {text}")]
@@ -457,46 +423,6 @@ class BitmexAdapter(VenueAdapter):
             )
         return out
 
-    def _liquidations(self, msg: dict, ts_local: float) -> list[Event]:
-        """A new liquidation order of our instrument (``insert``): one LIQUIDATION_ORDER trade.
-        The rows carry no time, so ``ts_exchange`` is None (the tape shows the arrival)."""
-        action = msg.get("action")
-        data = msg.get("data")
-        if not isinstance(data, list):
-            raise FrameError("liquidation frame without a data list")
-        if action != "insert":
-            if action in ("partial", "update", "delete"):
-                # open before we subscribed / filling / done: not a new liquidation
-                return []
-            raise FrameError(f"unknown liquidation action {str(action)[:20]!r}")
-        out: list[Event] = []
-        native = self.native
-        for r in data:
-            if not isinstance(r, dict):
-                raise FrameError("liquidation row is not an object")
-            if r.get("symbol") != native:
-                continue  # all instruments' when subscribed without a symbol
-            side = r.get("side")
-            if not isinstance(side, str) or side not in _SIDES:
-                raise FrameError(f"unknown liquidation side {str(side)[:20]!r}")
-            size = _size(r.get("leavesQty"))  # contracts, as the trades' and the book's sizes
-            if size == 0:
-                continue  # nothing left of the order when it was published: nothing to show
-            out.append(
-                Trade(
-                    venue=self.name,
-                    symbol=self.symbol,
-                    price=_price(r.get("price")),  # the order's limit: the bankruptcy price
-                    size=size,
-                    side=Side.BUY if side == "Buy" else Side.SELL,  # the order's: Sell = a long
-                    trade_id=str(r.get("orderID", ""))[:64],
-                    ts_exchange=None,
-                    ts_local=ts_local,
-                    kind=LIQUIDATION_ORDER,
-                )
-            )
-        return out
-
     # -- book sync --------------------------------------------------------------------------
     def make_sync(self, book: OrderBook) -> BookSync:
         return BitmexSync(book)
@@ -560,16 +486,3 @@ BitmexAdapter._book_frame, BitmexAdapter._decode = fast_decoder(BitmexAdapter.bo
 
 def _ccy(code: str) -> str:
     return _CURRENCIES.get(code, code.upper())
-
-
-def _liquidations_only(request: object) -> bool:
-    """Whether a refused request asked for liquidation topics and nothing else (ours is sent
-    in a frame of its own). ``args`` may also be a single topic as a string."""
-    args = request.get("args") if isinstance(request, dict) else None
-    if isinstance(args, str):
-        args = [args]
-    return (
-        isinstance(args, list)
-        and 0 < len(args) <= 16
-        and all(isinstance(a, str) and a.partition(":")[0] == LIQUIDATION_TABLE for a in args)
-    )
